@@ -1,0 +1,1 @@
+"""accel: accelerator descriptions (YAML or preset) -> validated, frozen Accelerator objects."""

@@ -1,0 +1,1 @@
+"""hdl: Verilog N:M units, cocotb testbenches and calibration of simulator parameters."""

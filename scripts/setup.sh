@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything sparsim needs on a fresh Debian machine, idempotently:
+#   Debian: verilator, iverilog, yosys (RTL simulation and synthesis)
+#   Python: a .venv with torch pinned to the local CPU wheel, then sparsim and its dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+need_apt=()
+command -v verilator >/dev/null 2>&1 || need_apt+=(verilator)
+command -v iverilog  >/dev/null 2>&1 || need_apt+=(iverilog)
+command -v yosys     >/dev/null 2>&1 || need_apt+=(yosys)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+# The CPU build of torch lies on the machine; asking for it first keeps pip from pulling CUDA wheels.
+$VENV/bin/python -c "import torch" 2>/dev/null || $PIP install -q torch==2.13.0
+$PIP install -q -e ".[dev]"
+touch "$VENV/.installed"
+echo "setup: done"

@@ -1,0 +1,1 @@
+"""search: Workload x Accelerator x objective -> masks and hardware on a Pareto front."""

@@ -1,0 +1,1 @@
+"""simulator: Workload x Accelerator -> SimResult (per-layer cycles, stalls, traffic, energy)."""
