@@ -1,0 +1,273 @@
+"""Accelerator descriptions: parse (YAML) -> validate (types, ranges, semantics, defaults) -> build.
+
+Every error names the key path and what was expected, e.g.
+``compute.sparse_modes[1]: N must be <= M, got 5:4``. The document's keys are listed in
+``accel/presets/README.md``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .energy import DRAM_PJ_PER_BYTE, default_table, node_scale, sram_pj_per_byte
+from .errors import AccelConfigError, FpgaFitError
+from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
+                   MetadataFormat, Operand, SparseSupport, Timing, ZeroHandling)
+
+_REQUIRED = object()
+
+
+class _Ctx:
+    """Reads typed values out of a mapping, naming the key path in every error."""
+
+    def __init__(self, doc: Any, path: str, allowed: tuple[str, ...]):
+        if not isinstance(doc, dict):
+            raise AccelConfigError(f"{path or '<document>'}: expected a mapping, got {_show(doc)}")
+        unknown = [k for k in doc if k not in allowed]
+        if unknown:
+            raise AccelConfigError(f"{self._p(path, unknown[0])}: unknown key; expected one of {', '.join(allowed)}")
+        self.doc, self.path = doc, path
+
+    @staticmethod
+    def _p(path, key):
+        return f"{path}.{key}" if path else str(key)
+
+    def where(self, key) -> str:
+        return self._p(self.path, key)
+
+    def get(self, key, default=_REQUIRED):
+        if key not in self.doc or self.doc[key] is None:
+            if default is _REQUIRED:
+                raise AccelConfigError(f"{self.where(key)}: required key is missing")
+            return default
+        return self.doc[key]
+
+    def int(self, key, default=_REQUIRED, minimum=1):
+        v = self.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise AccelConfigError(f"{self.where(key)}: expected an integer >= {minimum}, got {_show(v)}")
+        return v
+
+    def num(self, key, default=_REQUIRED, positive=True):
+        v = self.get(key, default)
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+                (positive and v <= 0) or (not positive and v < 0):
+            want = "a positive number" if positive else "a number >= 0"
+            raise AccelConfigError(f"{self.where(key)}: expected {want}, got {_show(v)}")
+        return float(v)
+
+    def bool(self, key, default=_REQUIRED):
+        v = self.get(key, default)
+        if not isinstance(v, bool):
+            raise AccelConfigError(f"{self.where(key)}: expected true or false, got {_show(v)}")
+        return v
+
+    def str(self, key, default=_REQUIRED):
+        v = self.get(key, default)
+        if not isinstance(v, str):
+            raise AccelConfigError(f"{self.where(key)}: expected a string, got {_show(v)}")
+        return v
+
+    def enum(self, key, cls, default=_REQUIRED):
+        v = self.get(key, default)
+        try:
+            return cls(v.lower() if isinstance(v, str) else v)
+        except ValueError:
+            raise AccelConfigError(f"{self.where(key)}: expected one of {', '.join(e.value for e in cls)}, "
+                                   f"got {_show(v)}") from None
+
+    def list(self, key, default=_REQUIRED):
+        v = self.get(key, default)
+        if not isinstance(v, list):
+            raise AccelConfigError(f"{self.where(key)}: expected a list, got {_show(v)}")
+        return v
+
+
+def _show(v) -> str:
+    return repr(v) if not isinstance(v, dict) else "a mapping"
+
+
+def _parse_mode(text, where: str) -> tuple[int, int] | None:
+    if isinstance(text, str) and text.strip().lower() == "dense":
+        return None
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise AccelConfigError(f"{where}: expected 'dense' or 'N:M' such as '2:4', got {_show(text)}")
+    a, b = text.split(":")
+    try:
+        n, m = int(a), int(b)
+    except ValueError:
+        raise AccelConfigError(f"{where}: expected 'dense' or 'N:M' such as '2:4', got {_show(text)}") from None
+    if m < 1 or n < 1:
+        raise AccelConfigError(f"{where}: N and M must be >= 1, got {n}:{m}")
+    if n > m:
+        raise AccelConfigError(f"{where}: N must be <= M, got {n}:{m}")
+    return n, m
+
+
+# ---------------------------------------------------------------------------------------------- build
+_TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga")
+_COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_bits", "accumulator_bits",
+            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "timing")
+_MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
+           "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
+_ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj")
+_FPGA = ("device", "dsp", "bram36", "lut", "ff", "clock_hz", "macs_per_dsp", "lut_per_pe", "lut_per_mux_bit",
+         "ff_per_pe")
+
+
+def build(doc: dict, source: str = "") -> Accelerator:
+    """Validate a parsed description (a dict) and build the frozen :class:`Accelerator`."""
+    top = _Ctx(doc, "", _TOP)
+    name = top.str("name")
+    c = _Ctx(top.get("compute"), "compute", _COMPUTE)
+    modes: list[tuple[int, int]] = []
+    for i, t in enumerate(c.list("sparse_modes", ["dense"])):
+        mode = _parse_mode(t, f"compute.sparse_modes[{i}]")
+        if mode is not None and mode not in modes and mode[0] != mode[1]:
+            modes.append(mode)
+    amax = c.get("arbitrary_nm_max_m", None)
+    if amax is not None:
+        amax = c.int("arbitrary_nm_max_m", minimum=2)
+        if amax & (amax - 1):
+            raise AccelConfigError(f"compute.arbitrary_nm_max_m: expected a power of two >= 2, got {amax}")
+    sparse = SparseSupport(modes=tuple(modes), arbitrary_max_m=amax,
+                           zero_handling=c.enum("zero_handling", ZeroHandling, "skip"),
+                           metadata=c.enum("metadata", MetadataFormat, "index"))
+    t = _Ctx(c.get("timing", {}), "compute.timing", ("fold_overhead_cycles", "pipeline_latency_cycles"))
+    timing = Timing(fold_overhead_cycles=t.int("fold_overhead_cycles", 0, minimum=0),
+                    pipeline_latency_cycles=t.int("pipeline_latency_cycles", 0, minimum=0))
+    compute = ComputeArray(rows=c.int("rows"), cols=c.int("cols"), dataflow=c.enum("dataflow", Dataflow),
+                           clock_hz=c.num("clock_hz"), activation_bits=c.int("activation_bits", 8),
+                           weight_bits=c.int("weight_bits", 8), accumulator_bits=c.int("accumulator_bits", 32),
+                           sparse=sparse, timing=timing)
+
+    e = _Ctx(top.get("energy", {}), "energy", _ENERGY)
+    node = e.num("node_nm", 45.0)
+    table = default_table(node, e.num("static_power_w", 0.0, positive=False))
+    if e.get("mac_pj", None) is not None:
+        mp = e.get("mac_pj")
+        if not isinstance(mp, dict) or not mp:
+            raise AccelConfigError(f"energy.mac_pj: expected a mapping of operand bits to pJ, got {_show(mp)}")
+        mac = []
+        for bits, pj in mp.items():
+            mc = _Ctx({"v": pj}, f"energy.mac_pj.{bits}", ("v",))
+            if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+                raise AccelConfigError(f"energy.mac_pj: keys must be operand widths in bits, got {_show(bits)}")
+            mac.append((bits, mc.num("v")))
+        table = EnergyTable(**{**vars(table), "mac_pj": tuple(sorted(mac)), "source": "description file"})
+    overrides = {k: e.num(k, positive=False) for k in ("gated_mac_fraction", "index_mux_pj", "register_pj")
+                 if e.get(k, None) is not None}
+    if overrides:
+        table = EnergyTable(**{**vars(table), **overrides})
+
+    memories = []
+    raw_mems = top.list("memories")
+    if not raw_mems:
+        raise AccelConfigError("memories: expected at least one on-chip memory")
+    seen_names = set()
+    for i, md in enumerate(raw_mems):
+        m = _Ctx(md, f"memories[{i}]", _MEMORY)
+        size = m.int("size_bytes")
+        holds = []
+        for j, h in enumerate(m.list("holds")):
+            try:
+                holds.append(Operand(h))
+            except ValueError:
+                raise AccelConfigError(f"memories[{i}].holds[{j}]: expected one of "
+                                       f"{', '.join(o.value for o in Operand)}, got {_show(h)}") from None
+        mname = m.str("name")
+        if mname in seen_names:
+            raise AccelConfigError(f"memories[{i}].name: '{mname}' is used twice")
+        seen_names.add(mname)
+        rd_pj = m.num("read_energy_pj_per_byte", sram_pj_per_byte(size, node), positive=False)
+        rbw = m.num("read_bw_bytes_per_cycle")
+        memories.append(Memory(name=mname, size_bytes=size, read_bw_bytes_per_cycle=rbw,
+                               write_bw_bytes_per_cycle=m.num("write_bw_bytes_per_cycle", rbw),
+                               read_energy_pj_per_byte=rd_pj,
+                               write_energy_pj_per_byte=m.num("write_energy_pj_per_byte", rd_pj, positive=False),
+                               holds=tuple(holds), banks=m.int("banks", 1),
+                               double_buffered=m.bool("double_buffered", True)))
+    for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT):
+        if not any(op in mem.holds for mem in memories):
+            raise AccelConfigError(f"memories: no memory holds '{op.value}'; every operand needs one "
+                                   f"(list it under some memories[i].holds)")
+    if not any(Operand.METADATA in mem.holds for mem in memories):
+        # metadata travels with the weights unless a memory of its own is declared
+        idx = next(i for i, mem in enumerate(memories) if Operand.WEIGHT in mem.holds)
+        mem = memories[idx]
+        memories[idx] = Memory(**{**vars(mem), "holds": mem.holds + (Operand.METADATA,)})
+
+    d = _Ctx(top.get("dram"), "dram", ("bandwidth_bytes_per_s", "energy_pj_per_byte"))
+    dram = Dram(bandwidth_bytes_per_s=d.num("bandwidth_bytes_per_s"),
+                energy_pj_per_byte=d.num("energy_pj_per_byte", DRAM_PJ_PER_BYTE, positive=False))
+
+    fpga = None
+    if top.get("fpga", None) is not None:
+        f = _Ctx(top.get("fpga"), "fpga", _FPGA)
+        fpga = FpgaBudget(device=f.str("device", "fpga"), dsp=f.int("dsp"), bram36=f.int("bram36"),
+                          lut=f.int("lut"), ff=f.int("ff"), clock_hz=f.num("clock_hz"),
+                          macs_per_dsp=f.num("macs_per_dsp", 1.0), lut_per_pe=f.num("lut_per_pe", 40.0, False),
+                          lut_per_mux_bit=f.num("lut_per_mux_bit", 1.0, False), ff_per_pe=f.num("ff_per_pe", 64.0, False))
+        if fpga.clock_hz < compute.clock_hz:
+            raise AccelConfigError(f"compute.clock_hz: {compute.clock_hz:g} Hz is above the FPGA budget's "
+                                   f"fpga.clock_hz {fpga.clock_hz:g} Hz")
+    acc = Accelerator(name=name, compute=compute, memories=tuple(memories), dram=dram, energy=table, fpga=fpga,
+                      description=top.str("description", ""), source=top.str("source", source))
+    if fpga is not None:
+        from .fpga import fpga_usage
+        usage = fpga_usage(acc)
+        if not usage.fits:
+            over = ", ".join(f"{k} {v * 100:.0f}%" for k, v in usage.utilization().items() if v > 1.0)
+            raise FpgaFitError(f"accelerator '{name}' does not fit {fpga.device}: {over} of the budget "
+                               f"(needs DSP {usage.dsp}/{fpga.dsp}, BRAM36 {usage.bram36}/{fpga.bram36}, "
+                               f"LUT {usage.lut}/{fpga.lut}, FF {usage.ff}/{fpga.ff})")
+    return acc
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_yaml(path: Path, _stack=()) -> dict:
+    """Read a YAML description, resolving ``include:`` (paths relative to the file; the including
+    document's own keys win over included ones)."""
+    path = Path(path)
+    if path.resolve() in _stack:
+        raise AccelConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in _stack)})")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise AccelConfigError(f"accelerator file {path}: no such file") from None
+    except yaml.YAMLError as e:
+        raise AccelConfigError(f"accelerator file {path}: not valid YAML ({e})") from None
+    if not isinstance(doc, dict):
+        raise AccelConfigError(f"accelerator file {path}: expected a mapping at the top level")
+    includes = doc.pop("include", None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list):
+        raise AccelConfigError(f"{path}: include: expected a path or a list of paths")
+    merged: dict = {}
+    for inc in includes:
+        merged = _deep_merge(merged, read_yaml(path.parent / inc, _stack + (path.resolve(),)))
+    return _deep_merge(merged, doc)
+
+
+def load_yaml(path) -> Accelerator:
+    path = Path(path)
+    doc = read_yaml(path)
+    try:
+        return build(doc, source=str(path))
+    except AccelConfigError as e:
+        raise type(e)(f"{path}: {e}") from None

@@ -1,0 +1,218 @@
+"""Frozen, typed accelerator description. Build these with :func:`accel.load` or :func:`accel.build`."""
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+
+class Dataflow(str, enum.Enum):
+    """Which GEMM dimension is held stationary in the array (SCALE-Sim's names)."""
+
+    WS = "ws"  # weight stationary: k on rows, n on columns, m streamed
+    OS = "os"  # output stationary: m on rows, n on columns, k streamed
+    IS = "is"  # input stationary:  k on rows, m on columns, n streamed
+
+
+class ZeroHandling(str, enum.Enum):
+    SKIP = "skip"  # zeros are compressed out of the schedule: fewer cycles and less energy
+    GATE = "gate"  # zeros still take their slot; the multiplier is clock-gated: less energy only
+
+
+class MetadataFormat(str, enum.Enum):
+    INDEX = "index"      # log2(M) bits per kept value (NVIDIA 2:4 uses 2 bits per nonzero)
+    BITMASK = "bitmask"  # M bits per group of M
+
+
+@dataclass(frozen=True)
+class SparseSupport:
+    """The N:M modes the array can run besides dense.
+
+    ``modes``: explicit (N, M) pairs, e.g. ((2, 4),) for a fixed 2:4 unit, ((1, 4), (2, 4), (4, 4)) for
+    a flexible one. ``arbitrary_max_m``: when set, any N:M with M a power of two up to this value.
+    """
+
+    modes: tuple[tuple[int, int], ...] = ()
+    arbitrary_max_m: int | None = None
+    zero_handling: ZeroHandling = ZeroHandling.SKIP
+    metadata: MetadataFormat = MetadataFormat.INDEX
+
+    @property
+    def is_dense_only(self) -> bool:
+        return not self.modes and self.arbitrary_max_m is None
+
+    def group_sizes(self) -> tuple[int, ...]:
+        """Every M the hardware can group by."""
+        ms = {m for _, m in self.modes}
+        if self.arbitrary_max_m:
+            ms |= {2 ** i for i in range(1, int(math.log2(self.arbitrary_max_m)) + 1)}
+        return tuple(sorted(ms))
+
+    def ns_for(self, m: int) -> tuple[int, ...]:
+        """The N values available for group size ``m``."""
+        ns = {n for n, mm in self.modes if mm == m}
+        if self.arbitrary_max_m and m <= self.arbitrary_max_m and (m & (m - 1)) == 0:
+            ns |= set(range(1, m + 1))
+        return tuple(sorted(ns))
+
+    def metadata_bits(self, n: int, m: int) -> float:
+        """Metadata bits per kept slot (per stored value) in mode n:m."""
+        if self.metadata is MetadataFormat.INDEX:
+            return float(max(1, math.ceil(math.log2(m)))) if m > 1 else 0.0
+        return m / n
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Cycle adjustments the calibration against RTL fits (all zero reproduces SCALE-Sim)."""
+
+    fold_overhead_cycles: int = 0      # extra cycles per fold (handshake, weight-bank switch)
+    pipeline_latency_cycles: int = 0   # extra cycles once per layer (multiplier / adder-tree pipeline)
+
+
+@dataclass(frozen=True)
+class ComputeArray:
+    rows: int
+    cols: int
+    dataflow: Dataflow
+    clock_hz: float
+    activation_bits: int = 8
+    weight_bits: int = 8
+    accumulator_bits: int = 32
+    sparse: SparseSupport = field(default_factory=SparseSupport)
+    timing: Timing = field(default_factory=Timing)
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+
+class Operand(str, enum.Enum):
+    ACTIVATION = "activation"
+    WEIGHT = "weight"
+    OUTPUT = "output"
+    METADATA = "metadata"
+
+
+@dataclass(frozen=True)
+class Memory:
+    """An on-chip buffer. Energies are per byte; bandwidths in bytes per cycle of the array clock."""
+
+    name: str
+    size_bytes: int
+    read_bw_bytes_per_cycle: float
+    write_bw_bytes_per_cycle: float
+    read_energy_pj_per_byte: float
+    write_energy_pj_per_byte: float
+    holds: tuple[Operand, ...]
+    banks: int = 1
+    double_buffered: bool = True
+
+    @property
+    def usable_bytes(self) -> int:
+        """Bytes one working set may use: half when double buffered (the other half prefetches)."""
+        return self.size_bytes // 2 if self.double_buffered else self.size_bytes
+
+
+@dataclass(frozen=True)
+class Dram:
+    bandwidth_bytes_per_s: float
+    energy_pj_per_byte: float
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Energy per action in pJ at ``node_nm``. ``mac_pj`` maps operand bits -> pJ per MAC."""
+
+    node_nm: float
+    mac_pj: tuple[tuple[int, float], ...]
+    gated_mac_fraction: float
+    index_mux_pj: float
+    register_pj: float
+    static_power_w: float
+    source: str = ""
+
+    def mac(self, bits: int) -> float:
+        table = dict(self.mac_pj)
+        if bits in table:
+            return table[bits]
+        # between two listed widths: multiplier energy grows ~ quadratically with width
+        known = sorted(table)
+        ref = min(known, key=lambda b: abs(b - bits))
+        return table[ref] * (bits / ref) ** 2
+
+    def gated_mac(self, bits: int) -> float:
+        return self.mac(bits) * self.gated_mac_fraction
+
+
+@dataclass(frozen=True)
+class FpgaBudget:
+    device: str
+    dsp: int
+    bram36: int
+    lut: int
+    ff: int
+    clock_hz: float
+    macs_per_dsp: float = 1.0      # 2 for int8 packing on DSP48E2, 1 for int16, 1/3 for fp32
+    lut_per_pe: float = 40.0       # control and accumulator LUTs per PE
+    lut_per_mux_bit: float = 1.0   # per activation bit per log2(M) levels of the index mux
+    ff_per_pe: float = 64.0
+
+
+@dataclass(frozen=True)
+class FpgaUsage:
+    dsp: int
+    bram36: int
+    lut: int
+    ff: int
+    budget: FpgaBudget
+
+    def utilization(self) -> dict[str, float]:
+        b = self.budget
+        return {"dsp": self.dsp / b.dsp, "bram36": self.bram36 / b.bram36, "lut": self.lut / b.lut,
+                "ff": self.ff / b.ff}
+
+    @property
+    def fits(self) -> bool:
+        return all(v <= 1.0 for v in self.utilization().values())
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    name: str
+    compute: ComputeArray
+    memories: tuple[Memory, ...]
+    dram: Dram
+    energy: EnergyTable
+    fpga: FpgaBudget | None = None
+    description: str = ""
+    source: str = ""
+
+    def memory_for(self, operand: Operand) -> Memory:
+        for mem in self.memories:
+            if operand in mem.holds:
+                return mem
+        raise KeyError(operand)  # validation guarantees every operand has a memory
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        return self.dram.bandwidth_bytes_per_s / self.compute.clock_hz
+
+    def with_dataflow(self, dataflow) -> "Accelerator":
+        from dataclasses import replace
+        return replace(self, compute=replace(self.compute, dataflow=Dataflow(dataflow)))
+
+    def to_dict(self) -> dict:
+        """A plain-data summary (for result files)."""
+        c = self.compute
+        return {
+            "name": self.name, "rows": c.rows, "cols": c.cols, "dataflow": c.dataflow.value,
+            "clock_hz": c.clock_hz, "activation_bits": c.activation_bits, "weight_bits": c.weight_bits,
+            "sparse_modes": [f"{n}:{m}" for n, m in c.sparse.modes],
+            "arbitrary_max_m": c.sparse.arbitrary_max_m, "zero_handling": c.sparse.zero_handling.value,
+            "metadata": c.sparse.metadata.value,
+            "memories": [{"name": m.name, "size_bytes": m.size_bytes, "holds": [o.value for o in m.holds]}
+                         for m in self.memories],
+            "dram_bandwidth_bytes_per_s": self.dram.bandwidth_bytes_per_s,
+            "node_nm": self.energy.node_nm,
+        }

@@ -1,0 +1,74 @@
+"""Numba kernels over masks. Private ``_`` kernels see only arrays and scalars and raise nothing;
+the public wrappers validate and make arrays contiguous and typed (the STUMPY split)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit
+
+
+@jit
+def _block_max_counts(mask, m, col_block, n_blocks):
+    """For a (groups, k, n) uint8 mask: per group, per M-group along k and per column block, the
+    largest number of nonzeros any column of the block has in that M-group; and the histogram of
+    per-(M-group, column) nonzero counts. Columns with ``col_block < 0`` are left out."""
+    g_count, k, n = mask.shape
+    kg_count = (k + m - 1) // m
+    out = np.zeros((g_count, kg_count, n_blocks), dtype=np.int32)
+    hist = np.zeros(m + 1, dtype=np.int64)
+    cnt = np.zeros(n, dtype=np.int32)
+    for g in range(g_count):
+        for kg in range(kg_count):
+            for c in range(n):
+                cnt[c] = 0
+            hi = min(k, kg * m + m)
+            for kk in range(kg * m, hi):
+                for c in range(n):
+                    cnt[c] += mask[g, kk, c]
+            for c in range(n):
+                b = col_block[g, c]
+                if b >= 0:
+                    hist[cnt[c]] += 1
+                    if cnt[c] > out[g, kg, b]:
+                        out[g, kg, b] = cnt[c]
+    return out, hist
+
+
+@jit
+def _nonzero_columns(mask):
+    """(groups, n) bool: does the column hold any nonzero?"""
+    g_count, k, n = mask.shape
+    out = np.zeros((g_count, n), dtype=np.bool_)
+    for g in range(g_count):
+        for kk in range(k):
+            for c in range(n):
+                if mask[g, kk, c]:
+                    out[g, c] = True
+    return out
+
+
+def as_u8(mask: np.ndarray) -> np.ndarray:
+    """A C-contiguous uint8 (groups, k, n) view/copy of a bool mask."""
+    if mask.ndim != 3:
+        raise ValueError(f"expected a (groups, k, n) mask, got shape {mask.shape}")
+    return np.ascontiguousarray(mask, dtype=np.bool_).view(np.uint8)
+
+
+def column_blocks(live: np.ndarray, block_width: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """Assign live columns of each group to blocks of ``block_width`` in order; dead columns get -1.
+
+    Returns (col_block (groups, n) int32, number of blocks, live columns per group)."""
+    live_n = live.sum(axis=1).astype(np.int64)
+    rank = np.cumsum(live, axis=1) - 1
+    col_block = np.where(live, rank // block_width, -1).astype(np.int32)
+    n_blocks = int(max(1, -(-int(live_n.max(initial=0)) // block_width)))
+    return col_block, n_blocks, live_n
+
+
+def block_max_counts(mask_u8: np.ndarray, m: int, col_block: np.ndarray, n_blocks: int):
+    return _block_max_counts(mask_u8, np.int64(m), np.ascontiguousarray(col_block, dtype=np.int32),
+                             np.int64(n_blocks))
+
+
+def nonzero_columns(mask_u8: np.ndarray) -> np.ndarray:
+    return _nonzero_columns(mask_u8)

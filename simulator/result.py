@@ -1,0 +1,90 @@
+"""Simulation results: one row per layer with fixed, documented columns, plus totals."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .engine import COLUMNS
+
+#: What each column of :attr:`SimResult.layers` means (units are in the names).
+COLUMN_DOCS = {
+    "name": "layer name", "kind": "op kind", "phase": "forward / backward_data / backward_weight",
+    "m": "GEMM rows", "n": "GEMM columns per group", "k": "reduction length", "groups": "independent GEMMs",
+    "pattern": "the mask's pattern ('mask' when it came from the model, '-' when weightless)",
+    "density": "fraction of weights kept", "mode": "the hardware mode chosen (dense or N:M)",
+    "folds": "array tiles computed", "cycles": "layer latency in cycles, memory included",
+    "compute_cycles": "cycles of the array alone (SCALE-Sim's 'Total Cycles' for a dense layer)",
+    "stall_cycles": "cycles - compute_cycles: waiting on DRAM or SRAM",
+    "macs": "dense multiply-accumulates", "effective_macs": "MACs with a nonzero weight",
+    "executed_macs": "MAC slots the array actually ran (nonzero or not)",
+    "utilization": "effective_macs / (cycles x PEs)", "sram_bytes": "bytes read and written in on-chip buffers",
+    "dram_bytes": "bytes moved to and from DRAM", "meta_bytes": "sparse metadata bytes from DRAM",
+    "energy_pj": "total energy", "energy_mac_pj": "MACs (active, zero and gated) and their registers",
+    "energy_sram_pj": "on-chip buffers (operands)", "energy_dram_pj": "DRAM (operands)",
+    "energy_meta_pj": "metadata: buffers, DRAM and index muxes", "energy_static_pj": "static power x latency",
+}
+
+SUMMED = ["folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs",
+          "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
+          "energy_dram_pj", "energy_meta_pj", "energy_static_pj"]
+
+
+@dataclass
+class SimResult:
+    layers: pd.DataFrame
+    totals: pd.Series
+    accelerator: dict
+    workload: dict
+
+    @classmethod
+    def from_rows(cls, rows, acc, workload) -> "SimResult":
+        df = pd.DataFrame(rows, columns=COLUMNS)
+        totals = df[SUMMED].sum()
+        totals = totals.astype(object)
+        for col in SUMMED:
+            v = totals[col]
+            totals[col] = int(v) if col in ("folds", "cycles", "compute_cycles", "stall_cycles", "macs",
+                                              "effective_macs", "executed_macs") else float(v)
+        cyc = totals["cycles"]
+        totals["utilization"] = totals["effective_macs"] / (cyc * acc.compute.pes) if cyc else 0.0
+        totals["latency_s"] = cyc / acc.compute.clock_hz
+        totals["layers"] = len(df)
+        wl = {"name": workload.name, "batch": workload.batch, "layers": len(workload.layers),
+              "macs": int(workload.macs)}
+        return cls(layers=df, totals=totals, accelerator=acc.to_dict(), workload=wl)
+
+    def totals_dict(self) -> dict:
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in self.totals.items()}
+
+    def to_dict(self) -> dict:
+        return {"layers": json.loads(self.layers.to_json(orient="records")), "totals": self.totals_dict(),
+                "accelerator": self.accelerator, "workload": self.workload}
+
+    def _atomic(self, path, write):
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        write(tmp)
+        os.replace(tmp, path)
+        return path
+
+    def to_json(self, path) -> Path:
+        return self._atomic(path, lambda p: p.write_text(json.dumps(self.to_dict(), indent=1)))
+
+    def to_csv(self, path) -> Path:
+        return self._atomic(path, lambda p: self.layers.to_csv(p, index=False))
+
+    def to_parquet(self, path) -> Path:
+        return self._atomic(path, lambda p: self.layers.to_parquet(p, index=False))
+
+    def save(self, path) -> Path:
+        """Write by extension: .json (layers, totals, accelerator, workload), .csv or .parquet (layers)."""
+        suffix = Path(path).suffix.lower()
+        writers = {".json": self.to_json, ".csv": self.to_csv, ".parquet": self.to_parquet}
+        if suffix not in writers:
+            from .errors import SimulationError
+            raise SimulationError(f"--out {path}: expected a .json, .csv or .parquet file name")
+        return writers[suffix](path)
