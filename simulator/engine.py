@@ -14,7 +14,8 @@ One engine serves every dataflow (see :mod:`simulator.dataflow`). Per layer:
    mode is ``K' = K``. WS and IS map k to rows, so K' sets the row folds; OS streams k, so K'
    shortens the stream.
 4. **Mode.** Every mode the hardware has (dense, and each supported N:M when zeros are skipped) is
-   timed; the fastest wins, dense on ties. Hardware with no mode that fits a mask runs it dense.
+   costed, memory included; the one with the fewest cycles wins (on ties dense, then the larger N),
+   so a sparse mode whose metadata traffic would make a memory-bound layer slower is not chosen. Hardware with no mode that fits a mask runs it dense.
    With ``zero_handling: gate`` zeros take their slot (dense timing) but cost gated-MAC energy.
 5. **Folds.** ``folds = ceil(rows_dim / R) x ceil(cols_dim / C)`` per block, each of
    ``fold_cycles(T) + fold_overhead``; compute cycles are their sum minus one (SCALE-Sim's count)
@@ -142,6 +143,23 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
                 kp = np.where(ncols > 0, nn * passes.sum(axis=1), 0).astype(np.int64)
                 stored = int((hist * nn * np.maximum(1, -(-js // nn))).sum())
                 cands.append(_Candidate(f"{nn}:{mm}", nn, mm, kp, stored))
+    best = None
+    for cand in cands:
+        row = _cost(layer, acc, dmap, cand, ncols, live_n, nnz)
+        # ties: dense first (no metadata), then the mode with fewer passes (larger N)
+        if best is None or row["cycles"] < best[1]["cycles"] or (
+                row["cycles"] == best[1]["cycles"] and 0 < best[0].n < cand.n):
+            best = (cand, row)
+    return best[1]
+
+
+def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, ncols: np.ndarray,
+          live_n: np.ndarray, nnz: int) -> dict:
+    """Cycles, traffic and energy of ``layer`` run in mode ``cand``."""
+    comp = acc.compute
+    sparse = comp.sparse
+    g, k, n = layer.gemm_shape
+    m_rows = int(layer.m)
     acc_b = comp.accumulator_bits / 8
     mem_o = acc.memory_for(Operand.OUTPUT)
     if "k" in dmap.tiled:
@@ -149,13 +167,8 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
         t_max = max(1, int(_share(mem_o) // (comp.cols * acc_b)))
     else:
         t_max = 1 << 62
-    best = None
-    for cand in cands:
-        folds, cyc, chunks = _timing(dmap, acc, m_rows, cand.kprime, ncols, t_max)
-        total = int(cyc.sum())
-        if best is None or total < best[1]:
-            best = (cand, total, folds, cyc, chunks)
-    cand, fold_sum, folds, cyc, chunks = best
+    folds, cyc, chunks = _timing(dmap, acc, m_rows, cand.kprime, ncols, t_max)
+    fold_sum = int(cyc.sum())
     n_folds = int(folds.sum())
     restream = float(chunks.max())  # the stationary operand is reloaded for every chunk of the stream
     compute_cycles = (fold_sum - 1 + comp.timing.pipeline_latency_cycles) if fold_sum > 0 else 0
@@ -218,7 +231,7 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
         cycles = overlapped + d + (compute_cycles - fold_sum)
     else:
         cycles = compute_cycles + dram_cycles + sram_cycles
-    cycles = max(int(math.ceil(cycles - 1e-9)), compute_cycles)
+    cycles = max(int(math.floor(cycles + 0.5)), compute_cycles)  # whole cycles, rounded
 
     # ---------------------------------------------------------------- energy (pJ)
     e = acc.energy

@@ -60,3 +60,24 @@ def load_model_spec(spec: str, batch: int = 1, seed: int = 0) -> Workload:
                                  f"got {type(built).__name__}")
     model, inputs = built
     return trace(model, inputs, batch=None if not takes_batch else batch).replace(name=f"{path.stem}:{fn_name}")
+
+
+def accelerator(name_or_path):
+    """An :class:`accel.Accelerator` from a preset name, a ``.yaml`` description or a SCALE-Sim ``.cfg``."""
+    import accel
+    return accel.load(name_or_path)
+
+
+def simulate(workload: Workload, accel_or_name, engine: str = "fast", dataflow=None):
+    """Simulate ``workload`` on an accelerator (object, preset name or file); returns a SimResult."""
+    from simulator import simulate as _simulate
+    acc = accelerator(accel_or_name)                              # the hardware
+    return _simulate(workload, acc, engine=engine, dataflow=dataflow)  # per-layer cycles and energy
+
+
+def load_workload(path) -> Workload:
+    """A saved workload (``.json``) or a SCALE-Sim topology (``.csv``)."""
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return Workload.from_scalesim_csv(p)
+    return Workload.load(p)

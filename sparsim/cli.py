@@ -39,9 +39,42 @@ def format_layer_table(workload) -> str:
     return "\n".join(out)
 
 
+def _table(header, rows, right) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if header[i] in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def format_sim_table(result) -> str:
+    """Per-layer simulation table and totals, as text."""
+    df = result.layers
+    header = ["name", "mode", "M", "N", "K", "density", "cycles", "compute", "stall", "util", "energy_uJ"]
+    rows = [[r.name, r.mode, str(r.m), str(r.n), str(r.k), f"{r.density:.3f}", _fmt_int(r.cycles),
+             _fmt_int(r.compute_cycles), _fmt_int(r.stall_cycles), f"{r.utilization:.3f}", f"{r.energy_pj / 1e6:.3f}"]
+            for r in df.itertuples()]
+    out = _table(header, rows, set(header) - {"name", "mode"})
+    t = result.totals
+    a = result.accelerator
+    out += ["", f"{result.workload['name']} (batch {result.workload['batch']}) on {a['name']} "
+                f"({a['rows']}x{a['cols']} {a['dataflow']}, {a['clock_hz'] / 1e6:g} MHz): "
+                f"{_fmt_int(t['cycles'])} cycles ({_fmt_int(t['compute_cycles'])} compute + "
+                f"{_fmt_int(t['stall_cycles'])} stall) = {t['latency_s'] * 1e3:.3f} ms, "
+                f"{t['energy_pj'] / 1e6:.2f} uJ, utilization {t['utilization']:.3f}",
+            f"energy: MAC {t['energy_mac_pj'] / 1e6:.2f} uJ, SRAM {t['energy_sram_pj'] / 1e6:.2f} uJ, "
+            f"DRAM {t['energy_dram_pj'] / 1e6:.2f} uJ, metadata {t['energy_meta_pj'] / 1e6:.2f} uJ, "
+            f"static {t['energy_static_pj'] / 1e6:.2f} uJ; DRAM traffic {t['dram_bytes'] / 2**20:.2f} MiB"]
+    return "\n".join(out)
+
+
 def _load_workload(args):
-    from sparsim.api import load_model_spec
-    wl = load_model_spec(args.model, batch=args.batch, seed=args.seed)
+    from sparsim.api import load_model_spec, load_workload
+    if getattr(args, "workload", None):
+        wl = load_workload(args.workload)
+    else:
+        wl = load_model_spec(args.model, batch=args.batch, seed=args.seed)
     if args.sparsity:
         wl = wl.sparsify(args.sparsity)
     if getattr(args, "training", None):
@@ -55,6 +88,38 @@ def cmd_trace(args) -> int:
     if args.out:
         wl.save(args.out, weights=args.weights)
         print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from sparsim.api import accelerator, simulate
+    acc = accelerator(args.accel)
+    wl = _load_workload(args)
+    res = simulate(wl, acc, dataflow=args.dataflow)
+    print(format_sim_table(res))
+    if args.out:
+        res.save(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_presets(args) -> int:
+    import accel
+    if not args.name:
+        for n in accel.presets.names():
+            a = accel.load(n)
+            c = a.compute
+            modes = ", ".join(["dense"] + [f"{x}:{y}" for x, y in c.sparse.modes])
+            print(f"{n:16s} {c.rows}x{c.cols} {c.dataflow.value}, {c.clock_hz / 1e6:g} MHz, "
+                  f"{c.activation_bits}-bit, modes {modes}")
+        return 0
+    print(accel.presets.path(args.name).read_text(), end="")
+    a = accel.load(args.name)
+    print(f"# derived: {a.compute.pes} PEs, {sum(m.size_bytes for m in a.memories) / 1024:g} KiB on chip, "
+          f"DRAM {a.dram_bytes_per_cycle:.2f} B/cycle, int MAC {a.energy.mac(a.compute.weight_bits):.3f} pJ")
+    if a.fpga is not None:
+        u = accel.fpga_usage(a)
+        print("# FPGA: " + ", ".join(f"{k} {v * 100:.1f}%" for k, v in u.utilization().items()))
     return 0
 
 
@@ -78,10 +143,25 @@ def cmd_models(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from sparsim.api import trace_zoo
-    print("sparsim demo: ResNet-18 (seeded weights), batch 1, 2:4 masks chosen by magnitude\n")
-    wl = trace_zoo("resnet18", batch=1).sparsify("2:4")
-    print(format_layer_table(wl))
+    from sparsim.api import accelerator, simulate, trace_zoo
+    print("sparsim demo: ResNet-18 (seeded weights), batch 1: dense and 2:4 masks chosen by magnitude, "
+          "on two presets\n")
+    dense = trace_zoo("resnet18", batch=1)
+    sparse = dense.sparsify("2:4")
+    for preset in ("vegeta-flex", "sparse-tc-2of4"):
+        acc = accelerator(preset)
+        rd, rs = simulate(dense, acc), simulate(sparse, acc)
+        header = ["layer", "M", "N", "K", "dense cycles", "2:4 cycles", "mode", "speed-up", "energy x"]
+        rows = [[a.name, str(a.m), str(a.n), str(a.k), _fmt_int(a.cycles), _fmt_int(b.cycles), b.mode,
+                 f"{a.cycles / b.cycles:.2f}x", f"{b.energy_pj / a.energy_pj:.2f}"]
+                for a, b in zip(rd.layers.itertuples(), rs.layers.itertuples())]
+        print(f"== {preset}: {acc.description.strip()}")
+        print("\n".join(_table(header, rows, {"M", "N", "K", "dense cycles", "2:4 cycles", "speed-up", "energy x"})))
+        td, ts = rd.totals, rs.totals
+        print(f"total: dense {_fmt_int(td['cycles'])} cycles ({td['latency_s'] * 1e3:.3f} ms, "
+              f"{td['energy_pj'] / 1e6:.1f} uJ); 2:4 {_fmt_int(ts['cycles'])} cycles "
+              f"({ts['latency_s'] * 1e3:.3f} ms, {ts['energy_pj'] / 1e6:.1f} uJ): "
+              f"{td['cycles'] / ts['cycles']:.2f}x faster, {ts['energy_pj'] / td['energy_pj']:.2f}x the energy\n")
     return 0
 
 
@@ -106,6 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="save the workload (with masks) to this JSON file")
     sp.add_argument("--weights", action="store_true", help="also save the weights in --out")
     sp.set_defaults(func=cmd_trace)
+
+    sp = sub.add_parser("simulate", help="simulate a model on an accelerator, per layer")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="zoo model name or path/to/file.py:build_fn")
+    src.add_argument("--workload", help="a saved workload (.json) or a SCALE-Sim topology (.csv)")
+    sp.add_argument("--accel", required=True, help="preset name (see `sparsim presets`), .yaml or SCALE-Sim .cfg")
+    sp.add_argument("--sparsity", help="pattern for every weight layer (as for `trace`)")
+    sp.add_argument("--dataflow", choices=["ws", "os", "is"], help="override the accelerator's dataflow")
+    sp.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the zoo model's random weights")
+    sp.add_argument("--training", choices=["bdwp", "forward-only-sparse", "dense"],
+                    help="simulate forward, backward-data and backward-weight GEMMs")
+    sp.add_argument("--out", help="write the result: .json (layers, totals, accelerator, workload), .csv, .parquet")
+    sp.set_defaults(func=cmd_simulate)
+
+    sp = sub.add_parser("presets", help="list accelerator presets, or show one")
+    sp.add_argument("name", nargs="?", help="a preset to show")
+    sp.set_defaults(func=cmd_presets)
 
     sp = sub.add_parser("topology", help="write a model's layers as a SCALE-Sim topology CSV")
     model_args(sp)

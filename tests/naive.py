@@ -90,3 +90,67 @@ def conv_weight_to_gemm(w, groups):
                     for c in range(cin_g):
                         out[gi, (y * kw + x) * cin_g + c, o] = w[gi * ng + o, c, y, x]
     return out
+
+
+def block_max_counts(mask, m, block_width):
+    """Per group, per M-group along k, per block of ``block_width`` live columns: the largest count
+    of nonzeros; dead (all-zero) columns are dropped first. Also the histogram over live columns."""
+    g, k, n = mask.shape
+    kg = -(-k // m)
+    live = [[c for c in range(n) if mask[gi, :, c].any()] for gi in range(g)]
+    nb = max(1, max(-(-len(l) // block_width) for l in live))
+    out = np.zeros((g, kg, nb), dtype=np.int64)
+    hist = [0] * (m + 1)
+    for gi in range(g):
+        for j, c in enumerate(live[gi]):
+            b = j // block_width
+            for q in range(kg):
+                cnt = int(sum(bool(mask[gi, i, c]) for i in range(q * m, min(k, q * m + m))))
+                hist[cnt] += 1
+                out[gi, q, b] = max(out[gi, q, b], cnt)
+    return out, hist
+
+
+def scalesim_compute_cycles(m, n, k, rows, cols, dataflow):
+    """SCALE-Sim v3's "Total Cycles" for a dense GEMM, from its demand-matrix construction:
+    for every (column fold, row fold) pair one fold; WS and IS folds last 2R + C + T - 2 cycles
+    (R-cycle preload, T streamed rows, skew), OS folds R + C + T - 2; the total is their sum - 1."""
+    sr, sc, t = {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
+    total = 0
+    for _fc in range(-(-sc // cols)):
+        for _fr in range(-(-sr // rows)):
+            total += (rows if dataflow in ("ws", "is") else 0) + rows + cols + t - 2
+    return total - 1
+
+
+def sparse_compute_cycles(gemm_mask, m_rows, rows, cols, dataflow, n, mm):
+    """Compute cycles of one layer in mode n:mm with real masks, written fold by fold.
+
+    All-zero columns are removed. Columns that share a schedule (a fold's columns for WS/OS, all
+    columns for IS) cost, for each group of mm along k, n x max over them of max(1, ceil(j / n))
+    slots. WS/IS put the compressed k on rows, OS streams it. Buffers are assumed large enough.
+    """
+    g, k, ncol = gemm_mask.shape
+    total = 0
+    for gi in range(g):
+        live = [c for c in range(ncol) if gemm_mask[gi, :, c].any()]
+        width = cols if dataflow in ("ws", "os") else max(1, len(live))
+        blocks = [live[i:i + width] for i in range(0, len(live), width)]
+        for blk in blocks:
+            kp = 0
+            for q in range(0, k, mm):
+                worst = 0
+                for c in blk:
+                    j = int(gemm_mask[gi, q:q + mm, c].sum())
+                    worst = max(worst, max(1, -(-j // n)))
+                kp += n * worst
+            if dataflow == "ws":
+                folds, t = -(-kp // rows), m_rows
+                total += folds * (2 * rows + cols + t - 2)
+            elif dataflow == "os":
+                folds, t = -(-m_rows // rows), kp
+                total += folds * (rows + cols + t - 2)
+            else:
+                folds, t = -(-kp // rows) * -(-m_rows // cols), len(blk)
+                total += folds * (2 * rows + cols + t - 2)
+    return total - 1
