@@ -93,6 +93,9 @@ def cmd_trace(args) -> int:
 
 def cmd_simulate(args) -> int:
     from sparsim.api import accelerator, simulate
+    from simulator import SimulationError
+    if args.out and not args.out.lower().endswith((".json", ".csv", ".parquet")):
+        raise SimulationError(f"--out {args.out}: expected a .json, .csv or .parquet file name")
     acc = accelerator(args.accel)
     wl = _load_workload(args)
     res = simulate(wl, acc, dataflow=args.dataflow)
