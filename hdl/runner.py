@@ -1,0 +1,94 @@
+"""Build and run the RTL under cocotb (``cocotb.runner``) on Verilator or Icarus.
+
+Each unit, parameter set and simulator gets its own build directory under ``hdl/build/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HDL = Path(__file__).resolve().parent
+RTL = HDL / "rtl"
+BUILD = HDL / "build"
+ROOT = HDL.parent
+
+SIMULATORS = {"verilator": ("verilator", "verilator"), "icarus": ("iverilog", "iverilog")}
+
+
+class HdlError(ValueError):
+    """Parameters the RTL cannot take, or a simulator that is missing."""
+
+
+def check_nm_params(params: dict) -> dict:
+    """Validate nm_dot / nm_array parameters before anything is built; returns them with IW added."""
+    p = dict(params)
+    for key in ("N", "M", "G", "DW", "AW"):
+        v = p.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise HdlError(f"parameter {key}: expected a positive integer, got {v!r}")
+    if p["N"] > p["M"]:
+        raise HdlError(f"parameters N={p['N']}, M={p['M']}: N must be <= M")
+    if p["M"] & (p["M"] - 1):
+        raise HdlError(f"parameter M={p['M']}: the index mux needs M to be a power of two")
+    if p["DW"] < 2:
+        raise HdlError(f"parameter DW={p['DW']}: data width must be at least 2 bits")
+    if p["AW"] < 2 * p["DW"]:
+        raise HdlError(f"parameter AW={p['AW']}: the accumulator must be at least 2 x DW = {2 * p['DW']} bits")
+    p["IW"] = max(1, (p["M"] - 1).bit_length())
+    return p
+
+
+def simulator_missing(sim: str) -> str | None:
+    """None when ``sim`` can run; else one line saying which Debian package to install."""
+    if sim not in SIMULATORS:
+        raise HdlError(f"simulator must be one of {', '.join(SIMULATORS)}, got {sim!r}")
+    exe, pkg = SIMULATORS[sim]
+    if shutil.which(exe) is None:
+        return f"{sim} is not installed: apt-get install {pkg}"
+    return None
+
+
+def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str) -> dict:
+    """Build ``hdl/rtl/<unit>.sv`` with ``params`` for ``sim`` and run ``test_module`` on ``vector``.
+
+    Returns what the testbench observed (its result JSON). Raises AssertionError when the
+    testbench's checker saw errors, HdlError on bad parameters or a missing simulator."""
+    missing = simulator_missing(sim)
+    if missing:
+        raise HdlError(missing)
+    from cocotb.runner import get_runner
+    rtl_params = {k: v for k, v in params.items() if k != "IW"}
+    tag = "_".join(f"{k}{v}" for k, v in sorted(rtl_params.items()))
+    build_dir = BUILD / f"{unit}_{sim}_{tag}"
+    runner = get_runner(sim)
+    build_args = ["-Wall"] if sim == "verilator" else []
+    runner.build(verilog_sources=[RTL / f"{unit}.sv"], hdl_toplevel=unit, parameters=rtl_params,
+                 build_dir=build_dir, build_args=build_args)
+    with tempfile.TemporaryDirectory() as tmp:
+        vec_path, res_path = Path(tmp) / "vector.json", Path(tmp) / "result.json"
+        vec_path.write_text(json.dumps({**vector, "params": params}))
+        env = {"SPARSIM_TB_VECTOR": str(vec_path), "SPARSIM_TB_RESULT": str(res_path),
+               "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in sys.path if p])}
+        results = runner.test(hdl_toplevel=unit, test_module=test_module, build_dir=build_dir,
+                              test_dir=build_dir, extra_env=env, parameters=rtl_params)
+        _assert_passed(results)
+        return json.loads(res_path.read_text())
+
+
+def _assert_passed(results_xml) -> None:
+    import xml.etree.ElementTree as ET
+    tree = ET.parse(results_xml)
+    failures = [tc for tc in tree.iter("testcase") if tc.find("failure") is not None or tc.find("error") is not None]
+    cases = list(tree.iter("testcase"))
+    if not cases:
+        raise AssertionError(f"cocotb ran no test ({results_xml})")
+    if failures:
+        msgs = []
+        for tc in failures:
+            f = tc.find("failure") if tc.find("failure") is not None else tc.find("error")
+            msgs.append(f"{tc.get('name')}: {f.get('message', '')}")
+        raise AssertionError("RTL testbench failed: " + "; ".join(msgs))

@@ -1,0 +1,99 @@
+"""Bit- and cycle-exact golden model of the RTL in ``hdl/rtl``: the scoreboard of its testbenches.
+
+``nm_dot``: every beat carries G groups of M activations and N (weight, index) pairs; a beat's sum is
+``sum_g sum_j w[g, j] * a[g, idx[g, j]]`` in two's complement at the accumulator width; a dot
+product is the sum of its beats up to the one with ``last``. Handshake timeline (per cycle t):
+``in_ready = not out_valid or out_ready``; a beat fires when ``in_valid and in_ready``; the result
+of a last beat is valid from the next cycle on and leaves when ``out_valid and out_ready``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def wrap(value: int, bits: int) -> int:
+    """Two's-complement wrap of ``value`` to ``bits`` bits, as a signed integer."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+@dataclass(frozen=True)
+class Beat:
+    act: tuple[int, ...]   # G*M signed activations, group-major
+    wgt: tuple[int, ...]   # G*N signed weights
+    idx: tuple[int, ...]   # G*N indices in [0, M)
+    last: bool
+
+
+def beat_sum(beat: Beat, n: int, m: int, aw: int = 32) -> tuple[int, bool]:
+    """(sum of one beat wrapped to ``aw`` bits, malformed metadata?)."""
+    groups = len(beat.wgt) // n
+    total, bad = 0, False
+    for g in range(groups):
+        for j in range(n):
+            ix = beat.idx[g * n + j]
+            total += beat.wgt[g * n + j] * beat.act[g * m + ix]
+            if j > 0 and ix <= beat.idx[g * n + j - 1]:
+                bad = True
+    return wrap(total, aw), bad
+
+
+@dataclass(frozen=True)
+class OutEvent:
+    cycle: int      # the cycle in which out_valid and out_ready were both high
+    value: int
+    err: bool
+
+
+def nm_dot_timeline(beats, valid, ready, n: int, m: int, aw: int = 32):
+    """Run the handshake model. ``valid[t]``: the driver offers its next beat in cycle t (once
+    offered, a beat stays until accepted); ``ready[t]``: the sink is ready in cycle t.
+
+    Returns (output events, cycle of the first accepted beat, number of cycles simulated)."""
+    out_valid, out_data, out_err = False, 0, False
+    acc, err = 0, False
+    presenting, nxt = None, 0
+    events, first_in = [], None
+    t = 0
+    while nxt < len(beats) or presenting is not None or out_valid:
+        if t >= len(valid) or t >= len(ready):
+            raise ValueError(f"handshake patterns of {len(valid)} cycles ran out at cycle {t}")
+        if presenting is None and nxt < len(beats) and valid[t]:
+            presenting, nxt = nxt, nxt + 1
+        in_ready = (not out_valid) or ready[t]
+        in_fire = presenting is not None and in_ready
+        out_fire = out_valid and ready[t]
+        if out_fire:
+            events.append(OutEvent(t, out_data, out_err))
+            out_valid = False
+        if in_fire:
+            if first_in is None:
+                first_in = t
+            s, bad = beat_sum(beats[presenting], n, m, aw)
+            if beats[presenting].last:
+                out_data, out_err, out_valid = wrap(acc + s, aw), err or bad, True
+                acc, err = 0, False
+            else:
+                acc, err = wrap(acc + s, aw), err or bad
+            presenting = None
+        t += 1
+    return events, first_in, t
+
+
+def compress_nm(weights, mask, n: int, m: int) -> tuple[list[int], list[int]]:
+    """Compress one column (k weights and their bool mask, N:M-compliant) into N slots per group:
+    kept weights in ascending index order, padded with zero weights on the lowest unused indices
+    (so indices stay strictly ascending). Returns (weights, indices), each of length N x groups."""
+    k = len(weights)
+    out_w, out_i = [], []
+    for start in range(0, k, m):
+        kept = [i - start for i in range(start, min(k, start + m)) if mask[i]]
+        if len(kept) > n:
+            raise ValueError(f"group at k={start} keeps {len(kept)} weights, more than N={n}")
+        free = [i for i in range(m) if i not in kept]
+        slots = sorted(kept + free[: n - len(kept)])
+        for s in slots:
+            i = start + s
+            out_i.append(s)
+            out_w.append(int(weights[i]) if (i < k and mask[i]) else 0)
+    return out_w, out_i
