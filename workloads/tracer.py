@@ -261,28 +261,21 @@ def _swap_ref(tr: _Tracer, orig, swapped):
     _derive_ref(tr, orig, swapped, flip=True)
 
 
-@register(aten.mm, aten.addmm)
-def _mm(tr, func, args, kwargs, out, module):
-    a, b = (args[0], args[1]) if func.overloadpacket is aten.mm else (args[1], args[2])
+@register(aten.mm, aten.addmm, aten.bmm, aten.baddbmm)
+def _matmul(tr, func, args, kwargs, out, module):
+    pk = func.overloadpacket
+    a, b = (args[0], args[1]) if pk in (aten.mm, aten.bmm) else (args[1], args[2])
     lhs, rhs, swapped = _weight_operand(tr, a, b)
     if swapped:
         _swap_ref(tr, a, rhs)
-    m, k = lhs.shape
-    n = rhs.shape[1]
-    kind = LayerKind.LINEAR if isinstance(tr.source(rhs), _ParamRef) else LayerKind.MATMUL
-    tr.add_layer(module=module, op=func.overloadpacket, kind=kind, m=m, n=n, k=k, a=lhs, w=rhs, o=out)
-
-
-@register(aten.bmm, aten.baddbmm)
-def _bmm(tr, func, args, kwargs, out, module):
-    a, b = (args[0], args[1]) if func.overloadpacket is aten.bmm else (args[1], args[2])
-    lhs, rhs, swapped = _weight_operand(tr, a, b)
-    if swapped:
-        _swap_ref(tr, a, rhs)
-    g, m, k = lhs.shape
-    n = rhs.shape[2]
-    tr.add_layer(module=module, op=func.overloadpacket, kind=LayerKind.BMM, m=m, n=n, k=k, groups=g,
-                 a=lhs, w=rhs, o=out)
+    groups = lhs.shape[0] if lhs.dim() == 3 else 1
+    m, k = lhs.shape[-2], lhs.shape[-1]
+    n = rhs.shape[-1]
+    if lhs.dim() == 3:
+        kind = LayerKind.BMM
+    else:
+        kind = LayerKind.LINEAR if isinstance(tr.source(rhs), _ParamRef) else LayerKind.MATMUL
+    tr.add_layer(module=module, op=pk, kind=kind, m=m, n=n, k=k, groups=groups, a=lhs, w=rhs, o=out)
 
 
 @register(aten.mv, aten.addmv)
