@@ -126,6 +126,23 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from hdl.synth import parse_params, synth
+    rep = synth(args.unit, parse_params(args.params), target=args.target)
+    params = ", ".join(f"{k}={v}" for k, v in rep.params.items())
+    print(f"{rep.unit} ({params}), yosys {'synth_xilinx (UltraScale+)' if rep.target == 'xilinx' else 'synth'}:")
+    if rep.target == "xilinx":
+        print(f"  LUT {rep.lut}, FF {rep.ff}, DSP {rep.dsp}, BRAM36 {rep.bram36:g}, cells {rep.cells}")
+    else:
+        print(f"  cells {rep.cells}, FF {rep.ff}")
+    print("  by type: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.by_type.items())))
+    if args.json:
+        import json
+        with open(args.json, "w") as f:
+            json.dump(rep.to_dict(), f, indent=1)
+    return 0
+
+
 def cmd_topology(args) -> int:
     wl = _load_workload(args)
     fmt = {"scalesim": "conv", "scalesim-gemm": "gemm"}[args.format]
@@ -215,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="write to this file instead of standard output")
     sp.set_defaults(func=cmd_topology)
 
+    sp = sub.add_parser("synth", help="synthesize an RTL unit with Yosys and report its resources")
+    sp.add_argument("--unit", required=True, help="RTL unit: nm_dot")
+    sp.add_argument("--params", default="", help="parameters, e.g. N=2,M=4,G=4 (DW, AW too)")
+    sp.add_argument("--target", choices=["xilinx", "generic"], default="xilinx",
+                    help="xilinx: synth_xilinx for UltraScale+ (default); generic: Yosys' generic synth")
+    sp.add_argument("--json", help="also write the report to this JSON file")
+    sp.set_defaults(func=cmd_synth)
+
     sp = sub.add_parser("models", help="list the zoo's models")
     sp.set_defaults(func=cmd_models)
 
@@ -234,6 +259,11 @@ def _project_errors() -> tuple:
     try:
         from simulator import SimulationError
         errs.append(SimulationError)
+    except ImportError:
+        pass
+    try:
+        from hdl import HdlError
+        errs.append(HdlError)
     except ImportError:
         pass
     return tuple(errs)

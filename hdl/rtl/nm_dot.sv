@@ -28,42 +28,42 @@ module nm_dot #(
     output logic [AW-1:0]     out_data,
     output logic              out_err
 );
-    logic signed [AW-1:0]   beat_sum;
-    logic                   beat_err;
-    logic signed [AW-1:0]   acc_q;
-    logic                   err_q;
-    logic [IW-1:0]          ix;
-    logic [IW-1:0]          ix_prev;
-    logic signed [DW-1:0]   w_sel;
-    logic signed [DW-1:0]   a_sel;
-    logic signed [2*DW-1:0] prod;
+    logic signed [AW-1:0] acc_q;
+    logic                 err_q;
+    logic signed [AW-1:0] beat_sum;
+    logic                 beat_err;
+    logic [G*N*2*DW-1:0]  prods;     // every lane's product, packed
+    logic [G*N-1:0]       bad;       // per lane: index not above the previous lane's
 
-    // Index mux, multipliers and adder tree (combinational, one beat).
-    always @(*) begin
-        beat_sum = '0;
-        beat_err = 1'b0;
-        ix = '0;
-        ix_prev = '0;
-        w_sel = '0;
-        a_sel = '0;
-        prod = '0;
-        for (int g = 0; g < G; g++) begin
-            for (int j = 0; j < N; j++) begin
-                ix = idx[(g*N+j)*IW +: IW];
-                w_sel = wgt[(g*N+j)*DW +: DW];
-                a_sel = '0;
+    // One lane per kept weight: its index picks one of its group's M activations.
+    for (genvar gg = 0; gg < G; gg++) begin : grp
+        for (genvar jj = 0; jj < N; jj++) begin : lane
+            wire        [IW-1:0] ix = idx[(gg*N+jj)*IW +: IW];
+            wire signed [DW-1:0] w  = wgt[(gg*N+jj)*DW +: DW];
+            logic signed [DW-1:0] a;
+            always @(*) begin
+                a = '0;
                 for (int p = 0; p < M; p++) begin
-                    if (ix == p[IW-1:0]) a_sel = act[(g*M+p)*DW +: DW];
+                    if (ix == p[IW-1:0]) a = act[(gg*M+p)*DW +: DW];
                 end
-                prod = w_sel * a_sel;
-                beat_sum = beat_sum + AW'(prod);
-                if (j > 0) begin
-                    ix_prev = idx[(g*N+j-1)*IW +: IW];
-                    if (ix <= ix_prev) beat_err = 1'b1;
-                end
+            end
+            assign prods[(gg*N+jj)*2*DW +: 2*DW] = w * a;
+            if (jj > 0) begin : chk
+                assign bad[gg*N+jj] = ix <= idx[(gg*N+jj-1)*IW +: IW];
+            end else begin : first
+                assign bad[gg*N+jj] = 1'b0;
             end
         end
     end
+
+    // Adder tree over the lanes.
+    always @(*) begin
+        beat_sum = '0;
+        for (int i = 0; i < G*N; i++) begin
+            beat_sum = beat_sum + AW'($signed(prods[i*2*DW +: 2*DW]));
+        end
+    end
+    assign beat_err = |bad;
 
     assign in_ready = !out_valid || out_ready;
 
