@@ -15,7 +15,7 @@ import yaml
 from .energy import DRAM_PJ_PER_BYTE, default_table, node_scale, sram_pj_per_byte
 from .errors import AccelConfigError, FpgaFitError
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
-                   MetadataFormat, Operand, SparseSupport, Timing, ZeroHandling)
+                   MetadataFormat, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
 
 _REQUIRED = object()
 
@@ -141,9 +141,18 @@ def build(doc: dict, source: str = "") -> Accelerator:
     sparse = SparseSupport(modes=tuple(modes), arbitrary_max_m=amax,
                            zero_handling=c.enum("zero_handling", ZeroHandling, "skip"),
                            metadata=c.enum("metadata", MetadataFormat, "index"))
-    t = _Ctx(c.get("timing", {}), "compute.timing", ("fold_overhead_cycles", "pipeline_latency_cycles"))
+    t = _Ctx(c.get("timing", {}), "compute.timing", ("fold_overhead_cycles", "pipeline_latency_cycles", "model",
+                                                      "weight_load_cycles_per_row", "stream_cycles_per_row",
+                                                      "fill_drain_extra_cycles"))
     timing = Timing(fold_overhead_cycles=t.int("fold_overhead_cycles", 0, minimum=0),
-                    pipeline_latency_cycles=t.int("pipeline_latency_cycles", 0, minimum=0))
+                    pipeline_latency_cycles=t.int("pipeline_latency_cycles", 0, minimum=0),
+                    model=t.enum("model", TimingModel, "scalesim"),
+                    weight_load_cycles_per_row=t.num("weight_load_cycles_per_row", 1.0),
+                    stream_cycles_per_row=t.num("stream_cycles_per_row", 1.0),
+                    fill_drain_extra_cycles=t.num("fill_drain_extra_cycles", 0.0, positive=False))
+    if timing.model is TimingModel.RTL and c.enum("dataflow", Dataflow) is not Dataflow.WS:
+        raise AccelConfigError("compute.timing.model: 'rtl' is the schedule of the weight-stationary RTL "
+                               "array; it needs compute.dataflow: ws")
     compute = ComputeArray(rows=c.int("rows"), cols=c.int("cols"), dataflow=c.enum("dataflow", Dataflow),
                            clock_hz=c.num("clock_hz"), activation_bits=c.int("activation_bits", 8),
                            weight_bits=c.int("weight_bits", 8), accumulator_bits=c.int("accumulator_bits", 32),

@@ -62,12 +62,30 @@ class SparseSupport:
         return m / n
 
 
+class TimingModel(str, enum.Enum):
+    """How folds follow each other in time.
+
+    * ``scalesim``: folds run one after another, each ``2R + C + T - 2`` (WS/IS) or ``R + C + T - 2``
+      (OS) cycles, the layer their sum minus one: SCALE-Sim v3's count.
+    * ``rtl``: the schedule of ``hdl/rtl/nm_array.sv`` (weight stationary, double-buffered weights):
+      fold f's weights load while fold f-1 streams, as soon as the bank it reuses has drained; see
+      :func:`simulator.kernels.double_buffered_cycles`. Its parameters come from ``sparsim calibrate``.
+    """
+
+    SCALESIM = "scalesim"
+    RTL = "rtl"
+
+
 @dataclass(frozen=True)
 class Timing:
-    """Cycle adjustments the calibration against RTL fits (all zero reproduces SCALE-Sim)."""
+    """Cycle parameters; the defaults reproduce SCALE-Sim, ``sparsim calibrate`` fits them to RTL."""
 
-    fold_overhead_cycles: int = 0      # extra cycles per fold (handshake, weight-bank switch)
-    pipeline_latency_cycles: int = 0   # extra cycles once per layer (multiplier / adder-tree pipeline)
+    fold_overhead_cycles: int = 0      # scalesim model: extra cycles per fold
+    pipeline_latency_cycles: int = 0   # scalesim model: extra cycles once per layer
+    model: TimingModel = TimingModel.SCALESIM
+    weight_load_cycles_per_row: float = 1.0   # rtl model: cycles to load one array row of weights
+    stream_cycles_per_row: float = 1.0        # rtl model: cycles per streamed row (1 / throughput)
+    fill_drain_extra_cycles: float = 0.0      # rtl model: latency from accept to output is R + C + this
 
 
 @dataclass(frozen=True)

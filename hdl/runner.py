@@ -42,6 +42,25 @@ def check_nm_params(params: dict) -> dict:
     return p
 
 
+def check_array_params(params: dict) -> dict:
+    """Validate nm_array parameters (R rows, C columns, N:M, data and accumulator widths)."""
+    p = dict(params)
+    for key, low in (("R", 1), ("C", 2), ("N", 1), ("M", 1), ("DW", 2), ("AW", 1)):
+        v = p.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+            raise HdlError(f"parameter {key}: expected an integer >= {low}, got {v!r}")
+    if p["N"] > p["M"]:
+        raise HdlError(f"parameters N={p['N']}, M={p['M']}: N must be <= M")
+    if p["M"] & (p["M"] - 1):
+        raise HdlError(f"parameter M={p['M']}: the index mux needs M to be a power of two")
+    if p["R"] % p["N"]:
+        raise HdlError(f"parameter R={p['R']}: rows come in groups of N={p['N']}, so R must be a multiple of N")
+    if p["AW"] < 2 * p["DW"]:
+        raise HdlError(f"parameter AW={p['AW']}: the accumulator must be at least 2 x DW = {2 * p['DW']} bits")
+    p["IW"] = max(1, (p["M"] - 1).bit_length())
+    return p
+
+
 def simulator_missing(sim: str) -> str | None:
     """None when ``sim`` can run; else one line saying which Debian package to install."""
     if sim not in SIMULATORS:
@@ -52,7 +71,7 @@ def simulator_missing(sim: str) -> str | None:
     return None
 
 
-def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str) -> dict:
+def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str, quiet: bool = False) -> dict:
     """Build ``hdl/rtl/<unit>.sv`` with ``params`` for ``sim`` and run ``test_module`` on ``vector``.
 
     Returns what the testbench observed (its result JSON). Raises AssertionError when the
@@ -66,9 +85,10 @@ def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str) 
     build_dir = BUILD / f"{unit}_{sim}_{tag}"
     runner = get_runner(sim)
     build_args = ["-Wall"] if sim == "verilator" else []
-    runner.build(verilog_sources=[RTL / f"{unit}.sv"], hdl_toplevel=unit, parameters=rtl_params,
-                 build_dir=build_dir, build_args=build_args)
-    with tempfile.TemporaryDirectory() as tmp:
+    with _quiet(build_dir / "run.log" if quiet else None):
+        runner.build(verilog_sources=[RTL / f"{unit}.sv"], hdl_toplevel=unit, parameters=rtl_params,
+                     build_dir=build_dir, build_args=build_args)
+    with tempfile.TemporaryDirectory() as tmp, _quiet(build_dir / "run.log" if quiet else None):
         vec_path, res_path = Path(tmp) / "vector.json", Path(tmp) / "result.json"
         vec_path.write_text(json.dumps({**vector, "params": params}))
         env = {"SPARSIM_TB_VECTOR": str(vec_path), "SPARSIM_TB_RESULT": str(res_path),
@@ -77,6 +97,37 @@ def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str) 
                               test_dir=build_dir, extra_env=env, parameters=rtl_params)
         _assert_passed(results)
         return json.loads(res_path.read_text())
+
+
+class _quiet:
+    """Send this process's stdout and stderr (file descriptors, so the simulator's too) to a log."""
+
+    def __init__(self, log: Path | None):
+        self.log = log
+
+    def __enter__(self):
+        if self.log is None:
+            return self
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = (os.dup(1), os.dup(2))
+        self.fh = open(self.log, "a")
+        os.dup2(self.fh.fileno(), 1)
+        os.dup2(self.fh.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        if self.log is None:
+            return False
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        os.close(self.saved[0])
+        os.close(self.saved[1])
+        self.fh.close()
+        return False
 
 
 def _assert_passed(results_xml) -> None:

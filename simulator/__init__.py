@@ -1,11 +1,23 @@
 """simulator: Workload x Accelerator -> SimResult (per-layer cycles, stalls, traffic, energy).
 
-Importing this package imports Numba; kernels compile on first use and are cached on disk.
+Names load on first use (PEP 562), so ``simulator.golden`` (pure Python, imported by the RTL
+testbenches) does not pull in Numba and pandas. Kernels compile on first call and cache on disk.
 """
-from .dataflow import DATAFLOWS, DataflowMap
-from .engine import COLUMNS, simulate, simulate_layer
-from .errors import SimulationError
-from .result import COLUMN_DOCS, SimResult
+from importlib import import_module
 
-__all__ = ["simulate", "simulate_layer", "SimResult", "SimulationError", "DATAFLOWS", "DataflowMap", "COLUMNS",
-           "COLUMN_DOCS"]
+_EXPORTS = {
+    "simulate": "engine", "simulate_layer": "engine", "COLUMNS": "engine",
+    "SimResult": "result", "COLUMN_DOCS": "result",
+    "SimulationError": "errors",
+    "DATAFLOWS": "dataflow", "DataflowMap": "dataflow",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

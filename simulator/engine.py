@@ -23,6 +23,8 @@ One engine serves every dataflow (see :mod:`simulator.dataflow`). Per layer:
    ``T x C`` at accumulator width, must fit the output buffer's share: a longer stream is cut into
    chunks, each its own fold, and the stationary tile is reloaded per chunk. A layer that does not
    fit is tiled, never refused; with buffers that hold it, this is exactly SCALE-Sim's fold count.
+   With ``timing.model: rtl`` the folds instead follow the schedule of the double-buffered RTL
+   array (``hdl/rtl/nm_array.sv``), whose parameters ``sparsim calibrate`` fits.
 6. **Traffic.** An operand is read from SRAM once per fold of each tiled dimension it does not
    contain (A = m x k is re-read per n fold, W = k x n per m fold); outputs are accumulated across
    k folds as partial sums at accumulator width. An operand whose layer footprint fits its share of
@@ -44,12 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accel import Accelerator, Dataflow, Operand, ZeroHandling
+from accel import Accelerator, Dataflow, Operand, TimingModel, ZeroHandling
 from workloads import Layer, Workload
 
 from .dataflow import DATAFLOWS, DataflowMap
 from .errors import SimulationError
-from .kernels import as_u8, block_max_counts, column_blocks, nonzero_columns
+from .kernels import as_u8, block_max_counts, column_blocks, double_buffered_cycles, nonzero_columns
 
 COLUMNS = ["name", "kind", "phase", "m", "n", "k", "groups", "pattern", "density", "mode", "folds", "cycles",
            "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "utilization",
@@ -169,9 +171,23 @@ def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, n
         t_max = 1 << 62
     folds, cyc, chunks = _timing(dmap, acc, m_rows, cand.kprime, ncols, t_max)
     fold_sum = int(cyc.sum())
+    timing = comp.timing
+    if timing.model is TimingModel.RTL and fold_sum > 0:
+        # the double-buffered RTL schedule over the folds in order (WS: the stream is m, one length)
+        t = int(m_rows)
+        ch = -(-t // t_max)
+        pattern = np.array([t_max] * (ch - 1) + [t - (ch - 1) * t_max], dtype=np.float64)
+        t_seq = np.tile(pattern, int((folds // np.maximum(chunks, 1)).sum()))
+        rtl = double_buffered_cycles(t_seq, comp.rows, comp.cols, timing.weight_load_cycles_per_row,
+                                     timing.stream_cycles_per_row, timing.fill_drain_extra_cycles)
+        cyc = cyc * (rtl / fold_sum)      # spread over the folds for the memory overlap below
+        fold_sum = int(math.ceil(rtl - 1e-9))
     n_folds = int(folds.sum())
     restream = float(chunks.max())  # the stationary operand is reloaded for every chunk of the stream
-    compute_cycles = (fold_sum - 1 + comp.timing.pipeline_latency_cycles) if fold_sum > 0 else 0
+    if timing.model is TimingModel.RTL:
+        compute_cycles = fold_sum      # first input accepted to last output, as the RTL is measured
+    else:
+        compute_cycles = (fold_sum - 1 + timing.pipeline_latency_cycles) if fold_sum > 0 else 0
 
     # ---------------------------------------------------------------- traffic (bytes)
     a_b, w_b = comp.activation_bits / 8, comp.weight_bits / 8

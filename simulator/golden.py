@@ -97,3 +97,96 @@ def compress_nm(weights, mask, n: int, m: int) -> tuple[list[int], list[int]]:
             out_i.append(s)
             out_w.append(int(weights[i]) if (i < k and mask[i]) else 0)
     return out_w, out_i
+
+
+# ---------------------------------------------------------------------------------------- nm_array
+@dataclass(frozen=True)
+class ArrayFold:
+    """One fold of ``nm_array``: an R x C tile of compressed weights and indices, and its stream
+    rows (each R/N groups of M activations, group-major)."""
+
+    w: tuple[tuple[int, ...], ...]     # R rows of C weights
+    idx: tuple[tuple[int, ...], ...]   # R rows of C indices
+    rows: tuple[tuple[int, ...], ...]  # T stream rows of (R/N) x M activations
+
+
+@dataclass(frozen=True)
+class ArrayOut:
+    cycle: int
+    values: tuple[int, ...]
+    last: bool
+
+
+def array_row_result(fold: ArrayFold, act, n: int, m: int, aw: int) -> tuple[int, ...]:
+    """Output row of one stream row: column c sums w[r][c] x act[(r // N) * M + idx[r][c]] over rows."""
+    r_count, c_count = len(fold.w), len(fold.w[0])
+    return tuple(wrap(sum(fold.w[r][c] * act[(r // n) * m + fold.idx[r][c]] for r in range(r_count)), aw)
+                 for c in range(c_count))
+
+
+def nm_array_timeline(folds, wl_valid, in_valid, out_ready, r: int, c: int, n: int, m: int, aw: int = 32):
+    """Cycle model of ``nm_array`` (hdl/rtl/nm_array.sv) under the given handshake patterns.
+
+    Drivers offer the next weight row / stream row in a cycle whose pattern bit is set and hold it
+    until accepted. ``in_ready = adv and bank_full[cur]``, ``adv = not out_valid or out_ready``,
+    ``wl_ready = not bank_full[ld] and nothing in flight uses bank ld``; an accepted stream row
+    reaches the output register ``R + C - 1`` advancing edges later. Returns (output events,
+    cycle of the first accepted input on either port, cycles simulated)."""
+    from collections import deque
+    depth = r + c - 1
+    wbeats = [(f, row) for f in range(len(folds)) for row in range(r)]
+    sbeats = [(f, t) for f in range(len(folds)) for t in range(len(folds[f].rows))]
+    bank_full, ld_bank, cur_bank, ld_row = [False, False], 0, 0, 0
+    inflight = [0, 0]
+    bank_fold = [None, None]
+    tags = deque([(False, False, 0, None)] * depth, maxlen=depth)
+    out_valid, out_last, out_data = False, False, None
+    wpres = spres = None
+    wnext = snext = 0
+    events, first_in, t = [], None, 0
+    while wnext < len(wbeats) or snext < len(sbeats) or wpres is not None or spres is not None \
+            or out_valid or any(tg[0] for tg in tags):
+        if t >= min(len(wl_valid), len(in_valid), len(out_ready)):
+            raise ValueError(f"handshake patterns ran out at cycle {t}")
+        if wpres is None and wnext < len(wbeats) and wl_valid[t]:
+            wpres, wnext = wbeats[wnext], wnext + 1
+        if spres is None and snext < len(sbeats) and in_valid[t]:
+            spres, snext = sbeats[snext], snext + 1
+        adv = (not out_valid) or out_ready[t]
+        wl_fire = wpres is not None and not bank_full[ld_bank] and inflight[ld_bank] == 0
+        in_fire = spres is not None and adv and bank_full[cur_bank]
+        if out_valid and out_ready[t]:
+            events.append(ArrayOut(t, out_data, out_last))
+        if (wl_fire or in_fire) and first_in is None:
+            first_in = t
+        # the clock edge
+        tag_out = tags[-1]
+        if adv and tag_out[0]:
+            inflight[tag_out[2]] -= 1
+        new_tag = (False, False, cur_bank, None)
+        if in_fire:
+            f, row = spres
+            fold = folds[bank_fold[cur_bank]]
+            assert bank_fold[cur_bank] == f, "stream row would use another fold's weights"
+            last = row == len(folds[f].rows) - 1
+            new_tag = (True, last, cur_bank, array_row_result(fold, folds[f].rows[row], n, m, aw))
+            inflight[cur_bank] += 1
+            spres = None
+            if last:
+                bank_full[cur_bank] = False
+                cur_bank ^= 1
+        if wl_fire:
+            f, _ = wpres
+            wpres = None
+            if ld_row == r - 1:
+                ld_row = 0
+                bank_full[ld_bank] = True
+                bank_fold[ld_bank] = f
+                ld_bank ^= 1
+            else:
+                ld_row += 1
+        if adv:
+            tags.appendleft(new_tag)
+            out_valid, out_last, out_data = tag_out[0], tag_out[1], tag_out[3]
+        t += 1
+    return events, first_in, t

@@ -72,3 +72,42 @@ def block_max_counts(mask_u8: np.ndarray, m: int, col_block: np.ndarray, n_block
 
 def nonzero_columns(mask_u8: np.ndarray) -> np.ndarray:
     return _nonzero_columns(mask_u8)
+
+
+@jit
+def _double_buffered_cycles(t_rows, r, c, load_per_row, stream_per_row, fill_extra):
+    """Cycles from the first weight row accepted to the last output of folds run back to back on the
+    double-buffered weight-stationary array (hdl/rtl/nm_array.sv), with no backpressure.
+
+    Fold f loads its R weight rows into bank f % 2 once the previous load is done and the bank's
+    previous user, fold f-2, has drained (its last row left the array R + C + fill_extra cycles
+    after it was accepted); its stream starts when its weights are in and fold f-1's stream is done.
+    """
+    count = t_rows.shape[0]
+    if count == 0:
+        return 0.0
+    load = r * load_per_row
+    lat = r + c + fill_extra
+    e_prev2 = -1.0e18
+    e_prev = -1.0e18
+    w_prev = 0.0
+    last_end = 0.0
+    for f in range(count):
+        if f == 0:
+            w = 0.0
+        else:
+            w = max(w_prev + load, e_prev2 + lat)
+        s = max(w + load, e_prev + 1.0)
+        e = s + (t_rows[f] - 1) * stream_per_row
+        e_prev2 = e_prev
+        e_prev = e
+        w_prev = w
+        last_end = e
+    return last_end + lat + 1.0
+
+
+def double_buffered_cycles(t_rows, r: int, c: int, load_per_row: float = 1.0, stream_per_row: float = 1.0,
+                           fill_extra: float = 0.0) -> float:
+    """See :func:`_double_buffered_cycles`; ``t_rows``: streamed rows of each fold, in order."""
+    return float(_double_buffered_cycles(np.ascontiguousarray(t_rows, dtype=np.float64), float(r), float(c),
+                                         float(load_per_row), float(stream_per_row), float(fill_extra)))

@@ -126,6 +126,32 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from hdl.calibrate import calibrate, write_outputs
+    from sparsim.api import accelerator
+    acc = accelerator(args.accel)
+    calib, report = calibrate(acc, sim=args.sim, quick=args.quick)
+    header = ["case", "N:M", "array", "bp", "held", "RTL", "before", "after", "error %"]
+    rows = [[c["name"], f"{c['n']}:{c['m']}", f"{c['rows']}x{c['cols']}", "y" if c["backpressure"] else "n",
+             "y" if c["held_out"] else "n", str(c["rtl_cycles"]), f"{c['model_cycles_before']:.0f}",
+             f"{c['model_cycles']:.1f}", f"{(c['model_cycles'] - c['rtl_cycles']) / c['rtl_cycles'] * 100:+.2f}"]
+            for c in report["cases"]]
+    print("\n".join(_table(header, rows, {"RTL", "before", "after", "error %"})))
+    h = report["held_out"]
+    print(f"\n{report['simulator']['version']}; held-out tiles: MAPE {report['mape_percent']:.3f} %, "
+          f"max {report['max_abs_error_percent']:.3f} % (before fitting: MAPE {report['before_fit_mape_percent']:.1f} %)")
+    print(f"  without backpressure: MAPE {h['no_backpressure']['mape_percent']:.3f} %, "
+          f"max {h['no_backpressure']['max_abs_error_cycles']:.1f} cycles; "
+          f"with backpressure: MAPE {h['backpressure']['mape_percent']:.3f} %, "
+          f"max {h['backpressure']['max_abs_error_percent']:.3f} %")
+    print(f"  fitted timing: {calib['compute']['timing']}")
+    write_outputs(calib, report, args.out, args.report)
+    for path in (args.out, args.report):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
 def cmd_synth(args) -> int:
     from hdl.synth import parse_params, synth
     rep = synth(args.unit, parse_params(args.params), target=args.target)
@@ -231,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scalesim: conv format (default); scalesim-gemm: Layer, M, N, K")
     sp.add_argument("--out", help="write to this file instead of standard output")
     sp.set_defaults(func=cmd_topology)
+
+    sp = sub.add_parser("calibrate", help="fit the engine's timing to the RTL array and report the error")
+    sp.add_argument("--accel", required=True, help="preset name or .yaml (its N:M modes are calibrated)")
+    sp.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
+    sp.add_argument("--out", help="write the fitted timing as a YAML an accelerator can include")
+    sp.add_argument("--report", help="write the per-tile report as JSON")
+    sp.add_argument("--quick", action="store_true", help="a small subset: one mode, one array shape")
+    sp.set_defaults(func=cmd_calibrate)
 
     sp = sub.add_parser("synth", help="synthesize an RTL unit with Yosys and report its resources")
     sp.add_argument("--unit", required=True, help="RTL unit: nm_dot")

@@ -1,0 +1,101 @@
+"""cocotb testbench of nm_array: Driver (weights, stream) / Monitor / Model / Checker.
+
+Test vectors come from the JSON file named by SPARSIM_TB_VECTOR (written by tests/); the model is
+simulator.golden.nm_array_timeline; observations go to SPARSIM_TB_RESULT.
+"""
+import json
+import os
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from simulator.golden import ArrayFold, nm_array_timeline
+
+
+def pack(values, width):
+    word = 0
+    for i, v in enumerate(values):
+        word |= (int(v) & ((1 << width) - 1)) << (i * width)
+    return word
+
+
+def unpack_signed(word, width, count):
+    out = []
+    for i in range(count):
+        v = (word >> (i * width)) & ((1 << width) - 1)
+        out.append(v - (1 << width) if v >> (width - 1) else v)
+    return tuple(out)
+
+
+class Driver:
+    """Offers beats when its pattern says so and holds each until accepted."""
+
+    def __init__(self, beats, pattern):
+        self.beats, self.pattern = beats, pattern
+        self.presenting, self.next = None, 0
+
+    def step(self, t, accepted_last_cycle):
+        if accepted_last_cycle:
+            self.presenting = None
+        if self.presenting is None and self.next < len(self.beats) and t < len(self.pattern) and self.pattern[t]:
+            self.presenting, self.next = self.beats[self.next], self.next + 1
+        return self.presenting
+
+
+@cocotb.test()
+async def nm_array_matches_golden_model(dut):
+    vec = json.loads(open(os.environ["SPARSIM_TB_VECTOR"]).read())
+    p = vec["params"]
+    R, C, N, M, DW, AW, IW = (p[k] for k in ("R", "C", "N", "M", "DW", "AW", "IW"))
+    folds = [ArrayFold(tuple(map(tuple, f["w"])), tuple(map(tuple, f["idx"])), tuple(map(tuple, f["rows"])))
+             for f in vec["folds"]]
+    expected, first_in, n_cycles = nm_array_timeline(folds, vec["wl_valid"], vec["in_valid"], vec["out_ready"],
+                                                     R, C, N, M, AW)
+    wbeats = [(f.w[r], f.idx[r]) for f in folds for r in range(R)]
+    sbeats = [(row, i == len(f.rows) - 1) for f in folds for i, row in enumerate(f.rows)]
+
+    cocotb.start_soon(Clock(dut.clk, 10, units="ns").start())
+    for name in ("rst_n", "wl_valid", "in_valid", "in_last", "out_ready", "wl_w", "wl_idx", "in_act"):
+        getattr(dut, name).value = 0
+    for _ in range(3):
+        await RisingEdge(dut.clk)
+    dut.rst_n.value = 1
+
+    wdrv, sdrv = Driver(wbeats, vec["wl_valid"]), Driver(sbeats, vec["in_valid"])
+    w_acc = s_acc = False
+    events, first_seen = [], None
+    for t in range(n_cycles + 4):
+        wb = wdrv.step(t, w_acc)
+        sb = sdrv.step(t, s_acc)
+        dut.wl_valid.value = int(wb is not None)
+        if wb is not None:
+            dut.wl_w.value = pack(wb[0], DW)
+            dut.wl_idx.value = pack(wb[1], IW)
+        dut.in_valid.value = int(sb is not None)
+        if sb is not None:
+            dut.in_act.value = pack(sb[0], DW)
+            dut.in_last.value = int(sb[1])
+        dut.out_ready.value = int(vec["out_ready"][t]) if t < len(vec["out_ready"]) else 1
+        await ReadOnly()
+        w_acc = bool(dut.wl_valid.value) and bool(dut.wl_ready.value)
+        s_acc = bool(dut.in_valid.value) and bool(dut.in_ready.value)
+        if (w_acc or s_acc) and first_seen is None:
+            first_seen = t
+        if bool(dut.out_valid.value) and bool(dut.out_ready.value):
+            events.append((t, list(unpack_signed(dut.out_data.value.integer, AW, C)), bool(dut.out_last.value)))
+        await RisingEdge(dut.clk)
+
+    errors = []
+    exp = [(e.cycle, list(e.values), e.last) for e in expected]
+    if len(events) != len(exp):
+        errors.append(f"{len(events)} output rows, expected {len(exp)}")
+    for i, (got, want) in enumerate(zip(events, exp)):
+        if got != want:
+            errors.append(f"output row {i}: got {got}, expected {want}")
+    if first_seen != first_in:
+        errors.append(f"first input accepted in cycle {first_seen}, model says {first_in}")
+    with open(os.environ["SPARSIM_TB_RESULT"], "w") as f:
+        json.dump({"events": events, "first_in": first_seen,
+                   "cycles": (events[-1][0] - first_seen + 1) if events else 0}, f)
+    assert not errors, "\n".join(errors[:10])

@@ -1,0 +1,102 @@
+"""nm_array RTL against its golden model on Verilator and Icarus (slow: marked, run by make test / CI)."""
+import numpy as np
+import pytest
+
+from hdl.runner import HdlError, check_array_params, run_unit, simulator_missing
+from simulator.golden import ArrayFold, compress_nm, nm_array_timeline
+
+SIMS = ["verilator", "icarus"]
+
+
+def make_fold(rng, r, c, n, m, rows, dense_w=None, mask=None):
+    """A fold from a dense (k = R/N*M) x C weight tile with an N:M mask, compressed into R slots."""
+    gr = r // n
+    k = gr * m
+    if dense_w is None:
+        dense_w = rng.integers(-128, 128, size=(k, c))
+        mask = np.zeros((k, c), dtype=bool)
+        for col in range(c):
+            for g in range(gr):
+                keep = rng.choice(m, size=rng.integers(0, n + 1), replace=False)  # at most N per group
+                mask[g * m + keep, col] = True
+    w = np.zeros((r, c), dtype=int)
+    ix = np.zeros((r, c), dtype=int)
+    for col in range(c):
+        cw, ci = compress_nm(dense_w[:, col], mask[:, col], n, m)
+        w[:, col], ix[:, col] = cw, ci
+    acts = rng.integers(-128, 128, size=(rows, k))
+    return ArrayFold(tuple(map(tuple, w.tolist())), tuple(map(tuple, ix.tolist())), tuple(map(tuple, acts.tolist()))), \
+        dense_w * mask, acts
+
+
+def vector(folds, rng, length, bubbles):
+    pv, pr = (0.7, 0.6) if bubbles else (1.0, 1.0)
+    return {"folds": [{"w": f.w, "idx": f.idx, "rows": f.rows} for f in folds],
+            "wl_valid": (rng.random(length) < pv).tolist(), "in_valid": (rng.random(length) < pv).tolist(),
+            "out_ready": (rng.random(length) < pr).tolist()}
+
+
+def _folds(vec):
+    return [ArrayFold(tuple(map(tuple, f["w"])), tuple(map(tuple, f["idx"])), tuple(map(tuple, f["rows"])))
+            for f in vec["folds"]]
+
+
+def test_golden_array_matches_dense_matmul_and_pipeline_latency():
+    rng = np.random.default_rng(3)
+    fold, wdense, acts = make_fold(rng, 4, 3, 2, 4, rows=5)
+    n_rows = 100
+    ev, first, _ = nm_array_timeline([fold], [True] * n_rows, [True] * n_rows, [True] * n_rows, 4, 3, 2, 4)
+    assert [list(e.values) for e in ev] == (acts @ wdense).tolist()
+    # weights load in cycles 0..3, the first row is accepted in cycle 4 and leaves R + C = 7 later
+    assert first == 0 and ev[0].cycle == 4 + 4 + 3 and ev[-1].last and not ev[0].last
+    # with no backpressure, first input to last output: 2R + C + T cycles (SCALE-Sim's fold is 2R + C + T - 2)
+    assert ev[-1].cycle - first + 1 == 2 * 4 + 3 + 5
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"R": 6, "C": 4, "N": 4, "M": 4, "DW": 8, "AW": 32}, "multiple of N"),
+    ({"R": 4, "C": 1, "N": 2, "M": 4, "DW": 8, "AW": 32}, "C: expected an integer >= 2"),
+    ({"R": 4, "C": 4, "N": 2, "M": 6, "DW": 8, "AW": 32}, "power of two"),
+    ({"R": 0, "C": 4, "N": 2, "M": 4, "DW": 8, "AW": 32}, "R: expected"),
+])
+def test_bad_array_parameters(params, message):
+    with pytest.raises(HdlError, match=message):
+        check_array_params(params)
+
+
+def run_both(params, vec):
+    res = {}
+    for sim in SIMS:
+        missing = simulator_missing(sim)
+        if missing:
+            pytest.skip(missing)
+        res[sim] = run_unit("nm_array", sim, params, vec, "hdl.tb.test_nm_array")
+    assert res["verilator"] == res["icarus"]
+    ev, first, _ = nm_array_timeline(_folds(vec), vec["wl_valid"], vec["in_valid"], vec["out_ready"], params["R"],
+                                     params["C"], params["N"], params["M"], params["AW"])
+    assert [tuple(e) for e in res["verilator"]["events"]] == [(e.cycle, list(e.values), e.last) for e in ev]
+    return res
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n,m,r,c", [(1, 4, 4, 3), (2, 4, 4, 4), (4, 4, 4, 2), (2, 8, 4, 3), (4, 8, 8, 2)])
+def test_nm_array_folds_with_backpressure(n, m, r, c):
+    rng = np.random.default_rng(100 * n + m)
+    params = check_array_params({"R": r, "C": c, "N": n, "M": m, "DW": 8, "AW": 32})
+    folds = [make_fold(rng, r, c, n, m, rows=int(rng.integers(1, 7)))[0] for _ in range(3)]
+    run_both(params, vector(folds, rng, 600, bubbles=True))
+
+
+@pytest.mark.slow
+def test_nm_array_real_mask_no_backpressure():
+    import sparsim
+    layer = sparsim.trace_zoo("mlp_digits").sparsify("2:4").layer("fc2")
+    w = layer.gemm_weight()[0][:8, :4]          # k = 8 (two groups of 4), 4 output channels
+    mask = layer.gemm_mask()[0][:8, :4]
+    q = np.round(w / np.abs(w).max() * 127).astype(int)
+    rng = np.random.default_rng(5)
+    params = check_array_params({"R": 4, "C": 4, "N": 2, "M": 4, "DW": 8, "AW": 32})
+    fold, dense, acts = make_fold(rng, 4, 4, 2, 4, rows=6, dense_w=q, mask=mask)
+    res = run_both(params, vector([fold, fold], rng, 200, bubbles=False))
+    got = [e[1] for e in res["verilator"]["events"]]
+    assert got == (acts @ dense).tolist() * 2
