@@ -52,7 +52,7 @@ def suite(acc, quick: bool = False) -> list[Case]:
     shapes = [(None, 4)] if quick else [(None, 3), (None, 4)]
     if quick:
         modes = modes[:1]
-    plans = ([[4], [2, 6], [5, 3]], [[1, 3, 8]]) if quick else ([[3], [8, 2], [1, 5, 12], [6, 6, 6, 6]],
+    plans = ([[4], [2, 6], [5, 3]], [[1, 3, 8], [6, 6]]) if quick else ([[3], [8, 2], [1, 5, 12], [6, 6, 6, 6]],
                                                        [[16, 4, 9], [2, 2, 2, 2, 2], [20], [7, 1, 13, 3]])
     cases, k = [], 0
     for n, m in modes:
@@ -166,7 +166,8 @@ def calibrate(acc, sim: str = "verilator", quick: bool = False, log=print) -> tu
     cases = suite(acc, quick)
     for i, case in enumerate(cases):
         params = check_array_params({"R": case.rows, "C": case.cols, "N": case.n, "M": case.m, "DW": 8, "AW": 32})
-        res = run_unit("nm_array", sim, params, _vector(case), "hdl.tb.test_nm_array", quiet=True)
+        res = run_unit("nm_array", sim, params, _vector(case), "hdl.tb.test_nm_array", quiet=True,
+                       defines={"SPARSIM_ACTIVITY": 1})
         case.rtl_cycles = int(res["cycles"])
         case.model_cycles_before = scalesim_rule(case)
         log(f"[{i + 1}/{len(cases)}] {case.name}: {case.rtl_cycles} RTL cycles")
@@ -196,7 +197,10 @@ def calibrate(acc, sim: str = "verilator", quick: bool = False, log=print) -> tu
                 "backpressure": dict(zip(("weight_load_cycles_per_row", "stream_cycles_per_row",
                                           "fill_drain_extra_cycles"), bp)),
                 "backpressure_valid_ready_probability": 0.85},
-        "cases": [{k: v for k, v in asdict(c).items() if k != "seed"} for c in cases],
+        "cases": [{**{k: v for k, v in asdict(c).items() if k != "seed"},
+                   "error_cycles": c.model_cycles - c.rtl_cycles,
+                   "error_percent": (c.model_cycles - c.rtl_cycles) / c.rtl_cycles * 100 if c.rtl_cycles else 0.0}
+                  for c in cases],
     }
     return calib, report
 

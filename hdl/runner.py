@@ -71,7 +71,8 @@ def simulator_missing(sim: str) -> str | None:
     return None
 
 
-def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str, quiet: bool = False) -> dict:
+def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str, quiet: bool = False,
+             defines: dict | None = None) -> dict:
     """Build ``hdl/rtl/<unit>.sv`` with ``params`` for ``sim`` and run ``test_module`` on ``vector``.
 
     Returns what the testbench observed (its result JSON). Raises AssertionError when the
@@ -81,13 +82,14 @@ def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str, 
         raise HdlError(missing)
     from cocotb.runner import get_runner
     rtl_params = {k: v for k, v in params.items() if k != "IW"}
-    tag = "_".join(f"{k}{v}" for k, v in sorted(rtl_params.items()))
+    defines = dict(defines or {})
+    tag = "_".join(f"{k}{v}" for k, v in sorted(rtl_params.items())) + "".join(f"_{k}" for k in sorted(defines))
     build_dir = BUILD / f"{unit}_{sim}_{tag}"
     runner = get_runner(sim)
     build_args = ["-Wall"] if sim == "verilator" else []
     with _quiet(build_dir / "run.log" if quiet else None):
         runner.build(verilog_sources=[RTL / f"{unit}.sv"], hdl_toplevel=unit, parameters=rtl_params,
-                     build_dir=build_dir, build_args=build_args)
+                     build_dir=build_dir, build_args=build_args, defines=defines)
     with tempfile.TemporaryDirectory() as tmp, _quiet(build_dir / "run.log" if quiet else None):
         vec_path, res_path = Path(tmp) / "vector.json", Path(tmp) / "result.json"
         vec_path.write_text(json.dumps({**vector, "params": params}))

@@ -82,3 +82,13 @@ def synth(unit: str, params: dict, target: str = "xilinx") -> SynthReport:
     cells = sum(v for k, v in by_type.items() if k not in ("BUFG", "IBUF", "OBUF"))
     return SynthReport(unit=unit, params=rtl_params, target=target, lut=lut, ff=ff, dsp=dsp, bram36=bram,
                        cells=cells, by_type=by_type)
+
+
+def fpga_costs(rep: SynthReport) -> dict:
+    """Per-PE costs for an accelerator's ``fpga:`` section, from a synthesized unit: one PE is one
+    multiplier lane (G x N lanes in nm_dot); its index mux and its share of the adder tree and
+    registers are inside ``lut_per_pe`` and ``ff_per_pe``, so ``lut_per_mux_bit`` is 0."""
+    lanes = rep.params["G"] * rep.params["N"]
+    return {"fpga": {"macs_per_dsp": round(lanes / rep.dsp, 4) if rep.dsp else float(lanes),
+                     "lut_per_pe": round(rep.lut / lanes, 2), "lut_per_mux_bit": 0.0,
+                     "ff_per_pe": round(rep.ff / lanes, 2)}}

@@ -54,7 +54,7 @@ from .errors import SimulationError
 from .kernels import as_u8, block_max_counts, column_blocks, double_buffered_cycles, nonzero_columns
 
 COLUMNS = ["name", "kind", "phase", "m", "n", "k", "groups", "pattern", "density", "mode", "folds", "cycles",
-           "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "utilization",
+           "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads", "utilization",
            "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
            "energy_dram_pj", "energy_meta_pj", "energy_static_pj"]
 
@@ -275,6 +275,7 @@ def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, n
         "groups": g, "pattern": _pattern_label(layer), "density": layer.density, "mode": cand.label,
         "folds": n_folds, "cycles": cycles, "compute_cycles": compute_cycles, "stall_cycles": cycles - compute_cycles,
         "macs": layer.macs, "effective_macs": nnz_macs, "executed_macs": executed,
+        "weight_loads": int(round(cand.stored_slots * m_folds)),
         "utilization": nnz_macs / (cycles * comp.pes) if cycles else 0.0,
         "sram_bytes": sram_bytes, "dram_bytes": dram_bytes, "meta_bytes": meta_dram,
         "energy_pj": energy, "energy_mac_pj": energy_mac, "energy_sram_pj": energy_sram,

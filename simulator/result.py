@@ -20,7 +20,9 @@ COLUMN_DOCS = {
     "compute_cycles": "cycles of the array alone (SCALE-Sim's 'Total Cycles' for a dense layer)",
     "stall_cycles": "cycles - compute_cycles: waiting on DRAM or SRAM",
     "macs": "dense multiply-accumulates", "effective_macs": "MACs with a nonzero weight",
-    "executed_macs": "MAC slots the array actually ran (nonzero or not)",
+    "executed_macs": "MAC slots the array actually ran (nonzero or not): multiplies, index-mux selects and "
+                     "partial-sum register writes each",
+    "weight_loads": "weight values written into PE registers (kept slots, reloaded per pass over the stream)",
     "utilization": "effective_macs / (cycles x PEs)", "sram_bytes": "bytes read and written in on-chip buffers",
     "dram_bytes": "bytes moved to and from DRAM", "meta_bytes": "sparse metadata bytes from DRAM",
     "energy_pj": "total energy", "energy_mac_pj": "MACs (active, zero and gated) and their registers",
@@ -28,7 +30,7 @@ COLUMN_DOCS = {
     "energy_meta_pj": "metadata: buffers, DRAM and index muxes", "energy_static_pj": "static power x latency",
 }
 
-SUMMED = ["folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs",
+SUMMED = ["folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads",
           "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
           "energy_dram_pj", "energy_meta_pj", "energy_static_pj"]
 
@@ -48,7 +50,7 @@ class SimResult:
         for col in SUMMED:
             v = totals[col]
             totals[col] = int(v) if col in ("folds", "cycles", "compute_cycles", "stall_cycles", "macs",
-                                              "effective_macs", "executed_macs") else float(v)
+                                              "effective_macs", "executed_macs", "weight_loads") else float(v)
         cyc = totals["cycles"]
         totals["utilization"] = totals["effective_macs"] / (cyc * acc.compute.pes) if cyc else 0.0
         totals["latency_s"] = cyc / acc.compute.clock_hz

@@ -166,6 +166,17 @@ def cmd_synth(args) -> int:
         import json
         with open(args.json, "w") as f:
             json.dump(rep.to_dict(), f, indent=1)
+    if args.fpga_yaml:
+        import yaml
+        from hdl.synth import fpga_costs
+        if rep.target != "xilinx":
+            from hdl import HdlError
+            raise HdlError("--fpga-yaml needs --target xilinx (LUT, FF and DSP counts)")
+        with open(args.fpga_yaml, "w") as f:
+            f.write(f"# per-PE FPGA costs measured by `sparsim synth --unit {rep.unit} --params "
+                    f"{','.join(f'{k}={v}' for k, v in rep.params.items())}`; include it from an accelerator\n")
+            yaml.safe_dump(fpga_costs(rep), f, sort_keys=False)
+        print(f"wrote {args.fpga_yaml}")
     return 0
 
 
@@ -272,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--target", choices=["xilinx", "generic"], default="xilinx",
                     help="xilinx: synth_xilinx for UltraScale+ (default); generic: Yosys' generic synth")
     sp.add_argument("--json", help="also write the report to this JSON file")
+    sp.add_argument("--fpga-yaml", help="write per-PE costs as a YAML an accelerator's fpga: section can include")
     sp.set_defaults(func=cmd_synth)
 
     sp = sub.add_parser("models", help="list the zoo's models")

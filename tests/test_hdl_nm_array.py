@@ -100,3 +100,57 @@ def test_nm_array_real_mask_no_backpressure():
     res = run_both(params, vector([fold, fold], rng, 200, bubbles=False))
     got = [e[1] for e in res["verilator"]["events"]]
     assert got == (acts @ dense).tolist() * 2
+
+
+def engine_action_counts(folds, r, c, n, m, masks):
+    """What the fast engine charges energy for on the same folds: each fold is a layer of T rows,
+    k = R/N x M, n = C with the fold's mask, on an R x C weight-stationary array with the mode."""
+    import accel
+    from simulator import simulate
+    from workloads import Layer, LayerKind, WeightLayout, Workload
+    doc = {"name": "rtl-array", "compute": {"rows": r, "cols": c, "dataflow": "ws", "clock_hz": 1e9,
+                                            "sparse_modes": ["dense"] + ([f"{n}:{m}"] if n < m else [])},
+           "memories": [{"name": "buf", "size_bytes": 1 << 30, "read_bw_bytes_per_cycle": 1e9,
+                         "holds": ["activation", "weight", "output"]}],
+           "dram": {"bandwidth_bytes_per_s": 1e18}}
+    acc = accel.build(doc)
+    layers = []
+    for i, (fold, mask) in enumerate(zip(folds, masks)):
+        k = (r // n) * m
+        layers.append(Layer(name=f"f{i}", kind=LayerKind.MATMUL, m=len(fold.rows), n=c, k=k, weight_name="w",
+                            weight_layout=WeightLayout.KN, mask=mask[None]))
+    res = simulate(Workload(name="tile", layers=tuple(layers)), acc)
+    assert set(res.layers["mode"]) == {f"{n}:{m}" if n < m else "dense"}
+    return int(res.totals["executed_macs"]), int(res.totals["weight_loads"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n,m", [(2, 4), (1, 4), (4, 4)])
+def test_rtl_activity_matches_engine_action_counts(n, m):
+    """Multiplies (= index-mux selects = partial-sum register writes) and weight-register writes
+    counted inside the RTL equal the counts the engine charges energy for, on the same tiles."""
+    rng = np.random.default_rng(11 * n + m)
+    r, c = 4, 3
+    folds, masks = [], []
+    for t in (3, 7, 2):
+        k = (r // n) * m
+        dense = rng.integers(1, 128, size=(k, c)) * rng.choice([-1, 1], size=(k, c))
+        from workloads import NM
+        mask = NM(n, m).mask(dense.astype(float)) if n < m else np.ones((k, c), dtype=bool)
+        fold, _, _ = make_fold(rng, r, c, n, m, rows=t, dense_w=dense, mask=mask)
+        folds.append(fold)
+        masks.append(mask)
+    params = check_array_params({"R": r, "C": c, "N": n, "M": m, "DW": 8, "AW": 32})
+    vec = vector(folds, rng, 400, bubbles=True)
+    counts = {}
+    for sim in SIMS:
+        if simulator_missing(sim):
+            pytest.skip(simulator_missing(sim))
+        counts[sim] = run_unit("nm_array", sim, params, vec, "hdl.tb.test_nm_array",
+                               defines={"SPARSIM_ACTIVITY": 1})["activity"]
+    assert counts["verilator"] == counts["icarus"]
+    act = counts["verilator"]
+    executed, weight_loads = engine_action_counts(folds, r, c, n, m, masks)
+    assert act["mults"] == executed == sum(len(f.rows) for f in folds) * r * c
+    assert act["weight_writes"] == weight_loads == len(folds) * r * c
+    assert act["in_beats"] == act["out_beats"] == sum(len(f.rows) for f in folds)

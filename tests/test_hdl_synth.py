@@ -43,3 +43,22 @@ def test_synth_reports_resources_for_1of4_2of4_4of4(tmp_path, capsys):
     assert json.loads(out.read_text())["dsp"] == 8
     assert main(["synth", "--unit", "nm_dot", "--params", "N=3,M=6"]) == 2
     assert "power of two" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@needs_yosys
+def test_fpga_model_takes_per_pe_costs_from_synth(tmp_path):
+    import yaml
+    import accel
+    costs = tmp_path / "pe.yaml"
+    assert main(["synth", "--unit", "nm_dot", "--params", "N=2,M=8,G=4,DW=16", "--fpga-yaml", str(costs)]) == 0
+    measured = yaml.safe_load(costs.read_text())["fpga"]
+    doc = yaml.safe_load(accel.presets.path("sat-vcu1525").read_text())
+    for key in ("macs_per_dsp", "lut_per_pe", "lut_per_mux_bit", "ff_per_pe"):
+        del doc["fpga"][key]   # the description's own keys would win over the included ones
+    doc["include"] = [costs.name]
+    (tmp_path / "sat.yaml").write_text(yaml.safe_dump(doc))
+    acc = accel.load(tmp_path / "sat.yaml")
+    assert acc.fpga.lut_per_pe == measured["lut_per_pe"] and acc.fpga.dsp == 6840  # budget kept
+    usage = accel.fpga_usage(acc)
+    assert usage.lut == pytest.approx(acc.compute.pes * measured["lut_per_pe"], abs=1)

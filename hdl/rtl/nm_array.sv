@@ -38,7 +38,7 @@ module nm_array #(
     output logic               out_last,
     output logic [C*AW-1:0]    out_data
 );
-    localparam int AWD = M*DW + 1;                 // activation group + bank tag
+    localparam int AWD = M*DW + 2;                 // activation group + bank tag + valid
     localparam int FW  = $clog2(R + C + 4) + 1;    // in-flight counter width
     localparam int RW  = $clog2(R + 1);
     localparam int D   = R + C - 1;                // tag pipeline stages
@@ -120,9 +120,10 @@ module nm_array #(
     // ------------------------------------------------------------------ PE grid
     logic [R*(C-1)*AWD-1:0] a_all;  // registered activation group and tag of every PE but the last column
     logic [R*C*AW-1:0]  p_all;   // each PE's registered partial sum
+    logic [R*C-1:0]     busy;    // per PE: the activation passing this cycle belongs to an accepted row
 
     for (genvar r = 0; r < R; r++) begin : row
-        wire [AWD-1:0] src = {cur_bank, in_act[(r/N)*M*DW +: M*DW]};
+        wire [AWD-1:0] src = {in_fire, cur_bank, in_act[(r/N)*M*DW +: M*DW]};
         wire [AWD-1:0] row_in;
         if (r == 0) begin : noskew
             assign row_in = src;
@@ -148,7 +149,7 @@ module nm_array #(
             end else begin : below
                 assign p_in = p_all[((r-1)*C+c)*AW +: AW];
             end
-            wire                 bank = a_in[AWD-1];
+            wire                 bank = a_in[AWD-2];
             wire        [IW-1:0] ix = bank ? i1[(r*C+c)*IW +: IW] : i0[(r*C+c)*IW +: IW];
             wire signed [DW-1:0] w  = bank ? w1[(r*C+c)*DW +: DW] : w0[(r*C+c)*DW +: DW];
             logic signed [DW-1:0] a;
@@ -162,6 +163,7 @@ module nm_array #(
             logic [AW-1:0] p_q;
             always_ff @(posedge clk) if (adv) p_q <= p_in + AW'(prod);
             assign p_all[(r*C+c)*AW +: AW] = p_q;
+            assign busy[r*C+c] = a_in[AWD-1];   // this PE multiplies a real (not bubble) row now
             if (c < C - 1) begin : pass
                 logic [AWD-1:0] a_q;   // the activation moves on to the right
                 always_ff @(posedge clk) if (adv) a_q <= a_in;
@@ -191,4 +193,21 @@ module nm_array #(
             else if (adv) out_data[c*AW +: AW] <= aligned;
         end
     end
+
+`ifdef SPARSIM_ACTIVITY
+    // Activity counters for energy checks (simulation only): what the array does, counted here.
+    logic [31:0] act_mults, act_weight_writes, act_in_beats, act_out_beats;
+    always_ff @(posedge clk) begin
+        if (!rst_n) begin
+            act_mults <= '0; act_weight_writes <= '0; act_in_beats <= '0; act_out_beats <= '0;
+        end else begin
+            if (adv) act_mults <= act_mults + 32'($countones(busy));
+            if (wl_fire) act_weight_writes <= act_weight_writes + 32'(C);
+            if (in_fire) act_in_beats <= act_in_beats + 1;
+            if (out_valid && out_ready) act_out_beats <= act_out_beats + 1;
+        end
+    end
+`else
+    wire unused_busy = &{1'b0, busy};
+`endif
 endmodule

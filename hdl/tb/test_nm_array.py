@@ -95,7 +95,13 @@ async def nm_array_matches_golden_model(dut):
             errors.append(f"output row {i}: got {got}, expected {want}")
     if first_seen != first_in:
         errors.append(f"first input accepted in cycle {first_seen}, model says {first_in}")
+    activity = {}
+    for name in ("act_mults", "act_weight_writes", "act_in_beats", "act_out_beats"):
+        try:
+            activity[name[4:]] = int(getattr(dut, name).value)
+        except AttributeError:   # built without SPARSIM_ACTIVITY
+            pass
     with open(os.environ["SPARSIM_TB_RESULT"], "w") as f:
-        json.dump({"events": events, "first_in": first_seen,
+        json.dump({"events": events, "first_in": first_seen, "activity": activity,
                    "cycles": (events[-1][0] - first_seen + 1) if events else 0}, f)
     assert not errors, "\n".join(errors[:10])
