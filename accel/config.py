@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .energy import DRAM_PJ_PER_BYTE, default_table, node_scale, sram_pj_per_byte
+from .energy import DRAM_PJ_PER_BYTE, default_table, sram_pj_per_byte
 from .errors import AccelConfigError, FpgaFitError
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
                    MetadataFormat, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)

@@ -23,42 +23,38 @@ class HdlError(ValueError):
     """Parameters the RTL cannot take, or a simulator that is missing."""
 
 
-def check_nm_params(params: dict) -> dict:
-    """Validate nm_dot / nm_array parameters before anything is built; returns them with IW added."""
-    p = dict(params)
-    for key in ("N", "M", "G", "DW", "AW"):
-        v = p.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise HdlError(f"parameter {key}: expected a positive integer, got {v!r}")
-    if p["N"] > p["M"]:
-        raise HdlError(f"parameters N={p['N']}, M={p['M']}: N must be <= M")
-    if p["M"] & (p["M"] - 1):
-        raise HdlError(f"parameter M={p['M']}: the index mux needs M to be a power of two")
-    if p["DW"] < 2:
-        raise HdlError(f"parameter DW={p['DW']}: data width must be at least 2 bits")
-    if p["AW"] < 2 * p["DW"]:
-        raise HdlError(f"parameter AW={p['AW']}: the accumulator must be at least 2 x DW = {2 * p['DW']} bits")
-    p["IW"] = max(1, (p["M"] - 1).bit_length())
-    return p
-
-
-def check_array_params(params: dict) -> dict:
-    """Validate nm_array parameters (R rows, C columns, N:M, data and accumulator widths)."""
-    p = dict(params)
-    for key, low in (("R", 1), ("C", 2), ("N", 1), ("M", 1), ("DW", 2), ("AW", 1)):
+def _check_ints(p: dict, lows: dict) -> None:
+    for key, low in lows.items():
         v = p.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < low:
             raise HdlError(f"parameter {key}: expected an integer >= {low}, got {v!r}")
+
+
+def _check_nm(p: dict) -> dict:
+    """The rules every N:M unit shares; returns the parameters with the index width IW added."""
     if p["N"] > p["M"]:
         raise HdlError(f"parameters N={p['N']}, M={p['M']}: N must be <= M")
     if p["M"] & (p["M"] - 1):
         raise HdlError(f"parameter M={p['M']}: the index mux needs M to be a power of two")
-    if p["R"] % p["N"]:
-        raise HdlError(f"parameter R={p['R']}: rows come in groups of N={p['N']}, so R must be a multiple of N")
     if p["AW"] < 2 * p["DW"]:
         raise HdlError(f"parameter AW={p['AW']}: the accumulator must be at least 2 x DW = {2 * p['DW']} bits")
-    p["IW"] = max(1, (p["M"] - 1).bit_length())
-    return p
+    return {**p, "IW": max(1, (p["M"] - 1).bit_length())}
+
+
+def check_nm_params(params: dict) -> dict:
+    """Validate nm_dot parameters (N:M, G groups per beat, widths) before anything is built."""
+    p = dict(params)
+    _check_ints(p, {"N": 1, "M": 1, "G": 1, "DW": 2, "AW": 1})
+    return _check_nm(p)
+
+
+def check_array_params(params: dict) -> dict:
+    """Validate nm_array parameters (R rows, C columns, N:M, widths) before anything is built."""
+    p = dict(params)
+    _check_ints(p, {"R": 1, "C": 2, "N": 1, "M": 1, "DW": 2, "AW": 1})
+    if p["R"] % p["N"]:
+        raise HdlError(f"parameter R={p['R']}: rows come in groups of N={p['N']}, so R must be a multiple of N")
+    return _check_nm(p)
 
 
 def simulator_missing(sim: str) -> str | None:
@@ -130,6 +126,19 @@ class _quiet:
         os.close(self.saved[1])
         self.fh.close()
         return False
+
+
+def run_on_all_simulators(unit: str, params: dict, vector: dict, test_module: str,
+                          defines: dict | None = None) -> dict:
+    """Run the same test on every simulator; they must observe the same cycles (else AssertionError).
+
+    Returns {simulator: observations}. Raises HdlError when a simulator is missing."""
+    results = {sim: run_unit(unit, sim, params, vector, test_module, defines=defines) for sim in SIMULATORS}
+    first, *others = results
+    for sim in others:
+        if results[sim] != results[first]:
+            raise AssertionError(f"{unit}: {first} and {sim} disagree: {results[first]} != {results[sim]}")
+    return results
 
 
 def _assert_passed(results_xml) -> None:

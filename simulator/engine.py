@@ -114,7 +114,6 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
     comp = acc.compute
     sparse = comp.sparse
     g, k, n = layer.gemm_shape
-    m_rows = int(layer.m)
     gm = layer.gemm_mask()
     u8 = None
     if gm is not None:

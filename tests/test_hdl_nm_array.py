@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hdl.runner import HdlError, check_array_params, run_unit, simulator_missing
+from hdl.runner import HdlError, check_array_params, run_on_all_simulators, simulator_missing
 from simulator.golden import ArrayFold, compress_nm, nm_array_timeline
 
 SIMS = ["verilator", "icarus"]
@@ -64,14 +64,16 @@ def test_bad_array_parameters(params, message):
         check_array_params(params)
 
 
-def run_both(params, vec):
-    res = {}
+def skip_without_simulators():
     for sim in SIMS:
-        missing = simulator_missing(sim)
-        if missing:
-            pytest.skip(missing)
-        res[sim] = run_unit("nm_array", sim, params, vec, "hdl.tb.test_nm_array")
-    assert res["verilator"] == res["icarus"]
+        if simulator_missing(sim):
+            pytest.skip(simulator_missing(sim))
+
+
+def run_both(params, vec, defines=None):
+    skip_without_simulators()
+    # the same test on both simulators must give the same cycle counts (else AssertionError)
+    res = run_on_all_simulators("nm_array", params, vec, "hdl.tb.test_nm_array", defines=defines)
     ev, first, _ = nm_array_timeline(_folds(vec), vec["wl_valid"], vec["in_valid"], vec["out_ready"], params["R"],
                                      params["C"], params["N"], params["M"], params["AW"])
     assert [tuple(e) for e in res["verilator"]["events"]] == [(e.cycle, list(e.values), e.last) for e in ev]
@@ -142,14 +144,7 @@ def test_rtl_activity_matches_engine_action_counts(n, m):
         masks.append(mask)
     params = check_array_params({"R": r, "C": c, "N": n, "M": m, "DW": 8, "AW": 32})
     vec = vector(folds, rng, 400, bubbles=True)
-    counts = {}
-    for sim in SIMS:
-        if simulator_missing(sim):
-            pytest.skip(simulator_missing(sim))
-        counts[sim] = run_unit("nm_array", sim, params, vec, "hdl.tb.test_nm_array",
-                               defines={"SPARSIM_ACTIVITY": 1})["activity"]
-    assert counts["verilator"] == counts["icarus"]
-    act = counts["verilator"]
+    act = run_both(params, vec, defines={"SPARSIM_ACTIVITY": 1})["verilator"]["activity"]
     executed, weight_loads = engine_action_counts(folds, r, c, n, m, masks)
     assert act["mults"] == executed == sum(len(f.rows) for f in folds) * r * c
     assert act["weight_writes"] == weight_loads == len(folds) * r * c

@@ -7,7 +7,7 @@ import torch.nn.utils.prune
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import sparsim
-from workloads import LayerKind, NM, TraceError, UnsupportedOpError, WeightLayout, zoo
+from workloads import LayerKind, TraceError, UnsupportedOpError, WeightLayout, zoo
 from workloads.tracer import trace
 
 aten = torch.ops.aten

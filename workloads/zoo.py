@@ -19,7 +19,6 @@ caller loads a state dict.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch

@@ -10,37 +10,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from hdl.tb.common import HoldDriver, pack, unpack_signed
 from simulator.golden import ArrayFold, nm_array_timeline
-
-
-def pack(values, width):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
-
-
-def unpack_signed(word, width, count):
-    out = []
-    for i in range(count):
-        v = (word >> (i * width)) & ((1 << width) - 1)
-        out.append(v - (1 << width) if v >> (width - 1) else v)
-    return tuple(out)
-
-
-class Driver:
-    """Offers beats when its pattern says so and holds each until accepted."""
-
-    def __init__(self, beats, pattern):
-        self.beats, self.pattern = beats, pattern
-        self.presenting, self.next = None, 0
-
-    def step(self, t, accepted_last_cycle):
-        if accepted_last_cycle:
-            self.presenting = None
-        if self.presenting is None and self.next < len(self.beats) and t < len(self.pattern) and self.pattern[t]:
-            self.presenting, self.next = self.beats[self.next], self.next + 1
-        return self.presenting
 
 
 @cocotb.test()
@@ -62,7 +33,7 @@ async def nm_array_matches_golden_model(dut):
         await RisingEdge(dut.clk)
     dut.rst_n.value = 1
 
-    wdrv, sdrv = Driver(wbeats, vec["wl_valid"]), Driver(sbeats, vec["in_valid"])
+    wdrv, sdrv = HoldDriver(wbeats, vec["wl_valid"]), HoldDriver(sbeats, vec["in_valid"])
     w_acc = s_acc = False
     events, first_seen = [], None
     for t in range(n_cycles + 4):

@@ -12,29 +12,19 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from hdl.tb.common import HoldDriver, pack
 from simulator.golden import Beat, nm_dot_timeline
 
 
-def pack(values, width):
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & ((1 << width) - 1)) << (i * width)
-    return word
-
-
-class Driver:
-    """Offers beats when the pattern says so and holds each one until it is accepted."""
+class Driver(HoldDriver):
+    """Drives nm_dot's input port from the held beat."""
 
     def __init__(self, dut, beats, valid, p):
-        self.dut, self.beats, self.valid, self.p = dut, beats, valid, p
-        self.presenting, self.next = None, 0
+        super().__init__(beats, valid)
+        self.dut, self.p = dut, p
 
     def drive(self, t, accepted_last_cycle):
-        if accepted_last_cycle:
-            self.presenting = None
-        if self.presenting is None and self.next < len(self.beats) and self.valid[t]:
-            self.presenting, self.next = self.beats[self.next], self.next + 1
-        b = self.presenting
+        b = self.step(t, accepted_last_cycle)
         d, p = self.dut, self.p
         d.in_valid.value = int(b is not None)
         if b is not None:
@@ -42,10 +32,6 @@ class Driver:
             d.wgt.value = pack(b.wgt, p["DW"])
             d.idx.value = pack(b.idx, p["IW"])
             d.in_last.value = int(b.last)
-
-    @property
-    def done(self):
-        return self.presenting is None and self.next >= len(self.beats)
 
 
 class Monitor:
