@@ -13,6 +13,7 @@ SCALE-Sim fold rule) and after, and the error on the held-out tiles.
 """
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from dataclasses import asdict, dataclass
@@ -72,12 +73,17 @@ def suite(acc, quick: bool = False) -> list[Case]:
     return cases
 
 
+@functools.lru_cache(maxsize=1)
+def _real_weights() -> np.ndarray:
+    """The (k, n) weight of a traced zoo layer (mlp_digits fc2), traced once per process."""
+    import sparsim
+    return sparsim.trace_zoo("mlp_digits").layer("fc2").gemm_weight()[0]
+
+
 def _real_tile(n: int, m: int, k: int, cols: int, seed: int):
     """A k x cols weight tile cut from a traced zoo layer, masked N:M by magnitude."""
-    import sparsim
     from workloads import NM
-    layer = sparsim.trace_zoo("mlp_digits").layer("fc2")
-    w = layer.gemm_weight()[0]
+    w = _real_weights()
     r0 = (seed * 8) % (w.shape[0] - k)
     tile = w[r0:r0 + k, :cols]
     mask = NM(n, m).mask(tile)

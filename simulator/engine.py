@@ -68,14 +68,6 @@ class _Candidate:
     stored_slots: int      # weight values stored (kept slots, over all live columns)
 
 
-def _pattern_label(layer: Layer) -> str:
-    if layer.pattern is not None:
-        return str(layer.pattern)
-    if layer.mask is not None:
-        return "mask"
-    return "dense" if layer.has_weight else "-"
-
-
 def _share(mem) -> float:
     """Bytes of ``mem`` one operand's working set may use: the usable part split among the operands
     (activation, weight, output) it holds."""
@@ -271,7 +263,7 @@ def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, n
     energy = energy_mac + energy_sram + energy_dram + energy_meta + energy_static
     return {
         "name": layer.name, "kind": layer.kind.value, "phase": layer.phase.value, "m": m_rows, "n": n, "k": k,
-        "groups": g, "pattern": _pattern_label(layer), "density": layer.density, "mode": cand.label,
+        "groups": g, "pattern": layer.pattern_label, "density": layer.density, "mode": cand.label,
         "folds": n_folds, "cycles": cycles, "compute_cycles": compute_cycles, "stall_cycles": cycles - compute_cycles,
         "macs": layer.macs, "effective_macs": nnz_macs, "executed_macs": executed,
         "weight_loads": int(round(cand.stored_slots * m_folds)),

@@ -10,24 +10,14 @@ def _fmt_int(v) -> str:
 
 
 def format_layer_table(workload) -> str:
-    """Per-layer table (name, kind, M, N, K, groups, MACs, density) and totals, as text."""
-    cols = ["name", "kind", "phase", "M", "N", "K", "groups", "MACs", "density", "pattern"]
-    rows = []
-    for l in workload.layers:
-        pat = str(l.pattern) if l.pattern is not None else ("mask" if l.mask is not None else
-                                                            ("dense" if l.has_weight else "-"))
-        rows.append([l.name, l.kind.value, l.phase.value, str(l.m), str(l.n), str(l.k), str(l.groups),
-                     _fmt_int(l.macs), f"{l.density:.3f}", pat])
+    """Per-layer table (name, kind, M, N, K, groups, MACs, density, pattern) and totals, as text."""
     show_phase = any(l.phase.value != "forward" for l in workload.layers)
-    if not show_phase:
-        cols.pop(2)
-        rows = [r[:2] + r[3:] for r in rows]
-    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
-    right = {"M", "N", "K", "groups", "MACs", "density"}
-    def line(cells):
-        return "  ".join(c.rjust(w) if cols[i] in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    out = [line(cols), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
+    header = ["name", "kind"] + (["phase"] if show_phase else []) + ["M", "N", "K", "groups", "MACs",
+                                                                     "density", "pattern"]
+    rows = [[l.name, l.kind.value] + ([l.phase.value] if show_phase else []) +
+            [str(l.m), str(l.n), str(l.k), str(l.groups), _fmt_int(l.macs), f"{l.density:.3f}", l.pattern_label]
+            for l in workload.layers]
+    out = _table(header, rows, {"M", "N", "K", "groups", "MACs", "density"})
     macs, nnz = workload.macs, workload.nnz_macs
     out.append("")
     out.append(f"model {workload.name}, batch {workload.batch}: {len(workload.layers)} GEMM layers, "

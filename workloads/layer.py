@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import MaskError
 from .layout import WeightLayout, from_gemm, to_gemm
-from .patterns import SparsityPattern
+from .patterns import Dense, SparsityPattern
 from .stats import MaskStats, mask_stats
 
 
@@ -150,6 +150,15 @@ class Layer:
             return self.macs
         return int(np.count_nonzero(self.mask)) * int(self.m)
 
+    @property
+    def pattern_label(self) -> str:
+        """The pattern's text; 'mask' when the mask came from the model; 'dense'; '-' when weightless."""
+        if self.pattern is not None:
+            return str(self.pattern)
+        if self.mask is not None:
+            return "mask"
+        return "dense" if self.has_weight else "-"
+
     def mask_stats(self, m: int = 4) -> MaskStats:
         return mask_stats(self.gemm_mask(), self.gemm_shape, m)
 
@@ -165,12 +174,11 @@ class Layer:
         if tuple(gemm_mask.shape) != self.gemm_shape:
             raise MaskError(f"layer '{self.name}': mask of GEMM shape {tuple(gemm_mask.shape)} does not match "
                             f"(groups, k, n) = {self.gemm_shape}")
-        if self.weight_layout is None:
+        held = self.weight if self.weight is not None else self.mask
+        if self.weight_layout is None or held is None:
+            # no parameter layout to go back to: keep the mask in GEMM layout
             return self.replace(mask=gemm_mask.copy(), weight_layout=WeightLayout.KN, pattern=pattern)
-        shape = self.weight.shape if self.weight is not None else self.mask.shape if self.mask is not None else None
-        if shape is None:
-            return self.replace(mask=gemm_mask.copy(), weight_layout=WeightLayout.KN, pattern=pattern)
-        return self.replace(mask=from_gemm(gemm_mask, self.weight_layout, tuple(shape)), pattern=pattern)
+        return self.replace(mask=from_gemm(gemm_mask, self.weight_layout, tuple(held.shape)), pattern=pattern)
 
     def with_mask(self, mask: np.ndarray | None) -> "Layer":
         """A copy with ``mask`` given in the weight's own layout (checked against its shape)."""
@@ -193,7 +201,6 @@ class Layer:
         """
         if not self.has_weight and self.weight_layout is None:
             return self
-        from .patterns import Dense
         if isinstance(pattern, Dense):
             return self.replace(mask=None, pattern=None)
         w = self.gemm_weight()

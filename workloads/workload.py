@@ -83,7 +83,7 @@ class Workload:
         rows = [{
             "name": l.name, "kind": l.kind.value, "phase": l.phase.value, "m": l.m, "n": l.n, "k": l.k,
             "groups": l.groups, "macs": l.macs, "density": round(l.density, 6),
-            "pattern": str(l.pattern) if l.pattern is not None else ("mask" if l.mask is not None else "dense"),
+            "pattern": l.pattern_label,
             "weight": l.weight_name or "",
         } for l in self.layers]
         return pd.DataFrame(rows, columns=["name", "kind", "phase", "m", "n", "k", "groups", "macs",
