@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything sparsim needs on a fresh Debian machine, idempotently:
-#   Debian: verilator, iverilog, yosys (RTL simulation and synthesis)
+#   Debian: verilator, iverilog, yosys (RTL simulation and synthesis), chromium (report tests, screenshots)
 #   Python: a .venv with torch pinned to the local CPU wheel, then sparsim and its dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ need_apt=()
 command -v verilator >/dev/null 2>&1 || need_apt+=(verilator)
 command -v iverilog  >/dev/null 2>&1 || need_apt+=(iverilog)
 command -v yosys     >/dev/null 2>&1 || need_apt+=(yosys)
+command -v chromium  >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   echo "setup: installing Debian packages: ${need_apt[*]}"

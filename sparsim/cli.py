@@ -281,7 +281,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("demo", help="the built-in default job")
     sp.set_defaults(func=cmd_demo)
+
+    for mod in _command_modules():                 # sweep, search, prune, ...: one module each
+        mod.register(sub)
     return p
+
+
+def _command_modules() -> list:
+    """Subcommands that live in ``sparsim/commands/<name>.py``, each with ``register(subparsers)``
+    (adds its parser and ``func``) and optionally ``errors()`` (its packages' exception types).
+    Modules are imported here, but the heavy packages they drive load only inside their ``func``."""
+    import importlib
+    import pkgutil
+    from sparsim import commands
+    return [importlib.import_module(f"sparsim.commands.{m.name}")
+            for m in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name)]
 
 
 def _project_errors() -> tuple:
@@ -302,6 +316,9 @@ def _project_errors() -> tuple:
         errs.append(HdlError)
     except ImportError:
         pass
+    for mod in _command_modules():
+        if hasattr(mod, "errors"):
+            errs.extend(mod.errors())
     return tuple(errs)
 
 
