@@ -226,3 +226,78 @@ def test_sparsify_traced_conv_is_nm_along_channels():
     l = wl.layer("layer1.0.conv1")
     kept = l.mask[0, 0:4, 1, 2]  # out channel 0, input channels 0..3, kernel (1, 2)
     assert kept.sum() == 2
+
+
+# -- nn.MultiheadAttention / nn.TransformerEncoderLayer: their fused inference paths ---------------------
+class _FusedEncoderLayer(nn.Module):
+    """Calls the fused encoder-layer op the way ``nn.TransformerEncoderLayer.forward`` does when no hook
+    is attached (the tracer's module hooks otherwise make PyTorch take the unfused path)."""
+
+    def __init__(self, layer: nn.TransformerEncoderLayer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        la, sa = self.layer, self.layer.self_attn
+        return torch._transformer_encoder_layer_fwd(
+            x, sa.embed_dim, sa.num_heads, sa.in_proj_weight, sa.in_proj_bias, sa.out_proj.weight,
+            sa.out_proj.bias, la.activation_relu_or_gelu == 2, la.norm_first, la.norm1.eps, la.norm1.weight,
+            la.norm1.bias, la.norm2.weight, la.norm2.bias, la.linear1.weight, la.linear1.bias,
+            la.linear2.weight, la.linear2.bias, None, None)
+
+
+class _Attn(nn.Module):
+    def __init__(self, cross: bool):
+        super().__init__()
+        self.cross = cross
+        self.mha = nn.MultiheadAttention(64, 4, batch_first=True, dropout=0.0)
+
+    def forward(self, x, mem):
+        return self.mha(x, mem, mem)[0] if self.cross else self.mha(x, x, x)[0]
+
+
+def _fused_cases():
+    torch.manual_seed(0)
+    x, mem = torch.randn(2, 10, 64), torch.randn(2, 7, 64)
+    enc = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True)
+    enc_gelu = nn.TransformerEncoderLayer(64, 4, 96, dropout=0.0, batch_first=True, activation="gelu")
+    return {
+        "mha_self": (_Attn(False), (x, mem), "_native_multi_head_attention", None),
+        # PyTorch fuses self-attention only; cross-attention runs the unfused ops (checked for MACs too)
+        "mha_cross": (_Attn(True), (x, mem), None, None),
+        "encoder_layer": (enc, (x,), "_native_multi_head_attention", None),
+        "encoder_layer_fused_op": (_FusedEncoderLayer(enc_gelu), (x,), "_transformer_encoder_layer_fwd", enc_gelu),
+    }
+
+
+@pytest.mark.parametrize("case", ["mha_self", "mha_cross", "encoder_layer", "encoder_layer_fused_op"])
+def test_fused_attention_paths_trace_with_unfused_flopcounter_macs(case):
+    model, inputs, fused_op, unfused = _fused_cases()[case]
+    model.eval()
+    wl = trace(model, inputs)
+    if fused_op is not None:
+        assert any(fused_op in l.op for l in wl.layers), "the eval-mode trace should see the fused op"
+    reference = unfused if unfused is not None else model
+    reference.train()                       # training mode: PyTorch's unfused path, which FlopCounterMode counts
+    try:
+        expected = flop_counter_macs(reference, inputs)
+    finally:
+        reference.eval()
+    assert wl.macs == expected
+    assert sum(not l.has_weight for l in wl.layers) == 2          # QK^T and AV
+    for layer in wl.layers:
+        if layer.has_weight:
+            assert layer.weight is not None and layer.gemm_weight().shape == layer.gemm_shape
+    # the projections are weight layers a pattern can sparsify; QK^T and AV stay dense
+    sp = wl.sparsify("2:4")
+    assert all(l.mask_stats(4).is_nm(2) for l in sp.layers if l.has_weight)
+    assert all(l.mask is None for l in sp.layers if not l.has_weight)
+
+
+def test_fused_attention_picks_up_the_models_prune_mask():
+    model = _Attn(False).eval()
+    torch.nn.utils.prune.l1_unstructured(model.mha, "in_proj_weight", amount=0.5)
+    wl = trace(model, (torch.randn(1, 6, 64), torch.randn(1, 6, 64)))
+    in_proj = wl.layer("mha.in_proj")
+    assert in_proj.weight_name == "mha.in_proj_weight"
+    assert abs(in_proj.density - 0.5) < 1e-6

@@ -213,6 +213,9 @@ class _Tracer(TorchDispatchMode):
         else:
             leaves = [o for o in torch.utils._pytree.tree_leaves(out) if isinstance(o, torch.Tensor)]
             elements = leaves[0].numel() if leaves else 0
+        self._count(module, pk, category, elements)
+
+    def _count(self, module, pk, category, elements):
         key = (module, str(pk), category)
         rec = self.others.setdefault(key, [0, 0])
         rec[0] += int(elements)
@@ -355,6 +358,86 @@ def _sdpa(tr, func, args, kwargs, out, module):
 for _p in _SDPA:
     register(_p)(_sdpa)
 
+
+
+def _bind(func, args, kwargs) -> dict:
+    """The op's arguments by schema name (positional and keyword alike)."""
+    names = [a.name for a in func._schema.arguments]
+    out = {a.name: a.default_value for a in func._schema.arguments if a.has_default_value()}
+    out.update(zip(names, args))
+    out.update(kwargs)
+    return out
+
+
+def _attention_gemms(tr, func, module, prefix, q, k, v, embed_dim, heads, qkv_w, proj_w, out):
+    """The GEMMs of multi-head attention as ``F.multi_head_attention_forward`` runs them: the
+    in-projection (one GEMM when query, key and value are one tensor, else one per input, each with
+    its slice of ``qkv_w``), QK^T and AV per (batch, head), and the out-projection."""
+    def rows(t):
+        return math.prod(t.shape[:-1])
+    lq = q.shape[-2] if q.dim() >= 2 else 1
+    lk = k.shape[-2] if k.dim() >= 2 else 1
+    batch = math.prod(q.shape[:-2]) if q.dim() >= 3 else 1
+    e, h = int(embed_dim), int(heads)
+    if e % h:
+        raise UnsupportedOpError(str(func.overloadpacket), module, f"embed_dim {e} is not a multiple of "
+                                 f"num_heads {h}")
+    d = e // h
+    pk = func.overloadpacket
+    if q is k and k is v:
+        wt = qkv_w.t()
+        _swap_ref(tr, qkv_w, wt)
+        tr.add_layer(module=module, op=pk, kind=LayerKind.LINEAR, m=rows(q), n=3 * e, k=e, a=q, w=wt, o=out,
+                     suffix=f"{prefix}in_proj")
+    else:
+        for i, (part, x) in enumerate((("q", q), ("k", k), ("v", v))):
+            w_i = qkv_w[i * e:(i + 1) * e]
+            _derive_ref(tr, qkv_w, w_i)
+            wt = w_i.t()
+            _swap_ref(tr, w_i, wt)
+            tr.add_layer(module=module, op=pk, kind=LayerKind.LINEAR, m=rows(x), n=e, k=e, a=x, w=wt, o=out,
+                         suffix=f"{prefix}in_proj_{part}")
+    # QK^T: Lq x Lk x d per (batch, head); AV: Lq x d x Lk. Weightless, as for scaled_dot_product_attention.
+    tr.add_layer(module=module, op=pk, kind=LayerKind.ATTENTION, m=lq, n=lk, k=d, groups=batch * h,
+                 a=q, w=k, o=out, suffix=f"{prefix}qk", right_is_weight=False)
+    tr.add_layer(module=module, op=pk, kind=LayerKind.ATTENTION, m=lq, n=d, k=lk, groups=batch * h,
+                 a=q, w=v, o=out, suffix=f"{prefix}av", right_is_weight=False)
+    tr._count(module, pk, "softmax", batch * h * lq * lk)
+    wt = proj_w.t()
+    _swap_ref(tr, proj_w, wt)
+    tr.add_layer(module=module, op=pk, kind=LayerKind.LINEAR, m=rows(q), n=e, k=e, a=q, w=wt, o=out,
+                 suffix=f"{prefix}out_proj")
+
+
+@register(aten._native_multi_head_attention)
+def _native_mha(tr, func, args, kwargs, out, module):
+    """``nn.MultiheadAttention``'s fused inference path (eval mode, no grad)."""
+    b = _bind(func, args, kwargs)
+    _attention_gemms(tr, func, module, "", b["query"], b["key"], b["value"], b["embed_dim"], b["num_head"],
+                     b["qkv_weight"], b["proj_weight"], out[0])
+
+
+@register(aten._transformer_encoder_layer_fwd)
+def _encoder_layer(tr, func, args, kwargs, out, module):
+    """``nn.TransformerEncoderLayer``'s fused inference path: self-attention, then the feed-forward
+    ``linear2(act(linear1(x)))``; layers are named after the modules the unfused path would use."""
+    b = _bind(func, args, kwargs)
+    src = b["src"]
+    if src.is_nested:
+        raise UnsupportedOpError(str(func.overloadpacket), module, "nested-tensor inputs are not modelled")
+    _attention_gemms(tr, func, module, "self_attn.", src, src, src, b["embed_dim"], b["num_heads"],
+                     b["qkv_weight"], b["proj_weight"], out)
+    rows = math.prod(src.shape[:-1])
+    pk = func.overloadpacket
+    w1, w2 = b["ffn_weight_1"], b["ffn_weight_2"]
+    hidden, e = w1.shape
+    for name, w, n, k in (("linear1", w1, hidden, e), ("linear2", w2, e, hidden)):
+        wt = w.t()
+        _swap_ref(tr, w, wt)
+        tr.add_layer(module=module, op=pk, kind=LayerKind.LINEAR, m=rows, n=n, k=k, a=src, w=wt, o=out,
+                     suffix=name)
+    tr._count(module, pk, "activation", rows * hidden)
+    tr._count(module, pk, "norm", 2 * rows * e)
 
 # ---------------------------------------------------------------------------------------------------
 def _install_module_hooks(model: torch.nn.Module, tracer: _Tracer) -> list:
