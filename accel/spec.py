@@ -217,8 +217,19 @@ class Accelerator:
         return self.dram.bandwidth_bytes_per_s / self.compute.clock_hz
 
     def with_dataflow(self, dataflow) -> "Accelerator":
+        """This accelerator with another dataflow, checked as a description file's would be: an
+        ``rtl`` timing model (a calibrated weight-stationary array) accepts only ``ws``."""
         from dataclasses import replace
-        return replace(self, compute=replace(self.compute, dataflow=Dataflow(dataflow)))
+        from .errors import AccelConfigError
+        try:
+            df = Dataflow(str(getattr(dataflow, "value", dataflow)).lower())
+        except ValueError:
+            raise AccelConfigError(f"dataflow override: expected one of ws, os, is; got {dataflow!r}") from None
+        if self.compute.timing.model is TimingModel.RTL and df is not Dataflow.WS:
+            raise AccelConfigError(f"dataflow override '{df.value}': accelerator '{self.name}' uses "
+                                   f"compute.timing.model: rtl, the schedule of the weight-stationary RTL array "
+                                   f"its calibration was fitted on; it runs only dataflow ws")
+        return replace(self, compute=replace(self.compute, dataflow=df))
 
     def to_dict(self) -> dict:
         """A plain-data summary (for result files)."""

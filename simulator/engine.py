@@ -51,6 +51,7 @@ from workloads import Layer, Workload
 
 from .dataflow import DATAFLOWS, DataflowMap
 from .errors import SimulationError
+from .limits import check_workload
 from .kernels import as_u8, block_max_counts, column_blocks, double_buffered_cycles, nonzero_columns
 
 COLUMNS = ["name", "kind", "phase", "m", "n", "k", "groups", "pattern", "density", "mode", "folds", "cycles",
@@ -283,11 +284,13 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
         raise SimulationError(f"simulate: expected a workloads.Workload, got {type(workload).__name__}")
     if not isinstance(accelerator, Accelerator):
         raise SimulationError(f"simulate: expected an accel.Accelerator, got {type(accelerator).__name__}")
+    check_workload(workload)   # sizes the engine counts exactly; an empty workload is an error
     if dataflow is not None:
         try:
-            accelerator = accelerator.with_dataflow(Dataflow(str(dataflow).lower()))
+            df = Dataflow(str(dataflow).lower())
         except ValueError:
             raise SimulationError(f"dataflow must be one of ws, os, is; got {dataflow!r}") from None
+        accelerator = accelerator.with_dataflow(df)   # checked as a description file is (rtl timing: ws only)
     dmap = DATAFLOWS[accelerator.compute.dataflow]
     rows = [simulate_layer(layer, accelerator, dmap) for layer in workload.layers]
     return SimResult.from_rows(rows, accelerator, workload)

@@ -33,6 +33,8 @@ COLUMN_DOCS = {
 SUMMED = ["folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads",
           "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
           "energy_dram_pj", "energy_meta_pj", "energy_static_pj"]
+_INT_TOTALS = ("folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs",
+               "weight_loads")
 
 
 @dataclass
@@ -45,12 +47,9 @@ class SimResult:
     @classmethod
     def from_rows(cls, rows, acc, workload) -> "SimResult":
         df = pd.DataFrame(rows, columns=COLUMNS)
-        totals = df[SUMMED].sum()
-        totals = totals.astype(object)
-        for col in SUMMED:
-            v = totals[col]
-            totals[col] = int(v) if col in ("folds", "cycles", "compute_cycles", "stall_cycles", "macs",
-                                              "effective_macs", "executed_macs", "weight_loads") else float(v)
+        # summed from the rows as Python ints and floats: an int64 column sum could wrap around
+        totals = pd.Series({col: sum(int(r[col]) if col in _INT_TOTALS else float(r[col]) for r in rows)
+                            for col in SUMMED}, dtype=object)
         cyc = totals["cycles"]
         totals["utilization"] = totals["effective_macs"] / (cyc * acc.compute.pes) if cyc else 0.0
         totals["latency_s"] = cyc / acc.compute.clock_hz

@@ -22,44 +22,138 @@ def zoo_names() -> list[str]:
 def trace_zoo(name: str, batch: int = 1, seed: int = 0) -> Workload:
     """Build zoo model ``name`` (seeded weights) and trace it at ``batch``."""
     from workloads import zoo
-    model, inputs = zoo.build(name, seed=seed, batch=batch)   # the model, in code
-    return trace(model, inputs, batch=batch).replace(name=name)  # its GEMM layers
+    _check_batch(batch, f"model '{name}'")
+    with _memory_errors(f"model '{name}' at batch {batch}"):
+        model, inputs = zoo.build(name, seed=seed, batch=batch)   # the model, in code
+        return trace(model, inputs, batch=batch).replace(name=name)  # its GEMM layers
 
 
-def load_model_spec(spec: str, batch: int = 1, seed: int = 0) -> Workload:
+#: Largest batch a model is traced at: tracing runs the model on real inputs of that many rows.
+MAX_TRACE_BATCH = 1 << 20
+
+
+def _check_batch(batch, where: str) -> None:
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ModelNotFoundError(f"{where}: --batch must be a positive integer, got {batch!r}")
+    if batch > MAX_TRACE_BATCH:
+        raise ModelNotFoundError(f"{where}: --batch {batch} is above {MAX_TRACE_BATCH:,}: tracing runs the model "
+                                 f"on example inputs of that many rows; trace at a smaller batch")
+
+
+class _memory_errors:
+    """Turn an allocation failure while building or running a model into a ModelNotFoundError."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, e, tb):
+        if e is None:
+            return False
+        text = str(e)
+        if isinstance(e, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
+            raise ModelNotFoundError(f"{self.where}: out of memory while building or tracing the model "
+                                     f"({text.splitlines()[-1][:160] if text else type(e).__name__}); "
+                                     f"use a smaller --batch") from None
+        return False
+
+
+def _seeded(seed: int):
+    """Seed torch's, NumPy's and Python's global generators for a user's build function, and put the
+    generators back afterwards (so a run is reproducible without changing the caller's state)."""
+    import contextlib
+    import random
+
+    import numpy as np
+    import torch
+
+    @contextlib.contextmanager
+    def ctx():
+        np_state, py_state = np.random.get_state(), random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            np.random.seed(seed % (1 << 32))
+            random.seed(seed)
+            try:
+                yield
+            finally:
+                np.random.set_state(np_state)
+                random.setstate(py_state)
+    return ctx()
+
+
+def load_model_spec(spec: str, batch: int | None = None, seed: int = 0) -> Workload:
     """Trace a zoo name, or ``path/to/file.py:build_fn`` where ``build_fn(batch=...)`` (or
-    ``build_fn()``) returns ``(model, example_inputs)``."""
+    ``build_fn()``) returns ``(model, example_inputs)``.
+
+    ``batch``: None means 1 for a zoo model and the example inputs' own batch for a build function;
+    a build function without a ``batch`` parameter cannot honour another batch, which is refused.
+    ``seed``: seeds torch's, NumPy's and Python's generators before the build function runs (the
+    file's directory is on the import path meanwhile, so it can import modules that sit beside it).
+    """
     path_s, sep, fn_name = spec.rpartition(":")
     if not sep or not path_s.endswith(".py"):
-        return trace_zoo(spec, batch=batch, seed=seed)
+        if spec.endswith(".py") or "/" in spec or "\\" in spec:
+            raise ModelNotFoundError(f"--model {spec}: a model file needs the name of the function that builds "
+                                     f"the model: {spec}:build_fn, where build_fn(batch=...) returns "
+                                     f"(model, example_inputs)")
+        return trace_zoo(spec, batch=1 if batch is None else batch, seed=seed)
+    where = f"--model {spec}"
+    if batch is not None:
+        _check_batch(batch, where)
     path = Path(path_s)
     if not path.is_file():
-        raise ModelNotFoundError(f"--model {spec}: file {path} does not exist")
+        raise ModelNotFoundError(f"{where}: file {path} does not exist")
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)            # `import helper` from a module beside the model file
+    try:
+        return _trace_user_model(spec, path, fn_name, batch, seed, where)
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
+def _trace_user_model(spec, path: Path, fn_name: str, batch, seed: int, where: str) -> Workload:
     mod_name = f"_sparsim_user_model_{abs(hash(str(path.resolve())))}"
     loader = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(loader)
     sys.modules[mod_name] = module
     try:
-        loader.loader.exec_module(module)
+        with _seeded(seed):
+            loader.loader.exec_module(module)
     except Exception as e:
-        raise ModelNotFoundError(f"--model {spec}: importing {path} failed: {type(e).__name__}: {e}") from e
+        raise ModelNotFoundError(f"{where}: importing {path} failed: {type(e).__name__}: {e}") from e
     fn = getattr(module, fn_name, None)
     if not callable(fn):
-        raise ModelNotFoundError(f"--model {spec}: {path} has no function '{fn_name}'")
+        raise ModelNotFoundError(f"{where}: {path} has no function '{fn_name}'")
     import inspect
     try:
         takes_batch = "batch" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
         takes_batch = False
-    try:
-        built = fn(batch=batch) if takes_batch else fn()
-    except Exception as e:
-        raise ModelNotFoundError(f"--model {spec}: {fn_name}() failed: {type(e).__name__}: {e}") from e
-    if not (isinstance(built, tuple) and len(built) == 2):
-        raise ModelNotFoundError(f"--model {spec}: {fn_name}() must return (model, example_inputs), "
-                                 f"got {type(built).__name__}")
-    model, inputs = built
-    return trace(model, inputs, batch=None if not takes_batch else batch).replace(name=f"{path.stem}:{fn_name}")
+    with _memory_errors(f"{where} at batch {batch}"):
+        try:
+            with _seeded(seed):                   # the same seed gives the same weights and inputs
+                built = fn(batch=1 if batch is None else batch) if takes_batch else fn()
+        except Exception as e:
+            if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
+                raise
+            raise ModelNotFoundError(f"{where}: {fn_name}() failed: {type(e).__name__}: {e}") from e
+        if not (isinstance(built, tuple) and len(built) == 2):
+            raise ModelNotFoundError(f"{where}: {fn_name}() must return (model, example_inputs), "
+                                     f"got {type(built).__name__}")
+        model, inputs = built
+        with _seeded(seed):
+            wl = trace(model, inputs, batch=(1 if batch is None else batch) if takes_batch else None)
+    if batch is not None and not takes_batch and wl.batch != batch:
+        raise ModelNotFoundError(f"{where}: --batch {batch} cannot be applied: {fn_name}() takes no 'batch' "
+                                 f"parameter, and its example inputs have batch {wl.batch}; add a batch "
+                                 f"parameter to {fn_name}, or leave out --batch")
+    return wl.replace(name=f"{path.stem}:{fn_name}")
 
 
 def accelerator(name_or_path):

@@ -61,11 +61,21 @@ def format_sim_table(result) -> str:
 
 def _load_workload(args):
     from sparsim.api import load_model_spec, load_workload
+    from workloads import WorkloadError
     if getattr(args, "workload", None):
+        for flag, value in (("--batch", args.batch), ("--seed", args.seed)):
+            if value is not None:
+                raise WorkloadError(f"{flag} applies to --model only: the saved workload {args.workload} "
+                                    f"has its layers (and batch) fixed; trace the model again with {flag}")
         wl = load_workload(args.workload)
     else:
-        wl = load_model_spec(args.model, batch=args.batch, seed=args.seed)
-    if args.sparsity:
+        wl = load_model_spec(args.model, batch=args.batch, seed=0 if args.seed is None else args.seed)
+    if not wl.layers:
+        others = f" (its {len(wl.other_ops)} non-GEMM op sites are listed by `trace`, not simulated)" \
+            if wl.other_ops else ""
+        raise WorkloadError(f"model '{wl.name}' has no GEMM layers (convolution, linear, matmul, attention): "
+                            f"nothing for sparsim to simulate{others}")
+    if args.sparsity is not None:
         wl = wl.sparsify(args.sparsity)
     if getattr(args, "training", None):
         wl = wl.training(args.training)
@@ -73,6 +83,9 @@ def _load_workload(args):
 
 
 def cmd_trace(args) -> int:
+    from sparsim._io import check_writable
+    check_writable(args.out, "--out", (".json",), "`trace` saves a workload as JSON; for a SCALE-Sim CSV "
+                                                  "use `sparsim topology --out FILE.csv`")
     wl = _load_workload(args)
     print(format_layer_table(wl))
     if args.out:
@@ -82,10 +95,9 @@ def cmd_trace(args) -> int:
 
 
 def cmd_simulate(args) -> int:
+    from sparsim._io import check_writable
     from sparsim.api import accelerator, simulate
-    from simulator import SimulationError
-    if args.out and not args.out.lower().endswith((".json", ".csv", ".parquet")):
-        raise SimulationError(f"--out {args.out}: expected a .json, .csv or .parquet file name")
+    check_writable(args.out, "--out", (".json", ".csv", ".parquet"))
     acc = accelerator(args.accel)
     wl = _load_workload(args)
     res = simulate(wl, acc, dataflow=args.dataflow)
@@ -109,7 +121,9 @@ def cmd_presets(args) -> int:
     print(accel.presets.path(args.name).read_text(), end="")
     a = accel.load(args.name)
     print(f"# derived: {a.compute.pes} PEs, {sum(m.size_bytes for m in a.memories) / 1024:g} KiB on chip, "
-          f"DRAM {a.dram_bytes_per_cycle:.2f} B/cycle, int MAC {a.energy.mac(a.compute.weight_bits):.3f} pJ")
+          f"DRAM {a.dram_bytes_per_cycle:.2f} B/cycle, "
+          f"{max(a.compute.activation_bits, a.compute.weight_bits)}-bit MAC "
+          f"{a.energy.mac(max(a.compute.activation_bits, a.compute.weight_bits)):.3f} pJ")
     if a.fpga is not None:
         u = accel.fpga_usage(a)
         print("# FPGA: " + ", ".join(f"{k} {v * 100:.1f}%" for k, v in u.utilization().items()))
@@ -118,7 +132,10 @@ def cmd_presets(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from hdl.calibrate import calibrate, write_outputs
+    from sparsim._io import check_writable
     from sparsim.api import accelerator
+    check_writable(args.out, "--out", (".yaml", ".yml"))
+    check_writable(args.report, "--report", (".json",))
     acc = accelerator(args.accel)
     calib, report = calibrate(acc, sim=args.sim, quick=args.quick)
     header = ["case", "N:M", "array", "bp", "held", "RTL", "before", "after", "error %"]
@@ -144,6 +161,9 @@ def cmd_calibrate(args) -> int:
 
 def cmd_synth(args) -> int:
     from hdl.synth import parse_params, synth
+    from sparsim._io import check_writable
+    check_writable(args.json, "--json", (".json",))
+    check_writable(args.fpga_yaml, "--fpga-yaml", (".yaml", ".yml"))
     rep = synth(args.unit, parse_params(args.params), target=args.target)
     params = ", ".join(f"{k}={v}" for k, v in rep.params.items())
     print(f"{rep.unit} ({params}), yosys {'synth_xilinx (UltraScale+)' if rep.target == 'xilinx' else 'synth'}:")
@@ -171,12 +191,16 @@ def cmd_synth(args) -> int:
 
 
 def cmd_topology(args) -> int:
+    from sparsim._io import check_writable
+    check_writable(args.out, "--out", (".csv",))
     wl = _load_workload(args)
     fmt = {"scalesim": "conv", "scalesim-gemm": "gemm"}[args.format]
     text = wl.to_scalesim_csv(None, fmt=fmt)
     if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+        from pathlib import Path
+        tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
     else:
         sys.stdout.write(text)
     return 0
@@ -212,9 +236,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+_BATCH_HELP = ("batch size the model is traced at (default 1; a build function without a batch parameter "
+               "fixes its own)")
+_SEED_HELP = "seed of torch's, NumPy's and Python's generators while the model is built and traced (default 0)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("sparsim")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sparsim", description="Cycle-approximate simulator and co-design "
                                 "explorer for sparse DNN accelerators.")
+    p.add_argument("--version", action="version", version=f"sparsim {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_args(sp):
@@ -223,8 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(model, example_inputs)")
         sp.add_argument("--sparsity", help="pattern for every weight layer: dense, 2:4, unstructured:0.3, "
                                            "block:4x4:0.5, channel:0.5")
-        sp.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-        sp.add_argument("--seed", type=int, default=0, help="seed of the zoo model's random weights")
+        sp.add_argument("--batch", type=int, help=_BATCH_HELP)
+        sp.add_argument("--seed", type=int, help=_SEED_HELP)
 
     sp = sub.add_parser("trace", help="trace a model into GEMM layers and print them")
     model_args(sp)
@@ -241,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--accel", required=True, help="preset name (see `sparsim presets`), .yaml or SCALE-Sim .cfg")
     sp.add_argument("--sparsity", help="pattern for every weight layer (as for `trace`)")
     sp.add_argument("--dataflow", choices=["ws", "os", "is"], help="override the accelerator's dataflow")
-    sp.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the zoo model's random weights")
+    sp.add_argument("--batch", type=int, help=_BATCH_HELP + "; not with --workload")
+    sp.add_argument("--seed", type=int, help=_SEED_HELP + "; not with --workload")
     sp.add_argument("--training", choices=["bdwp", "forward-only-sparse", "dense"],
                     help="simulate forward, backward-data and backward-weight GEMMs")
     sp.add_argument("--out", help="write the result: .json (layers, totals, accelerator, workload), .csv, .parquet")
@@ -299,8 +337,9 @@ def _command_modules() -> list:
 
 
 def _project_errors() -> tuple:
+    from sparsim._io import OutputPathError
     from workloads import WorkloadError
-    errs = [WorkloadError]
+    errs = [WorkloadError, OutputPathError]
     try:
         from accel import AccelError
         errs.append(AccelError)

@@ -10,8 +10,11 @@ import numpy as np
 
 from .errors import MaskError
 from .layout import WeightLayout, from_gemm, to_gemm
-from .patterns import Dense, SparsityPattern
+from .patterns import NM, Dense, SparsityPattern
 from .stats import MaskStats, mask_stats
+
+#: Largest right operand (groups x k x n) a mask is chosen or held for: 2^31 weights, a 2 GiB mask.
+MAX_WEIGHT_ELEMENTS = 1 << 31
 
 
 class LayerKind(str, enum.Enum):
@@ -195,19 +198,41 @@ class Layer:
     def sparsify(self, pattern: SparsityPattern) -> "Layer":
         """A copy masked by ``pattern`` chosen on this layer's weight magnitudes.
 
-        Weightless layers (activation x activation) are returned unchanged. A layer loaded from a
-        topology file has no weight values; its mask is then chosen on a deterministic stand-in:
-        normal random magnitudes seeded by the layer's name.
+        Weightless layers (activation x activation) are returned unchanged. A layer the model itself
+        pruned (a prune mask, a parametrization mask or exact zeros: ``pattern is None``) keeps its
+        zeros: the pattern picks among the surviving weights only, so the new mask is a subset of the
+        model's (``2:4`` on a layer pruned to 50 % keeps at most two survivors per group of four). A
+        mask an earlier pattern chose is replaced, chosen again on the weights.
+
+        A layer loaded from a topology file, or from a workload saved without ``--weights``, has no
+        weight values. An N:M pattern is then chosen on a deterministic stand-in (normal random
+        magnitudes seeded by the layer's name): every full group of M keeps exactly N whatever the
+        values, so cycles and energy do not depend on the stand-in. Any other pattern would: it is
+        refused with a :class:`MaskError`.
         """
         if not self.has_weight and self.weight_layout is None:
             return self
         if isinstance(pattern, Dense):
             return self.replace(mask=None, pattern=None)
+        size = self.groups * self.k * self.n
+        if size > MAX_WEIGHT_ELEMENTS:
+            raise MaskError(f"layer '{self.name}': a mask over its {size:.3g} weights (groups x k x n) is above "
+                            f"the 2^31 = {MAX_WEIGHT_ELEMENTS:.3g} sparsim holds masks for")
         w = self.gemm_weight()
         if w is None:
+            if not isinstance(pattern, NM):
+                raise MaskError(f"layer '{self.name}': has no weight values (a topology file, or a workload "
+                                f"saved without --weights), and a '{pattern}' mask chosen by magnitude would "
+                                f"depend on made-up values; save the workload with --weights, or use an N:M "
+                                f"pattern (every group then keeps exactly N, whatever the values)")
             rng = np.random.default_rng(zlib.crc32(self.name.encode()))
             w = rng.standard_normal(self.gemm_shape, dtype=np.float32)
+        old = self.gemm_mask() if self.pattern is None else None     # the model's own pruning
+        if old is not None and w is not None:
+            w = np.where(old, w, 0.0).astype(np.float32, copy=False)   # pruned weights are not candidates
         gm = pattern.mask(w)
+        if old is not None:
+            gm = gm & old
         layer = self.replace(pattern=pattern) if self.weight_layout else self.replace(
             weight_layout=WeightLayout.KN, pattern=pattern)
         return layer.with_gemm_mask(gm, pattern)
