@@ -98,6 +98,11 @@ def _show(v) -> str:
 def _parse_mode(text, where: str) -> tuple[int, int] | None:
     if isinstance(text, str) and text.strip().lower() == "dense":
         return None
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 60:
+        # YAML 1.1 reads an unquoted 2:4 as the base-60 integer 2 x 60 + 4 = 124
+        n, m = divmod(text, 60)
+        raise AccelConfigError(f"{where}: got {text}, which is how YAML reads an unquoted {n}:{m} (a base-60 "
+                               f"number); quote the mode: '{n}:{m}'")
     if not isinstance(text, str) or text.count(":") != 1:
         raise AccelConfigError(f"{where}: expected 'dense' or 'N:M' such as '2:4', got {_show(text)}")
     a, b = text.split(":")

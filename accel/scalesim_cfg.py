@@ -53,8 +53,18 @@ def cfg_to_doc(path) -> dict:
     if df not in ("ws", "os", "is"):
         raise AccelConfigError(f"SCALE-Sim config {path}: [{arch}] Dataflow: expected ws, os or is, got '{df}'")
     mode = get("run_presets", "InterfaceBandwidth", "CALC").upper()
+    if mode not in ("USER", "CALC"):
+        raise AccelConfigError(f"SCALE-Sim config {path}: [run_presets] InterfaceBandwidth: expected USER or CALC, "
+                               f"got '{get('run_presets', 'InterfaceBandwidth')}'")
     if mode == "USER":
-        bw_words = float(get(arch, "Bandwidth").split(",")[0])
+        text = get(arch, "Bandwidth")
+        try:
+            bw_words = float(text.split(",")[0])
+        except ValueError:
+            bw_words = float("nan")
+        if not (bw_words > 0 and bw_words != float("inf")):
+            raise AccelConfigError(f"SCALE-Sim config {path}: [{arch}] Bandwidth: expected a positive number of "
+                                   f"words per cycle (InterfaceBandwidth: USER), got '{text}'")
         dram_bw = bw_words * CLOCK_HZ
     else:
         dram_bw = UNLIMITED * CLOCK_HZ

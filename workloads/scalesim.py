@@ -17,13 +17,17 @@ Export rules (the GEMM each row stands for is always the layer's own):
 * a layer with ``groups > 1`` becomes one row per group (``name.g0``, ``name.g1``, ...), since
   SCALE-Sim has no groups; names containing ``DP`` are rewritten so SCALE-Sim does not split them again.
 
-Import keeps the GEMM shape of every row; a ``DP`` row becomes one grouped layer.
+Import keeps the GEMM shape of every row; a ``DP`` row becomes one grouped layer. A row named as
+the tracer names a GEMM of two activations (``....qk``, ``....av``, ``....bmm``, ``....matmul``,
+optionally followed by ``#2`` and a group suffix ``.g0``) comes back weightless, so a sparsity
+pattern leaves it dense, as it does in the traced workload.
 """
 from __future__ import annotations
 
 import csv
 import io
 import math
+import re
 from pathlib import Path
 
 from .errors import PatternError, TopologyError
@@ -34,6 +38,9 @@ from .patterns import NM, parse_pattern
 CONV_HEADER = ["Layer name", "IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width",
                "Channels", "Num Filter", "Strides"]
 GEMM_HEADER = ["Layer", "M", "N", "K"]
+
+# names the tracer gives GEMMs whose operands are both activations (attention's QK^T and AV, ...)
+_WEIGHTLESS = re.compile(r"\.(qk|av|bmm|matmul)(#\d+)?(\.g\d+)?$")
 
 
 def _sparsity_cell(layer: Layer) -> str:
@@ -139,6 +146,13 @@ def from_csv(path):
             layer = Layer(name=name, kind=LayerKind.CONV2D, m=oh * ow, n=nf, k=fh * fw * cin_g, groups=groups,
                           op="scalesim.conv", conv=conv, weight_name=f"{name}.weight",
                           weight_layout=WeightLayout.KN)
+        tail = _WEIGHTLESS.search(name)
+        if tail:
+            if pattern is not None:
+                raise TopologyError(f"{path}:{line}: layer '{name}' multiplies two activations (no weight), "
+                                    f"so its Sparsity must be 1:1, got {pattern}")
+            kind = LayerKind.ATTENTION if tail.group(1) in ("qk", "av") else LayerKind.MATMUL
+            layer = layer.replace(kind=kind, conv=None, weight_name=None, weight_layout=None)
         if pattern is not None:
             layer = layer.sparsify(pattern)
         layers.append(layer)
