@@ -8,10 +8,11 @@ from pathlib import Path
 from workloads import ModelNotFoundError, Workload
 
 
-def trace(model, example_inputs, batch: int | None = None, ignore_ops=()) -> Workload:
-    """Trace a ``torch.nn.Module`` on example inputs into a :class:`workloads.Workload`."""
+def trace(model, example_inputs, batch: int | None = None, ignore_ops=(), copy_weights: bool = True) -> Workload:
+    """Trace a ``torch.nn.Module`` on example inputs into a :class:`workloads.Workload`
+    (``copy_weights=False``: share the parameters' memory, for a model that is not changed afterwards)."""
     from workloads.tracer import trace as _trace
-    return _trace(model, example_inputs, batch=batch, ignore_ops=ignore_ops)
+    return _trace(model, example_inputs, batch=batch, ignore_ops=ignore_ops, copy_weights=copy_weights)
 
 
 def zoo_names() -> list[str]:
@@ -25,7 +26,7 @@ def trace_zoo(name: str, batch: int = 1, seed: int = 0) -> Workload:
     _check_batch(batch, f"model '{name}'")
     with _memory_errors(f"model '{name}' at batch {batch}"):
         model, inputs = zoo.build(name, seed=seed, batch=batch)   # the model, in code
-        return trace(model, inputs, batch=batch).replace(name=name)  # its GEMM layers
+        return trace(model, inputs, batch=batch, copy_weights=False).replace(name=name)  # its GEMM layers
 
 
 #: Largest batch a model is traced at: tracing runs the model on real inputs of that many rows.
@@ -148,7 +149,8 @@ def _trace_user_model(spec, path: Path, fn_name: str, batch, seed: int, where: s
                                      f"got {type(built).__name__}")
         model, inputs = built
         with _seeded(seed):
-            wl = trace(model, inputs, batch=(1 if batch is None else batch) if takes_batch else None)
+            wl = trace(model, inputs, batch=(1 if batch is None else batch) if takes_batch else None,
+                       copy_weights=False)     # the model was built here and is dropped after
     if batch is not None and not takes_batch and wl.batch != batch:
         raise ModelNotFoundError(f"{where}: --batch {batch} cannot be applied: {fn_name}() takes no 'batch' "
                                  f"parameter, and its example inputs have batch {wl.batch}; add a batch "

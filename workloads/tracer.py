@@ -133,8 +133,16 @@ def _bits(t: torch.Tensor) -> int:
 
 
 class _Tracer(TorchDispatchMode):
-    def __init__(self, params: dict, buffers: Iterable[torch.Tensor], ignore_ops: set):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # TorchDispatchMode wraps __torch_dispatch__ in torch._disable_dynamo, whose first call
+        # imports torch._dynamo (seconds, most of a first trace). Tracing never runs under
+        # torch.compile, so there is nothing to disable.
+        return False
+
+    def __init__(self, params: dict, buffers: Iterable[torch.Tensor], ignore_ops: set, copy_weights: bool = True):
         super().__init__()
+        self.copy_weights = copy_weights
         self.taint = WeakIdKeyDictionary()
         self.param_storage: dict = {}
         for name, p in params.items():
@@ -221,6 +229,16 @@ class _Tracer(TorchDispatchMode):
         rec[0] += int(elements)
         rec[1] += 1
 
+    def snapshot(self, value: np.ndarray) -> np.ndarray:
+        """A C-contiguous weight array: a copy, or (``copy_weights=False``) a read-only view of the
+        parameter's memory when it already is contiguous (no copy of a model the caller throws away)."""
+        if self.copy_weights:
+            return np.array(value, order="C")
+        out = np.ascontiguousarray(value)
+        out = out.view()
+        out.flags.writeable = False
+        return out
+
     # -- layer recording ---------------------------------------------------------------------------
     def add_layer(self, *, module, op, kind, m, n, k, groups=1, a, w, o, suffix="", conv=None,
                   right_is_weight=True):
@@ -231,13 +249,14 @@ class _Tracer(TorchDispatchMode):
                    weight_name=None, weight=None, weight_layout=None)
         if isinstance(src, _ParamRef):
             rec["weight_name"] = src.root
-            value = w.detach().to(torch.float32).cpu().numpy().copy()
+            value = w.detach().to(torch.float32).cpu().numpy()   # a view of the parameter
             if kind in (LayerKind.CONV1D, LayerKind.CONV2D, LayerKind.CONV3D):
-                rec["weight"], rec["weight_layout"] = value, WeightLayout.CONV
+                rec["weight"], rec["weight_layout"] = self.snapshot(value), WeightLayout.CONV
             elif value.ndim == 2 and src.transposed:
-                rec["weight"], rec["weight_layout"] = np.ascontiguousarray(value.T), WeightLayout.NK
+                # the parameter's own (n, k) layout: for nn.Linear the contiguous parameter itself
+                rec["weight"], rec["weight_layout"] = self.snapshot(value.T), WeightLayout.NK
             else:
-                rec["weight"], rec["weight_layout"] = value, WeightLayout.KN
+                rec["weight"], rec["weight_layout"] = self.snapshot(value), WeightLayout.KN
         self.layers.append(rec)
 
 
@@ -491,13 +510,15 @@ def _model_mask(model: torch.nn.Module, weight_name: str):
 
 
 def trace(model: torch.nn.Module, example_inputs, batch: int | None = None, ignore_ops=(),
-          name: str | None = None) -> Workload:
+          name: str | None = None, copy_weights: bool = True) -> Workload:
     """Run ``model`` once on ``example_inputs`` (eval mode, no grad) and return its GEMM layers.
 
     ``example_inputs``: a tensor, a tuple of positional inputs, or a dict of keyword inputs.
     ``batch``: recorded on the workload; by default the first input's leading dimension.
     ``ignore_ops``: aten op names (``"aten.foo"`` or ``"foo"``) to list as non-GEMM work instead of
     raising :class:`UnsupportedOpError`.
+    ``copy_weights``: False shares the parameters' memory (read-only views) instead of copying them,
+    for a model nobody changes afterwards (the zoo and the command line build one and drop it).
 
     Masks: a prune ``weight_mask`` buffer or a ``torch.ao.pruning`` parametrization mask wins; else a
     weight with exact zeros is masked where it is nonzero; else the layer is dense (``mask=None``).
@@ -518,7 +539,7 @@ def trace(model: torch.nn.Module, example_inputs, batch: int | None = None, igno
 
     params = dict(model.named_parameters(remove_duplicate=True))
     buffers = list(model.buffers())
-    tracer = _Tracer(params, buffers, ignore)
+    tracer = _Tracer(params, buffers, ignore, copy_weights)
     was_training = model.training
     handles = _install_module_hooks(model, tracer)
     model.eval()
@@ -561,7 +582,7 @@ def _build_workload(model, model_name, batch, tracer: _Tracer) -> Workload:
                 mask = mm
             elif mm is not None and tuple(mm.T.shape) == tuple(weight.shape):
                 mask = np.ascontiguousarray(mm.T)
-            elif not np.all(weight != 0):
+            elif np.count_nonzero(weight) != weight.size:      # no temporary array, unlike weight != 0
                 mask = weight != 0
             if mask is not None and mask.all():
                 mask = None

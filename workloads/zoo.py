@@ -256,8 +256,9 @@ class GPT2(nn.Module):
         self.wpe = nn.Embedding(ctx, dim)
         self.h = nn.Sequential(*[PreNormBlock(dim, heads, 4 * dim, causal=True, eps=1e-5) for _ in range(depth)])
         self.ln_f = nn.LayerNorm(dim, eps=1e-5)
-        self.lm_head = nn.Linear(dim, vocab, bias=False)
-        self.lm_head.weight = self.wte.weight  # tied, as in GPT-2
+        # tied to wte, as in GPT-2: built without values (meta), since its own init would be discarded
+        self.lm_head = nn.Linear(dim, vocab, bias=False, device="meta")
+        self.lm_head.weight = self.wte.weight
 
     def forward(self, ids):
         pos = torch.arange(ids.shape[1], device=ids.device)
