@@ -277,3 +277,14 @@ def test_readme_lists_every_result_column():
     text = (ROOT / "README.md").read_text()
     listed = re.search(r"the columns `([^`]*)`", text).group(1)
     assert [c.strip() for c in listed.replace("\n", " ").split(",")] == COLUMNS
+
+
+# -- the first simulate of a model: no torch._dynamo import on the way ---------------------------------
+def test_tracing_does_not_import_torch_dynamo():
+    import subprocess
+    import sys
+    code = ("import sys, sparsim; sparsim.trace_zoo('mlp_digits'); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "False"
