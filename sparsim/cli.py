@@ -134,8 +134,8 @@ def cmd_calibrate(args) -> int:
     from hdl.calibrate import calibrate, write_outputs
     from sparsim._io import check_writable
     from sparsim.api import accelerator
-    check_writable(args.out, "--out", (".yaml", ".yml"))
-    check_writable(args.report, "--report", (".json",))
+    check_writable(args.out, "--out")
+    check_writable(args.report, "--report")
     acc = accelerator(args.accel)
     calib, report = calibrate(acc, sim=args.sim, quick=args.quick)
     header = ["case", "N:M", "array", "bp", "held", "RTL", "before", "after", "error %"]
@@ -162,8 +162,8 @@ def cmd_calibrate(args) -> int:
 def cmd_synth(args) -> int:
     from hdl.synth import parse_params, synth
     from sparsim._io import check_writable
-    check_writable(args.json, "--json", (".json",))
-    check_writable(args.fpga_yaml, "--fpga-yaml", (".yaml", ".yml"))
+    check_writable(args.json, "--json")
+    check_writable(args.fpga_yaml, "--fpga-yaml")
     rep = synth(args.unit, parse_params(args.params), target=args.target)
     params = ", ".join(f"{k}={v}" for k, v in rep.params.items())
     print(f"{rep.unit} ({params}), yosys {'synth_xilinx (UltraScale+)' if rep.target == 'xilinx' else 'synth'}:")

@@ -180,6 +180,15 @@ def test_out_is_checked_before_running(argv, suffix, tmp_path, capsys):
         assert fragment in cap.err and "Traceback" not in cap.err
 
 
+@pytest.mark.parametrize("argv", [["synth", "--unit", "nm_dot", "--json"],
+                                  ["synth", "--unit", "nm_dot", "--fpga-yaml"],
+                                  ["calibrate", "--accel", "vegeta-flex", "--quick", "--report"]])
+def test_rtl_commands_check_their_outputs_before_running(argv, tmp_path, capsys):
+    assert main(argv + [str(tmp_path / "missing" / "f.out")]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and "does not exist" in cap.err
+
+
 def test_check_writable_helper(tmp_path):
     from sparsim._io import OutputPathError, check_writable
     assert check_writable(None) is None
