@@ -94,7 +94,7 @@ class HardwareCost:
         if w is None:
             return None
         imp = self.importance.get(layer.name)
-        s = np.abs(w)                       # float32 |W| orders exactly as float64 |W| does
+        s = np.abs(np.ascontiguousarray(w))  # float32 |W| orders exactly as float64 |W| does
         if imp is not None:
             try:
                 s = s * np.asarray(imp, dtype=np.float64)
