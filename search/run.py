@@ -23,7 +23,7 @@ OBJECTIVES = {"latency": "cycles", "energy": "energy_pj", "pareto": None}
 
 
 def run_search(workload: Workload, accelerator: Accelerator, objective: str = "pareto", budget: float | None = None,
-               candidates=DEFAULT_CANDIDATES, pins=(), proxy: str = "magnitude", mask_score: str = "magnitude",
+               candidates=DEFAULT_CANDIDATES, pins=(), per_layer=None, proxy: str = "magnitude", mask_score: str = "magnitude",
                evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None,
                calibration: Calibration | None = None, calib_rows: int = 256, baseline_density: float = 0.5,
                pop_size: int = 100, random_baseline: bool = True, progress: bool = False) -> SearchResult:
@@ -67,8 +67,8 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     first = None
     for p, a in feasible:
         key = tuple(sorted((k, str(v)) for k, v in p.items()))
-        costs[key] = HardwareCost(workload, a, cands, pins=pins, importance=importance, progress=progress,
-                                  masks_from=first)
+        costs[key] = HardwareCost(workload, a, cands, pins=pins, per_layer=per_layer, importance=importance,
+                                  progress=progress, masks_from=first)
         first = first or costs[key]
     t_tables = time.perf_counter() - t0
     keys = list(costs)
@@ -112,8 +112,8 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     assignments = [(keys[h], a) for a, h in zip(*problem.split(chosen))]
 
     rows = []
-    base_cost = ref_cost or HardwareCost(workload, accelerator, cands, pins=pins, importance=importance,
-                                         masks_from=first)
+    base_cost = ref_cost or HardwareCost(workload, accelerator, cands, pins=pins, per_layer=per_layer,
+                                         importance=importance, masks_from=first)
     for name, wl in bl.all_baselines(base_cost, density=baseline_density).items():
         r = simulate(wl, accelerator).totals
         rows.append({"name": name, "proxy": prox.of_workload(wl), "cycles": int(r["cycles"]),
