@@ -128,11 +128,22 @@ def erk(cost: HardwareCost, density: float) -> Workload:
     return _with_masks(cost, masks, "erk")
 
 
-def all_baselines(cost: HardwareCost, patterns=("2:4", "1:4", "2:8"), density: float = 0.5) -> dict[str, Workload]:
+#: The uniform patterns every search is compared with.
+UNIFORM = ("2:4", "1:4", "2:8")
+
+
+def all_baselines(cost: HardwareCost, patterns=UNIFORM, density: float = 0.5) -> dict[str, Workload]:
     """Name -> masked workload: dense, uniform patterns, global magnitude, LAMP and ERK at ``density``."""
     out = {"dense": uniform(cost, "dense")}
     for p in patterns:
         out[f"uniform {p}"] = uniform(cost, p)
+    out.update(allocations(cost, density))
+    return out
+
+
+def allocations(cost: HardwareCost, density: float = 0.5) -> dict[str, Workload]:
+    """Global magnitude, LAMP and ERK at ``density`` (over the prunable layers)."""
+    out = {}
     w = _weights(cost, _prunable_layers(cost))
     out[f"global magnitude {density:g}"] = global_magnitude(cost, density, w)
     out[f"LAMP {density:g}"] = lamp(cost, density, w)

@@ -92,7 +92,7 @@ def cmd_search(args) -> int:
         for _, r in res.infeasible.iterrows():
             print("infeasible: " + ", ".join(f"{a}={r[a]}" for a in res.hardware_axes) + f": {r['reason']}")
     print(f"time: tables {t['tables']:.1f} s, proxy {t['proxy']:.1f} s, search {t['search']:.1f} s, "
-          f"total {t['total']:.1f} s")
+          f"baselines {t['baselines']:.1f} s, total {t['total']:.1f} s")
     c = front.loc[chosen]
     print("* chosen: " + ", ".join(f"{k[6:]}={v}" for k, v in c.items() if str(k).startswith("layer:") and v != "-"))
     if args.out:
