@@ -67,36 +67,34 @@ def _weights(cost, lis):
     return {li: np.abs(np.ascontiguousarray(cost.workload.layers[li].gemm_weight(), dtype=np.float64)) for li in lis}
 
 
-def global_magnitude(cost: HardwareCost, density: float, w=None) -> Workload:
-    lis = _prunable_layers(cost)
-    w = w or _weights(cost, lis)
-    flat = np.concatenate([w[li].ravel() for li in lis])
-    keep = _top_flat(flat, int(math.floor(density * flat.size + 0.5)))
+def _global_top(cost: HardwareCost, scores: dict, density: float, label: str) -> Workload:
+    """Keep the ``density`` share of all layers' weights with the highest ``scores`` (one threshold)."""
+    lis = list(scores)
+    keep = _top_flat(np.concatenate([scores[li].ravel() for li in lis]),
+                     int(math.floor(density * sum(scores[li].size for li in lis) + 0.5)))
     masks, off = {}, 0
     for li in lis:
-        masks[li] = keep[off:off + w[li].size].reshape(w[li].shape)
-        off += w[li].size
-    return _with_masks(cost, masks, "global")
+        masks[li] = keep[off:off + scores[li].size].reshape(scores[li].shape)
+        off += scores[li].size
+    return _with_masks(cost, masks, label)
+
+
+def global_magnitude(cost: HardwareCost, density: float, w=None) -> Workload:
+    return _global_top(cost, w or _weights(cost, _prunable_layers(cost)), density, "global")
 
 
 def lamp(cost: HardwareCost, density: float, w=None) -> Workload:
     lis = _prunable_layers(cost)
     w = w or _weights(cost, lis)
-    scores = []
+    scores = {}
     for li in lis:
         sq = w[li].ravel() ** 2
         order = np.argsort(sq)        # ties get the tail sum of their place: deterministic either way
         tail = np.cumsum(sq[order][::-1])[::-1]          # sum over weights at least as large
         s = np.empty_like(sq)
         s[order] = sq[order] / np.where(tail > 0, tail, 1.0)
-        scores.append(s)
-    flat = np.concatenate(scores)
-    keep = _top_flat(flat, int(math.floor(density * flat.size + 0.5)))
-    masks, off = {}, 0
-    for li in lis:
-        masks[li] = keep[off:off + w[li].size].reshape(w[li].shape)
-        off += w[li].size
-    return _with_masks(cost, masks, "lamp")
+        scores[li] = s.reshape(w[li].shape)
+    return _global_top(cost, scores, density, "lamp")
 
 
 def erk_densities(cost: HardwareCost, density: float) -> dict[int, float]:

@@ -187,7 +187,8 @@ class HardwareCost:
         a = np.asarray(assignment)
         L = len(self.layer_names)
         if a.shape != (L,) or not np.issubdtype(a.dtype, np.integer):
-            raise SearchError(f"assignment: expected {L} integer candidate indices, got shape {a.shape}, dtype {a.dtype}")
+            raise SearchError(f"assignment: expected {L} integer candidate indices, got shape {a.shape}, "
+                              f"dtype {a.dtype}")
         bad = np.flatnonzero((a < 0) | (a >= self.allowed.shape[1]))
         if bad.size == 0:
             bad = np.flatnonzero(~self.allowed[np.arange(L), a])
@@ -232,7 +233,8 @@ class HardwareCost:
         except MaskError as e:
             raise SearchError(f"cost_of_mask: {e}") from None
         row = _simulate(self.workload.replace(layers=(new,)), self.accelerator).layers.iloc[0]
-        return {"cycles": int(row["cycles"]), "energy_pj": float(row["energy_pj"]), "dram_bytes": float(row["dram_bytes"])}
+        return {"cycles": int(row["cycles"]), "energy_pj": float(row["energy_pj"]),
+                "dram_bytes": float(row["dram_bytes"])}
 
     def layer_index(self, layer: str | int) -> int:
         if isinstance(layer, (int, np.integer)):

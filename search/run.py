@@ -14,7 +14,7 @@ from .algorithms import Problem, enumerate_all, hypervolume, nondominated, nsga2
 from .calibration import Calibration, capture
 from .candidates import DEFAULT_CANDIDATES, parse_candidates, parse_pins
 from .cost import HardwareCost
-from .errors import SearchError
+from .errors import SearchError, positive
 from .joint import grid, parse_joint
 from .proxies import PROXIES, Proxy
 from .result import FRONT_COLUMNS, SearchResult
@@ -23,7 +23,8 @@ OBJECTIVES = {"latency": "cycles", "energy": "energy_pj", "pareto": None}
 
 
 def run_search(workload: Workload, accelerator: Accelerator, objective: str = "pareto", budget: float | None = None,
-               candidates=DEFAULT_CANDIDATES, pins=(), per_layer=None, proxy: str = "magnitude", mask_score: str = "magnitude",
+               candidates=DEFAULT_CANDIDATES, pins=(), per_layer=None, proxy: str = "magnitude",
+               mask_score: str = "magnitude",
                evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None,
                calibration: Calibration | None = None, calib_rows: int = 256, baseline_density: float = 0.5,
                pop_size: int = 100, random_baseline: bool = True, baselines: bool = True,
@@ -39,12 +40,7 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     if objective != "pareto" and budget is None:
         budget = 0.6
     if budget is not None:
-        try:
-            budget = float(budget)
-        except (TypeError, ValueError):
-            raise SearchError(f"--budget {budget!r}: expected a fraction of the dense model's cost, e.g. 0.6") from None
-        if not budget > 0:
-            raise SearchError(f"--budget {budget:g}: expected a positive fraction of the dense model's cost")
+        budget = positive(budget, f"--budget {budget}", what="a positive fraction of the dense model's cost, e.g. 0.6")
     if not isinstance(evals, (int, np.integer)) or evals < 1:
         raise SearchError(f"--evals {evals!r}: expected a positive integer")
     cands = parse_candidates(candidates)

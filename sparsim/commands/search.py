@@ -83,7 +83,8 @@ def cmd_search(args) -> int:
           f"{','.join(info['candidates'])}, proxy {res.proxy}; speed-up and energy x are against dense on "
           f"{info['accelerator']}")
     if res.objective == "pareto":
-        print(f"front: {len(front)} points from {info['evals']} evaluations ({info['algorithm']}, seed {info['seed']}), "
+        print(f"front: {len(front)} points from {info['evals']} evaluations ({info['algorithm']}, "
+              f"seed {info['seed']}), "
               f"hypervolume {info['hypervolume']:.4f}; random search with as many: {info['random_hypervolume']:.4f}")
     else:
         print(f"budget {res.budget:g} x dense {info['metric']}: exact proxy {front['proxy'].iloc[0]:.4f}, "
