@@ -79,9 +79,12 @@ def speed():
           f"baselines {s['baselines']:.1f} s; front {len(res.front)} points")
 
 
-def _dominated(F, f):
-    """Some row of F is no worse than f everywhere and better somewhere."""
-    return bool(np.any(np.all(F <= f, axis=1) & np.any(F < f, axis=1)))
+def _dominated(F, f, rel=1e-12):
+    """Some row of F is no worse than f everywhere and better somewhere. Baselines are simulated and
+    summed by pandas, the front is summed from the tables: equal costs may differ in the last bit,
+    so 'no worse' and 'better' allow a relative 1e-12."""
+    tol = rel * np.abs(f)
+    return bool(np.any(np.all(F <= f + tol, axis=1) & np.any(F < f - tol, axis=1)))
 
 
 def _covered(F, f):
