@@ -94,31 +94,68 @@ def load_model_spec(spec: str, batch: int | None = None, seed: int = 0) -> Workl
     ``seed``: seeds torch's, NumPy's and Python's generators before the build function runs (the
     file's directory is on the import path meanwhile, so it can import modules that sit beside it).
     """
+    where = f"--model {spec}"
+    with _model_file_on_path(spec):
+        model, inputs, name, traced_batch = build_model_spec(spec, batch=batch, seed=seed)  # the model
+        with _memory_errors(f"{where} at batch {batch}"), _seeded(seed):
+            wl = trace(model, inputs, batch=traced_batch,
+                       copy_weights=False).replace(name=name)  # its GEMM layers; the model is dropped after
+    if batch is not None and traced_batch is None and wl.batch != batch:
+        fn_name = spec.rpartition(":")[2]
+        raise ModelNotFoundError(f"{where}: --batch {batch} cannot be applied: {fn_name}() takes no 'batch' "
+                                 f"parameter, and its example inputs have batch {wl.batch}; add a batch "
+                                 f"parameter to {fn_name}, or leave out --batch")
+    return wl
+
+
+class _model_file_on_path:
+    """While a model file is imported, built and traced, its directory is on ``sys.path`` (so it can
+    ``import helper`` from a module beside it); removed afterwards. A zoo name changes nothing."""
+
+    def __init__(self, spec: str):
+        path_s, sep, _ = spec.rpartition(":")
+        self.folder = str(Path(path_s).resolve().parent) if sep and path_s.endswith(".py") else None
+        self.added = False
+
+    def __enter__(self):
+        if self.folder is not None and self.folder not in sys.path:
+            sys.path.insert(0, self.folder)
+            self.added = True
+        return self
+
+    def __exit__(self, *exc):
+        if self.added and self.folder in sys.path:
+            sys.path.remove(self.folder)
+        return False
+
+
+def build_model_spec(spec: str, batch: int | None = None, seed: int = 0):
+    """``(model, example_inputs, name, batch to trace at)`` for a zoo name or ``path/to/file.py:build_fn``;
+    the batch is None when a build function takes no ``batch`` parameter (its inputs say it). Checks and
+    seeding as :func:`load_model_spec` says."""
     path_s, sep, fn_name = spec.rpartition(":")
     if not sep or not path_s.endswith(".py"):
         if spec.endswith(".py") or "/" in spec or "\\" in spec:
             raise ModelNotFoundError(f"--model {spec}: a model file needs the name of the function that builds "
                                      f"the model: {spec}:build_fn, where build_fn(batch=...) returns "
                                      f"(model, example_inputs)")
-        return trace_zoo(spec, batch=1 if batch is None else batch, seed=seed)
+        from workloads import zoo
+        b = 1 if batch is None else batch
+        _check_batch(b, f"model '{spec}'")
+        with _memory_errors(f"model '{spec}' at batch {b}"):
+            model, inputs = zoo.build(spec, seed=seed, batch=b)
+        return model, inputs, spec, b
     where = f"--model {spec}"
     if batch is not None:
         _check_batch(batch, where)
     path = Path(path_s)
     if not path.is_file():
         raise ModelNotFoundError(f"{where}: file {path} does not exist")
-    folder = str(path.resolve().parent)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)            # `import helper` from a module beside the model file
-    try:
-        return _trace_user_model(spec, path, fn_name, batch, seed, where)
-    finally:
-        if added and folder in sys.path:
-            sys.path.remove(folder)
+    with _model_file_on_path(spec):
+        return _build_user_model(path, fn_name, batch, seed, where)
 
 
-def _trace_user_model(spec, path: Path, fn_name: str, batch, seed: int, where: str) -> Workload:
+def _build_user_model(path: Path, fn_name: str, batch, seed: int, where: str):
     mod_name = f"_sparsim_user_model_{abs(hash(str(path.resolve())))}"
     loader = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(loader)
@@ -144,18 +181,11 @@ def _trace_user_model(spec, path: Path, fn_name: str, batch, seed: int, where: s
             if isinstance(e, MemoryError) or "can't allocate memory" in str(e):
                 raise
             raise ModelNotFoundError(f"{where}: {fn_name}() failed: {type(e).__name__}: {e}") from e
-        if not (isinstance(built, tuple) and len(built) == 2):
-            raise ModelNotFoundError(f"{where}: {fn_name}() must return (model, example_inputs), "
-                                     f"got {type(built).__name__}")
-        model, inputs = built
-        with _seeded(seed):
-            wl = trace(model, inputs, batch=(1 if batch is None else batch) if takes_batch else None,
-                       copy_weights=False)     # the model was built here and is dropped after
-    if batch is not None and not takes_batch and wl.batch != batch:
-        raise ModelNotFoundError(f"{where}: --batch {batch} cannot be applied: {fn_name}() takes no 'batch' "
-                                 f"parameter, and its example inputs have batch {wl.batch}; add a batch "
-                                 f"parameter to {fn_name}, or leave out --batch")
-    return wl.replace(name=f"{path.stem}:{fn_name}")
+    if not (isinstance(built, tuple) and len(built) == 2):
+        raise ModelNotFoundError(f"{where}: {fn_name}() must return (model, example_inputs), "
+                                 f"got {type(built).__name__}")
+    model, inputs = built
+    return model, inputs, f"{path.stem}:{fn_name}", ((1 if batch is None else batch) if takes_batch else None)
 
 
 def accelerator(name_or_path):
@@ -177,3 +207,31 @@ def load_workload(path) -> Workload:
     if p.suffix.lower() == ".csv":
         return Workload.from_scalesim_csv(p)
     return Workload.load(p)
+
+
+def search(workload, accel_or_name, objective: str = "pareto", budget: float | None = None,
+           candidates=("dense", "2:4", "1:4"), pins=(), per_layer=None, proxy: str = "magnitude",
+           mask_score: str = "magnitude",
+           evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None, batch: int = 1,
+           calib_rows: int = 256, baseline_density: float = 0.5, progress: bool = False):
+    """Choose per-layer sparsity against simulated cost; returns a :class:`search.SearchResult`.
+
+    ``workload``: a Workload (pass ``model`` and ``inputs`` for the wanda / reconstruction proxies),
+    a zoo name or ``path/to/file.py:build_fn`` (the model is built, traced, and run once on its
+    example inputs for calibration). ``objective``: ``latency`` / ``energy`` (exact choice within
+    ``budget`` x the dense model's cycles / energy; default 0.6) or ``pareto`` (NSGA-II, ``evals``
+    evaluations, front over proxy, cycles and energy). ``candidates``: patterns per layer (dense is
+    always one); ``pins``: layer globs kept dense; ``per_layer``: ``{layer glob: candidates}`` for
+    the layers a glob matches (first glob wins); ``proxy``: magnitude | wanda | reconstruction;
+    ``mask_score``: masks inside a pattern chosen by magnitude or by Wanda's |W|·||x||; ``joint``:
+    hardware axes (``{"rows": [16, 32], "dataflow": ["ws", "os"]}`` or ``"rows=16,32 dataflow=ws,os"``).
+    """
+    from search.run import run_search
+    if isinstance(workload, str):
+        model, inputs, name, traced_batch = build_model_spec(workload, batch=batch, seed=0)  # the model
+        workload = trace(model, inputs, batch=traced_batch).replace(name=name)               # its layers
+    acc = accelerator(accel_or_name)                                                          # the hardware
+    return run_search(workload, acc, objective=objective, budget=budget, candidates=candidates, pins=pins,
+                      per_layer=per_layer, proxy=proxy, mask_score=mask_score, evals=evals, seed=seed, joint=joint,
+                      model=model, inputs=inputs, calib_rows=calib_rows, baseline_density=baseline_density,
+                      progress=progress)                                                      # tables -> front
