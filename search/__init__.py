@@ -1,1 +1,50 @@
-"""search: Workload x Accelerator x objective -> masks and hardware on a Pareto front."""
+"""search: Workload x Accelerator x objective -> masks and hardware on a Pareto front.
+
+Stable API (issue 9; the pruning code of issue 10 builds on it)
+---------------------------------------------------------------
+``HardwareCost(workload, accelerator, candidates=("dense", "2:4", "1:4"), pins=(), per_layer=None,
+importance=None, progress=False)`` builds, once, the simulator's cost of every (layer, candidate):
+
+* ``cost.candidates`` (patterns; ``cost.candidate_names`` their text; index 0 is always ``dense``),
+  ``cost.layer_names``, ``cost.allowed`` bool ``(L, C)`` and ``cost.options[l]`` (allowed indices;
+  pinned layers and weightless layers allow only dense);
+* ``cost.cycles`` int64 ``(L, C)``, ``cost.energy_pj`` and ``cost.dram_bytes`` float64 ``(L, C)``,
+  ``cost.table(metric)``; ``cost.dense_totals`` (the dense model on this accelerator);
+* ``cost.gemm_mask(l, c)`` / ``cost.mask(l, c)``: candidate ``c``'s mask of layer ``l`` in GEMM
+  layout ``(groups, k, n)`` / in the parameter's own layout (None = dense);
+  ``cost.pick_mask(l, pattern)`` picks a mask for any pattern the same way;
+* ``cost.evaluate(pop)``: ``pop`` int ``(P, L)`` -> ``{"cycles", "energy_pj", "dram_bytes"}``
+  arrays ``(P,)``, one NumPy gather; ``cost.evaluate_table(table, pop)`` sums any ``(L, C)`` table;
+  ``cost.totals(assignment)`` for one (checked) assignment;
+* ``cost.cost_of_mask(layer, mask)``: cycles / energy_pj / dram_bytes of one layer under an explicit
+  mask in the parameter's layout (simulated now);
+* ``cost.choose(proxy, budget, metric="cycles", method="exact"|"greedy")``: the assignment that
+  maximizes ``sum proxy[l, a_l]`` (higher is better, any ``(L, C)`` table) within ``budget``
+  (absolute units of ``metric``), exact multiple-choice knapsack (SciPy MILP) or HALP-style greedy;
+* ``cost.apply(assignment)`` -> masked :class:`workloads.Workload` (simulates to the table sum),
+  ``cost.masks(assignment)`` -> ``{parameter name: bool array}``, ``cost.patterns(assignment)``,
+  ``cost.uniform(pattern)``, ``cost.min_cost(metric)``.
+
+``importance={layer name: score}`` (broadcastable to ``(groups, k, n)``) picks masks on
+``|W| * score`` instead of ``|W|`` (Wanda: ``score = ||x||`` per input feature).
+
+Errors are :class:`SearchError` (a ``ValueError``) with a message naming the input.
+"""
+from importlib import import_module
+
+_EXPORTS = {
+    "HardwareCost": "cost", "METRICS": "cost",
+    "SearchError": "errors",
+    "parse_candidates": "candidates", "DEFAULT_CANDIDATES": "candidates",
+    "choose_exact": "knapsack", "choose_greedy": "knapsack",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'search' has no attribute {name!r}")
