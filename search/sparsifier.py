@@ -59,6 +59,14 @@ def retained_magnitude(cost) -> np.ndarray:
 
 
 def _exact(cost, proxy, budget, metric):
+    # search.knapsack.choose_exact tightens the constraint by a relative 1e-9 for the solver's
+    # tolerance, which excludes an assignment costing exactly the budget (at budget 1 that is the
+    # dense model). Cycles are integers: allow up to floor(budget) + 0.5, which admits exactly the
+    # assignments of at most floor(budget) cycles.
+    if metric == "cycles":
+        budget = np.floor(budget + 1e-9) + 0.5
+    else:
+        budget = budget * (1.0 + 2e-9)
     return cost.choose(proxy, budget, metric=metric, method="exact")
 
 
