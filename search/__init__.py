@@ -28,6 +28,12 @@ importance=None, progress=False)`` builds, once, the simulator's cost of every (
 ``importance={layer name: score}`` (broadcastable to ``(groups, k, n)``) picks masks on
 ``|W| * score`` instead of ``|W|`` (Wanda: ``score = ||x||`` per input feature).
 
+Around it: ``Proxy(kind, workload, calibration).table(cost)`` (magnitude / wanda / reconstruction,
+``(L, C)``, higher is better, dense = 1), ``capture(model, inputs, workload)`` (calibration
+activations), ``Problem`` + ``nsga2`` / ``random_search`` / ``exact_front`` (solvers over tables),
+``baselines`` (uniform, global magnitude, LAMP, ERK), ``joint`` (hardware grids) and ``run_search``
+(all of it, returning a ``SearchResult``; ``sparsim.search`` is its one-import form).
+
 Errors are :class:`SearchError` (a ``ValueError``) with a message naming the input.
 """
 from importlib import import_module
@@ -37,6 +43,10 @@ _EXPORTS = {
     "SearchError": "errors",
     "parse_candidates": "candidates", "DEFAULT_CANDIDATES": "candidates",
     "choose_exact": "knapsack", "choose_greedy": "knapsack",
+    "Proxy": "proxies", "PROXIES": "proxies", "Calibration": "calibration", "capture": "calibration",
+    "Problem": "algorithms", "nsga2": "algorithms", "random_search": "algorithms", "exact_front": "algorithms",
+    "nondominated": "algorithms", "hypervolume": "algorithms",
+    "SearchResult": "result", "FRONT_COLUMNS": "result", "run_search": "run",
 }
 
 __all__ = list(_EXPORTS)

@@ -42,6 +42,8 @@ class HardwareCost:
                   weight ``(groups, k, n)``; masks are then chosen on ``|W| * score`` (Wanda uses
                   ``score = ||x||`` per input feature, shape ``(groups, k, 1)``) instead of ``|W|``.
     progress:     show a tqdm bar while the tables are built.
+    masks_from:   another ``HardwareCost`` of the same workload, candidates and pins (another hardware
+                  point): its masks are reused instead of picked again.
 
     Attributes (``L`` layers, ``C`` candidates)
     -------------------------------------------
@@ -55,7 +57,8 @@ class HardwareCost:
 
     def __init__(self, workload: Workload, accelerator: Accelerator, candidates: Sequence = ("dense", "2:4", "1:4"),
                  pins: Iterable[str] = (), per_layer: Mapping[str, Iterable] | None = None,
-                 importance: Mapping[str, np.ndarray] | None = None, progress: bool = False):
+                 importance: Mapping[str, np.ndarray] | None = None, progress: bool = False,
+                 masks_from: "HardwareCost | None" = None):
         if not isinstance(workload, Workload):
             raise SearchError(f"HardwareCost: expected a workloads.Workload, got {type(workload).__name__}")
         if not isinstance(accelerator, Accelerator):
@@ -79,6 +82,13 @@ class HardwareCost:
         self.cycles = np.zeros((L, C), dtype=np.int64)
         self.energy_pj = np.zeros((L, C))
         self.dram_bytes = np.zeros((L, C))
+        if masks_from is not None:
+            if (masks_from.workload is not workload or masks_from.candidate_names != self.candidate_names
+                    or not np.array_equal(masks_from.allowed, self.allowed)
+                    or set(masks_from.importance) != set(self.importance)):
+                raise SearchError("HardwareCost: masks_from must have the same workload, candidates, pins "
+                                  "and importance")
+            self._packed = masks_from._packed
         self._build(progress)
         self.stacked = np.stack([self.cycles.astype(np.float64), self.energy_pj, self.dram_bytes], axis=-1)
         dense = np.zeros(L, dtype=np.int64)
@@ -94,7 +104,7 @@ class HardwareCost:
         if w is None:
             return None
         imp = self.importance.get(layer.name)
-        s = np.abs(w)                       # float32 |W| orders exactly as float64 |W| does
+        s = np.abs(np.ascontiguousarray(w))  # float32 |W| orders exactly as float64 |W| does
         if imp is not None:
             try:
                 s = s * np.asarray(imp, dtype=np.float64)
@@ -131,10 +141,13 @@ class HardwareCost:
                 if c == 0:
                     variants.append(base.replace(name=f"{layer.name}#0"))
                     continue
-                if scores is None:
-                    scores = self._score(li, layer)
-                gm = self._pick(layer, self.candidates[c], scores)
-                self._packed[(li, int(c))] = np.packbits(gm.ravel())
+                if (li, int(c)) in self._packed:
+                    gm = self.gemm_mask(li, int(c))
+                else:
+                    if scores is None:
+                        scores = self._score(li, layer)
+                    gm = self._pick(layer, self.candidates[c], scores)
+                    self._packed[(li, int(c))] = np.packbits(gm.ravel())
                 # the mask in GEMM layout as-is (layout KN): the engine reads only the GEMM view, and
                 # this skips two layout copies per pair; the exactness test guards the equivalence
                 variants.append(layer.replace(name=f"{layer.name}#{c}", weight=None, weight_layout=WeightLayout.KN,

@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 
-from workloads import NM, SparsityPattern, Unstructured
+from workloads import NM, Block, SparsityPattern, Unstructured
+
+from .kernels import nm_keep
 
 
 def _top_flat(scores: np.ndarray, keep: int) -> np.ndarray:
@@ -30,25 +32,19 @@ def _top_flat(scores: np.ndarray, keep: int) -> np.ndarray:
     return out.reshape(scores.shape)
 
 
-def _nm(scores: np.ndarray, n: int, m: int) -> np.ndarray:
-    g, k, cols = scores.shape
-    groups = -(-k // m)
-    pad = groups * m - k
-    s = scores
-    if pad:
-        s = np.concatenate([s, np.full((g, pad, cols), -1.0, dtype=s.dtype)], axis=1)
-    s = s.reshape(g, groups, m, cols)
-    rank = np.zeros(s.shape, dtype=np.int16)
-    for i in range(m):
-        si = s[:, :, i, :]
-        r = rank[:, :, i, :]
-        for j in range(m):
-            if j == i:
-                continue
-            # j ranks above i if larger, or equal and earlier
-            r += (s[:, :, j, :] > si) if j > i else (s[:, :, j, :] >= si)
-    keep = (rank < n).reshape(g, groups * m, cols)[:, :k, :]
-    return keep
+def _block(scores: np.ndarray, pattern: Block) -> np.ndarray:
+    """Block.mask's arithmetic (same block means, bit for bit) with the linear-time top-k."""
+    g, k, n = scores.shape
+    bh, bw = pattern.bh, pattern.bw
+    bk, bn = -(-k // bh), -(-n // bw)
+    mag = np.zeros((g, bk * bh, bn * bw))
+    mag[:, :k, :n] = np.abs(scores)
+    cnt = np.zeros_like(mag)
+    cnt[:, :k, :n] = 1.0
+    blk_sum = mag.reshape(g, bk, bh, bn, bw).sum(axis=(2, 4))
+    blk_cnt = cnt.reshape(g, bk, bh, bn, bw).sum(axis=(2, 4))
+    keep_blk = _top_flat(blk_sum / blk_cnt, int(math.floor(pattern.density * blk_sum.size + 0.5)))
+    return np.repeat(np.repeat(keep_blk, bh, axis=1), bw, axis=2)[:, :k, :n]
 
 
 def pick(pattern: SparsityPattern, scores: np.ndarray) -> np.ndarray:
@@ -56,5 +52,7 @@ def pick(pattern: SparsityPattern, scores: np.ndarray) -> np.ndarray:
     if isinstance(pattern, Unstructured):
         return _top_flat(scores, int(math.floor(pattern.density * scores.size + 0.5)))
     if isinstance(pattern, NM):
-        return _nm(scores, pattern.n, pattern.m)
+        return nm_keep(scores, pattern.n, pattern.m)
+    if isinstance(pattern, Block):
+        return _block(scores, pattern)
     return pattern.mask(scores)

@@ -29,9 +29,17 @@ def trace_zoo(name: str, batch: int = 1, seed: int = 0) -> Workload:
 def load_model_spec(spec: str, batch: int = 1, seed: int = 0) -> Workload:
     """Trace a zoo name, or ``path/to/file.py:build_fn`` where ``build_fn(batch=...)`` (or
     ``build_fn()``) returns ``(model, example_inputs)``."""
+    model, inputs, name, traced_batch = build_model_spec(spec, batch=batch, seed=seed)
+    return trace(model, inputs, batch=traced_batch).replace(name=name)
+
+
+def build_model_spec(spec: str, batch: int = 1, seed: int = 0):
+    """``(model, example_inputs, name, batch or None)`` for a zoo name or ``path/to/file.py:build_fn``."""
     path_s, sep, fn_name = spec.rpartition(":")
     if not sep or not path_s.endswith(".py"):
-        return trace_zoo(spec, batch=batch, seed=seed)
+        from workloads import zoo
+        model, inputs = zoo.build(spec, seed=seed, batch=batch)
+        return model, inputs, spec, batch
     path = Path(path_s)
     if not path.is_file():
         raise ModelNotFoundError(f"--model {spec}: file {path} does not exist")
@@ -59,7 +67,7 @@ def load_model_spec(spec: str, batch: int = 1, seed: int = 0) -> Workload:
         raise ModelNotFoundError(f"--model {spec}: {fn_name}() must return (model, example_inputs), "
                                  f"got {type(built).__name__}")
     model, inputs = built
-    return trace(model, inputs, batch=None if not takes_batch else batch).replace(name=f"{path.stem}:{fn_name}")
+    return model, inputs, f"{path.stem}:{fn_name}", (batch if takes_batch else None)
 
 
 def accelerator(name_or_path):
@@ -81,3 +89,29 @@ def load_workload(path) -> Workload:
     if p.suffix.lower() == ".csv":
         return Workload.from_scalesim_csv(p)
     return Workload.load(p)
+
+
+def search(workload, accel_or_name, objective: str = "pareto", budget: float | None = None,
+           candidates=("dense", "2:4", "1:4"), pins=(), proxy: str = "magnitude", mask_score: str = "magnitude",
+           evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None, batch: int = 1,
+           calib_rows: int = 256, baseline_density: float = 0.5, progress: bool = False):
+    """Choose per-layer sparsity against simulated cost; returns a :class:`search.SearchResult`.
+
+    ``workload``: a Workload (pass ``model`` and ``inputs`` for the wanda / reconstruction proxies),
+    a zoo name or ``path/to/file.py:build_fn`` (the model is built, traced, and run once on its
+    example inputs for calibration). ``objective``: ``latency`` / ``energy`` (exact choice within
+    ``budget`` x the dense model's cycles / energy; default 0.6) or ``pareto`` (NSGA-II, ``evals``
+    evaluations, front over proxy, cycles and energy). ``candidates``: patterns per layer (dense is
+    always one); ``pins``: layer globs kept dense; ``proxy``: magnitude | wanda | reconstruction;
+    ``mask_score``: masks inside a pattern chosen by magnitude or by Wanda's |W|·||x||; ``joint``:
+    hardware axes (``{"rows": [16, 32], "dataflow": ["ws", "os"]}`` or ``"rows=16,32 dataflow=ws,os"``).
+    """
+    from search.run import run_search
+    if isinstance(workload, str):
+        model, inputs, name, traced_batch = build_model_spec(workload, batch=batch, seed=0)  # the model
+        workload = trace(model, inputs, batch=traced_batch).replace(name=name)               # its layers
+    acc = accelerator(accel_or_name)                                                          # the hardware
+    return run_search(workload, acc, objective=objective, budget=budget, candidates=candidates, pins=pins,
+                      proxy=proxy, mask_score=mask_score, evals=evals, seed=seed, joint=joint, model=model,
+                      inputs=inputs, calib_rows=calib_rows, baseline_density=baseline_density,
+                      progress=progress)                                                      # tables -> front

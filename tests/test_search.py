@@ -103,3 +103,133 @@ def test_bad_inputs(mlp):
     assert list(cost.options[0]) == [0]
     with pytest.raises(SearchError, match="fc1"):
         cost.check_assignment(np.array([1, 0, 0]))
+
+
+# ------------------------------------------------------------------------------------------ the loop
+import torch  # noqa: E402
+import torch.nn.utils.prune  # noqa: E402,F401
+
+from search.calibration import capture  # noqa: E402
+from search import baselines as bl  # noqa: E402
+from sparsim.cli import main  # noqa: E402
+from workloads import zoo  # noqa: E402
+
+
+def test_calibration_rows_times_gemm_weight_is_the_layer_output():
+    model, inputs = zoo.build("resnet18", seed=0, batch=1)
+    wl = sparsim.trace(model, inputs)
+    cal = capture(model, inputs, wl, rows=10 ** 9)
+    outs = {}
+    hooks = [model.get_submodule(n).register_forward_hook(lambda m, a, o, n=n: outs.__setitem__(n, o))
+             for n in ("layer2.0.conv1", "layer1.0.conv2", "fc")]
+    with torch.no_grad():
+        model(*inputs)
+    for h in hooks:
+        h.remove()
+    for name in ("layer2.0.conv1", "layer1.0.conv2", "fc"):
+        layer = wl.layer(name)
+        a = cal[name].sample                         # (g, all rows, k), rows in output order
+        got = a[0] @ layer.gemm_weight()[0]          # (rows, n)
+        o = outs[name]
+        if o.dim() == 4:
+            o = o.permute(0, 2, 3, 1).reshape(-1, o.shape[1])
+        bias = model.get_submodule(name).bias
+        if bias is not None:
+            o = o - bias
+        np.testing.assert_allclose(got, o.detach().numpy(), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(cal[name].sq_norm[0], (a[0].astype(np.float64) ** 2).sum(0), rtol=1e-5)
+
+
+def test_erk_lamp_global_meet_the_density(mlp):
+    cost = HardwareCost(mlp, accel.load("vegeta-flex"), ["2:4"], pins=["fc3"])
+    lis = bl._prunable_layers(cost)
+    assert lis == [0, 1]
+    total = sum(mlp.layers[li].weight.size for li in lis)
+    for fn in (bl.global_magnitude, bl.lamp, bl.erk):
+        wl = fn(cost, 0.3)
+        kept = sum(int(np.count_nonzero(wl.layers[li].mask)) if wl.layers[li].mask is not None
+                   else wl.layers[li].weight.size for li in lis)
+        assert kept / total == pytest.approx(0.3, abs=2e-3), fn.__name__
+        assert wl.layer("fc3").mask is None
+    d = bl.erk_densities(cost, 0.3)
+    assert d[0] > d[1]     # ERK keeps more of the 64-input layer than of the 128 x 128 one
+
+
+def test_same_seed_same_front_and_columns(mlp):
+    model, inputs = zoo.build("mlp_digits", seed=0, batch=4)
+    kw = dict(objective="pareto", evals=400, candidates="dense,2:4,1:4,2:8,unstructured:0.3",
+              proxy="reconstruction", model=model, inputs=inputs)
+    a = sparsim.search(mlp, "vegeta-flex", seed=3, **kw)
+    b = sparsim.search(mlp, "vegeta-flex", seed=3, **kw)
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(a.front, b.front, check_exact=True)
+    assert list(a.front.columns) == ["proxy", "cycles", "energy_pj", "dram_bytes", "speedup"] + [
+        f"layer:{l.name}" for l in mlp.layers]
+    # every front point is non-dominated and its numbers are the tables'
+    F = np.stack([-a.front.proxy, a.front.cycles, a.front.energy_pj], axis=1)
+    for i in range(len(F)):
+        assert not np.any(np.all(F <= F[i], axis=1) & np.any(F < F[i], axis=1))
+    wl = a.apply(index=len(a.front) - 1)
+    assert simulate(wl, accel.load("vegeta-flex")).totals["cycles"] == a.front.cycles.iloc[-1]
+
+
+def test_nsga2_same_seed_same_population_and_beats_random(r18):
+    from search.algorithms import Problem, hypervolume, nondominated, nsga2, random_search
+    from search.proxies import Proxy
+    cost = HardwareCost(r18, accel.load("vegeta-flex"), ["2:4", "1:4"], pins=["conv1"])
+    problem = Problem(cost, Proxy("magnitude", r18).table(cost))
+    a, b = nsga2(problem, 600, seed=5), nsga2(problem, 600, seed=5)
+    assert a.shape == (600, len(r18.layers)) and np.array_equal(a, b)
+    assert not np.array_equal(a, nsga2(problem, 600, seed=6))
+    fa, fr = problem.objectives(a), problem.objectives(random_search(problem, 600, seed=5))
+    assert hypervolume(fa[nondominated(fa)]) > hypervolume(fr[nondominated(fr)])
+
+
+def test_joint_reports_designs_that_do_not_fit(mlp):
+    res = sparsim.search(mlp, "sat-vcu1525", objective="latency", budget=0.9, candidates="2:8,1:4",
+                         joint={"rows": [16, 1024], "dataflow": ["ws", "os"]})
+    assert list(res.front.columns[5:7]) == ["rows", "dataflow"]
+    assert res.infeasible is not None and set(res.infeasible["rows"]) == {1024}
+    assert "does not fit" in res.infeasible["reason"].iloc[0]
+    cost, a = res.cost_of()
+    assert cost.accelerator.compute.rows == int(res.front["rows"].iloc[0])
+    assert simulate(res.apply(), cost.accelerator).totals["cycles"] == res.front.cycles.iloc[0]
+
+
+@pytest.mark.slow
+def test_cli_masks_roundtrip_through_torch_prune(tmp_path, capsys):
+    out, masks, png = tmp_path / "p.csv", tmp_path / "m.pt", tmp_path / "f.png"
+    rc = main(["search", "--model", "resnet18", "--accel", "vegeta-flex", "--objective", "latency", "--budget", "0.6",
+               "--candidates", "dense,2:4,1:4,unstructured:0.3", "--pin", "conv1,fc", "--out", str(out),
+               "--masks", str(masks), "--plot", str(png)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "uniform 2:4" in text and "LAMP" in text and "chosen *" in text
+    import pandas as pd
+    front = pd.read_csv(out)
+    assert len(front) == 1 and front["layer:conv1"].iloc[0] == "dense"
+    loaded = torch.load(masks)
+    model, inputs = zoo.build("resnet18", seed=0, batch=1)
+    for name, m in loaded.items():
+        assert m.dtype == torch.bool and m.shape == model.get_parameter(name).shape
+        mod_name, _, attr = name.rpartition(".")
+        torch.nn.utils.prune.custom_from_mask(model.get_submodule(mod_name), attr, m)
+    wl = sparsim.trace(model, inputs)
+    assert simulate(wl, accel.load("vegeta-flex")).totals["cycles"] == front["cycles"].iloc[0]
+    assert front["cycles"].iloc[0] <= 0.6 * simulate(sparsim.trace_zoo("resnet18"), accel.load("vegeta-flex")).totals["cycles"]
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--candidates", "dense,2:4,3:q"], "candidate '3:q'"),
+    (["--candidates", " , "], "empty"),
+    (["--pin", "nosuchlayer"], "--pin 'nosuchlayer'"),
+    (["--objective", "latency", "--budget", "0.05"], "--budget 0.05: below the fastest"),
+    (["--out", "front.txt"], "--out front.txt"),
+    (["--joint", "rowz=4"], "--joint rowz"),
+])
+def test_cli_bad_inputs_exit_2(args, needle, capsys):
+    rc = main(["search", "--model", "mlp_digits", "--accel", "vegeta-flex", "--evals", "50"] + args)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,184 @@
+"""The search, composed: tables -> proxies -> algorithm -> front, baselines and masks."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from accel import Accelerator
+from workloads import Workload
+
+from . import baselines as bl
+from .algorithms import Problem, enumerate_all, hypervolume, nondominated, nsga2, random_search, space_size
+from .calibration import Calibration, capture
+from .candidates import DEFAULT_CANDIDATES, parse_candidates, parse_pins
+from .cost import HardwareCost
+from .errors import SearchError
+from .joint import grid, parse_joint
+from .proxies import PROXIES, Proxy
+from .result import FRONT_COLUMNS, SearchResult
+
+OBJECTIVES = {"latency": "cycles", "energy": "energy_pj", "pareto": None}
+
+
+def run_search(workload: Workload, accelerator: Accelerator, objective: str = "pareto", budget: float | None = None,
+               candidates=DEFAULT_CANDIDATES, pins=(), proxy: str = "magnitude", mask_score: str = "magnitude",
+               evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None,
+               calibration: Calibration | None = None, calib_rows: int = 256, baseline_density: float = 0.5,
+               pop_size: int = 100, random_baseline: bool = True, progress: bool = False) -> SearchResult:
+    """See :func:`sparsim.search` for the parameters."""
+    t0 = time.perf_counter()
+    if objective not in OBJECTIVES:
+        raise SearchError(f"--objective {objective!r}: expected latency, energy or pareto")
+    if proxy not in PROXIES:
+        raise SearchError(f"--proxy {proxy!r}: expected one of {', '.join(PROXIES)}")
+    if mask_score not in ("magnitude", "wanda"):
+        raise SearchError(f"mask_score {mask_score!r}: expected magnitude or wanda")
+    if objective != "pareto" and budget is None:
+        budget = 0.6
+    if budget is not None:
+        try:
+            budget = float(budget)
+        except (TypeError, ValueError):
+            raise SearchError(f"--budget {budget!r}: expected a fraction of the dense model's cost, e.g. 0.6") from None
+        if not budget > 0:
+            raise SearchError(f"--budget {budget:g}: expected a positive fraction of the dense model's cost")
+    if not isinstance(evals, (int, np.integer)) or evals < 1:
+        raise SearchError(f"--evals {evals!r}: expected a positive integer")
+    cands = parse_candidates(candidates)
+    pins = parse_pins(pins)
+    metric = OBJECTIVES[objective] or "cycles"
+
+    # calibration activations, when a proxy or the mask choice needs them
+    if calibration is None and (proxy != "magnitude" or mask_score == "wanda"):
+        if model is None or inputs is None:
+            raise SearchError(f"--proxy {proxy} / mask_score {mask_score}: needs the model and example inputs "
+                              f"to capture calibration activations")
+        calibration = capture(model, inputs, workload, rows=calib_rows, seed=seed)
+    importance = calibration.wanda_importance() if mask_score == "wanda" else None
+
+    # hardware points (one, or a grid), one cost table each; masks are picked once and shared
+    axes = parse_joint(joint)
+    points = grid(accelerator, axes) if axes else [({}, accelerator, "")]
+    feasible = [(p, a) for p, a, _ in points if a is not None]
+    infeasible = pd.DataFrame([{**p, "reason": why} for p, a, why in points if a is None])
+    costs: dict[tuple, HardwareCost] = {}
+    first = None
+    for p, a in feasible:
+        key = tuple(sorted((k, str(v)) for k, v in p.items()))
+        costs[key] = HardwareCost(workload, a, cands, pins=pins, importance=importance, progress=progress,
+                                  masks_from=first)
+        first = first or costs[key]
+    t_tables = time.perf_counter() - t0
+    keys = list(costs)
+    ref_cost = first if not axes else None
+    from simulator import simulate
+    dense_ref = ref_cost.dense_totals if ref_cost else _totals(simulate(first.apply(np.zeros(len(first.layer_names),
+                                                                                               np.int64)), accelerator))
+    prox = Proxy(proxy, workload, calibration)
+    ptable = prox.table(first)
+    t_proxy = time.perf_counter() - t0 - t_tables
+    problem = Problem([costs[k] for k in keys], ptable, reference=dense_ref)
+
+    info = {"model": workload.name, "accelerator": accelerator.name, "dense": dense_ref, "metric": metric,
+            "evals": evals, "seed": seed, "candidates": [str(c) for c in cands], "pins": pins}
+    random_df = None
+    if objective == "pareto":
+        # the uniform assignments (dense, every candidate everywhere, on every hardware point) start
+        # both searches, so the front spans the whole range; the rest of the first population is random
+        seeds = _uniform_seeds(problem)
+        if space_size(problem) <= evals:       # small enough to enumerate: the front is exact
+            pop = enumerate_all(problem)
+            info["algorithm"] = f"all {len(pop)} assignments"
+        else:
+            pop = nsga2(problem, evals, seed=seed, pop_size=pop_size, initial=seeds, progress=progress)
+            info["algorithm"] = "NSGA-II"
+        F = problem.objectives(pop)
+        nd = nondominated(F)
+        chosen = pop[nd]
+        info["hypervolume"] = hypervolume(F[nd])
+        if random_baseline:
+            rpop = np.concatenate([seeds, random_search(problem, max(0, evals - len(seeds)), seed=seed)])
+            RF = problem.objectives(rpop)
+            rnd = nondominated(RF)
+            info["random_hypervolume"] = hypervolume(RF[rnd])
+            random_df = _frame(problem, rpop[rnd], keys, ptable, axes, with_layers=False)
+    else:
+        chosen, greedy = _budgeted(problem, keys, ptable, metric, budget * dense_ref[metric], budget)
+        info["greedy_proxy"] = greedy
+    t_search = time.perf_counter() - t0 - t_tables - t_proxy
+    front = _frame(problem, chosen, keys, ptable, axes)
+    assignments = [(keys[h], a) for a, h in zip(*problem.split(chosen))]
+
+    rows = []
+    base_cost = ref_cost or HardwareCost(workload, accelerator, cands, pins=pins, importance=importance,
+                                         masks_from=first)
+    for name, wl in bl.all_baselines(base_cost, density=baseline_density).items():
+        r = simulate(wl, accelerator).totals
+        rows.append({"name": name, "proxy": prox.of_workload(wl), "cycles": int(r["cycles"]),
+                     "energy_pj": float(r["energy_pj"]), "dram_bytes": float(r["dram_bytes"]),
+                     "speedup": dense_ref["cycles"] / int(r["cycles"])})
+    baselines = pd.DataFrame(rows, columns=["name"] + FRONT_COLUMNS)
+    info["seconds"] = {"tables": t_tables, "proxy": t_proxy, "search": t_search,
+                       "total": time.perf_counter() - t0}
+    return SearchResult(front=front, baselines=baselines, objective=objective, proxy=proxy, budget=budget,
+                        costs=costs, assignments=assignments, random=random_df,
+                        infeasible=infeasible if len(infeasible) else None, hardware_axes=list(axes), info=info)
+
+
+def _uniform_seeds(problem: Problem) -> np.ndarray:
+    cost = problem.cost
+    rows = [cost.uniform(name) for name in cost.candidate_names]
+    if len(problem.costs) > 1:
+        rows = [np.concatenate([r, [h]]) for h in range(len(problem.costs)) for r in rows]
+    return np.array(rows, dtype=np.int64)
+
+
+def _totals(res) -> dict:
+    t = res.totals
+    return {"cycles": int(t["cycles"]), "energy_pj": float(t["energy_pj"]), "dram_bytes": float(t["dram_bytes"])}
+
+
+def _budgeted(problem: Problem, keys, ptable, metric, limit: float, frac: float):
+    """Best exact choice within ``limit`` over every hardware point; also greedy's proxy there."""
+    best = None
+    greedy_best = None
+    least = np.inf
+    for h, cost in enumerate(problem.costs):
+        lo = cost.min_cost(metric)
+        least = min(least, lo)
+        if lo > limit:
+            continue
+        a = cost.choose(ptable, limit, metric=metric, method="exact")
+        g = cost.choose(ptable, limit, metric=metric, method="greedy")
+        pv, gv = float(ptable[np.arange(len(a)), a].sum()), float(ptable[np.arange(len(g)), g].sum())
+        score = (pv, -cost.totals(a)[metric])
+        if best is None or score > best[0]:
+            best = (score, np.concatenate([a, [h]]) if len(problem.costs) > 1 else a)
+        greedy_best = gv if greedy_best is None else max(greedy_best, gv)
+    if best is None:
+        ref = problem.reference[metric]
+        raise SearchError(f"--budget {frac:g}: below the {'fastest' if metric == 'cycles' else 'cheapest'} "
+                          f"assignment ({least / ref:.3f} x dense {metric})")
+    return best[1][None], greedy_best
+
+
+def _frame(problem: Problem, chosen: np.ndarray, keys, ptable, axes, with_layers: bool = True) -> pd.DataFrame:
+    a, h = problem.split(chosen)
+    t = problem.totals(chosen)
+    prox = problem.cost.evaluate_table(ptable, a) if len(a) else np.zeros(0)
+    dense_cycles = np.array([c.dense_totals["cycles"] for c in problem.costs])[h] if len(a) else np.zeros(0)
+    data = {"proxy": prox, "cycles": np.rint(t[:, 0]).astype(np.int64), "energy_pj": t[:, 1],
+            "dram_bytes": t[:, 2], "speedup": dense_cycles / np.maximum(t[:, 0], 1)}
+    for axis in axes:
+        data[axis] = [dict(keys[i])[axis] for i in h]
+    df = pd.DataFrame(data)
+    if with_layers:
+        cost = problem.cost
+        names = cost.candidate_names
+        weightless = [not (l.has_weight or l.weight_layout is not None) for l in cost.workload.layers]
+        cols = {f"layer:{n}": ["-" if weightless[li] else names[c] for c in a[:, li]]
+                for li, n in enumerate(cost.layer_names)}
+        df = pd.concat([df, pd.DataFrame(cols)], axis=1)
+    return df

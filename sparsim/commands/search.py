@@ -1,0 +1,107 @@
+"""``sparsim search``: choose per-layer sparsity against simulated cycles and energy."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    sp = sub.add_parser("search", help="choose per-layer sparsity (and hardware) against simulated cost",
+                        description="Per-layer sparsity search over simulator cost tables: the exact choice "
+                                    "within a budget (latency, energy) or a Pareto front (pareto).")
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="zoo model name or path/to/file.py:build_fn")
+    src.add_argument("--workload", help="a saved workload (.json) or SCALE-Sim topology (.csv); magnitude proxy only")
+    sp.add_argument("--accel", required=True, help="preset name, .yaml or SCALE-Sim .cfg")
+    sp.add_argument("--objective", choices=["latency", "energy", "pareto"], default="pareto",
+                    help="latency / energy: best proxy within --budget; pareto: front over proxy, cycles, energy")
+    sp.add_argument("--budget", type=float, help="fraction of the dense model's cycles (latency) or energy "
+                                                 "(energy) on the same accelerator (default 0.6)")
+    sp.add_argument("--candidates", default="dense,2:4,1:4",
+                    help="comma-separated patterns every layer may take (default dense,2:4,1:4), e.g. "
+                         "dense,2:4,1:4,2:8,unstructured:0.3,block:4x4:0.5,channel:0.75")
+    sp.add_argument("--pin", default="", help="comma-separated layer globs kept dense, e.g. conv1,fc")
+    sp.add_argument("--proxy", choices=["magnitude", "wanda", "reconstruction"], default="magnitude",
+                    help="accuracy proxy (wanda and reconstruction run the model once on its example inputs)")
+    sp.add_argument("--mask-score", choices=["magnitude", "wanda"], default="magnitude",
+                    help="how masks are chosen inside a pattern")
+    sp.add_argument("--evals", type=int, default=5000, help="evaluations of the Pareto search (default 5000)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the search (weights stay seed 0)")
+    sp.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    sp.add_argument("--out", help="write the front (or the chosen point) as .csv or .parquet")
+    sp.add_argument("--masks", help="write the chosen point's masks ({parameter name: bool tensor}, torch.save)")
+    sp.add_argument("--plot", help="write a PNG of the front against the baselines")
+    sp.add_argument("--joint", nargs="+", metavar="AXIS=V1,V2",
+                    help="also choose hardware: rows=16,32,64 cols=... dataflow=ws,os modes=2:4,1:4+2:4 "
+                         "dram_gbps=8,16 buffer_scale=0.5,1 <memory name>=<bytes>,...")
+    sp.add_argument("--rows", type=int, default=12, help="rows of the front to print (default 12)")
+    sp.set_defaults(func=cmd_search)
+
+
+def errors() -> list:
+    from search.errors import SearchError
+    return [SearchError]
+
+
+def _fmt(v) -> str:
+    return f"{int(v):,}"
+
+
+def cmd_search(args) -> int:
+    import sys
+    from search import SearchError
+    from sparsim.api import accelerator, load_workload, search
+    from sparsim.cli import _table
+    for flag, path, exts in (("--out", args.out, (".csv", ".parquet")), ("--masks", args.masks, (".pt", ".pth")),
+                             ("--plot", args.plot, (".png",))):
+        if path and not path.lower().endswith(exts):
+            raise SearchError(f"{flag} {path}: expected a {' or '.join(exts)} file name")
+    if args.evals < 1:
+        raise SearchError(f"--evals {args.evals}: expected a positive integer")
+    acc = accelerator(args.accel)
+    spec = args.model if args.model else load_workload(args.workload)
+    res = search(spec, acc, objective=args.objective, budget=args.budget, candidates=args.candidates,
+                 pins=args.pin, proxy=args.proxy, mask_score=args.mask_score, evals=args.evals, seed=args.seed,
+                 joint=args.joint, batch=args.batch, progress=sys.stderr.isatty())
+    info = res.info
+    d = info["dense"]
+    header = ["point", "proxy", "cycles", "speed-up", "energy_uJ", "energy x", "DRAM_MiB"] + res.hardware_axes
+    rows = []
+    for _, b in res.baselines.iterrows():
+        rows.append([b["name"], f"{b['proxy']:.4f}", _fmt(b["cycles"]), f"{d['cycles'] / b['cycles']:.2f}x",
+                     f"{b['energy_pj'] / 1e6:.1f}", f"{b['energy_pj'] / d['energy_pj']:.3f}",
+                     f"{b['dram_bytes'] / 2**20:.2f}"] + ["(given)"] * len(res.hardware_axes))
+    front = res.front
+    chosen = res._index(None)
+    show = front if len(front) <= args.rows else front.iloc[
+        sorted(set(list(range(0, len(front), max(1, len(front) // args.rows))) + [chosen]))]
+    for i, r in show.iterrows():
+        name = ("chosen" if res.objective != "pareto" else "front") + (" *" if i == chosen else f" {i}")
+        rows.append([name, f"{r['proxy']:.4f}", _fmt(r["cycles"]), f"{d['cycles'] / r['cycles']:.2f}x",
+                     f"{r['energy_pj'] / 1e6:.1f}", f"{r['energy_pj'] / d['energy_pj']:.3f}",
+                     f"{r['dram_bytes'] / 2**20:.2f}"] + [str(r[a]) for a in res.hardware_axes])
+    print("\n".join(_table(header, rows, set(header) - {"point"} - set(res.hardware_axes))))
+    t = info["seconds"]
+    print(f"\n{info['model']} on {info['accelerator']}: {len(res.costs)} hardware point(s), candidates "
+          f"{','.join(info['candidates'])}, proxy {res.proxy}; speed-up and energy x are against dense on "
+          f"{info['accelerator']}")
+    if res.objective == "pareto":
+        print(f"front: {len(front)} points from {info['evals']} evaluations ({info['algorithm']}, seed {info['seed']}), "
+              f"hypervolume {info['hypervolume']:.4f}; random search with as many: {info['random_hypervolume']:.4f}")
+    else:
+        print(f"budget {res.budget:g} x dense {info['metric']}: exact proxy {front['proxy'].iloc[0]:.4f}, "
+              f"greedy {info['greedy_proxy']:.4f}")
+    if res.infeasible is not None:
+        for _, r in res.infeasible.iterrows():
+            print("infeasible: " + ", ".join(f"{a}={r[a]}" for a in res.hardware_axes) + f": {r['reason']}")
+    print(f"time: tables {t['tables']:.1f} s, proxy {t['proxy']:.1f} s, search {t['search']:.1f} s, "
+          f"total {t['total']:.1f} s")
+    c = front.loc[chosen]
+    print("* chosen: " + ", ".join(f"{k[6:]}={v}" for k, v in c.items() if str(k).startswith("layer:") and v != "-"))
+    if args.out:
+        res.save(args.out)
+        print(f"wrote {args.out}")
+    if args.masks:
+        res.save_masks(args.masks)
+        print(f"wrote {args.masks}")
+    if args.plot:
+        res.plot(args.plot)
+        print(f"wrote {args.plot}")
+    return 0
