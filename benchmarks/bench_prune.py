@@ -39,7 +39,7 @@ def part_perm():
     layers = ["layer2.0.conv3", "layer1.0.conv2", "layer2.0.conv1", "layer3.0.conv1", "layer1.0.conv3"]
     print("permutation, magnitude objective (ResNet-50 seeded weights; 64x128 = first 64 output channels of "
           "layer2.0.conv3, 128 input channels)")
-    print(f"{'layer':22s} {'k x n':>11s} {'N:M':>4s} {'efficacy %':>10s} {'seconds':>8s}")
+    print(f"{'layer':22s} {'k x n':>11s} {'N:M':>4s} {'efficacy %':>10s} {'wall s':>7s} {'CPU s':>6s}")
     for name in layers:
         lay = wl.layer(name)
         w = lay.gemm_weight()
@@ -49,7 +49,8 @@ def part_perm():
         cin = lay.conv.in_channels
         for n, m in ((2, 4), (2, 8)):
             p = permute_magnitude(w, cin, n, m, rounds=20)
-            print(f"{label:22s} {w.shape[1]:>5d}x{w.shape[2]:<5d} {n}:{m} {p.efficacy * 100:10.1f} {p.seconds:8.2f}")
+            print(f"{label:22s} {w.shape[1]:>5d}x{w.shape[2]:<5d} {n}:{m} {p.efficacy * 100:10.1f} {p.seconds:7.2f} "
+                  f"{p.cpu_seconds:6.2f}")
     print("ASP (Pool et al. 2021, CPU): 32-36 % in 22-25 s on a 64x128 layer")
 
     acc = load("vegeta-flex")

@@ -47,8 +47,9 @@ class Permutation:
     base: float               # magnitude: lost with identity; cycles: passes with identity
     found: float              # the same for ``perm``
     optimal: float            # magnitude: unstructured bound (lost); cycles: nan
-    seconds: float
+    seconds: float            # wall-clock time of the search
     rounds: int
+    cpu_seconds: float = float("nan")   # CPU time of this process during the search
 
     @property
     def efficacy(self) -> float:
@@ -167,7 +168,7 @@ def permute_magnitude(gemm_w: np.ndarray, channels: int, n: int, m: int, rounds:
     more than ``2 * sample`` channels evaluate, each round, swaps of ``sample`` random channels with
     every other one (all pairs otherwise)."""
     _check(channels, n, m)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     v = np.abs(channel_view(np.asarray(gemm_w, dtype=np.float64), channels))
     total = float(v.sum())
     ident = np.arange(channels)
@@ -184,7 +185,8 @@ def permute_magnitude(gemm_w: np.ndarray, channels: int, n: int, m: int, rounds:
     best, r = _local_search(v, ident.copy(), n, m, gains,
                             lambda o: _retained(v, o, n, m), rounds, rng, kick=max(2, channels // (4 * m)))
     cur_lost = total - _retained(v, best, n, m)
-    return Permutation(best, "magnitude", base_lost, cur_lost, opt_lost, time.perf_counter() - t0, r)
+    return Permutation(best, "magnitude", base_lost, cur_lost, opt_lost, time.perf_counter() - t0, r,
+                       time.process_time() - c0)
 
 
 # ---------------------------------------------------------------------------------------------- cycles
@@ -238,7 +240,7 @@ def permute_cycles(gemm_mask: np.ndarray, channels: int, n: int, m: int, block_c
     (the mask moves with its weights). ``block_cols``: output columns sharing one schedule (the
     array's columns for weight-stationary)."""
     _check(channels, n, m)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     b = channel_view(np.asarray(gemm_mask, dtype=np.int32), channels)
     cols = gemm_mask.shape[2]
     pos = b.shape[1] // cols
@@ -248,7 +250,8 @@ def permute_cycles(gemm_mask: np.ndarray, channels: int, n: int, m: int, block_c
     best, r = _local_search(b, ident.copy(), n, m,
                             lambda o: _cycle_gains(b, o, n, m, pos, cols, block_cols, rng, sample),
                             value, rounds, rng, kick=max(2, channels // (4 * m)))
-    return Permutation(best, "cycles", -value(ident), -value(best), float("nan"), time.perf_counter() - t0, r)
+    return Permutation(best, "cycles", -value(ident), -value(best), float("nan"), time.perf_counter() - t0, r,
+                       time.process_time() - c0)
 
 
 def apply_to_gemm(gemm: np.ndarray, channels: int, perm: np.ndarray) -> np.ndarray:
