@@ -54,6 +54,8 @@ def cmd_prune(args) -> int:
     for flag, path in (("--out", args.out), ("--report", args.report)):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise SearchError(f"{flag} {path}: directory {os.path.dirname(os.path.abspath(path))} does not exist")
+    # the digits models are tiny: one thread is faster than several, and spins no idle cores
+    torch.set_num_threads(1)
     res = prune_digits(args.model, args.accel, args.budget, objective=args.objective, epochs=args.epochs,
                        batch=args.batch, permute=args.permute, seed=args.seed, finetune=args.finetune,
                        candidates=args.candidates, progress=True)
