@@ -67,36 +67,34 @@ def _weights(cost, lis):
     return {li: np.abs(np.ascontiguousarray(cost.workload.layers[li].gemm_weight(), dtype=np.float64)) for li in lis}
 
 
-def global_magnitude(cost: HardwareCost, density: float, w=None) -> Workload:
-    lis = _prunable_layers(cost)
-    w = w or _weights(cost, lis)
-    flat = np.concatenate([w[li].ravel() for li in lis])
-    keep = _top_flat(flat, int(math.floor(density * flat.size + 0.5)))
+def _global_top(cost: HardwareCost, scores: dict, density: float, label: str) -> Workload:
+    """Keep the ``density`` share of all layers' weights with the highest ``scores`` (one threshold)."""
+    lis = list(scores)
+    keep = _top_flat(np.concatenate([scores[li].ravel() for li in lis]),
+                     int(math.floor(density * sum(scores[li].size for li in lis) + 0.5)))
     masks, off = {}, 0
     for li in lis:
-        masks[li] = keep[off:off + w[li].size].reshape(w[li].shape)
-        off += w[li].size
-    return _with_masks(cost, masks, "global")
+        masks[li] = keep[off:off + scores[li].size].reshape(scores[li].shape)
+        off += scores[li].size
+    return _with_masks(cost, masks, label)
+
+
+def global_magnitude(cost: HardwareCost, density: float, w=None) -> Workload:
+    return _global_top(cost, w or _weights(cost, _prunable_layers(cost)), density, "global")
 
 
 def lamp(cost: HardwareCost, density: float, w=None) -> Workload:
     lis = _prunable_layers(cost)
     w = w or _weights(cost, lis)
-    scores = []
+    scores = {}
     for li in lis:
         sq = w[li].ravel() ** 2
         order = np.argsort(sq)        # ties get the tail sum of their place: deterministic either way
         tail = np.cumsum(sq[order][::-1])[::-1]          # sum over weights at least as large
         s = np.empty_like(sq)
         s[order] = sq[order] / np.where(tail > 0, tail, 1.0)
-        scores.append(s)
-    flat = np.concatenate(scores)
-    keep = _top_flat(flat, int(math.floor(density * flat.size + 0.5)))
-    masks, off = {}, 0
-    for li in lis:
-        masks[li] = keep[off:off + w[li].size].reshape(w[li].shape)
-        off += w[li].size
-    return _with_masks(cost, masks, "lamp")
+        scores[li] = s.reshape(w[li].shape)
+    return _global_top(cost, scores, density, "lamp")
 
 
 def erk_densities(cost: HardwareCost, density: float) -> dict[int, float]:
@@ -128,11 +126,22 @@ def erk(cost: HardwareCost, density: float) -> Workload:
     return _with_masks(cost, masks, "erk")
 
 
-def all_baselines(cost: HardwareCost, patterns=("2:4", "1:4", "2:8"), density: float = 0.5) -> dict[str, Workload]:
+#: The uniform patterns every search is compared with.
+UNIFORM = ("2:4", "1:4", "2:8")
+
+
+def all_baselines(cost: HardwareCost, patterns=UNIFORM, density: float = 0.5) -> dict[str, Workload]:
     """Name -> masked workload: dense, uniform patterns, global magnitude, LAMP and ERK at ``density``."""
     out = {"dense": uniform(cost, "dense")}
     for p in patterns:
         out[f"uniform {p}"] = uniform(cost, p)
+    out.update(allocations(cost, density))
+    return out
+
+
+def allocations(cost: HardwareCost, density: float = 0.5) -> dict[str, Workload]:
+    """Global magnitude, LAMP and ERK at ``density`` (over the prunable layers)."""
+    out = {}
     w = _weights(cost, _prunable_layers(cost))
     out[f"global magnitude {density:g}"] = global_magnitude(cost, density, w)
     out[f"LAMP {density:g}"] = lamp(cost, density, w)

@@ -83,7 +83,8 @@ def capture(model, inputs, workload: Workload, rows: int = 256, seed: int = 0) -
                 if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))]
         if not mods:
             raise SearchError(f"calibration: layer '{layer.name}': its weight '{layer.weight_name}' is not used by an "
-                              f"nn.Linear or nn.Conv1d/2d module, so its inputs cannot be captured; use --proxy magnitude")
+                              f"nn.Linear or nn.Conv1d/2d module, so its inputs cannot be captured; "
+                              f"use --proxy magnitude")
         wanted.setdefault(mods[0][0], []).append(layer.name)
     state: dict[str, list] = {}
     rng = np.random.default_rng(seed)

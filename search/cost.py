@@ -16,6 +16,7 @@ from workloads import Dense, Layer, MaskError, SparsityPattern, WeightLayout, Wo
 
 from .candidates import allowed_matrix, parse_candidates, parse_pins
 from .errors import SearchError
+from .kernels import gather_sum
 from .masks import pick
 
 #: The cost metrics a table holds, in this order in ``HardwareCost.stacked``.
@@ -91,6 +92,8 @@ class HardwareCost:
             self._packed = masks_from._packed
         self._build(progress)
         self.stacked = np.stack([self.cycles.astype(np.float64), self.energy_pj, self.dram_bytes], axis=-1)
+        self._tables4 = np.concatenate([self.stacked.reshape(1, L * C, len(METRICS)), np.zeros((1, L * C, 1))],
+                                       axis=2)
         dense = np.zeros(L, dtype=np.int64)
         self.dense_totals = self.totals(dense)
 
@@ -184,7 +187,8 @@ class HardwareCost:
         a = np.asarray(assignment)
         L = len(self.layer_names)
         if a.shape != (L,) or not np.issubdtype(a.dtype, np.integer):
-            raise SearchError(f"assignment: expected {L} integer candidate indices, got shape {a.shape}, dtype {a.dtype}")
+            raise SearchError(f"assignment: expected {L} integer candidate indices, got shape {a.shape}, "
+                              f"dtype {a.dtype}")
         bad = np.flatnonzero((a < 0) | (a >= self.allowed.shape[1]))
         if bad.size == 0:
             bad = np.flatnonzero(~self.allowed[np.arange(L), a])
@@ -203,15 +207,14 @@ class HardwareCost:
         """
         pop = np.asarray(population)
         L, C = self.allowed.shape
-        flat = pop + (np.arange(L, dtype=pop.dtype) * C)
-        out = self.stacked.reshape(L * C, len(METRICS))[flat].sum(axis=1)
+        out = gather_sum(self._tables4, pop.reshape(-1, L), None, C)
         return {"cycles": np.rint(out[:, 0]).astype(np.int64), "energy_pj": out[:, 1], "dram_bytes": out[:, 2]}
 
     def evaluate_table(self, table: np.ndarray, population) -> np.ndarray:
         """Sum of any per-(layer, candidate) ``table`` (e.g. a proxy) over a ``(P, L)`` population."""
         pop = np.asarray(population)
         L, C = self.allowed.shape
-        return np.asarray(table).reshape(L * C)[pop + np.arange(L) * C].sum(axis=1)
+        return gather_sum(np.asarray(table, dtype=np.float64).reshape(1, L * C, 1), pop.reshape(-1, L), None, C)[:, 0]
 
     def totals(self, assignment) -> dict:
         """Cycles, energy_pj, dram_bytes of one assignment (exact: integer cycles summed as integers)."""
@@ -230,7 +233,8 @@ class HardwareCost:
         except MaskError as e:
             raise SearchError(f"cost_of_mask: {e}") from None
         row = _simulate(self.workload.replace(layers=(new,)), self.accelerator).layers.iloc[0]
-        return {"cycles": int(row["cycles"]), "energy_pj": float(row["energy_pj"]), "dram_bytes": float(row["dram_bytes"])}
+        return {"cycles": int(row["cycles"]), "energy_pj": float(row["energy_pj"]),
+                "dram_bytes": float(row["dram_bytes"])}
 
     def layer_index(self, layer: str | int) -> int:
         if isinstance(layer, (int, np.integer)):

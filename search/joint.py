@@ -14,7 +14,7 @@ from typing import Mapping
 
 from accel import Accelerator, Dataflow
 
-from .errors import SearchError
+from .errors import SearchError, positive
 
 _AXES = ("rows", "cols", "dataflow", "modes", "dram_gbps", "buffer_scale")
 
@@ -42,24 +42,8 @@ def parse_joint(spec) -> dict[str, list]:
     return out
 
 
-def _int(axis, v):
-    try:
-        x = int(v)
-    except (TypeError, ValueError):
-        raise SearchError(f"--joint {axis}={v}: expected a positive integer") from None
-    if x < 1:
-        raise SearchError(f"--joint {axis}={v}: expected a positive integer")
-    return x
-
-
-def _float(axis, v):
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        raise SearchError(f"--joint {axis}={v}: expected a positive number") from None
-    if not x > 0:
-        raise SearchError(f"--joint {axis}={v}: expected a positive number")
-    return x
+def _number(axis, v, kind=float):
+    return positive(v, f"--joint {axis}={v}", kind)
 
 
 def _modes(v) -> tuple[tuple[int, int], ...]:
@@ -86,9 +70,9 @@ def variant(acc: Accelerator, point: Mapping[str, object]) -> Accelerator:
     mems = {m.name: m for m in acc.memories}
     for axis, v in point.items():
         if axis == "rows":
-            c = replace(c, rows=_int(axis, v))
+            c = replace(c, rows=_number(axis, v, int))
         elif axis == "cols":
-            c = replace(c, cols=_int(axis, v))
+            c = replace(c, cols=_number(axis, v, int))
         elif axis == "dataflow":
             try:
                 c = replace(c, dataflow=Dataflow(str(v).lower()))
@@ -97,12 +81,12 @@ def variant(acc: Accelerator, point: Mapping[str, object]) -> Accelerator:
         elif axis == "modes":
             c = replace(c, sparse=replace(c.sparse, modes=_modes(v), arbitrary_max_m=None))
         elif axis == "dram_gbps":
-            acc = replace(acc, dram=replace(acc.dram, bandwidth_bytes_per_s=_float(axis, v) * 1e9))
+            acc = replace(acc, dram=replace(acc.dram, bandwidth_bytes_per_s=_number(axis, v) * 1e9))
         elif axis == "buffer_scale":
-            f = _float(axis, v)
+            f = _number(axis, v)
             mems = {n: replace(m, size_bytes=max(1, int(m.size_bytes * f))) for n, m in mems.items()}
         elif axis in mems:
-            mems[axis] = replace(mems[axis], size_bytes=_int(axis, v))
+            mems[axis] = replace(mems[axis], size_bytes=_number(axis, v, int))
         else:
             raise SearchError(f"--joint {axis}: unknown hardware axis; expected one of {', '.join(_AXES)} "
                               f"or a memory name ({', '.join(mems)})")

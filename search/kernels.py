@@ -51,3 +51,39 @@ def nm_keep(scores: np.ndarray, n: int, m: int) -> np.ndarray:
     out = np.empty(s.shape, dtype=np.bool_)
     _nm_keep(s, int(n), int(m), out)
     return out
+
+
+@jit
+def _gather_sum4(tables, pop, hw, n_cand, out):
+    """out[p, :] = sum over layers l of tables[hw[p], l * n_cand + pop[p, l], :] for 4 metrics,
+    summed in layer order (the accumulators stay in registers)."""
+    n_pop, n_layers = pop.shape
+    for p in range(n_pop):
+        h = hw[p]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for li in range(n_layers):
+            row = li * n_cand + pop[p, li]
+            s0 += tables[h, row, 0]
+            s1 += tables[h, row, 1]
+            s2 += tables[h, row, 2]
+            s3 += tables[h, row, 3]
+        out[p, 0] = s0
+        out[p, 1] = s1
+        out[p, 2] = s2
+        out[p, 3] = s3
+
+
+def gather_sum(tables: np.ndarray, pop: np.ndarray, hw: np.ndarray | None, n_cand: int) -> np.ndarray:
+    """Totals ``(P, metrics)`` of a population ``pop`` ``(P, L)`` over ``tables`` ``(H, L*C, metrics)``,
+    at most 4 metrics (``hw`` ``(P,)`` picks the table of each member; None: table 0)."""
+    pop = np.ascontiguousarray(pop, dtype=np.int64)
+    hw = np.zeros(len(pop), dtype=np.int64) if hw is None else np.ascontiguousarray(hw, dtype=np.int64)
+    m = tables.shape[2]
+    if m < 4:
+        tables = np.concatenate([tables, np.zeros(tables.shape[:2] + (4 - m,))], axis=2)
+    out = np.empty((pop.shape[0], 4), dtype=np.float64)
+    _gather_sum4(np.ascontiguousarray(tables, dtype=np.float64), pop, hw, int(n_cand), out)
+    return out[:, :m]

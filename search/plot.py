@@ -18,7 +18,7 @@ def plot_front(result, path) -> Path:
         raise SearchError(f"--plot {path}: expected a .png file name")
     info = result.info
     dense = info["dense"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), sharey=True)
     for ax, metric, label, scale in ((axes[0], "cycles", "cycles (millions)", 1e-6),
                                      (axes[1], "energy_pj", "energy (mJ)", 1e-9)):
         if result.random is not None and len(result.random):
@@ -42,6 +42,10 @@ def plot_front(result, path) -> Path:
         markers = iter("sDv^<>phX8")
         for _, b in result.baselines.iterrows():
             ax.plot(b[metric] * scale, b["proxy"], next(markers, "x"), ms=8, label=b["name"], mfc="none", mew=1.6)
+        if result.objective == "pareto" and result.budget is not None:
+            c = result.front.loc[result._index(None)]
+            ax.plot(c[metric] * scale, c["proxy"], "*", color="tab:red", ms=15, zorder=6,
+                    label="best within the budget")
         if result.budget is not None:
             m = info.get("metric", "cycles")
             if m == metric:
@@ -51,10 +55,10 @@ def plot_front(result, path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"{result.proxy} proxy (1 = dense, higher is better)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=8.5, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8.5, frameon=False)
     fig.suptitle(f"{info.get('model', '')} on {info.get('accelerator', '')}: per-layer sparsity search "
                  f"vs baselines ({result.proxy} proxy)")
-    fig.tight_layout(rect=(0, 0, 0.83, 0.95))
+    fig.tight_layout(rect=(0, 0.14, 1, 0.95))
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)

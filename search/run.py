@@ -14,7 +14,7 @@ from .algorithms import Problem, enumerate_all, hypervolume, nondominated, nsga2
 from .calibration import Calibration, capture
 from .candidates import DEFAULT_CANDIDATES, parse_candidates, parse_pins
 from .cost import HardwareCost
-from .errors import SearchError
+from .errors import SearchError, positive
 from .joint import grid, parse_joint
 from .proxies import PROXIES, Proxy
 from .result import FRONT_COLUMNS, SearchResult
@@ -23,10 +23,12 @@ OBJECTIVES = {"latency": "cycles", "energy": "energy_pj", "pareto": None}
 
 
 def run_search(workload: Workload, accelerator: Accelerator, objective: str = "pareto", budget: float | None = None,
-               candidates=DEFAULT_CANDIDATES, pins=(), proxy: str = "magnitude", mask_score: str = "magnitude",
+               candidates=DEFAULT_CANDIDATES, pins=(), per_layer=None, proxy: str = "magnitude",
+               mask_score: str = "magnitude",
                evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None,
                calibration: Calibration | None = None, calib_rows: int = 256, baseline_density: float = 0.5,
-               pop_size: int = 100, random_baseline: bool = True, progress: bool = False) -> SearchResult:
+               pop_size: int = 100, random_baseline: bool = True, baselines: bool = True,
+               progress: bool = False) -> SearchResult:
     """See :func:`sparsim.search` for the parameters."""
     t0 = time.perf_counter()
     if objective not in OBJECTIVES:
@@ -38,12 +40,7 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     if objective != "pareto" and budget is None:
         budget = 0.6
     if budget is not None:
-        try:
-            budget = float(budget)
-        except (TypeError, ValueError):
-            raise SearchError(f"--budget {budget!r}: expected a fraction of the dense model's cost, e.g. 0.6") from None
-        if not budget > 0:
-            raise SearchError(f"--budget {budget:g}: expected a positive fraction of the dense model's cost")
+        budget = positive(budget, f"--budget {budget}", what="a positive fraction of the dense model's cost, e.g. 0.6")
     if not isinstance(evals, (int, np.integer)) or evals < 1:
         raise SearchError(f"--evals {evals!r}: expected a positive integer")
     cands = parse_candidates(candidates)
@@ -67,8 +64,8 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     first = None
     for p, a in feasible:
         key = tuple(sorted((k, str(v)) for k, v in p.items()))
-        costs[key] = HardwareCost(workload, a, cands, pins=pins, importance=importance, progress=progress,
-                                  masks_from=first)
+        costs[key] = HardwareCost(workload, a, cands, pins=pins, per_layer=per_layer, importance=importance,
+                                  progress=progress, masks_from=first)
         first = first or costs[key]
     t_tables = time.perf_counter() - t0
     keys = list(costs)
@@ -112,19 +109,44 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     assignments = [(keys[h], a) for a, h in zip(*problem.split(chosen))]
 
     rows = []
-    base_cost = ref_cost or HardwareCost(workload, accelerator, cands, pins=pins, importance=importance,
-                                         masks_from=first)
-    for name, wl in bl.all_baselines(base_cost, density=baseline_density).items():
-        r = simulate(wl, accelerator).totals
-        rows.append({"name": name, "proxy": prox.of_workload(wl), "cycles": int(r["cycles"]),
-                     "energy_pj": float(r["energy_pj"]), "dram_bytes": float(r["dram_bytes"]),
-                     "speedup": dense_ref["cycles"] / int(r["cycles"])})
-    baselines = pd.DataFrame(rows, columns=["name"] + FRONT_COLUMNS)
-    info["seconds"] = {"tables": t_tables, "proxy": t_proxy, "search": t_search,
+    if baselines:       # on the accelerator the user named (its own table when the search is joint)
+        base_cost = ref_cost or HardwareCost(workload, accelerator, cands, pins=pins, per_layer=per_layer,
+                                             importance=importance, masks_from=first)
+        rows = _baselines(base_cost, ptable, prox, accelerator, dense_ref, baseline_density)
+    t_base = time.perf_counter() - t0 - t_tables - t_proxy - t_search
+    base_df = pd.DataFrame(rows, columns=["name"] + FRONT_COLUMNS)
+    info["seconds"] = {"tables": t_tables, "proxy": t_proxy, "search": t_search, "baselines": t_base,
                        "total": time.perf_counter() - t0}
-    return SearchResult(front=front, baselines=baselines, objective=objective, proxy=proxy, budget=budget,
+    return SearchResult(front=front, baselines=base_df, objective=objective, proxy=proxy, budget=budget,
                         costs=costs, assignments=assignments, random=random_df,
                         infeasible=infeasible if len(infeasible) else None, hardware_axes=list(axes), info=info)
+
+
+def _baselines(cost: HardwareCost, ptable, prox: Proxy, accelerator, dense_ref, density) -> list[dict]:
+    """Metrics of every baseline. A uniform pattern that is a candidate of every prunable layer is a
+    table assignment (the same masks, so the same numbers); the others are simulated here."""
+    from simulator import simulate
+    rows = []
+    prunable = bl._prunable_layers(cost)
+
+    def row(name, proxy, cycles, energy, dram):
+        return {"name": name, "proxy": proxy, "cycles": int(cycles), "energy_pj": float(energy),
+                "dram_bytes": float(dram), "speedup": dense_ref["cycles"] / int(cycles)}
+
+    for name, pattern in [("dense", "dense")] + [(f"uniform {p}", p) for p in bl.UNIFORM]:
+        if pattern in cost.candidate_names and cost.allowed[prunable, cost.candidate_names.index(pattern)].all():
+            a = cost.uniform(pattern)
+            t = cost.totals(a)
+            rows.append(row(name, float(ptable[np.arange(len(a)), a].sum()), t["cycles"], t["energy_pj"],
+                            t["dram_bytes"]))
+            continue
+        wl = bl.uniform(cost, pattern)
+        r = simulate(wl, accelerator).totals
+        rows.append(row(name, prox.of_workload(wl), r["cycles"], r["energy_pj"], r["dram_bytes"]))
+    for name, wl in bl.allocations(cost, density).items():
+        r = simulate(wl, accelerator).totals
+        rows.append(row(name, prox.of_workload(wl), r["cycles"], r["energy_pj"], r["dram_bytes"]))
+    return rows
 
 
 def _uniform_seeds(problem: Problem) -> np.ndarray:

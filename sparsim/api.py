@@ -92,7 +92,8 @@ def load_workload(path) -> Workload:
 
 
 def search(workload, accel_or_name, objective: str = "pareto", budget: float | None = None,
-           candidates=("dense", "2:4", "1:4"), pins=(), proxy: str = "magnitude", mask_score: str = "magnitude",
+           candidates=("dense", "2:4", "1:4"), pins=(), per_layer=None, proxy: str = "magnitude",
+           mask_score: str = "magnitude",
            evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None, batch: int = 1,
            calib_rows: int = 256, baseline_density: float = 0.5, progress: bool = False):
     """Choose per-layer sparsity against simulated cost; returns a :class:`search.SearchResult`.
@@ -102,7 +103,8 @@ def search(workload, accel_or_name, objective: str = "pareto", budget: float | N
     example inputs for calibration). ``objective``: ``latency`` / ``energy`` (exact choice within
     ``budget`` x the dense model's cycles / energy; default 0.6) or ``pareto`` (NSGA-II, ``evals``
     evaluations, front over proxy, cycles and energy). ``candidates``: patterns per layer (dense is
-    always one); ``pins``: layer globs kept dense; ``proxy``: magnitude | wanda | reconstruction;
+    always one); ``pins``: layer globs kept dense; ``per_layer``: ``{layer glob: candidates}`` for
+    the layers a glob matches (first glob wins); ``proxy``: magnitude | wanda | reconstruction;
     ``mask_score``: masks inside a pattern chosen by magnitude or by Wanda's |W|·||x||; ``joint``:
     hardware axes (``{"rows": [16, 32], "dataflow": ["ws", "os"]}`` or ``"rows=16,32 dataflow=ws,os"``).
     """
@@ -112,6 +114,6 @@ def search(workload, accel_or_name, objective: str = "pareto", budget: float | N
         workload = trace(model, inputs, batch=traced_batch).replace(name=name)               # its layers
     acc = accelerator(accel_or_name)                                                          # the hardware
     return run_search(workload, acc, objective=objective, budget=budget, candidates=candidates, pins=pins,
-                      proxy=proxy, mask_score=mask_score, evals=evals, seed=seed, joint=joint, model=model,
-                      inputs=inputs, calib_rows=calib_rows, baseline_density=baseline_density,
+                      per_layer=per_layer, proxy=proxy, mask_score=mask_score, evals=evals, seed=seed, joint=joint,
+                      model=model, inputs=inputs, calib_rows=calib_rows, baseline_density=baseline_density,
                       progress=progress)                                                      # tables -> front

@@ -83,7 +83,8 @@ def cmd_search(args) -> int:
           f"{','.join(info['candidates'])}, proxy {res.proxy}; speed-up and energy x are against dense on "
           f"{info['accelerator']}")
     if res.objective == "pareto":
-        print(f"front: {len(front)} points from {info['evals']} evaluations ({info['algorithm']}, seed {info['seed']}), "
+        print(f"front: {len(front)} points from {info['evals']} evaluations ({info['algorithm']}, "
+              f"seed {info['seed']}), "
               f"hypervolume {info['hypervolume']:.4f}; random search with as many: {info['random_hypervolume']:.4f}")
     else:
         print(f"budget {res.budget:g} x dense {info['metric']}: exact proxy {front['proxy'].iloc[0]:.4f}, "
@@ -92,7 +93,7 @@ def cmd_search(args) -> int:
         for _, r in res.infeasible.iterrows():
             print("infeasible: " + ", ".join(f"{a}={r[a]}" for a in res.hardware_axes) + f": {r['reason']}")
     print(f"time: tables {t['tables']:.1f} s, proxy {t['proxy']:.1f} s, search {t['search']:.1f} s, "
-          f"total {t['total']:.1f} s")
+          f"baselines {t['baselines']:.1f} s, total {t['total']:.1f} s")
     c = front.loc[chosen]
     print("* chosen: " + ", ".join(f"{k[6:]}={v}" for k, v in c.items() if str(k).startswith("layer:") and v != "-"))
     if args.out:
