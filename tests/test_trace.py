@@ -19,7 +19,7 @@ _SDPA_CPU = {aten._scaled_dot_product_flash_attention_for_cpu:
 
 PUBLISHED_PARAMS = {
     "resnet18": 11_689_512, "resnet50": 25_557_032, "mobilenet_v2": 3_504_872, "vit_small": 22_050_664,
-    "gpt2_small": 124_439_808, "mlp_digits": 26_122,
+    "gpt2_small": 124_439_808, "mlp_digits": 26_122, "cnn_digits": 7_178,
 }
 
 
@@ -54,7 +54,7 @@ def test_zoo_model_traces_with_flopcounter_macs_and_published_params(name):
 
 def test_zoo_names_and_errors():
     assert set(zoo.names()) == {"resnet18", "resnet50", "mobilenet_v2", "vit_small", "bert_base", "gpt2_small",
-                                "mlp_digits"}
+                                "mlp_digits", "cnn_digits"}
     with pytest.raises(Exception, match="not in the zoo.*resnet18"):
         zoo.build("resnet19")
 

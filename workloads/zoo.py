@@ -12,10 +12,13 @@ vit_small      DeiT-S (Touvron et al. 2021): 12 x (384, 6 heads, 1536)    22,050
 bert_base      BERT-base encoder (Devlin et al. 2019), seq 128            85,054,464 encoder
 gpt2_small     GPT-2 small (Radford et al. 2019), seq 128, tied head      124,439,808
 mlp_digits     64-128-128-10 MLP for scikit-learn's digits                26,122
+cnn_digits     3 convs (8, 16, 32 channels) + linear, scikit-learn digits  7,178
 =============  =========================================================  ====================
 
 Weights are seeded random (PyTorch's default init under ``torch.manual_seed(seed)``) unless the
-caller loads a state dict.
+caller loads a state dict. The two digits models take the same input, ``(batch, 64)`` pixel rows
+scaled to [0, 1], which :func:`digits_split` gives for real data (scikit-learn's 8x8 digits ship
+with scikit-learn: nothing is downloaded).
 """
 from __future__ import annotations
 
@@ -279,6 +282,50 @@ class MLPDigits(nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
+class CNNDigits(nn.Module):
+    """A small CNN for scikit-learn's 8x8 digits: conv 1->8 (8x8), conv 8->16 + max-pool (4x4),
+    conv 16->32 + max-pool (2x2), linear 128->10. All convs 3x3, padding 1, no batch norm, so that a
+    permutation of a conv's output channels only has to follow its bias and the next conv.
+
+    Input: ``(batch, 64)`` pixel rows (as :func:`digits_split` gives) or ``(batch, 1, 8, 8)``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.conv3 = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = x.reshape(-1, 1, 8, 8)
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv3(x)), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+def digits_split(seed: int = 0, test_fraction: float = 0.25):
+    """scikit-learn's 8x8 digits (1,797 images, 10 classes) as a seeded, stratified split.
+
+    Returns ``(x_train, y_train, x_test, y_test)``: float32 tensors of shape ``(rows, 64)`` with pixel
+    values scaled from 0..16 to [0, 1], the input both digits models take, and int64 class labels.
+    The same seed gives the same split, bit for bit.
+    """
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not (0.0 < float(test_fraction) < 1.0):
+        raise ModelNotFoundError(f"digits_split: test_fraction must be in (0, 1), got {test_fraction!r}")
+    data = load_digits()
+    x = (data.data / 16.0).astype(np.float32)
+    y = data.target.astype(np.int64)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=float(test_fraction), random_state=int(seed),
+                                              stratify=y)
+    return torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te), torch.from_numpy(y_te)
+
+
 # ------------------------------------------------------------------------------------------ registry
 def _image(batch):
     return (torch.randn(batch, 3, 224, 224),)
@@ -296,6 +343,7 @@ _ZOO: dict[str, tuple[Callable[[], nn.Module], Callable[[int], tuple]]] = {
     "bert_base": (BertEncoderModel, _tokens(30522, 128)),
     "gpt2_small": (GPT2, _tokens(50257, 128)),
     "mlp_digits": (MLPDigits, lambda batch: (torch.randn(batch, 64),)),
+    "cnn_digits": (CNNDigits, lambda batch: (torch.rand(batch, 64),)),
 }
 
 

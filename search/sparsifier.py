@@ -1,0 +1,297 @@
+"""``HardwareAwareSparsifier``: a ``torch.ao.pruning`` sparsifier whose masks are chosen by what they
+cost on an accelerator.
+
+It is a :class:`torch.ao.pruning.BaseSparsifier`: ``prepare(model, config)`` puts a ``FakeSparsity``
+mask parametrization on every configured weight (``nn.Conv2d`` and ``nn.Linear``), ``step()``
+recomputes the masks from the current dense weights, ``squash_mask()`` folds them into the weights,
+``state_dict()`` / ``load_state_dict()`` save and restore masks and choices. What differs is
+``step()``: it builds the simulator's cost tables (:class:`search.HardwareCost`) for the current
+weights and picks one candidate pattern per layer so that the model's cycles (or energy) are at most
+``budget`` x the dense model's, keeping as much weight magnitude as it can (exact multiple-choice
+knapsack). Masks are picked in the simulator's reduction order (:mod:`search.torchmask`).
+
+Gradual pruning: every group carries ``sparsity_level`` = 1 - budget, the key torch's schedulers
+drive, so :class:`torch.ao.pruning.scheduler.CubicSL` (Zhu & Gupta, 2017) tightens the budget from
+1 (dense) to the final one with the cubic schedule. ``step()`` uses ``1 - max(sparsity_level)`` over
+the groups as the budget of that step.
+
+Config keys per module (besides ``tensor_fqn``): ``candidates`` (this layer's patterns, a subset of
+the sparsifier's), ``pattern`` (pin this layer to one pattern; ``dense`` keeps it dense).
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.ao.pruning import BaseSparsifier
+from torch.nn.utils import parametrize
+
+from workloads import Workload, parse_pattern
+
+from .errors import SearchError
+from .torchmask import SUPPORTED, layout_of, mask_for
+
+OBJECTIVES = {"latency": "cycles", "energy": "energy_pj"}
+
+#: ``choose(cost, proxy, budget, metric) -> assignment``: how a step picks one candidate per layer.
+ChooseFn = Callable[["object", np.ndarray, float, str], np.ndarray]
+
+
+def retained_magnitude(cost) -> np.ndarray:
+    """Proxy table ``(L, C)``: minus the fraction of a layer's squared weight magnitude that candidate
+    ``c``'s mask drops (0 for dense, higher is better). Each layer counts once, whatever its size, so
+    a small layer is not pruned away because it holds few weights."""
+    L, C = cost.allowed.shape
+    out = np.zeros((L, C))
+    for li, layer in enumerate(cost.workload.layers):
+        w = layer.gemm_weight()
+        if w is None:
+            continue
+        e = np.square(w.astype(np.float64))
+        total = float(e.sum()) or 1.0
+        for c in cost.options[li]:
+            gm = cost.gemm_mask(li, int(c))
+            if gm is not None:
+                out[li, c] = -float(e[~gm].sum()) / total
+    return out
+
+
+def _exact(cost, proxy, budget, metric):
+    # search.knapsack.choose_exact tightens the constraint by a relative 1e-9 for the solver's
+    # tolerance, which excludes an assignment costing exactly the budget (at budget 1 that is the
+    # dense model). Cycles are integers: allow up to floor(budget) + 0.5, which admits exactly the
+    # assignments of at most floor(budget) cycles.
+    if metric == "cycles":
+        budget = np.floor(budget + 1e-9) + 0.5
+    else:
+        budget = budget * (1.0 + 2e-9)
+    return cost.choose(proxy, budget, metric=metric, method="exact")
+
+
+def _check_budget(budget, where="budget") -> float:
+    try:
+        b = float(budget)
+    except (TypeError, ValueError):
+        raise SearchError(f"{where}: expected a fraction of the dense cost in (0, 1], got {budget!r}") from None
+    if not (0.0 < b <= 1.0):
+        raise SearchError(f"{where}: expected a fraction of the dense cost in (0, 1], got {budget!r}")
+    return b
+
+
+class HardwareAwareSparsifier(BaseSparsifier):
+    """N:M (or any candidate pattern) masks for Conv2d and Linear weights under a hardware budget.
+
+    Parameters
+    ----------
+    accelerator:     an :class:`accel.Accelerator`, a preset name or a YAML file.
+    example_inputs:  a tuple of inputs the model is traced with (their batch sets the GEMM rows).
+    budget:          final cycles (or energy) as a fraction of the dense model's, in (0, 1].
+    objective:       ``latency`` (cycles) or ``energy``.
+    candidates:      patterns a layer may take (``dense`` is always one of them); default: dense
+                     and the accelerator's sparse modes.
+    pins:            globs of layers held dense (module or weight names).
+    choose:          ``choose(cost, proxy, budget, metric) -> assignment``; default: the exact
+                     knapsack of :meth:`search.HardwareCost.choose`.
+    proxy:           ``proxy(cost) -> (L, C)`` table, higher is better; default
+                     :func:`retained_magnitude`.
+    """
+
+    def __init__(self, accelerator, example_inputs, budget: float = 0.5, objective: str = "latency",
+                 candidates: Sequence | None = None, pins: Iterable[str] = (), choose: ChooseFn | None = None,
+                 proxy: Callable | None = None, progress: bool = False):
+        budget = _check_budget(budget)
+        if objective not in OBJECTIVES:
+            raise SearchError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        super().__init__(defaults={"sparsity_level": 1.0 - budget})
+        import accel
+        self.accelerator = accelerator if isinstance(accelerator, accel.Accelerator) else accel.load(accelerator)
+        self.example_inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+        self.objective = objective
+        self.metric = OBJECTIVES[objective]
+        if candidates is None:
+            sp = self.accelerator.compute.sparse
+            candidates = ["dense"] + [f"{n}:{m}" for n, m in sp.modes if n < m]
+        from .candidates import parse_candidates
+        self.candidates = [str(c) for c in parse_candidates(candidates, where="candidates")]
+        self.pins = list(pins)
+        self.choose_fn = choose or _exact
+        self.proxy_fn = proxy or retained_magnitude
+        self.progress = progress
+        self._workload: Workload | None = None
+        self._layer_of: dict[str, str] = {}          # tensor_fqn -> traced layer name
+        self.last = None                               # (HardwareCost, assignment) of the last step
+
+    # ------------------------------------------------------------------------------------ prepare
+    def prepare(self, model: nn.Module, config: list[dict] | None = None):
+        """Trace ``model``, check ``config`` and add mask parametrizations (all ones: dense)."""
+        if config is None:
+            config = [{"tensor_fqn": f"{name}.weight"} for name, mod in model.named_modules()
+                      if isinstance(mod, SUPPORTED) and name]
+        if not isinstance(config, (list, tuple)) or not config:
+            raise SearchError("config: expected a non-empty list of {'tensor_fqn': 'module.weight', ...} dicts")
+        for i, entry in enumerate(config):
+            self._check_entry(model, i, entry)
+        self._workload = self._trace(model)
+        by_weight: dict[str, list[str]] = {}
+        for layer in self._workload.layers:
+            if layer.weight_name:
+                by_weight.setdefault(layer.weight_name, []).append(layer.name)
+        for entry in config:
+            fqn = entry["tensor_fqn"]
+            layers = by_weight.get(fqn, [])
+            if len(layers) != 1:
+                what = ("the tracer saw no GEMM that uses it (is the module called in forward(), and with its "
+                        "own weight?)") if not layers else f"it is used by {len(layers)} traced layers {layers}"
+                raise SearchError(f"config tensor_fqn '{fqn}': cannot map it to one traced layer: {what}")
+            self._layer_of[fqn] = layers[0]
+        super().prepare(model, [dict(e) for e in config])
+
+    def _check_entry(self, model, i, entry):
+        if not isinstance(entry, dict) or not isinstance(entry.get("tensor_fqn"), str):
+            raise SearchError(f"config[{i}]: expected a dict with a 'tensor_fqn' string such as 'fc1.weight', "
+                              f"got {entry!r}")
+        fqn = entry["tensor_fqn"]
+        mod_path, _, tname = fqn.rpartition(".")
+        try:
+            module = model.get_submodule(mod_path)
+        except AttributeError:
+            raise SearchError(f"config[{i}] tensor_fqn '{fqn}': the model has no module '{mod_path}'") from None
+        if tname != "weight" or not isinstance(getattr(module, tname, None), torch.Tensor):
+            raise SearchError(f"config[{i}] tensor_fqn '{fqn}': expected the 'weight' of a module")
+        layout_of(module, where=f"config[{i}] tensor_fqn '{fqn}'")
+        known = {"tensor_fqn", "candidates", "pattern", "sparsity_level"}
+        extra = set(entry) - known
+        if extra:
+            raise SearchError(f"config[{i}] ({fqn}): unknown key(s) {sorted(extra)}; expected {sorted(known)}")
+        from workloads import PatternError
+        for c in ([entry["pattern"]] if "pattern" in entry else []) + list(entry.get("candidates", [])):
+            try:
+                parse_pattern(c)
+            except PatternError as e:
+                raise SearchError(f"config[{i}] ({fqn}): {e}") from None
+
+    def _trace(self, model) -> Workload:
+        from workloads.tracer import trace
+        from workloads import WorkloadError
+        try:
+            return trace(model, self.example_inputs)
+        except WorkloadError as e:
+            raise SearchError(f"tracing the model for the sparsifier: {e}") from None
+
+    # ------------------------------------------------------------------------------------ step
+    @property
+    def budget(self) -> float:
+        """The budget of the next step: 1 - the groups' largest ``sparsity_level`` (what schedulers set)."""
+        return 1.0 - max(float(g.get("sparsity_level", 0.0)) for g in self.groups)
+
+    def _current_workload(self) -> Workload:
+        """The traced workload with each configured layer's weight replaced by its current dense value."""
+        fresh = {}
+        for g in self.groups:
+            w = _dense_weight(g["module"], g["tensor_name"])
+            fresh[self._layer_of[g["tensor_fqn"]]] = w.detach().cpu().float().numpy().copy()
+        layers = tuple(l.replace(weight=fresh[l.name], mask=None, pattern=None) if l.name in fresh else l
+                       for l in self._workload.layers)
+        return self._workload.replace(layers=layers)
+
+    def cost_tables(self):
+        """A :class:`search.HardwareCost` for the current weights, with this sparsifier's candidates,
+        pins and per-layer config (unconfigured layers are held dense)."""
+        from .cost import HardwareCost
+        wl = self._current_workload()
+        configured = {self._layer_of[g["tensor_fqn"]]: g for g in self.groups}
+        pins = list(self.pins) + [l.name for l in wl.layers if l.name not in configured and l.has_weight]
+        per_layer = {}
+        fixed = {}
+        for name, g in configured.items():
+            if "pattern" in g:
+                fixed[name] = str(parse_pattern(g["pattern"]))
+                per_layer[name] = [fixed[name]]
+            elif "candidates" in g:
+                per_layer[name] = list(g["candidates"])
+        cands = list(self.candidates) + [p for p in fixed.values() if p not in self.candidates]
+        cost = HardwareCost(wl, self.accelerator, candidates=cands, pins=pins, per_layer=per_layer,
+                            progress=self.progress)
+        for name, p in fixed.items():       # a pinned pattern is the only choice (not "it or dense")
+            li = cost.layer_names.index(name)
+            cost.allowed[li] = False
+            cost.allowed[li, cost.candidate_names.index(p)] = True
+            cost.options[li] = np.flatnonzero(cost.allowed[li])
+        return cost
+
+    def step(self, use_path: bool = True) -> None:
+        """Pick one pattern per configured layer within the current budget and set the masks."""
+        if not self.enable_mask_update:
+            return
+        budget = _check_budget(self.budget, where="budget (1 - sparsity_level)")
+        with torch.no_grad():
+            cost = self.cost_tables()
+            proxy = self.proxy_fn(cost)
+            a = np.asarray(self.choose_fn(cost, proxy, budget * cost.dense_totals[self.metric], self.metric))
+            a = cost.check_assignment(a)
+            self.last = (cost, a)
+            for g in self.groups:
+                li = cost.layer_names.index(self._layer_of[g["tensor_fqn"]])
+                m = cost.mask(li, int(a[li]))
+                mask = _mask_of(g["module"], g["tensor_name"])
+                if m is None:
+                    mask.fill_(True)
+                else:
+                    mask.copy_(torch.from_numpy(m).to(mask.device, mask.dtype))
+                g["chosen"] = cost.candidate_names[int(a[li])]
+
+    def update_mask(self, module: nn.Module, tensor_name: str, chosen: str = "dense", **kwargs):
+        """Re-pick one module's mask with the pattern last chosen for it (BaseSparsifier's per-group hook)."""
+        mask = _mask_of(module, tensor_name)
+        mask.copy_(mask_for(_dense_weight(module, tensor_name), module, parse_pattern(chosen)).to(mask.dtype))
+
+    # ------------------------------------------------------------------------------------ results
+    def patterns(self) -> dict[str, str]:
+        """``{tensor_fqn: chosen pattern}`` after a step."""
+        return {g["tensor_fqn"]: g.get("chosen", "dense") for g in self.groups}
+
+    def totals(self) -> dict:
+        """Cycles, energy_pj, dram_bytes of the last step's choice and of the dense model."""
+        if self.last is None:
+            raise SearchError("totals: call step() first")
+        cost, a = self.last
+        return {**cost.totals(a), "dense": dict(cost.dense_totals)}
+
+    def export_prune(self) -> None:
+        """Replace each mask parametrization by ``torch.nn.utils.prune.custom_from_mask`` (the weight
+        becomes ``weight_orig * weight_mask``); the sparsifier then no longer holds the model."""
+        from torch.nn.utils import prune
+        for g in self.groups:
+            module, name = g["module"], g["tensor_name"]
+            mask = _mask_of(module, name).clone()
+            parametrize.remove_parametrizations(module, name, leave_parametrized=False)
+            prune.custom_from_mask(module, name, mask)
+        self.groups = []
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        super().load_state_dict(state_dict, strict)
+        if self._workload is None:
+            self._workload = self._trace_unparametrized()
+            for g in self.groups:
+                for layer in self._workload.layers:
+                    if layer.weight_name == g["tensor_fqn"]:
+                        self._layer_of[g["tensor_fqn"]] = layer.name
+
+    def _trace_unparametrized(self) -> Workload:
+        return self._trace(self.model)
+
+
+def _dense_weight(module: nn.Module, name: str) -> torch.Tensor:
+    """The dense (unmasked) value of a parametrized weight, or the weight itself."""
+    if parametrize.is_parametrized(module, name):
+        return module.parametrizations[name].original
+    return getattr(module, name)
+
+
+def _mask_of(module: nn.Module, name: str) -> torch.Tensor:
+    for p in module.parametrizations[name]:
+        if hasattr(p, "mask"):
+            return p.mask
+    raise SearchError(f"module {type(module).__name__}: weight '{name}' has no mask parametrization")
