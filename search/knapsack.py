@@ -24,8 +24,9 @@ def choose_exact(value: np.ndarray, cost: np.ndarray, allowed: np.ndarray, budge
     scale = max(float(budget), 1.0)       # costs in units of the budget: well-scaled for HiGHS
     one_each = csr_array((np.ones(nv), (li, np.arange(nv))), shape=(L, nv))
     cost_row = (cost[li, ci] / scale)[None, :]
-    # the solver's feasibility tolerance is ~1e-7 of the budget: shrink until the exact sum fits
-    for slack in (1e-9, 1e-7, 1e-5, 1e-3):
+    # the solver's feasibility tolerance is ~1e-7 of the budget: if its answer overshoots in exact
+    # arithmetic, shrink the bound until the exact sum fits
+    for slack in (0.0, 1e-9, 1e-7, 1e-5, 1e-3):   # 0 first: an assignment that costs exactly the budget fits
         res = milp(c=-value[li, ci], integrality=np.ones(nv), bounds=(0, 1),
                    constraints=[LinearConstraint(one_each, 1, 1), LinearConstraint(cost_row, -np.inf, 1.0 - slack)],
                    options={"disp": False, "mip_rel_gap": 0.0})
