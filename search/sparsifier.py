@@ -59,10 +59,9 @@ def retained_magnitude(cost) -> np.ndarray:
 
 
 def _exact(cost, proxy, budget, metric):
-    # search.knapsack.choose_exact tightens the constraint by a relative 1e-9 for the solver's
-    # tolerance, which excludes an assignment costing exactly the budget (at budget 1 that is the
-    # dense model). Cycles are integers: allow up to floor(budget) + 0.5, which admits exactly the
-    # assignments of at most floor(budget) cycles.
+    # A budget is a fraction of the dense cost, a float. Cycles are integers: floor(budget) + 0.5 admits
+    # exactly the assignments of at most floor(budget) cycles, whatever the float's last bits. Energy is
+    # summed in another order than the dense total the budget came from: allow a relative 2e-9.
     if metric == "cycles":
         budget = np.floor(budget + 1e-9) + 0.5
     else:
