@@ -6,7 +6,7 @@
 
 Heavy modules (torch, numba) load on first use, so ``import sparsim`` stays fast.
 """
-from .api import accelerator, load_workload, simulate, trace, trace_zoo, zoo_names
+from .api import accelerator, load_results, load_workload, simulate, trace, trace_zoo, zoo_names
 
-__all__ = ["trace", "trace_zoo", "zoo_names", "accelerator", "simulate", "load_workload"]
+__all__ = ["trace", "trace_zoo", "zoo_names", "accelerator", "simulate", "load_workload", "load_results"]
 __version__ = "0.1.0"

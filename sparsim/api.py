@@ -81,3 +81,9 @@ def load_workload(path) -> Workload:
     if p.suffix.lower() == ".csv":
         return Workload.from_scalesim_csv(p)
     return Workload.load(p)
+
+
+def load_results(path):
+    """A sweep's results store as ``(points, layers)`` pandas DataFrames (see :func:`sweeps.store.load_results`)."""
+    from sweeps.store import load_results as _load
+    return _load(path)
