@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from collections import OrderedDict
 
@@ -18,7 +19,7 @@ from .spec import Point
 TOTALS = ["cycles", "compute_cycles", "stall_cycles", "energy_pj", "energy_mac_pj", "energy_sram_pj",
           "energy_dram_pj", "energy_meta_pj", "energy_static_pj", "latency_s", "dram_bytes", "sram_bytes",
           "meta_bytes", "utilization", "macs", "effective_macs", "executed_macs", "folds"]
-DESIGN = ["pes", "clock_hz", "dram_bytes_per_cycle"]
+DESIGN = ["dataflow", "rows", "cols", "pes", "clock_hz", "dram_bytes_per_cycle"]
 FPGA = ["fpga_device", "fpga_dsp", "fpga_bram36", "fpga_lut", "fpga_ff", "budget_dsp", "budget_bram36",
         "budget_lut", "budget_ff"]
 
@@ -28,14 +29,19 @@ _ACCELS: OrderedDict = OrderedDict()    # accelerator document JSON -> (Accelera
 _LIMITS = {"traced": 3, "masked": 6, "accels": 512}
 
 
+_LOCK = threading.Lock()     # Dask may run several points at once in one process (threads)
+
+
 def _lru(cache: OrderedDict, key, make, limit: int):
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
+    with _LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
     value = make()
-    cache[key] = value
-    while len(cache) > limit:
-        cache.popitem(last=False)
+    with _LOCK:
+        cache[key] = value
+        while len(cache) > limit:
+            cache.popitem(last=False)
     return value
 
 
@@ -78,7 +84,8 @@ def accelerator_for(doc_json: str):
             fpga.update(fpga_device=acc.fpga.device, fpga_dsp=u.dsp, fpga_bram36=u.bram36, fpga_lut=u.lut,
                         fpga_ff=u.ff, budget_dsp=budget["dsp"], budget_bram36=budget["bram36"],
                         budget_lut=budget["lut"], budget_ff=budget["ff"])
-        design = {"pes": acc.compute.pes, "clock_hz": acc.compute.clock_hz,
+        design = {"dataflow": acc.compute.dataflow.value, "rows": acc.compute.rows, "cols": acc.compute.cols,
+                  "pes": acc.compute.pes, "clock_hz": acc.compute.clock_hz,
                   "dram_bytes_per_cycle": acc.dram_bytes_per_cycle}
         return (None if reason else acc), {**fpga, **design}, reason
     return _lru(_ACCELS, doc_json, make, _LIMITS["accels"])

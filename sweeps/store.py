@@ -66,6 +66,13 @@ class Store:
             self.db.execute(f"CREATE TABLE IF NOT EXISTS points ({cols})")
             self.db.execute(f"CREATE TABLE IF NOT EXISTS layers ({lcols}, PRIMARY KEY (point_key, idx))")
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            schema = json.dumps([POINT_COLUMNS, _layer_columns()])
+            row = self.db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (schema,))
+            elif row[0] != schema:
+                raise StoreError(f"{self.path}: written by another version of sparsim (other columns); "
+                                 f"use a new --out file")
 
     def __enter__(self):
         return self
