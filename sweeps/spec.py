@@ -360,6 +360,9 @@ def _build(doc: dict, base: Path) -> Spec:
     _check_override_keys(override_axes, where_of)
     for key in overrides:
         raw[key] = _values(overrides, key, f"overrides.{key}")
+    for key in override_axes:
+        if key in zipped:
+            raw[key] = zipped[key][1]
 
     models = {i: _model(v, where_of("model", i), base) for i, v in enumerate(raw["model"])}
     acc_docs = {i: _accelerator_doc(v, where_of("accelerator", i), base) for i, v in enumerate(raw["accelerator"])}
@@ -388,8 +391,10 @@ def _build(doc: dict, base: Path) -> Spec:
         wheres = [wheres]
     if not isinstance(wheres, list):
         raise SweepSpecError(f"where: expected an expression or a list of expressions, got {wheres!r}")
-    filters = [Expr(w, f"where[{i}]" if len(wheres) > 1 else "where", set(axes)) for i, w in enumerate(wheres)]
-    # wrap the expression errors in the spec's error type
+    try:
+        filters = [Expr(w, f"where[{i}]" if len(wheres) > 1 else "where", set(axes)) for i, w in enumerate(wheres)]
+    except SweepError as e:
+        raise SweepSpecError(str(e)) from None
     version = sparsim_version()
     points: list[Point] = []
     seen: set[str] = set()
