@@ -280,8 +280,10 @@ def _fig_fpga(d: _Data):
     des = d.designs_with_budget()
     if des.empty:
         return None
+    des = des.sort_values(["fpga_dsp", "fpga_bram36"], kind="stable")
     design_axes = [a for a in d.axes if a not in ("model", "sparsity", "batch", "training")]
-    labels = [(d.label(r, design_axes) or r["accelerator"]) + (" (does not fit)" if r["status"] == "infeasible" else "")
+    varying = [a for a in design_axes if des[a].nunique() > 1] or design_axes
+    labels = [" ".join(_short(a, r[a]) for a in varying) + (" (does not fit)" if r["status"] == "infeasible" else "")
               for _, r in des.iterrows()]
     device = des["fpga_device"].dropna().iloc[0] if des["fpga_device"].notna().any() else "FPGA"
     title = f"FPGA resources used, as % of the {device} budget (dashed: 100 %)"
@@ -308,6 +310,16 @@ def _fig_fpga(d: _Data):
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return "fpga", title, pf, fig
+
+
+def _short(axis: str, value) -> str:
+    """``memories.act_bram.size_bytes=1048576`` -> ``act_bram=1 MiB``; ``compute.rows=16`` -> ``rows=16``."""
+    parts = axis.split(".")
+    if parts[-1].endswith("_bytes") and isinstance(value, (int, float)) and len(parts) > 1:
+        v = float(value)
+        unit = next(((u, f) for u, f in (("MiB", 2**20), ("KiB", 2**10)) if v >= f), ("B", 1))
+        return f"{parts[-2]}={v / unit[1]:g} {unit[0]}"
+    return f"{parts[-1]}={value}"
 
 
 _PAL = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",

@@ -26,6 +26,7 @@ class SweepSummary:
     errors: int
     dropped: int        # combinations the where filter removed
     seconds: float
+    first_s: float = 0.0  # until the first point was written (workers starting, models traced)
 
     def line(self) -> str:
         rate = self.ran / self.seconds if self.seconds > 0 else 0.0
@@ -68,7 +69,11 @@ def run_sweep(spec: Spec, out, workers: int | None = None, scheduler: str | None
         counts = {"ok": 0, "infeasible": 0, "error": 0}
         bar = _bar(len(spec.points), len(spec.points) - len(todo), progress)
 
+        first = []
+
         def record(results):
+            if not first:
+                first.append(time.perf_counter() - t0)
             for r in results:
                 store.write(by_key[r["key"]], r)
                 counts[r["status"]] += 1
@@ -86,7 +91,7 @@ def run_sweep(spec: Spec, out, workers: int | None = None, scheduler: str | None
             bar.close()
     return SweepSummary(total=len(spec.points), skipped=len(spec.points) - len(todo), ran=sum(counts.values()),
                         ok=counts["ok"], infeasible=counts["infeasible"], errors=counts["error"],
-                        dropped=spec.dropped, seconds=time.perf_counter() - t0)
+                        dropped=spec.dropped, seconds=time.perf_counter() - t0, first_s=first[0] if first else 0.0)
 
 
 def _bar(total: int, initial: int, enabled: bool):

@@ -134,6 +134,10 @@ def load_results(path):
     ax = pd.DataFrame([{k: _cell(a.get(k)) for k in axes} for a in axes_rows], columns=axes)
     body = raw.drop(columns=["axes", "config"])
     df = pd.concat([ax, body], axis=1)
+    for col in ("cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "folds",
+                "rows", "cols", "pes", "fpga_dsp", "fpga_bram36", "fpga_lut", "fpga_ff", "budget_dsp",
+                "budget_bram36", "budget_lut", "budget_ff"):
+        df[col] = df[col].astype("Int64")      # whole numbers, missing where a point did not run
     _add_speedup(df, axes)
     first = axes + ["status", "cycles", "energy_pj", "latency_s", "dram_bytes", "utilization", "speedup",
                     "energy_saving"]
