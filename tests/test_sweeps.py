@@ -357,3 +357,16 @@ def test_report_renders_in_headless_chromium(small_run, tmp_path):
     keep = os.environ.get("SPARSIM_KEEP_SCREENSHOT")
     if keep:
         Path(keep).write_bytes(shot.read_bytes())
+
+
+def test_mask_cache_gives_the_numbers_of_a_cold_run():
+    """simulator.maskcache: a warm layer (statistics from an earlier design) simulates like a cold one."""
+    import accel
+    import sparsim
+    from simulator import maskcache, simulate
+    wl = sparsim.trace_zoo("mlp_digits", batch=4).sparsify("unstructured:0.4")
+    designs = [accel.load("vegeta-flex").with_dataflow(accel.Dataflow(f)) for f in ("ws", "os", "is")]
+    warm = [simulate(wl, a).layers for a in designs + designs]
+    for a, got in zip(designs + designs, warm):
+        maskcache.clear()
+        pd.testing.assert_frame_equal(got, simulate(wl, a).layers, check_exact=True)
