@@ -107,7 +107,8 @@ def evaluate(point: Point) -> dict:
             res = simulate(workload_for(point), acc)
             totals = res.totals_dict()
             out.update({k: totals[k] for k in TOTALS})
-            out["layers"] = res.layers.to_dict(orient="records")
+            cols = list(res.layers.columns)
+            out["layers"] = [dict(zip(cols, r)) for r in res.layers.itertuples(index=False, name=None)]
     except Exception as e:                      # a failing point is recorded, never stops the sweep
         out.update(status="error", error=f"{type(e).__name__}: {e}", layers=[])
     out["elapsed_s"] = time.perf_counter() - t0
