@@ -400,6 +400,8 @@ def _build(doc: dict, base: Path) -> Spec:
     seen: set[str] = set()
     dropped = 0
     built: dict[str, None] = {}
+    docs: dict[tuple, str] = {}
+    base_docs = {i: json.dumps(d) for i, d in acc_docs.items()}
     for combo in itertools.product(*dims):
         idx: dict[str, int] = {}
         for part in combo:
@@ -418,21 +420,25 @@ def _build(doc: dict, base: Path) -> Spec:
             dropped += 1
             continue
         acc_i = idx["accelerator"]
-        adoc = copy.deepcopy(acc_docs[acc_i])
-        acc_name = str(adoc.get("name", raw["accelerator"][acc_i]))
-        for key in override_axes:
-            _apply(adoc, _override_path(key, where_of(key)), copy.deepcopy(raw[key][idx[key]]), key,
-                   where_of(key, idx[key]), acc_name)
-        adoc_json = _canonical(adoc)
-        if adoc_json not in built:
-            _validate_accelerator(adoc, {k: values[k] for k in override_axes}, acc_name, where_of, idx)
-            built[adoc_json] = None
+        doc_id = (acc_i,) + tuple(idx[k] for k in override_axes)
+        adoc_json = docs.get(doc_id)
+        if adoc_json is None:      # the document after overrides, built and validated once
+            adoc = json.loads(base_docs[acc_i])
+            acc_name = str(adoc.get("name", raw["accelerator"][acc_i]))
+            for key in override_axes:
+                _apply(adoc, _override_path(key, where_of(key)), copy.deepcopy(raw[key][idx[key]]), key,
+                       where_of(key, idx[key]), acc_name)
+            adoc_json = docs[doc_id] = _canonical(adoc)
+            if adoc_json not in built:
+                _validate_accelerator(adoc, {k: values[k] for k in override_axes}, acc_name, where_of, idx)
+                built[adoc_json] = None
         model, batch = models[idx["model"]], batches[idx.get("batch", 0)]
         training, sparsity = trainings[idx.get("training", 0)], sparsities[idx["sparsity"]]
-        config = {"accelerator": adoc, "workload": {"model": model, "batch": batch, "seed": seed,
-                                                    "training": training},
-                  "sparsity": _thaw(sparsity), "version": version}
-        key = hashlib.sha256(_canonical(config).encode()).hexdigest()[:24]
+        workload = {"model": model, "batch": batch, "seed": seed, "training": training}
+        # == _canonical(Point.config()), assembled from parts (keys in sorted order)
+        config_json = (f'{{"accelerator":{adoc_json},"sparsity":{_canonical(_thaw(sparsity))},'
+                       f'"version":{_canonical(version)},"workload":{_canonical(workload)}}}')
+        key = hashlib.sha256(config_json.encode()).hexdigest()[:24]
         if key in seen:
             continue    # two spellings of one configuration
         seen.add(key)

@@ -370,3 +370,10 @@ def test_mask_cache_gives_the_numbers_of_a_cold_run():
     for a, got in zip(designs + designs, warm):
         maskcache.clear()
         pd.testing.assert_frame_equal(got, simulate(wl, a).layers, check_exact=True)
+
+
+def test_point_key_hashes_its_full_config():
+    import hashlib
+    from sweeps.spec import _canonical
+    for p in load_spec(BASE).points[:5]:
+        assert p.key == hashlib.sha256(_canonical(p.config()).encode()).hexdigest()[:24]
