@@ -273,7 +273,10 @@ def _check_override_keys(keys, where_of):
         names = [p for p in path if isinstance(p, str)]
         head = names[0]
         if head not in ac._TOP or head in ("include",):
-            raise SweepSpecError(f"{where_of(key)}: unknown accelerator key '{head}'; expected one of "
+            axes = "" if where_of(key).startswith("overrides") else \
+                f"an axis ({', '.join(STANDARD_AXES)}) or "
+            raise SweepSpecError(f"{where_of(key)}: unknown {'accelerator key' if not axes else 'axis'} "
+                                 f"'{head}'; expected {axes}an accelerator key under "
                                  f"{', '.join(k for k in ac._TOP if k != 'include')}")
         if head == "memories":
             # memories[i].key or memories.<name>.key

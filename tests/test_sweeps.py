@@ -85,6 +85,7 @@ def test_memory_override_by_name_and_index():
     ({**BASE, "overrides": {"compute.rowz": [8]}}, "overrides.compute.rowz: unknown key 'rowz' under compute"),
     ({**BASE, "overrides": {"computer.rows": [8]}}, "overrides.computer.rows: unknown accelerator key 'computer'"),
     ({**BASE, "overrides": {"compute.rows": ["big"]}}, "overrides.compute.rows[0] = 'big'"),
+    ({**BASE, "zip": [{"dataflow": ["ws"]}]}, "zip[0].dataflow: unknown axis 'dataflow'; expected an axis (models,"),
     ({**BASE, "overrides": {"compute.dataflow": ["ws", "diagonal"]}}, "overrides.compute.dataflow[1]"),
     ({**BASE, "overrides": {"compute.rows": []}}, "overrides.compute.rows: empty axis"),
     ({**BASE, "sparsity": []}, "sparsity: empty axis"),
