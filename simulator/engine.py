@@ -52,7 +52,8 @@ from workloads import Layer, Workload
 from .dataflow import DATAFLOWS, DataflowMap
 from .errors import SimulationError
 from .limits import check_workload
-from .kernels import as_u8, block_max_counts, column_blocks, double_buffered_cycles, nonzero_columns
+from .kernels import double_buffered_cycles
+from .maskcache import mask_entry
 
 COLUMNS = ["name", "kind", "phase", "m", "n", "k", "groups", "pattern", "density", "mode", "folds", "cycles",
            "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads", "utilization",
@@ -107,28 +108,23 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
     comp = acc.compute
     sparse = comp.sparse
     g, k, n = layer.gemm_shape
-    gm = layer.gemm_mask()
-    u8 = None
-    if gm is not None:
-        u8 = as_u8(gm)
-        live = nonzero_columns(u8)
-    else:
-        live = np.ones((g, n), dtype=bool)
+    masks = mask_entry(layer)  # mask statistics cached per layer object (simulator/maskcache.py)
+    u8, live = masks.u8, masks.live
     if dmap.cols == "n":
         bw = comp.cols
     elif dmap.rows == "n":
         bw = comp.rows
     else:
         bw = max(1, n)
-    col_block, n_blocks, live_n = column_blocks(live, bw)
+    col_block, n_blocks, live_n = masks.blocks(bw)
     starts = np.arange(n_blocks, dtype=np.int64)[None, :] * bw
     ncols = np.clip(live_n[:, None] - starts, 0, bw)
-    nnz = int(np.count_nonzero(u8)) if u8 is not None else g * k * n
+    nnz = masks.nnz
     dense_k = np.where(ncols > 0, k, 0).astype(np.int64)
     cands = [_Candidate("dense", 0, 0, dense_k, int(k * live_n.sum()))]
     if u8 is not None and sparse.zero_handling is ZeroHandling.SKIP:
         for mm in sparse.group_sizes():
-            bm, hist = block_max_counts(u8, mm, col_block, n_blocks)
+            bm, hist = masks.block_max_counts(mm, bw)
             js = np.arange(mm + 1)
             for nn in sparse.ns_for(mm):
                 if nn >= mm:
@@ -264,7 +260,7 @@ def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, n
     energy = energy_mac + energy_sram + energy_dram + energy_meta + energy_static
     return {
         "name": layer.name, "kind": layer.kind.value, "phase": layer.phase.value, "m": m_rows, "n": n, "k": k,
-        "groups": g, "pattern": layer.pattern_label, "density": layer.density, "mode": cand.label,
+        "groups": g, "pattern": layer.pattern_label, "density": nnz / (g * k * n), "mode": cand.label,
         "folds": n_folds, "cycles": cycles, "compute_cycles": compute_cycles, "stall_cycles": cycles - compute_cycles,
         "macs": layer.macs, "effective_macs": nnz_macs, "executed_macs": executed,
         "weight_loads": int(round(cand.stored_slots * m_folds)),

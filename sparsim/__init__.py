@@ -7,7 +7,7 @@
 
 Heavy modules (torch, numba) load on first use, so ``import sparsim`` stays fast.
 """
-from .api import accelerator, load_workload, search, simulate, trace, trace_zoo, zoo_names
+from .api import accelerator, load_results, load_workload, search, simulate, trace, trace_zoo, zoo_names
 
-__all__ = ["trace", "trace_zoo", "zoo_names", "accelerator", "simulate", "load_workload", "search"]
+__all__ = ["trace", "trace_zoo", "zoo_names", "accelerator", "simulate", "load_workload", "search", "load_results"]
 __version__ = "0.1.0"

@@ -235,3 +235,9 @@ def search(workload, accel_or_name, objective: str = "pareto", budget: float | N
                       per_layer=per_layer, proxy=proxy, mask_score=mask_score, evals=evals, seed=seed, joint=joint,
                       model=model, inputs=inputs, calib_rows=calib_rows, baseline_density=baseline_density,
                       progress=progress)                                                      # tables -> front
+
+
+def load_results(path):
+    """A sweep's results store as ``(points, layers)`` pandas DataFrames (see :func:`sweeps.store.load_results`)."""
+    from sweeps.store import load_results as _load
+    return _load(path)

@@ -1,0 +1,73 @@
+"""Sweep throughput: a 1,008-point ResNet-50 sweep (4 patterns x 3 dataflows x 84 array shapes) on the
+vegeta-flex preset, with 1 and 2 local workers; then the cost of re-running the finished sweep.
+
+Run: .venv/bin/python benchmarks/bench_sweep.py   (or `make bench`)
+Prints points per second over the whole run (worker start-up and tracing included) and after the
+first point (steady state), the 1 -> 2 worker ratio, and the resume time (spec loaded + store read +
+nothing to run), in process and as a whole `sparsim sweep` command.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from sweeps import load_spec
+from sweeps.runner import run_sweep
+
+SPEC = {
+    "name": "bench-resnet50",
+    "models": ["resnet50"],
+    "accelerators": ["vegeta-flex"],
+    "sparsity": ["dense", "2:4", "1:4", "unstructured:0.5"],
+    "overrides": {"compute.dataflow": ["ws", "os", "is"],
+                  "compute.rows": [8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384],
+                  "compute.cols": [8, 16, 32, 64, 128, 256, 512]},
+}
+
+
+def main():
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path = Path(tmp) / "spec.yaml"
+        spec_path.write_text(yaml.safe_dump(SPEC))
+        spec = load_spec(spec_path)
+        n = len(spec.points)
+        # CPU time per point in this process, warm (a shared machine's wall clock is a poor judge)
+        from sweeps.evaluate import evaluate
+        sample = spec.points[::8]
+        evaluate(sample[0])
+        c0, w0 = time.process_time(), time.perf_counter()
+        for p in sample:
+            evaluate(p)
+        cpu, wall = (time.process_time() - c0) / len(sample), (time.perf_counter() - w0) / len(sample)
+        print(f"one warm point in process: {cpu * 1e3:.1f} ms CPU ({wall * 1e3:.1f} ms wall) over {len(sample)} "
+              f"points: {1 / cpu:.1f} points per CPU-second")
+        rates = {}
+        for workers in (1, 2):
+            db = Path(tmp) / f"w{workers}.db"
+            s = run_sweep(spec, db, workers=workers, progress=False)
+            steady = (s.ran - 1) / (s.seconds - s.first_s) if s.seconds > s.first_s else float("nan")
+            rates[workers] = (s.ran / s.seconds, steady)
+            print(f"{n} ResNet-50 points, {workers} worker(s): {s.seconds:6.1f} s, {s.ran / s.seconds:6.1f} points/s "
+                  f"overall; first point after {s.first_s:5.1f} s, then {steady:6.1f} points/s "
+                  f"({s.ok} ok, {s.errors} failed)")
+        print(f"1 -> 2 workers: {rates[2][0] / rates[1][0]:.2f}x overall, {rates[2][1] / rates[1][1]:.2f}x steady")
+        db = Path(tmp) / "w2.db"
+        t0 = time.perf_counter()
+        again = run_sweep(load_spec(spec_path), db, workers=2, progress=False)
+        t_in = time.perf_counter() - t0
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "sparsim.cli", "sweep", str(spec_path), "--out", str(db), "--quiet"],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        t_cli = time.perf_counter() - t0
+        print(f"resume a finished {n}-point sweep: {t_in:.2f} s in process (load spec + read store; ran "
+              f"{again.ran}), {t_cli:.2f} s as a whole `sparsim sweep` command (Python and torch start-up included)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Per-layer mask statistics kept between ``simulate`` calls on the same layer object.
+
+A sweep simulates one masked workload on many accelerators. What the engine reads from a mask (the
+contiguous uint8 ``(groups, k, n)`` copy, which columns are live, the nonzero count, and per
+``(M, block width)`` the largest count of any column block in each M-group) depends only on the
+mask and the array geometry, not on the rest of the design; recomputing it per point cost most of a
+point's time. Entries are keyed by the layer object (layers are immutable) and vanish with it.
+"""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from .kernels import as_u8, block_max_counts, column_blocks, nonzero_columns
+
+_ENTRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class MaskEntry:
+    """What the engine needs of one layer's mask; ``u8`` is None for a dense layer."""
+
+    __slots__ = ("u8", "live", "nnz", "_blocks", "_counts")
+
+    def __init__(self, u8, live, nnz):
+        self.u8, self.live, self.nnz = u8, live, nnz
+        self._blocks: dict = {}
+        self._counts: dict = {}
+
+    def blocks(self, block_width: int):
+        """``column_blocks(live, block_width)``, computed once per width."""
+        got = self._blocks.get(block_width)
+        if got is None:
+            got = self._blocks[block_width] = column_blocks(self.live, block_width)
+        return got
+
+    def block_max_counts(self, m: int, block_width: int):
+        """``block_max_counts`` for group size ``m`` over the blocks of ``block_width``."""
+        key = (m, block_width)
+        got = self._counts.get(key)
+        if got is None:
+            col_block, n_blocks, _ = self.blocks(block_width)
+            got = self._counts[key] = block_max_counts(self.u8, m, col_block, n_blocks)
+        return got
+
+
+def mask_entry(layer) -> MaskEntry:
+    """The cached :class:`MaskEntry` of ``layer`` (computed on first use)."""
+    entry = _ENTRIES.get(layer)
+    if entry is None:
+        gm = layer.gemm_mask()
+        if gm is None:
+            g, k, n = layer.gemm_shape
+            entry = MaskEntry(None, np.ones((g, n), dtype=bool), g * k * n)
+        else:
+            u8 = as_u8(gm)
+            entry = MaskEntry(u8, nonzero_columns(u8), int(np.count_nonzero(u8)))
+        _ENTRIES[layer] = entry
+    return entry
+
+
+def clear() -> None:
+    """Forget every entry (tests; memory)."""
+    _ENTRIES.clear()

@@ -1,0 +1,130 @@
+"""``sparsim sweep``, ``sparsim results`` and ``sparsim report``: grids of points, their store, their plots."""
+from __future__ import annotations
+
+import sys
+
+#: the columns `sparsim results` exports after the axes
+EXPORT = ["status", "cycles", "energy_pj", "latency_s", "dram_bytes", "utilization", "speedup", "energy_saving",
+          "error", "key"]
+
+
+def register(sub) -> None:
+    sp = sub.add_parser("sweep", help="run a YAML grid of points into a resumable results store",
+                        description="Run every point of a sweep spec (models x accelerators x sparsity x "
+                                    "overrides, with zip groups and a where filter) and store the results. "
+                                    "Re-running the same command resumes: finished points are skipped.")
+    sp.add_argument("spec", help="the sweep spec (.yaml)")
+    sp.add_argument("--out", required=True, help="the results store (SQLite), e.g. results.db")
+    sp.add_argument("--workers", type=int, default=None,
+                    help="local worker processes (default: one per core; 0 runs in this process)")
+    sp.add_argument("--scheduler", help="run on a Dask cluster: its scheduler address, tcp://host:port")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_sweep)
+
+    sp = sub.add_parser("results", help="export a sweep's results, one row per point")
+    sp.add_argument("store", help="a results store written by `sparsim sweep`")
+    sp.add_argument("--format", choices=["csv", "parquet", "json"],
+                    help="output format (default: from --out's extension, else csv)")
+    sp.add_argument("--out", help="write to this file (default: standard output; parquet needs a file)")
+    sp.add_argument("--where", help="keep rows where this holds, e.g. \"sparsity == '2:4' and cycles < 2e6\"")
+    sp.add_argument("--all-columns", action="store_true", help="every column, not only axes and headline numbers")
+    sp.set_defaults(func=cmd_results)
+
+    sp = sub.add_parser("report", help="write an HTML report with plots (and PNGs) from a results store")
+    sp.add_argument("store", help="a results store written by `sparsim sweep`")
+    sp.add_argument("--out", required=True, help="folder for report.html and the PNGs")
+    sp.add_argument("--point", help="the point (key, or a unique key prefix) whose layers to break down "
+                                    "(default: the fastest ok point)")
+    sp.add_argument("--color", help="the axis that colours the cycles-vs-energy plot (default: the first "
+                                    "override axis)")
+    sp.set_defaults(func=cmd_report)
+
+
+def errors() -> list:
+    from sweeps.errors import SweepError
+    return [SweepError]
+
+
+def cmd_sweep(args) -> int:
+    from sweeps import load_spec
+    from sweeps.runner import run_sweep
+    spec = load_spec(args.spec)
+    if not args.quiet:
+        print(f"{spec.name}: {len(spec.points)} points over {', '.join(spec.axes)} -> {args.out}", file=sys.stderr)
+    summary = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    print(summary.line())
+    if summary.errors:
+        from sweeps.store import load_results
+        pts, _ = load_results(args.out)
+        failed = pts[pts["status"] == "error"]
+        for _, r in failed.head(5).iterrows():
+            where = ", ".join(f"{a}={r[a]}" for a in spec.axes)
+            print(f"  failed: {where}: {r['error']}", file=sys.stderr)
+        if len(failed) > 5:
+            print(f"  ... and {len(failed) - 5} more (`sparsim results {args.out} --where \"status == 'error'\"`)",
+                  file=sys.stderr)
+    return 0
+
+
+def export_frame(path, where: str | None = None, all_columns: bool = False):
+    """The table `sparsim results` writes: one row per point."""
+    from sweeps.errors import SweepError
+    from sweeps.expr import Expr
+    from sweeps.store import load_results
+    pts, _ = load_results(path)
+    if where:
+        expr = Expr(where, "--where", set(pts.columns))
+        rows = pts.to_dict(orient="records")
+        keep = [expr({k: (None if _isnan(v) else v) for k, v in r.items()}) for r in rows]
+        pts = pts[keep]
+        if pts.empty:
+            print(f"--where {where!r}: no row matches", file=sys.stderr)
+    if not all_columns:
+        axes = list(pts.columns[:list(pts.columns).index("status")])
+        pts = pts[axes + EXPORT]
+    if pts.empty and not where:
+        raise SweepError(f"{path}: the store holds no points")
+    return pts
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and v != v
+
+
+def cmd_results(args) -> int:
+    from sweeps.errors import SweepError
+    fmt = args.format
+    if fmt is None:
+        ext = (args.out or "").rsplit(".", 1)[-1].lower() if args.out and "." in args.out else "csv"
+        fmt = {"csv": "csv", "parquet": "parquet", "json": "json"}.get(ext)
+        if fmt is None:
+            raise SweepError(f"--out {args.out}: cannot tell the format from the extension; "
+                             f"give --format csv, parquet or json")
+    if fmt == "parquet" and not args.out:
+        raise SweepError("--format parquet: needs --out FILE (parquet is binary)")
+    df = export_frame(args.store, args.where, args.all_columns)
+    if fmt == "csv":
+        text = df.to_csv(index=False)
+    elif fmt == "json":
+        text = df.to_json(orient="records", indent=1)
+    if args.out:
+        import os
+        tmp = args.out + ".tmp"
+        if fmt == "parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            with open(tmp, "w") as f:
+                f.write(text)
+        os.replace(tmp, args.out)
+        print(f"wrote {len(df)} rows to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from sweeps.report import write_report
+    paths = write_report(args.store, args.out, point=args.point, color=args.color)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0

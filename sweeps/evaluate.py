@@ -1,0 +1,120 @@
+"""``evaluate(point) -> result``: one sweep point, pure apart from per-process caches.
+
+A worker keeps what points share: each model traced once, each (model, sparsity, training) masked
+once, each accelerator document built once, and (in :mod:`simulator.maskcache`) each masked layer's
+statistics per array geometry. So a point costs what changes between points: the fold arithmetic
+of its design. Every failure is caught and returned as the point's ``error``; nothing is raised.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections import OrderedDict
+
+from .spec import Point
+
+#: totals kept per point (SimResult.totals names), besides the FPGA columns
+TOTALS = ["cycles", "compute_cycles", "stall_cycles", "energy_pj", "energy_mac_pj", "energy_sram_pj",
+          "energy_dram_pj", "energy_meta_pj", "energy_static_pj", "latency_s", "dram_bytes", "sram_bytes",
+          "meta_bytes", "utilization", "macs", "effective_macs", "executed_macs", "folds"]
+DESIGN = ["dataflow", "rows", "cols", "pes", "clock_hz", "dram_bytes_per_cycle"]
+FPGA = ["fpga_device", "fpga_dsp", "fpga_bram36", "fpga_lut", "fpga_ff", "budget_dsp", "budget_bram36",
+        "budget_lut", "budget_ff"]
+
+_TRACED: OrderedDict = OrderedDict()    # (model, batch, seed) -> Workload
+_MASKED: OrderedDict = OrderedDict()    # Point.workload_key -> Workload
+_ACCELS: OrderedDict = OrderedDict()    # accelerator document JSON -> (Accelerator | None, fpga dict, reason)
+_LIMITS = {"traced": 3, "masked": 6, "accels": 512}
+
+
+_LOCK = threading.Lock()     # Dask may run several points at once in one process (threads)
+
+
+def _lru(cache: OrderedDict, key, make, limit: int):
+    with _LOCK:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    value = make()
+    with _LOCK:
+        cache[key] = value
+        while len(cache) > limit:
+            cache.popitem(last=False)
+    return value
+
+
+def _trace(model: str, batch: int, seed: int):
+    # the same loader `sparsim simulate --model` uses, so a point equals that command
+    from sparsim.api import load_model_spec
+    return load_model_spec(model, batch=batch, seed=seed)
+
+
+def workload_for(point: Point):
+    """The masked (and, for training, expanded) workload of ``point``, as `sparsim simulate` builds it."""
+    def make():
+        wl = _lru(_TRACED, (point.model, point.batch, point.seed),
+                  lambda: _trace(point.model, point.batch, point.seed), _LIMITS["traced"])
+        sp = point.sparsity
+        wl = wl.sparsify(dict(sp) if isinstance(sp, tuple) else sp)
+        if point.training:
+            wl = wl.training(point.training)
+        return wl
+    return _lru(_MASKED, point.workload_key, make, _LIMITS["masked"])
+
+
+def accelerator_for(doc_json: str):
+    """(Accelerator or None when it exceeds its FPGA budget, FPGA usage columns, infeasibility reason)."""
+    def make():
+        import accel
+        doc = json.loads(doc_json)
+        try:
+            acc = accel.build(copy.deepcopy(doc))
+            reason = None
+        except accel.FpgaFitError as e:
+            # build it with the budget lifted to count what it needs, then compare with the real budget
+            lifted = copy.deepcopy(doc)
+            lifted["fpga"].update(dsp=1 << 40, bram36=1 << 40, lut=1 << 40, ff=1 << 40)
+            acc, reason = accel.build(lifted), str(e)
+        fpga = dict.fromkeys(FPGA)
+        if acc.fpga is not None:
+            u = accel.fpga_usage(acc)
+            budget = doc["fpga"]
+            fpga.update(fpga_device=acc.fpga.device, fpga_dsp=u.dsp, fpga_bram36=u.bram36, fpga_lut=u.lut,
+                        fpga_ff=u.ff, budget_dsp=budget["dsp"], budget_bram36=budget["bram36"],
+                        budget_lut=budget["lut"], budget_ff=budget["ff"])
+        design = {"dataflow": acc.compute.dataflow.value, "rows": acc.compute.rows, "cols": acc.compute.cols,
+                  "pes": acc.compute.pes, "clock_hz": acc.compute.clock_hz,
+                  "dram_bytes_per_cycle": acc.dram_bytes_per_cycle}
+        return (None if reason else acc), {**fpga, **design}, reason
+    return _lru(_ACCELS, doc_json, make, _LIMITS["accels"])
+
+
+def evaluate(point: Point) -> dict:
+    """Simulate one point. Returns ``{"key", "status" (ok | infeasible | error), "error", totals...,
+    FPGA and design columns, "elapsed_s", "layers": [per-layer rows]}``; never raises."""
+    t0 = time.perf_counter()
+    out = {"key": point.key, "status": "ok", "error": None, "layers": []}
+    out.update(dict.fromkeys(TOTALS + DESIGN + FPGA))
+    try:
+        acc, extra, reason = accelerator_for(point.accelerator_doc)
+        out.update(extra)
+        if reason is not None:
+            out.update(status="infeasible", error=reason)
+        else:
+            from simulator import simulate
+            res = simulate(workload_for(point), acc)
+            totals = res.totals_dict()
+            out.update({k: totals[k] for k in TOTALS})
+            cols = list(res.layers.columns)
+            out["layers"] = [dict(zip(cols, r)) for r in res.layers.itertuples(index=False, name=None)]
+    except Exception as e:                      # a failing point is recorded, never stops the sweep
+        out.update(status="error", error=f"{type(e).__name__}: {e}", layers=[])
+    out["elapsed_s"] = time.perf_counter() - t0
+    return out
+
+
+def evaluate_batch(points: list[Point]) -> list[dict]:
+    """Several points in one task (fewer round trips to the pool or the scheduler)."""
+    return [evaluate(p) for p in points]

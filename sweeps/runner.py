@@ -1,0 +1,133 @@
+"""Run a sweep's points: in this process, on a local process pool, or on a Dask cluster.
+
+Workers only compute (``evaluate_batch``); this process is the only writer of the store, one
+transaction per point, so a run killed at any moment resumes from what it had written.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from itertools import groupby
+
+from .errors import SweepError
+from .evaluate import evaluate_batch
+from .spec import Spec
+from .store import Store
+
+
+@dataclass
+class SweepSummary:
+    total: int          # points in the spec (after where)
+    skipped: int        # already in the store
+    ran: int
+    ok: int
+    infeasible: int
+    errors: int
+    dropped: int        # combinations the where filter removed
+    seconds: float
+    first_s: float = 0.0  # until the first point was written (workers starting, models traced)
+
+    def line(self) -> str:
+        rate = self.ran / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.total} points ({self.dropped} dropped by where): {self.skipped} already done, ran "
+                f"{self.ran} in {self.seconds:.1f} s ({rate:.1f} points/s): {self.ok} ok, "
+                f"{self.infeasible} infeasible, {self.errors} failed")
+
+
+def _tasks(points, workers: int) -> list[list]:
+    """Points grouped by workload (so a worker's caches are reused), cut into tasks small enough to
+    keep every worker busy and to lose little when the run is killed."""
+    order = sorted(points, key=lambda p: repr(p.workload_key))
+    size = max(1, min(16, math.ceil(len(order) / max(1, workers * 8))))
+    tasks = []
+    for _, group in groupby(order, key=lambda p: repr(p.workload_key)):
+        group = list(group)
+        tasks += [group[i:i + size] for i in range(0, len(group), size)]
+    return tasks
+
+
+def run_sweep(spec: Spec, out, workers: int | None = None, scheduler: str | None = None,
+              progress: bool = True) -> SweepSummary:
+    """Run the points of ``spec`` that ``out`` does not hold yet.
+
+    ``workers``: local processes (default: one per core; 0 runs in this process).
+    ``scheduler``: a Dask scheduler address (``tcp://host:port``); then ``workers`` is ignored.
+    """
+    import time
+    t0 = time.perf_counter()
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 0:
+        raise SweepError(f"--workers: expected an integer >= 0, got {workers}")
+    with Store(out) as store:
+        store.set_meta("spec", spec.text)
+        store.set_meta("axes", list(spec.axes))
+        done = store.finished_keys()
+        todo = [p for p in spec.points if p.key not in done]
+        by_key = {p.key: p for p in todo}
+        counts = {"ok": 0, "infeasible": 0, "error": 0}
+        bar = _bar(len(spec.points), len(spec.points) - len(todo), progress)
+
+        first = []
+
+        def record(results):
+            if not first:
+                first.append(time.perf_counter() - t0)
+            for r in results:
+                store.write(by_key[r["key"]], r)
+                counts[r["status"]] += 1
+                bar.update(1)
+        try:
+            if todo:
+                if scheduler:
+                    _run_dask(todo, scheduler, record)
+                elif workers == 0:
+                    for task in _tasks(todo, 1):
+                        record(evaluate_batch(task))
+                else:
+                    _run_pool(todo, workers, record)
+        finally:
+            bar.close()
+    return SweepSummary(total=len(spec.points), skipped=len(spec.points) - len(todo), ran=sum(counts.values()),
+                        ok=counts["ok"], infeasible=counts["infeasible"], errors=counts["error"],
+                        dropped=spec.dropped, seconds=time.perf_counter() - t0, first_s=first[0] if first else 0.0)
+
+
+def _bar(total: int, initial: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, unit="pt", disable=not enabled, smoothing=0.1,
+                dynamic_ncols=True, desc="sweep")
+
+
+def _run_pool(todo, workers: int, record) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    # spawn: workers start clean (no inherited threads or locks) and import what they need
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(evaluate_batch, t) for t in _tasks(todo, workers)]
+        try:
+            for fut in as_completed(futures):
+                record(fut.result())
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _run_dask(todo, scheduler: str, record) -> None:
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError as e:  # pragma: no cover - dask is a dependency
+        raise SweepError(f"--scheduler needs dask.distributed ({e})") from None
+    try:
+        client = Client(scheduler, timeout="20s")
+    except (OSError, TimeoutError) as e:
+        raise SweepError(f"--scheduler {scheduler}: cannot connect ({type(e).__name__}: {e})") from None
+    try:
+        n = max(1, len(client.scheduler_info().get("workers", {})))
+        futures = client.map(evaluate_batch, _tasks(todo, n), pure=False)
+        for fut in as_completed(futures):
+            record(fut.result())
+    finally:
+        client.close()
