@@ -47,7 +47,7 @@ def _lru(cache: OrderedDict, key, make, limit: int):
 
 def _trace(model: str, batch: int, seed: int):
     # the same loader `sparsim simulate --model` uses, so a point equals that command
-    from sparsim.api import load_model_spec
+    from workloads.modelspec import load_model_spec
     return load_model_spec(model, batch=batch, seed=seed)
 
 
