@@ -19,6 +19,20 @@ class ZeroHandling(str, enum.Enum):
     GATE = "gate"  # zeros still take their slot; the multiplier is clock-gated: less energy only
 
 
+class NmOverflow(str, enum.Enum):
+    """What N:M hardware does with a group that holds more than the mode's N nonzeros.
+
+    * ``dense``: nothing: the layer runs in an N:M mode only if every group of every column fits it,
+      otherwise dense (fixed N:M units: NVIDIA's sparse tensor cores, SAT). Such a unit stores N
+      slots for every group, an empty one too.
+    * ``passes``: the group takes ``ceil(j / N)`` passes of N slots, and an all-zero group (in every
+      column of a schedule block) none (flexible units in the style of VEGETA).
+    """
+
+    DENSE = "dense"
+    PASSES = "passes"
+
+
 class MetadataFormat(str, enum.Enum):
     INDEX = "index"      # log2(M) bits per kept value (NVIDIA 2:4 uses 2 bits per nonzero)
     BITMASK = "bitmask"  # M bits per group of M
@@ -36,6 +50,7 @@ class SparseSupport:
     arbitrary_max_m: int | None = None
     zero_handling: ZeroHandling = ZeroHandling.SKIP
     metadata: MetadataFormat = MetadataFormat.INDEX
+    overflow: NmOverflow = NmOverflow.PASSES
 
     @property
     def is_dense_only(self) -> bool:
@@ -99,6 +114,7 @@ class ComputeArray:
     accumulator_bits: int = 32
     sparse: SparseSupport = field(default_factory=SparseSupport)
     timing: Timing = field(default_factory=Timing)
+    data_type: str | None = None   # int8, int16, fp16, bf16, fp32 (MAC energy); None: an integer of the width
 
     @property
     def pes(self) -> int:
@@ -136,31 +152,37 @@ class Memory:
 class Dram:
     bandwidth_bytes_per_s: float
     energy_pj_per_byte: float
+    technology: str = "ddr3"
 
 
 @dataclass(frozen=True)
 class EnergyTable:
-    """Energy per action in pJ at ``node_nm``. ``mac_pj`` maps operand bits -> pJ per MAC."""
+    """Energy per action in pJ at ``node_nm``. ``mac_pj`` maps a data type ('bf16') or an integer
+    width in bits -> pJ per MAC."""
 
     node_nm: float
-    mac_pj: tuple[tuple[int, float], ...]
+    mac_pj: tuple[tuple[int | str, float], ...]
     gated_mac_fraction: float
     index_mux_pj: float
     register_pj: float
     static_power_w: float
     source: str = ""
 
-    def mac(self, bits: int) -> float:
+    def mac(self, bits: int, data_type: str | None = None) -> float:
+        """pJ per MAC of ``data_type`` (int8, int16, fp16, bf16, fp32), else of a ``bits``-wide integer."""
         table = dict(self.mac_pj)
+        if data_type is not None and data_type in table:
+            return table[data_type]
         if bits in table:
             return table[bits]
-        # between two listed widths: multiplier energy grows ~ quadratically with width
-        known = sorted(table)
-        ref = min(known, key=lambda b: abs(b - bits))
+        # another integer width: from the next listed width up (the multiplier the hardware would
+        # use), as an array multiplier grows ~ quadratically with its width
+        known = sorted(b for b in table if isinstance(b, int))
+        ref = next((b for b in known if b >= bits), known[-1])
         return table[ref] * (bits / ref) ** 2
 
-    def gated_mac(self, bits: int) -> float:
-        return self.mac(bits) * self.gated_mac_fraction
+    def gated_mac(self, bits: int, data_type: str | None = None) -> float:
+        return self.mac(bits, data_type) * self.gated_mac_fraction
 
 
 @dataclass(frozen=True)
@@ -217,19 +239,19 @@ class Accelerator:
         return self.dram.bandwidth_bytes_per_s / self.compute.clock_hz
 
     def with_dataflow(self, dataflow) -> "Accelerator":
-        """This accelerator with another dataflow, checked as a description file's would be: an
-        ``rtl`` timing model (a calibrated weight-stationary array) accepts only ``ws``."""
+        """The same hardware run in another dataflow, by the rule a description file follows: the ``rtl``
+        fold rule is the schedule of the weight-stationary RTL array, so under ``os`` or ``is`` the
+        SCALE-Sim rule applies (``timing_model`` in results and the CLI's summary say which)."""
         from dataclasses import replace
         from .errors import AccelConfigError
         try:
             df = Dataflow(str(getattr(dataflow, "value", dataflow)).lower())
         except ValueError:
             raise AccelConfigError(f"dataflow override: expected one of ws, os, is; got {dataflow!r}") from None
-        if self.compute.timing.model is TimingModel.RTL and df is not Dataflow.WS:
-            raise AccelConfigError(f"dataflow override '{df.value}': accelerator '{self.name}' uses "
-                                   f"compute.timing.model: rtl, the schedule of the weight-stationary RTL array "
-                                   f"its calibration was fitted on; it runs only dataflow ws")
-        return replace(self, compute=replace(self.compute, dataflow=df))
+        timing = self.compute.timing
+        if df is not Dataflow.WS and timing.model is TimingModel.RTL:
+            timing = replace(timing, model=TimingModel.SCALESIM)
+        return replace(self, compute=replace(self.compute, dataflow=df, timing=timing))
 
     def to_dict(self) -> dict:
         """A plain-data summary (for result files)."""
@@ -239,9 +261,10 @@ class Accelerator:
             "clock_hz": c.clock_hz, "activation_bits": c.activation_bits, "weight_bits": c.weight_bits,
             "sparse_modes": [f"{n}:{m}" for n, m in c.sparse.modes],
             "arbitrary_max_m": c.sparse.arbitrary_max_m, "zero_handling": c.sparse.zero_handling.value,
-            "metadata": c.sparse.metadata.value,
+            "metadata": c.sparse.metadata.value, "nm_overflow": c.sparse.overflow.value,
+            "timing_model": c.timing.model.value,
             "memories": [{"name": m.name, "size_bytes": m.size_bytes, "holds": [o.value for o in m.holds]}
                          for m in self.memories],
             "dram_bandwidth_bytes_per_s": self.dram.bandwidth_bytes_per_s,
-            "node_nm": self.energy.node_nm,
+            "node_nm": self.energy.node_nm, "data_type": c.data_type, "dram_technology": self.dram.technology,
         }

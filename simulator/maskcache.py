@@ -20,10 +20,10 @@ _ENTRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 class MaskEntry:
     """What the engine needs of one layer's mask; ``u8`` is None for a dense layer."""
 
-    __slots__ = ("u8", "live", "nnz", "_blocks", "_counts")
+    __slots__ = ("u8", "live", "live_k", "nnz", "_blocks", "_counts")
 
-    def __init__(self, u8, live, nnz):
-        self.u8, self.live, self.nnz = u8, live, nnz
+    def __init__(self, u8, live, live_k, nnz):
+        self.u8, self.live, self.live_k, self.nnz = u8, live, live_k, nnz
         self._blocks: dict = {}
         self._counts: dict = {}
 
@@ -51,10 +51,11 @@ def mask_entry(layer) -> MaskEntry:
         gm = layer.gemm_mask()
         if gm is None:
             g, k, n = layer.gemm_shape
-            entry = MaskEntry(None, np.ones((g, n), dtype=bool), g * k * n)
+            entry = MaskEntry(None, np.ones((g, n), dtype=bool), np.full(g, k, dtype=np.int64), g * k * n)
         else:
             u8 = as_u8(gm)
-            entry = MaskEntry(u8, nonzero_columns(u8), int(np.count_nonzero(u8)))
+            entry = MaskEntry(u8, nonzero_columns(u8), u8.any(axis=2).sum(axis=1).astype(np.int64),
+                              int(np.count_nonzero(u8)))
         _ENTRIES[layer] = entry
     return entry
 

@@ -49,7 +49,8 @@ def format_sim_table(result) -> str:
     t = result.totals
     a = result.accelerator
     out += ["", f"{result.workload['name']} (batch {result.workload['batch']}) on {a['name']} "
-                f"({a['rows']}x{a['cols']} {a['dataflow']}, {a['clock_hz'] / 1e6:g} MHz): "
+                f"({a['rows']}x{a['cols']} {a['dataflow']}, {a.get('timing_model', 'scalesim')} fold rule, "
+                f"{a['clock_hz'] / 1e6:g} MHz): "
                 f"{_fmt_int(t['cycles'])} cycles ({_fmt_int(t['compute_cycles'])} compute + "
                 f"{_fmt_int(t['stall_cycles'])} stall) = {t['latency_s'] * 1e3:.3f} ms, "
                 f"{t['energy_pj'] / 1e6:.2f} uJ, utilization {t['utilization']:.3f}",

@@ -12,7 +12,7 @@ import yaml
 
 import accel
 import sparsim
-from accel import AccelConfigError
+from accel import AccelConfigError, TimingModel
 from simulator import SimulationError, simulate
 from sparsim.api import load_model_spec
 from sparsim.cli import main
@@ -35,18 +35,28 @@ def _user_file(tmp_path, body: str, name="mymodel.py") -> Path:
 
 
 # -- 2: --dataflow os|is on a calibrated (rtl timing) accelerator --------------------------------------
-def test_dataflow_override_on_a_calibrated_design_is_refused(tmp_path, capsys):
+def test_dataflow_override_follows_the_description_files_rule(tmp_path, capsys):
+    """The rtl fold rule is the WS RTL array's schedule: under os/is a description file and an override
+    both fall back to SCALE-Sim's rule (before, the override kept the WS schedule: 6-15x the cycles)."""
     doc = yaml.safe_load(accel.presets.path("vegeta-flex").read_text())
     doc["compute"]["timing"] = {"model": "rtl"}
     path = tmp_path / "calibrated.yaml"
     path.write_text(yaml.safe_dump(doc))
     acc = accel.load(path)
     wl = sparsim.trace_zoo("mlp_digits")
-    with pytest.raises(AccelConfigError, match="dataflow override 'os'.*timing.model: rtl"):
-        simulate(wl, acc, dataflow="os")
+    doc_os = dict(doc, compute=dict(doc["compute"], dataflow="os"))
+    from_file = accel.build(doc_os)
+    assert from_file.compute.timing.model is TimingModel.SCALESIM
+    by_override = simulate(wl, acc, dataflow="os")
+    assert by_override.accelerator["timing_model"] == "scalesim"
+    assert by_override.totals["cycles"] == simulate(wl, from_file).totals["cycles"]
+    doc_sc = dict(doc, compute=dict(doc["compute"], dataflow="os", timing={"model": "scalesim"}))
+    assert by_override.totals["cycles"] == simulate(wl, accel.build(doc_sc)).totals["cycles"]
     assert simulate(wl, acc, dataflow="ws").totals["cycles"] == simulate(wl, acc).totals["cycles"]
-    assert main(["simulate", "--model", "mlp_digits", "--accel", str(path), "--dataflow", "is"]) == 2
-    assert "runs only dataflow ws" in _err(capsys)
+    with pytest.raises(AccelConfigError, match="expected one of ws, os, is"):
+        acc.with_dataflow("xs")
+    assert main(["simulate", "--model", "mlp_digits", "--accel", str(path), "--dataflow", "is"]) == 0
+    assert "32x32 is, scalesim fold rule" in capsys.readouterr().out
 
 
 # -- 3: arguments that were ignored without a word -----------------------------------------------------
