@@ -111,3 +111,96 @@ def double_buffered_cycles(t_rows, r: int, c: int, load_per_row: float = 1.0, st
     """See :func:`_double_buffered_cycles`; ``t_rows``: streamed rows of each fold, in order."""
     return float(_double_buffered_cycles(np.ascontiguousarray(t_rows, dtype=np.float64), float(r), float(c),
                                          float(load_per_row), float(stream_per_row), float(fill_extra)))
+
+
+@jit
+def _db_step(t, w_prev, e_prev, e_prev2, first, load, lat, stream_per_row):
+    w = 0.0 if first else max(w_prev + load, e_prev2 + lat)
+    s = max(w + load, e_prev + 1.0)
+    e = s + (t - 1.0) * stream_per_row
+    return w, e, e_prev
+
+
+@jit
+def _uniform(a0, a1, a2, b0, b1, b2):
+    """The shift d when (a0, a1, a2) = (b0, b1, b2) + d in every component, else NaN."""
+    d = a0 - b0
+    if abs((a1 - b1) - d) <= 1e-9 * (1.0 + abs(d)) and abs((a2 - b2) - d) <= 1e-9 * (1.0 + abs(d)):
+        return d
+    return np.nan
+
+
+@jit
+def _double_buffered_runs(values, counts, reps, r, c, load_per_row, stream_per_row, fill_extra):
+    """:func:`_double_buffered_cycles` over ``reps`` repetitions of the fold sequence given as runs
+    (``counts[i]`` folds of ``values[i]`` rows each), without enumerating the folds.
+
+    The recurrence is max-plus and homogeneous: shifting its state (w_prev, e_prev, e_prev2) by d
+    shifts every later fold by d. So once a fold of a run leaves the state shifted uniformly from
+    the fold before, every further fold of that run adds the same shift, exactly; likewise a whole
+    repetition of the sequence. Period-2 steady states (the two weight banks) are caught by comparing
+    with the state two folds back.
+    """
+    load = r * load_per_row
+    lat = r + c + fill_extra
+    w, e, e2 = 0.0, -1.0e18, -1.0e18
+    first = True
+    done = 0                                   # folds run so far
+    bw, be, be2 = 0.0, 0.0, 0.0               # state at the end of the previous repetition
+    rep = 0
+    while rep < reps:
+        for i in range(values.shape[0]):
+            t = values[i]
+            left = counts[i]
+            p1w, p1e, p1e2 = np.nan, np.nan, np.nan    # state one fold back
+            p2w, p2e, p2e2 = np.nan, np.nan, np.nan    # two folds back
+            while left > 0:
+                p2w, p2e, p2e2 = p1w, p1e, p1e2
+                p1w, p1e, p1e2 = w, e, e2
+                w, e, e2 = _db_step(t, w, e, e2, first, load, lat, stream_per_row)
+                first = False
+                left -= 1
+                done += 1
+                if done < 3 or left == 0:
+                    continue
+                d = _uniform(w, e, e2, p1w, p1e, p1e2)
+                if not np.isnan(d):
+                    w += d * left
+                    e += d * left
+                    e2 += d * left
+                    done += left
+                    left = 0
+                    continue
+                if left >= 2 and not np.isnan(p2w):
+                    d2 = _uniform(w, e, e2, p2w, p2e, p2e2)
+                    if not np.isnan(d2):
+                        k = left // 2
+                        w += d2 * k
+                        e += d2 * k
+                        e2 += d2 * k
+                        done += 2 * k
+                        left -= 2 * k
+                        p1w, p1e, p1e2 = np.nan, np.nan, np.nan
+                        p2w, p2e, p2e2 = np.nan, np.nan, np.nan
+        rep += 1
+        if rep >= 2 and rep < reps:
+            d = _uniform(w, e, e2, bw, be, be2)
+            if not np.isnan(d):
+                k = reps - rep
+                w += d * k
+                e += d * k
+                e2 += d * k
+                rep = reps
+        bw, be, be2 = w, e, e2
+    if done == 0:
+        return 0.0
+    return e + lat + 1.0
+
+
+def double_buffered_runs(values, counts, reps: int, r: int, c: int, load_per_row: float = 1.0,
+                         stream_per_row: float = 1.0, fill_extra: float = 0.0) -> float:
+    """:func:`double_buffered_cycles` of ``reps`` repetitions of the runs ``(values[i] rows) x counts[i]``,
+    in time independent of the number of folds (see :func:`_double_buffered_runs`)."""
+    return float(_double_buffered_runs(np.ascontiguousarray(values, dtype=np.float64),
+                                       np.ascontiguousarray(counts, dtype=np.int64), np.int64(reps), float(r),
+                                       float(c), float(load_per_row), float(stream_per_row), float(fill_extra)))

@@ -52,7 +52,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .kernels import double_buffered_cycles
+from .kernels import double_buffered_runs
 
 ORDERS = ("m>n>k", "m>k>n", "n>k>m")  # outer > inner; the innermost loop decides the reuse
 DIMS = ("m", "n", "k")
@@ -175,6 +175,7 @@ def rtl_cycles(weight_folds: int, stream: int, tile: int, rows: int, cols: int, 
     """The RTL schedule over ``weight_folds`` weight tiles, each streaming ``stream`` rows in chunks
     of ``tile`` (each chunk its own fold, the weights reloaded)."""
     chunks = -(-stream // tile)
-    pattern = np.array([tile] * (chunks - 1) + [stream - (chunks - 1) * tile], dtype=np.float64)
-    return double_buffered_cycles(np.tile(pattern, weight_folds), rows, cols, load_per_row, stream_per_row,
-                                  fill_extra)
+    last = stream - (chunks - 1) * tile
+    values, counts = ([tile, last], [chunks - 1, 1]) if chunks > 1 else ([last], [1])
+    return double_buffered_runs(np.asarray(values, dtype=np.float64), np.asarray(counts, dtype=np.int64),
+                                weight_folds, rows, cols, load_per_row, stream_per_row, fill_extra)

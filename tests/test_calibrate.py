@@ -84,3 +84,23 @@ def test_calibrate_quick_end_to_end(tmp_path, capsys):
     acc = accel.load(tmp_path / "acc.yaml")
     assert acc.compute.timing.model is TimingModel.RTL
     assert acc.compute.timing.stream_cycles_per_row == pytest.approx(1.0)
+
+
+def test_run_length_rtl_schedule_equals_the_fold_by_fold_recurrence():
+    """The engine's rtl rule extrapolates runs of identical folds (max-plus homogeneity); it must equal
+    the fold-by-fold recurrence exactly, including period-2 steady states and short runs."""
+    from simulator.kernels import double_buffered_runs
+    rng = np.random.default_rng(5)
+    for _ in range(400):
+        r, c = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        n_runs = int(rng.integers(1, 4))
+        values = rng.integers(1, 90, n_runs).astype(float)
+        counts = rng.integers(1, 30, n_runs)
+        reps = int(rng.integers(1, 12))
+        lp, sp, fe = (float(rng.choice([1.0, 1.5, 2.0])), float(rng.choice([1.0, 1.25])),
+                      float(rng.integers(0, 4)))
+        seq = np.tile(np.repeat(values, counts), reps)
+        assert double_buffered_runs(values, counts, reps, r, c, lp, sp, fe) == pytest.approx(
+            double_buffered_cycles(seq, r, c, lp, sp, fe), rel=1e-12, abs=1e-6)
+    # a huge stream is costed without enumerating its folds
+    assert double_buffered_runs(np.array([32.0]), np.array([1 << 40]), 3, 32, 32) > 3 * (1 << 45)
