@@ -90,9 +90,8 @@ def variant(acc: Accelerator, point: Mapping[str, object]) -> Accelerator:
         else:
             raise SearchError(f"--joint {axis}: unknown hardware axis; expected one of {', '.join(_AXES)} "
                               f"or a memory name ({', '.join(mems)})")
-    if c.timing.model.value == "rtl" and c.dataflow is not Dataflow.WS:
-        raise SearchError(f"--joint dataflow={c.dataflow.value}: this accelerator's rtl timing model needs ws")
-    return replace(acc, compute=c, memories=tuple(mems[m.name] for m in acc.memories))
+    acc = replace(acc, compute=c, memories=tuple(mems[m.name] for m in acc.memories))
+    return acc.with_dataflow(c.dataflow)   # the rule a description file follows (rtl fold rule: ws only)
 
 
 def grid(acc: Accelerator, axes: Mapping[str, list]) -> list[tuple[dict, Accelerator | None, str]]:
