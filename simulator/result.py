@@ -69,7 +69,10 @@ class SimResult:
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in self.totals.items()}
 
     def to_dict(self) -> dict:
-        return {"layers": json.loads(self.layers.to_json(orient="records")), "totals": self.totals_dict(),
+        # row by row through Python floats: pandas' own JSON writer keeps 15 digits, not the 17 a float needs
+        layers = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                  for row in self.layers.to_dict(orient="records")]
+        return {"layers": layers, "totals": self.totals_dict(),
                 "accelerator": self.accelerator, "workload": self.workload}
 
     def _atomic(self, path, write):

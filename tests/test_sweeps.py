@@ -188,7 +188,7 @@ def test_every_point_equals_sparsim_simulate(small_run, tmp_path, capsys):
             assert row[col] == sim["totals"][col], (col, row[col], sim["totals"][col])
         mine = lay[lay["key"] == row["key"]].sort_values("idx")
         assert list(mine["cycles"]) == [l["cycles"] for l in sim["layers"]]
-        assert list(mine["energy_pj"]) == [l["energy_pj"] for l in sim["layers"]]
+        assert list(mine["energy_pj"]) == [l["energy_pj"] for l in sim["layers"]], (cfg["accelerator"]["name"], cfg["sparsity"], cfg["accelerator"]["compute"]["rows"])
     capsys.readouterr()
 
 
