@@ -218,7 +218,7 @@ def test_memory_model_properties(shape, d):
 
 
 @pytest.mark.slow
-@settings(max_examples=3000, **{**PROPERTY_SETTINGS, "derandomize": False})
+@settings(max_examples=1500, **{**PROPERTY_SETTINGS, "derandomize": True})
 @given(layers, designs)
 def test_memory_model_properties_many(shape, d):
     _check_properties(shape, d)
