@@ -271,14 +271,18 @@ def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, n
         "sram_bytes": sram_bytes, "dram_bytes": dram_bytes, "meta_bytes": meta_dram,
         "energy_pj": energy, "energy_mac_pj": energy_mac, "energy_sram_pj": energy_sram,
         "energy_dram_pj": energy_dram, "energy_meta_pj": energy_meta, "energy_static_pj": energy_static,
+        # what the event engine replays (simulator.event.layer_plan); not a result column
+        "_plan": {"folds": folds, "fold_cycles": cyc, "fold_sum": fold_sum, "sram_cycles": sram_cycles,
+                  "load_bytes": {Operand.ACTIVATION: a_dram, Operand.WEIGHT: w_dram, Operand.METADATA: meta_dram},
+                  "store_bytes": o_dram},
     }
 
 
 def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast", dataflow=None):
     """Simulate every layer of ``workload`` on ``accelerator``; returns a :class:`SimResult`."""
     from .result import SimResult
-    if engine != "fast":
-        raise SimulationError(f"engine must be 'fast' (the only engine this version has), got {engine!r}")
+    if engine not in ("fast", "event"):
+        raise SimulationError(f"engine: expected 'fast' or 'event', got {engine!r}")
     if not isinstance(workload, Workload):
         raise SimulationError(f"simulate: expected a workloads.Workload, got {type(workload).__name__}")
     if not isinstance(accelerator, Accelerator):
@@ -288,6 +292,12 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
             accelerator = accelerator.with_dataflow(Dataflow(str(dataflow).lower()))
         except ValueError:
             raise SimulationError(f"dataflow must be one of ws, os, is; got {dataflow!r}") from None
+    if engine == "event":
+        from .event import simulate_event
+        return simulate_event(workload, accelerator, dataflow=dataflow)
+    if accelerator.cores is not None and len(accelerator.cores.cores) > 1:
+        raise SimulationError(f"accelerator '{accelerator.name}': cores: {len(accelerator.cores.cores)} cores "
+                              f"share DRAM; only engine='event' simulates several cores")
     dmap = DATAFLOWS[accelerator.compute.dataflow]
     rows = [simulate_layer(layer, accelerator, dmap) for layer in workload.layers]
     return SimResult.from_rows(rows, accelerator, workload)

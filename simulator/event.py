@@ -1,0 +1,637 @@
+"""The event engine: a SimPy discrete-event model of the memory system, tile by tile.
+
+What it models, per core (an array with its own buffers) and for the DRAM they share:
+
+* **The plan of a layer comes from the fast engine** (:func:`layer_plan`, the one adapter to its
+  internals): the mode it chose, its folds and their compute cycles, the DRAM bytes of each operand,
+  the SRAM port time, the energy. One source of truth: the two engines differ only in how time
+  passes, never in what a fold costs.
+* **DMA in**: the loads of a tile (activation, weight, metadata) are issued together once an input
+  buffer slot is free: two slots when every operand's memory is double buffered (ping-pong
+  halves), one otherwise; a tile larger than its operand's slot is an error naming the memory.
+  The operands' DMAs share the channel's bandwidth, so they are one striped transfer that ends when
+  the largest would; a wait for it is split among the operands by their bytes.
+* **The array** computes a tile once its loads are in and an output slot is free; a tile takes its
+  compute cycles, or its SRAM port time when that is longer (the array reads the buffers while it
+  streams; without double buffering the two add up, as in the fast engine).
+* **Write-back**: a computed tile's outputs go to DRAM on the same channels, competing with the
+  loads; the output slot is free again when they are written.
+* **DRAM channels** are processor-sharing servers: transfers in flight share a channel's bandwidth
+  equally (a DRAM controller interleaving their bursts), and each transfer ends ``latency_cycles``
+  after its last byte. With ``channels`` > 1 and interleaved placement a transfer is striped over
+  every channel; with ``per-core`` placement core ``i`` uses channel ``i mod channels``.
+* **Layer dependencies**: a core starts a layer's loads once its previous layer has written back its
+  last output (single core and ``split-n``: once every core has); under ``pipeline`` a stage's tile
+  waits until the previous stage has written back the same fraction of the layer it consumes.
+
+**Merging identical folds.** A layer has up to 10^5 folds; simulating each would cost ~10 events a
+fold. Consecutive folds are merged into at most ``max_chunks`` tiles per layer: sizes grow 1, 2, 4,
+... from each end of the layer (so the first load and the last write-back are exposed for one fold,
+as they are) to an equal size in the middle. In the steady state a tile of s folds takes
+``s x max(compute, transfer)`` as s separate folds would, so the event count per layer is bounded
+(about 10 x max_chunks) whatever the layer's size; ``max_chunks=None`` simulates every fold
+(``tests/test_event.py`` checks both give the same cycles within 0.5 %).
+
+Stall breakdown (columns ``stall_*_cycles``): each wait of the array before a tile is split into
+``dependency`` (the loads waited for another layer), ``activation`` / ``weight`` / ``metadata``
+(the loads at the channel's full rate, split by bytes), ``contention`` (the loads took longer than
+alone on the channel: other cores' traffic or this core's own write-back), ``writeback`` (no
+output slot free) and ``sram`` (tiles longer than their compute because of SRAM ports).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from accel import Accelerator, Dataflow, Operand
+from accel.multicore import ChannelPlacement, Distribution
+from workloads import Layer, Workload
+from workloads.layout import WeightLayout
+
+from .dataflow import DATAFLOWS
+from .errors import SimulationError
+from .result import SimResult
+
+#: how many merged tiles a layer is simulated as (see the module docstring)
+MAX_CHUNKS = 24
+STALL_KINDS = ("dependency", "activation", "weight", "metadata", "contention", "writeback", "sram")
+STALL_COLUMNS = [f"stall_{k}_cycles" for k in STALL_KINDS]
+EVENT_COLUMNS = ["core"] + STALL_COLUMNS + ["dram_contention_cycles", "fast_cycles"]
+EVENT_COLUMN_DOCS = {
+    "core": "the core(s) that ran the layer",
+    "stall_dependency_cycles": "the array waited for a layer it depends on",
+    "stall_activation_cycles": "the array waited for activation loads (at the channel's full rate)",
+    "stall_weight_cycles": "the array waited for weight loads",
+    "stall_metadata_cycles": "the array waited for sparse metadata loads",
+    "stall_contention_cycles": "the array waited because its loads shared a DRAM channel",
+    "stall_writeback_cycles": "the array waited for an output slot (write-back still in flight)",
+    "stall_sram_cycles": "tiles took longer than their compute because of SRAM port time",
+    "dram_contention_cycles": "sum over the layer's transfers of the time they lost sharing a channel",
+    "fast_cycles": "the fast engine's cycles for the same layer (single core)",
+}
+_LOAD_OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA)
+
+
+# ============================================================================= the plan of a layer
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one layer costs on one core, from the fast engine: folds (in runs of equal compute
+    time), DRAM bytes per fold and per operand, buffer slots, and the fast engine's row."""
+
+    row: dict                   # the fast engine's result row (mode, traffic, energy, cycles)
+    run_folds: np.ndarray       # folds per run of identical folds (in order)
+    run_busy: np.ndarray        # array cycles per fold of each run (compute, or SRAM port time)
+    load_bytes: dict            # Operand -> DRAM bytes per fold
+    store_bytes: float          # DRAM write-back bytes per fold
+    in_slots: int               # tiles the input buffers hold (2: double buffered)
+    out_slots: int
+    tail_cycles: int            # compute_cycles - sum of fold cycles (SCALE-Sim's minus one, latency)
+    sram_extra: float           # cycles the SRAM ports add over the folds' compute
+
+    @property
+    def folds(self) -> int:
+        return int(self.run_folds.sum())
+
+
+def layer_plan(layer: Layer, acc: Accelerator) -> LayerPlan:
+    """The adapter to the fast engine: run it on ``layer`` and read the per-fold costs it used.
+
+    This is the only function that knows the fast engine's internals (its ``_plan`` entry)."""
+    from .engine import simulate_layer
+    row = simulate_layer(layer, acc, DATAFLOWS[acc.compute.dataflow])
+    p = row.pop("_plan")
+    folds = np.asarray(p["folds"], dtype=np.int64).ravel()
+    cyc = np.asarray(p["fold_cycles"], dtype=np.float64).ravel()
+    keep = folds > 0
+    folds, per = folds[keep], cyc[keep] / np.maximum(folds[keep], 1)
+    n = int(folds.sum())
+    double = all(m.double_buffered for m in acc.memories)
+    sram = p["sram_cycles"] / n if n else 0.0
+    busy = np.maximum(per, sram) if double else per + sram
+    # runs: consecutive cells with the same per-fold time merge
+    if len(busy) > 1:
+        brk = np.flatnonzero(np.diff(busy) != 0) + 1
+        starts = np.concatenate(([0], brk))
+        run_folds = np.add.reduceat(folds, starts)
+        run_busy = busy[starts]
+    else:
+        run_folds, run_busy = folds, busy
+    load = {op: (p["load_bytes"][op] / n if n else 0.0) for op in _LOAD_OPS}
+    store = p["store_bytes"] / n if n else 0.0
+    plan = LayerPlan(row=row, run_folds=run_folds, run_busy=run_busy, load_bytes=load, store_bytes=store,
+                     in_slots=2 if double else 1,
+                     out_slots=2 if acc.memory_for(Operand.OUTPUT).double_buffered else 1,
+                     tail_cycles=int(row["compute_cycles"] - p["fold_sum"]) if n else 0,
+                     sram_extra=float((run_folds * run_busy).sum() - p["fold_sum"]) if n else 0.0)
+    _check_tiles(plan, layer, acc)
+    return plan
+
+
+def _check_tiles(plan: LayerPlan, layer: Layer, acc: Accelerator) -> None:
+    """A tile must fit its operand's slot of its memory (half of it when double buffered)."""
+    need = dict(plan.load_bytes)
+    need[Operand.OUTPUT] = plan.store_bytes
+    for i, mem in enumerate(acc.memories):
+        held = [op for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT, Operand.METADATA)
+                if op in mem.holds]
+        tile = sum(need.get(op, 0.0) for op in held)
+        if tile > mem.usable_bytes + 1e-6:
+            what = " + ".join(f"{need[op]:,.0f} B of {op.value}" for op in held if need.get(op, 0.0) > 0)
+            half = " (half of it: double buffered)" if mem.double_buffered else ""
+            raise SimulationError(f"memories[{i}].size_bytes: buffer '{mem.name}' holds {mem.usable_bytes:,} B "
+                                  f"per tile{half}, smaller than one tile of layer '{layer.name}' "
+                                  f"({what}); expected at least {math.ceil(tile) * (2 if mem.double_buffered else 1):,}")
+
+
+def chunk_sizes(folds: int, max_chunks: int | None) -> np.ndarray:
+    """Fold counts of the merged tiles of a layer: 1, 2, 4, ... from each end, equal in the middle."""
+    if folds <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if max_chunks is None or folds <= max_chunks:
+        return np.ones(folds, dtype=np.int64)
+    ramp_budget = max(0, max_chunks // 2 - 1)
+    target = -(-folds // max(1, max_chunks - 2 * int(math.log2(max(2, folds)))))
+    head = []
+    s = 1
+    while s < target and len(head) < ramp_budget and 2 * (sum(head) + s) <= folds:
+        head.append(s)
+        s *= 2
+    middle = folds - 2 * sum(head)
+    n_mid = max(1, -(-middle // max(1, target))) if middle > 0 else 0
+    mid = [middle // n_mid + (1 if i < middle % n_mid else 0) for i in range(n_mid)]
+    return np.array(head + mid + head[::-1], dtype=np.int64)
+
+
+def _chunk_busy(plan: LayerPlan, sizes: np.ndarray) -> np.ndarray:
+    """Array cycles of each merged tile: the exact sum over its folds."""
+    edges = np.concatenate(([0], np.cumsum(plan.run_folds)))
+    cum = np.concatenate(([0.0], np.cumsum(plan.run_folds * plan.run_busy)))
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+    at = np.interp(bounds, edges, cum)
+    return np.diff(at)
+
+
+# ============================================================================= DRAM channels
+class Channel:
+    """A DRAM channel shared by processor sharing: n transfers in flight each get 1/n of its rate."""
+
+    def __init__(self, env: simpy.Environment, index: int, bytes_per_cycle: float, latency: float,
+                 log: bool):
+        self.env, self.index, self.bw, self.latency = env, index, bytes_per_cycle, latency
+        self.active: dict = {}      # event -> bytes remaining
+        self.t = 0.0
+        self.token = 0
+        self.busy_cycles = 0.0
+        self.bytes = 0.0
+        self.log = [] if log else None   # (start, end, bytes) intervals of use
+
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self.t
+        if self.active and dt > 0:
+            share = self.bw * dt / len(self.active)
+            for ev in self.active:
+                self.active[ev] -= share
+            self.busy_cycles += dt
+            self.bytes += self.bw * dt
+            if self.log is not None:
+                self.log.append((self.t, now, self.bw * dt))
+        self.t = now
+
+    def transfer(self, nbytes: float) -> simpy.Event:
+        done = self.env.event()
+        if nbytes <= 0:
+            done.succeed()
+            return done
+        self._advance()
+        self.active[done] = nbytes
+        self._reschedule()
+        return done
+
+    def _reschedule(self) -> None:
+        self.token += 1
+        if not self.active:
+            return
+        token = self.token
+        delay = min(self.active.values()) * len(self.active) / self.bw
+        self.env.timeout(max(0.0, delay)).callbacks.append(lambda _e: self._wake(token))
+
+    def _wake(self, token: int) -> None:
+        if token != self.token:
+            return
+        self._advance()
+        least = min(self.active.values())
+        for ev in [e for e, r in self.active.items() if r <= least + 1e-6]:
+            del self.active[ev]
+            if self.latency > 0:
+                self.env.timeout(self.latency).callbacks.append(lambda _e, ev=ev: ev.succeed())
+            else:
+                ev.succeed()
+        self._reschedule()
+
+
+class MemorySystem:
+    def __init__(self, env, acc: Accelerator, placement: ChannelPlacement, log: bool):
+        n = acc.dram.channels
+        self.env = env
+        self.channels = [Channel(env, i, acc.dram_bytes_per_cycle / n, acc.dram.latency_cycles, log)
+                         for i in range(n)]
+        self.placement = placement
+        self.rate = acc.dram_bytes_per_cycle
+
+    def route(self, core: int) -> list[Channel]:
+        if self.placement is ChannelPlacement.PER_CORE:
+            return [self.channels[core % len(self.channels)]]
+        return self.channels
+
+    def alone_cycles(self, core: int, nbytes: float) -> float:
+        chans = self.route(core)
+        if nbytes <= 0:
+            return 0.0
+        return nbytes / sum(c.bw for c in chans) + chans[0].latency
+
+    def transfer(self, core: int, nbytes: float) -> simpy.Event:
+        chans = self.route(core)
+        if len(chans) == 1:
+            return chans[0].transfer(nbytes)
+        return simpy.AllOf(self.env, [c.transfer(nbytes / len(chans)) for c in chans])
+
+
+# ============================================================================= tasks
+@dataclass(eq=False)
+class Task:
+    """One layer (or a share of one: split-n; one micro-batch of one: pipeline) on one core."""
+
+    layer_index: int
+    core: int
+    plan: LayerPlan
+    sizes: np.ndarray
+    busy: np.ndarray
+    after: list = field(default_factory=list)   # tasks that must finish before this one starts
+    stream_from: "Task | None" = None            # pipeline: the tile-by-tile producer
+    done: simpy.Event | None = None
+    stored: list = field(default_factory=list)   # per chunk: write-back done
+    frac: np.ndarray | None = None               # per chunk: fraction of folds written back once done
+    start: float = 0.0
+    end: float = 0.0
+    stalls: dict = field(default_factory=lambda: dict.fromkeys(STALL_KINDS, 0.0))
+    contention: float = 0.0
+    compute_busy: float = 0.0
+    micro: int = 0                               # pipeline: the micro-batch
+
+
+def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
+    """The three processes of one task (DMA in, array, DMA out); returns when its last write-back ends.
+
+    A merged tile of s folds streams: its first fold's loads are one transfer, the other s - 1
+    folds' a second one; the array starts on the first and computes the last fold once the second
+    is in; the outputs of its first s - 1 folds are written back while the last one computes. So a
+    tile's transfers overlap its own compute as s separate folds would."""
+    plan, sizes, busy = task.plan, task.sizes, task.busy
+    n = len(sizes)
+    core = task.core
+    for t in task.after:
+        yield t.done
+    task.start = env.now
+    task.stored = [env.event() for _ in range(n)]
+    task.frac = np.cumsum(sizes) / max(1, sizes.sum())
+    if n == 0:
+        task.end = env.now
+        task.done.succeed()
+        return
+    first = [env.event() for _ in range(n)]
+    loaded = [env.event() for _ in range(n)]
+    computed = [env.event() for _ in range(n)]
+    mid = [env.event() for _ in range(n)]
+    dep_t = np.zeros((n, 2))        # slot free, dependency satisfied
+    ld = np.zeros((n, 4))           # first part start / end, rest start / end
+    load_bytes = sum(plan.load_bytes.values())
+    comp_t = np.zeros((n, 2))
+    store_t = np.zeros((n, 2))
+    waited = [""] * n
+    prod = task.stream_from
+    need_idx = None
+    if prod is not None and prod.stored:
+        need_idx = np.minimum(np.searchsorted(prod.frac - 1e-12, task.frac, side="left"), len(prod.stored) - 1)
+
+    def move(nbytes):
+        t0 = env.now
+        yield mem.transfer(core, nbytes)
+        task.contention += max(0.0, (env.now - t0) - mem.alone_cycles(core, nbytes))
+
+    bounds = np.concatenate(([0], np.cumsum(sizes)))
+
+    def fold_event(x, part_a, whole):
+        """The event that fold ``x`` is computed: the first s - 1 folds of a tile finish with its
+        part A, the last one with the whole tile."""
+        c = int(np.searchsorted(bounds, x, side="right")) - 1
+        return part_a[c] if x <= bounds[c + 1] - 2 else whole[c]
+
+    def dma_in():
+        for j in range(n):
+            if bounds[j] >= plan.in_slots:   # a slot: the fold in_slots back has been computed
+                yield fold_event(bounds[j] - plan.in_slots, mid, computed)
+            dep_t[j, 0] = env.now
+            if need_idx is not None:
+                yield prod.stored[int(need_idx[j])]
+            dep_t[j, 1] = ld[j, 0] = env.now
+            yield from move(load_bytes)
+            ld[j, 1] = ld[j, 2] = env.now
+            first[j].succeed()
+            if sizes[j] > 1:
+                yield from move(load_bytes * (sizes[j] - 1))
+            ld[j, 3] = env.now
+            loaded[j].succeed()
+
+    def dma_out():
+        for j in range(n):
+            yield mid[j]
+            store_t[j, 0] = env.now
+            if sizes[j] > 1:      # the outputs of the first s - 1 folds, while the last one computes
+                yield from move(plan.store_bytes * (sizes[j] - 1))
+            yield computed[j]
+            yield from move(plan.store_bytes)
+            store_t[j, 1] = env.now
+            task.stored[j].succeed()
+
+    env.process(dma_in())
+    env.process(dma_out())
+    st = task.stalls
+    share = {op: (b / load_bytes if load_bytes > 0 else 0.0) for op, b in plan.load_bytes.items()}
+
+    def charge_load(wait, dep, t_start, t_end, nbytes):
+        """Split an array wait on a load into dependency, contention and per-operand DRAM time."""
+        dep = min(wait, dep)
+        rest = wait - dep
+        cont = min(rest, max(0.0, (t_end - t_start) - mem.alone_cycles(core, nbytes)))
+        st["dependency"] += dep
+        st["contention"] += cont
+        for op, f in share.items():
+            st[op.value] += (rest - cont) * f
+        return dep
+
+    ready = env.now
+    for j in range(n):
+        yield first[j]
+        t_loaded = env.now
+        if j >= plan.out_slots:    # an output slot (tiles write back as a whole: see dma_out)
+            yield task.stored[j - plan.out_slots]
+        start = env.now
+        wait_load = max(0.0, t_loaded - ready)
+        dep = 0.0
+        if wait_load > 0:
+            dep = charge_load(wait_load, max(0.0, dep_t[j, 1] - max(ready, dep_t[j, 0])), ld[j, 0], ld[j, 1],
+                              load_bytes)
+        wait_wb = max(0.0, start - max(ready, t_loaded))
+        st["writeback"] += wait_wb
+        comp_t[j, 0] = start
+        s = sizes[j]
+        if s > 1:
+            yield env.timeout(busy[j] * (s - 1) / s)
+            mid[j].succeed()
+            t_mid = env.now
+            yield loaded[j]
+            if env.now > t_mid:
+                charge_load(env.now - t_mid, 0.0, ld[j, 2], ld[j, 3], load_bytes * (s - 1))
+                wait_load += env.now - t_mid
+            yield env.timeout(busy[j] / s)
+        else:
+            mid[j].succeed()
+            yield env.timeout(busy[j])
+        comp_t[j, 1] = env.now
+        if trace is not None:
+            waited[j] = ("writeback" if wait_wb > wait_load else "dependency" if dep > wait_load / 2 else
+                         "dram_load" if wait_load > 0 else "none")
+        ready = env.now
+        computed[j].succeed()
+    yield task.stored[n - 1]
+    if plan.tail_cycles > 0:
+        yield env.timeout(plan.tail_cycles)
+    task.end = env.now
+    st["sram"] = plan.sram_extra
+    task.compute_busy = float(busy.sum())
+    if trace is not None:
+        for j in range(n):
+            trace.append((core, task.layer_index, j, int(sizes[j]), ld[j, 0], ld[j, 3], comp_t[j, 0],
+                          comp_t[j, 1], store_t[j, 0], store_t[j, 1], waited[j]))
+    task.done.succeed()
+
+
+def _core_proc(env, tasks: list[Task], mem: MemorySystem, trace):
+    for t in tasks:
+        yield env.process(_run_task(env, t, mem, trace))
+
+
+# ============================================================================= distribution
+def _split_layer(layer: Layer, shares: list[int]) -> list[Layer | None]:
+    """Contiguous column shares of ``layer`` (None for a core that gets no column)."""
+    gm = layer.gemm_mask()
+    out, lo = [], 0
+    for s in shares:
+        if s <= 0:
+            out.append(None)
+            continue
+        hi = lo + s
+        if gm is None:
+            out.append(layer.replace(n=s, weight=None, mask=None, weight_layout=None))
+        else:
+            out.append(layer.replace(n=s, weight=None, mask=np.ascontiguousarray(gm[:, :, lo:hi]),
+                                     weight_layout=WeightLayout.KN))
+        lo = hi
+    return out
+
+
+def _shares(n: int, pes: list[int]) -> list[int]:
+    """Columns per core proportional to its PEs (largest remainders)."""
+    total = sum(pes)
+    raw = [n * p / total for p in pes]
+    base = [int(math.floor(r)) for r in raw]
+    for i in sorted(range(len(pes)), key=lambda i: raw[i] - base[i], reverse=True)[: n - sum(base)]:
+        base[i] += 1
+    return base
+
+
+def _stages(costs: np.ndarray, n_cores: int) -> list[int]:
+    """Stage (core) of each layer: contiguous, balancing the summed cost (greedy on the prefix sums)."""
+    total = costs.sum()
+    cum = np.cumsum(costs) - costs / 2.0  # a layer goes where its midpoint falls
+    stage = np.minimum((cum / max(total, 1e-12) * n_cores).astype(int), n_cores - 1)
+    return list(np.maximum.accumulate(stage))
+
+
+def _make(layer_index, core, plan, max_chunks) -> Task:
+    sizes = chunk_sizes(plan.folds, max_chunks)
+    return Task(layer_index=layer_index, core=core, plan=plan, sizes=sizes, busy=_chunk_busy(plan, sizes))
+
+
+def _build_tasks(workload: Workload, cores: list[Accelerator], dist: Distribution, max_chunks):
+    """Per core, its tasks in order; and per layer, its tasks (for the result rows)."""
+    per_core: list[list[Task]] = [[] for _ in cores]
+    per_layer: list[list[Task]] = [[] for _ in workload.layers]
+    if len(cores) == 1 or dist is Distribution.SPLIT_N:
+        prev: list[Task] = []
+        pes = [c.compute.pes for c in cores]
+        for li, layer in enumerate(workload.layers):
+            parts = [layer] if len(cores) == 1 else _split_layer(layer, _shares(layer.n, pes))
+            now = []
+            for ci, part in enumerate(parts):
+                if part is None:
+                    continue
+                t = _make(li, ci, layer_plan(part, cores[ci]), max_chunks)
+                t.after = [p for p in prev if p.core != ci]   # same core: in order anyway
+                per_core[ci].append(t)
+                now.append(t)
+            per_layer[li] = now
+            prev = now
+        return per_core, per_layer
+    # pipeline: contiguous stages, micro-batches of the workload's batch flow through them
+    batch = max(1, workload.batch)
+    micro = batch if all(layer.m % batch == 0 for layer in workload.layers) else 1
+    plans_full = [layer_plan(layer, cores[0]) for layer in workload.layers]
+    stage = _stages(np.array([p.row["cycles"] for p in plans_full], dtype=float), len(cores))
+    plans = [layer_plan(layer.replace(m=layer.m // micro) if micro > 1 else layer, cores[stage[li]])
+             for li, layer in enumerate(workload.layers)]
+    last: dict[tuple[int, int], Task] = {}
+    for b in range(micro):
+        for li in range(len(workload.layers)):
+            t = _make(li, stage[li], plans[li], max_chunks)
+            t.micro = b
+            if li > 0 and stage[li - 1] != stage[li]:
+                t.stream_from = last[(li - 1, b)]
+            last[(li, b)] = t
+            per_core[stage[li]].append(t)
+            per_layer[li].append(t)
+    return per_core, per_layer
+
+
+# ============================================================================= results
+class EventResult(SimResult):
+    """A :class:`SimResult` with the event engine's extras: ``cores`` (one row per core), ``trace``
+    (one row per simulated tile, when asked for) and the DRAM channels' use over time."""
+
+    cores: pd.DataFrame
+    trace: pd.DataFrame | None
+    dram_log: list
+    dram_bytes_per_cycle: float
+    clock_hz: float
+
+    def to_trace_csv(self, path):
+        from .trace_export import trace_csv
+        return trace_csv(self, path)
+
+    def to_chrome_trace(self, path):
+        from .trace_export import chrome_trace
+        return chrome_trace(self, path)
+
+    def plot_dram_bandwidth(self, path, bins: int = 400):
+        from .trace_export import plot_dram_bandwidth
+        return plot_dram_bandwidth(self, path, bins=bins)
+
+
+def simulate_event(workload: Workload, accelerator: Accelerator, dataflow=None, trace: bool = False,
+                   max_chunks: int | None = MAX_CHUNKS) -> EventResult:
+    """Simulate ``workload`` on ``accelerator`` (one core or several) with the event engine."""
+    mc = accelerator.cores
+    cores = list(mc.cores) if mc is not None else [accelerator]
+    if dataflow is not None:
+        cores = [c.with_dataflow(Dataflow(str(dataflow).lower())) for c in cores]
+    dist = mc.distribution if mc is not None else Distribution.SPLIT_N
+    placement = mc.placement if mc is not None else ChannelPlacement.INTERLEAVED
+    if max_chunks is not None and max_chunks < 4:
+        raise SimulationError(f"max_chunks: expected None or an integer >= 4, got {max_chunks!r}")
+    per_core, per_layer = _build_tasks(workload, cores, dist, max_chunks)
+    env = simpy.Environment()
+    mem = MemorySystem(env, accelerator, placement, log=trace)
+    for tasks in per_core:
+        for t in tasks:
+            t.done = env.event()
+    trace_rows: list | None = [] if trace else None
+    for tasks in per_core:
+        env.process(_core_proc(env, tasks, mem, trace_rows))
+    env.run()
+    makespan = max((t.end for ts in per_core for t in ts), default=0.0)
+    rows = [_layer_row(layer, per_layer[li], cores, accelerator) for li, layer in enumerate(workload.layers)]
+    res = EventResult.from_rows(rows, cores[0], workload)
+    extra = pd.DataFrame([{c: r[c] for c in EVENT_COLUMNS} for r in rows], columns=EVENT_COLUMNS)
+    res.layers = pd.concat([res.layers, extra], axis=1)
+    if len(cores) > 1:
+        res.totals["cycles"] = int(math.ceil(makespan))
+        res.totals["stall_cycles"] = int(res.totals["cycles"] - res.layers["compute_cycles"].max())
+        pes = sum(c.compute.pes for c in cores)
+        cyc = res.totals["cycles"]
+        res.totals["utilization"] = res.totals["effective_macs"] / (cyc * pes) if cyc else 0.0
+        res.totals["latency_s"] = cyc / cores[0].compute.clock_hz
+    for col in STALL_COLUMNS + ["dram_contention_cycles"]:
+        res.totals[col] = float(res.layers[col].sum())
+    res.totals["fast_cycles"] = int(res.layers["fast_cycles"].sum())
+    res.accelerator = accelerator.to_dict()
+    res.accelerator["cores"] = len(cores)
+    res.cores = _core_table(per_core, cores, makespan, mem)
+    res.trace = _trace_table(trace_rows, workload) if trace else None
+    res.dram_log = [(ch.index, a, b, nb) for ch in mem.channels for (a, b, nb) in (ch.log or [])]
+    res.dram_bytes_per_cycle = accelerator.dram_bytes_per_cycle
+    res.clock_hz = cores[0].compute.clock_hz
+    return res
+
+
+def _layer_row(layer: Layer, tasks: list[Task], cores: list[Accelerator], top: Accelerator) -> dict:
+    if not tasks:
+        raise SimulationError(f"layer '{layer.name}': no core received any of its columns")
+    rows = [t.plan.row for t in tasks]
+    row = dict(rows[0])
+    row["n"] = layer.n
+    row["m"] = layer.m
+    for col in ("folds", "macs", "effective_macs", "executed_macs", "weight_loads", "sram_bytes", "dram_bytes",
+                "meta_bytes", "energy_mac_pj", "energy_sram_pj", "energy_dram_pj", "energy_meta_pj"):
+        row[col] = sum(r[col] for r in rows)
+    split = len({t.core for t in tasks}) > 1
+    if split:   # split-n: the layer spans from its first start to its last end
+        span = max(t.end for t in tasks) - min(t.start for t in tasks)
+        compute = max(r["compute_cycles"] for r in rows)
+    else:       # one core (pipeline: its micro-batches in turn)
+        span = sum(t.end - t.start for t in tasks)
+        compute = sum(r["compute_cycles"] for r in rows)
+    neg_tail = sum(min(0, t.plan.tail_cycles) for t in tasks) if not split else min(
+        min(0, t.plan.tail_cycles) for t in tasks)
+    cycles = max(int(math.floor(span + neg_tail + 0.5)), int(compute))
+    row["cycles"], row["compute_cycles"], row["stall_cycles"] = cycles, int(compute), cycles - int(compute)
+    used = {t.core for t in tasks}
+    pes = sum(cores[c].compute.pes for c in used)
+    row["utilization"] = row["effective_macs"] / (cycles * pes) if cycles else 0.0
+    static = sum(cores[c].energy.static_power_w for c in used)
+    row["energy_static_pj"] = static * cycles / cores[0].compute.clock_hz * 1e12
+    row["energy_pj"] = sum(row[c] for c in ("energy_mac_pj", "energy_sram_pj", "energy_dram_pj", "energy_meta_pj",
+                                           "energy_static_pj"))
+    for k in STALL_KINDS:
+        row[f"stall_{k}_cycles"] = sum(t.stalls[k] for t in tasks)
+    row["dram_contention_cycles"] = sum(t.contention for t in tasks)
+    row["core"] = ",".join(str(c) for c in sorted(used))
+    row["fast_cycles"] = sum(r["cycles"] for r in rows) if not split else max(r["cycles"] for r in rows)
+    return row
+
+
+def _core_table(per_core, cores, makespan: float, mem: MemorySystem) -> pd.DataFrame:
+    out = []
+    for ci, tasks in enumerate(per_core):
+        busy = sum(t.compute_busy for t in tasks)
+        d = {"core": ci, "name": cores[ci].name, "array": f"{cores[ci].compute.rows}x{cores[ci].compute.cols}",
+             "tasks": len(tasks), "busy_cycles": busy, "utilization": busy / makespan if makespan else 0.0,
+             "dram_bytes": sum(t.plan.row["dram_bytes"] for t in tasks)}
+        for k in STALL_KINDS:
+            d[f"stall_{k}_cycles"] = sum(t.stalls[k] for t in tasks)
+        d["dram_contention_cycles"] = sum(t.contention for t in tasks)
+        out.append(d)
+    return pd.DataFrame(out)
+
+
+def _trace_table(rows, workload: Workload) -> pd.DataFrame:
+    cols = ["core", "layer_index", "tile", "folds", "load_start", "load_end", "compute_start", "compute_end",
+            "store_start", "store_end", "waited_on"]
+    df = pd.DataFrame(rows, columns=cols).sort_values(["compute_start", "core"], kind="stable").reset_index(drop=True)
+    names = [layer.name for layer in workload.layers]
+    df.insert(2, "layer", [names[i] for i in df["layer_index"]])
+    return df
