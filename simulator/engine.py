@@ -278,8 +278,9 @@ def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, n
     }
 
 
-def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast", dataflow=None):
-    """Simulate every layer of ``workload`` on ``accelerator``; returns a :class:`SimResult`."""
+def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast", dataflow=None, trace: bool = False):
+    """Simulate every layer of ``workload`` on ``accelerator``; returns a :class:`SimResult`.
+    ``engine="event"``: the SimPy model (:mod:`simulator.event`); ``trace`` keeps its timeline."""
     from .result import SimResult
     if engine not in ("fast", "event"):
         raise SimulationError(f"engine: expected 'fast' or 'event', got {engine!r}")
@@ -294,7 +295,9 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
             raise SimulationError(f"dataflow must be one of ws, os, is; got {dataflow!r}") from None
     if engine == "event":
         from .event import simulate_event
-        return simulate_event(workload, accelerator, dataflow=dataflow)
+        return simulate_event(workload, accelerator, dataflow=dataflow, trace=trace)
+    if trace:
+        raise SimulationError("trace: only engine='event' records a timeline")
     if accelerator.cores is not None and len(accelerator.cores.cores) > 1:
         raise SimulationError(f"accelerator '{accelerator.name}': cores: {len(accelerator.cores.cores)} cores "
                               f"share DRAM; only engine='event' simulates several cores")

@@ -7,8 +7,9 @@ What it models, per core (an array with its own buffers) and for the DRAM they s
   the SRAM port time, the energy. One source of truth: the two engines differ only in how time
   passes, never in what a fold costs.
 * **DMA in**: the loads of a tile (activation, weight, metadata) are issued together once an input
-  buffer slot is free: two slots when every operand's memory is double buffered (ping-pong
-  halves), one otherwise; a tile larger than its operand's slot is an error naming the memory.
+  buffer slot is free. A memory holds two tiles when it is double buffered and two fit in it, one
+  when only one fits or it is single buffered (the next load then waits for the array: loads
+  serialize), and a tile larger than the whole memory is an error naming it.
   The operands' DMAs share the channel's bandwidth, so they are one striped transfer that ends when
   the largest would; a wait for it is split among the operands by their bytes.
 * **The array** computes a tile once its loads are in and an output slot is free; a tile takes its
@@ -122,29 +123,38 @@ def layer_plan(layer: Layer, acc: Accelerator) -> LayerPlan:
         run_folds, run_busy = folds, busy
     load = {op: (p["load_bytes"][op] / n if n else 0.0) for op in _LOAD_OPS}
     store = p["store_bytes"] / n if n else 0.0
+    in_slots, out_slots = _slots(load, store, layer, acc)
     plan = LayerPlan(row=row, run_folds=run_folds, run_busy=run_busy, load_bytes=load, store_bytes=store,
-                     in_slots=2 if double else 1,
-                     out_slots=2 if acc.memory_for(Operand.OUTPUT).double_buffered else 1,
+                     in_slots=in_slots, out_slots=out_slots,
                      tail_cycles=int(row["compute_cycles"] - p["fold_sum"]) if n else 0,
                      sram_extra=float((run_folds * run_busy).sum() - p["fold_sum"]) if n else 0.0)
-    _check_tiles(plan, layer, acc)
     return plan
 
 
-def _check_tiles(plan: LayerPlan, layer: Layer, acc: Accelerator) -> None:
-    """A tile must fit its operand's slot of its memory (half of it when double buffered)."""
-    need = dict(plan.load_bytes)
-    need[Operand.OUTPUT] = plan.store_bytes
+def _slots(load: dict, store: float, layer: Layer, acc: Accelerator) -> tuple[int, int]:
+    """Tiles the input and output buffers hold at once: two when a memory is double buffered and
+    holds two of its tiles, one when it holds only one (its loads then wait for the array: they
+    serialize), and an error when it cannot hold one."""
+    need = dict(load)
+    need[Operand.OUTPUT] = store
+    slots_in, slots_out = 2, 2
     for i, mem in enumerate(acc.memories):
-        held = [op for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT, Operand.METADATA)
-                if op in mem.holds]
-        tile = sum(need.get(op, 0.0) for op in held)
-        if tile > mem.usable_bytes + 1e-6:
-            what = " + ".join(f"{need[op]:,.0f} B of {op.value}" for op in held if need.get(op, 0.0) > 0)
-            half = " (half of it: double buffered)" if mem.double_buffered else ""
-            raise SimulationError(f"memories[{i}].size_bytes: buffer '{mem.name}' holds {mem.usable_bytes:,} B "
-                                  f"per tile{half}, smaller than one tile of layer '{layer.name}' "
-                                  f"({what}); expected at least {math.ceil(tile) * (2 if mem.double_buffered else 1):,}")
+        held = [op for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
+                if op in mem.holds and need.get(op, 0.0) > 0]
+        tile = sum(need[op] for op in held)
+        if tile <= 0:
+            continue
+        if tile > mem.size_bytes + 1e-6:
+            what = " + ".join(f"{need[op]:,.0f} B of {op.value}" for op in held)
+            raise SimulationError(f"memories[{i}].size_bytes: buffer '{mem.name}' has {mem.size_bytes:,} B, "
+                                  f"smaller than one tile of layer '{layer.name}' ({what}); expected at least "
+                                  f"{math.ceil(tile):,}")
+        slots = min(2 if mem.double_buffered else 1, int((mem.size_bytes + 1e-6) // tile))
+        if Operand.OUTPUT in held:
+            slots_out = min(slots_out, slots)
+        if any(op is not Operand.OUTPUT for op in held):
+            slots_in = min(slots_in, slots)
+    return slots_in, slots_out
 
 
 def chunk_sizes(folds: int, max_chunks: int | None) -> np.ndarray:
