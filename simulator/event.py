@@ -181,6 +181,9 @@ def _chunk_busy(plan: LayerPlan, sizes: np.ndarray) -> np.ndarray:
     edges = np.concatenate(([0], np.cumsum(plan.run_folds)))
     cum = np.concatenate(([0.0], np.cumsum(plan.run_folds * plan.run_busy)))
     bounds = np.concatenate(([0], np.cumsum(sizes)))
+    # with one input slot a fold's load waits for the previous fold's compute: a tile's loads cannot
+    # overlap its own compute, so it loads as a whole and then computes
+    stream = plan.in_slots > 1
     at = np.interp(bounds, edges, cum)
     return np.diff(at)
 
@@ -299,16 +302,18 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
 
     A merged tile of s folds streams: its first fold's loads are one transfer, the other s - 1
     folds' a second one; the array starts on the first and computes the last fold once the second
-    is in; the outputs of its first s - 1 folds are written back while the last one computes. So a
-    tile's transfers overlap its own compute as s separate folds would."""
+    is in; the outputs of the first s - 1 folds are written back from the end of the first fold on,
+    the last fold's at the end. Slots are counted in folds: a tile's loads wait until the fold
+    ``in_slots`` before its first has been computed, its compute until the fold ``out_slots`` before
+    has been written back. So a tile's transfers overlap its own compute as s separate folds would.
+    With one input slot a fold's load waits for the previous fold's compute, so a tile loads as a
+    whole and then computes."""
     plan, sizes, busy = task.plan, task.sizes, task.busy
     n = len(sizes)
     core = task.core
     for t in task.after:
         yield t.done
     task.start = env.now
-    task.stored = [env.event() for _ in range(n)]
-    task.frac = np.cumsum(sizes) / max(1, sizes.sum())
     if n == 0:
         task.end = env.now
         task.done.succeed()
@@ -317,6 +322,8 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
     loaded = [env.event() for _ in range(n)]
     computed = [env.event() for _ in range(n)]
     mid = [env.event() for _ in range(n)]
+    one = [env.event() for _ in range(n)]
+    stored_a = [env.event() for _ in range(n)]
     dep_t = np.zeros((n, 2))        # slot free, dependency satisfied
     ld = np.zeros((n, 4))           # first part start / end, rest start / end
     load_bytes = sum(plan.load_bytes.values())
@@ -325,7 +332,7 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
     waited = [""] * n
     prod = task.stream_from
     need_idx = None
-    if prod is not None and prod.stored:
+    if prod is not None and len(prod.stored):
         need_idx = np.minimum(np.searchsorted(prod.frac - 1e-12, task.frac, side="left"), len(prod.stored) - 1)
 
     def move(nbytes):
@@ -334,6 +341,9 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
         task.contention += max(0.0, (env.now - t0) - mem.alone_cycles(core, nbytes))
 
     bounds = np.concatenate(([0], np.cumsum(sizes)))
+    # with one input slot a fold's load waits for the previous fold's compute: a tile's loads cannot
+    # overlap its own compute, so it loads as a whole and then computes
+    stream = plan.in_slots > 1
 
     def fold_event(x, part_a, whole):
         """The event that fold ``x`` is computed: the first s - 1 folds of a tile finish with its
@@ -349,22 +359,29 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
             if need_idx is not None:
                 yield prod.stored[int(need_idx[j])]
             dep_t[j, 1] = ld[j, 0] = env.now
-            yield from move(load_bytes)
+            yield from move(load_bytes * (1 if stream else sizes[j]))
             ld[j, 1] = ld[j, 2] = env.now
             first[j].succeed()
-            if sizes[j] > 1:
+            if stream and sizes[j] > 1:
                 yield from move(load_bytes * (sizes[j] - 1))
             ld[j, 3] = env.now
             loaded[j].succeed()
 
     def dma_out():
         for j in range(n):
-            yield mid[j]
-            store_t[j, 0] = env.now
-            if sizes[j] > 1:      # the outputs of the first s - 1 folds, while the last one computes
-                yield from move(plan.store_bytes * (sizes[j] - 1))
-            yield computed[j]
-            yield from move(plan.store_bytes)
+            if not stream:        # serialized: a fold's outputs leave while the next fold loads
+                yield computed[j]
+                store_t[j, 0] = env.now
+                yield from move(plan.store_bytes * sizes[j])
+                stored_a[j].succeed()
+            else:                 # outputs stream out from the first fold on: the first s - 1 folds'
+                yield one[j]
+                store_t[j, 0] = env.now
+                if sizes[j] > 1:
+                    yield from move(plan.store_bytes * (sizes[j] - 1))
+                stored_a[j].succeed()
+                yield computed[j]
+                yield from move(plan.store_bytes)
             store_t[j, 1] = env.now
             task.stored[j].succeed()
 
@@ -388,20 +405,23 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
     for j in range(n):
         yield first[j]
         t_loaded = env.now
-        if j >= plan.out_slots:    # an output slot (tiles write back as a whole: see dma_out)
-            yield task.stored[j - plan.out_slots]
+        if bounds[j] >= plan.out_slots:  # an output slot: the fold out_slots back is written back
+            yield fold_event(bounds[j] - plan.out_slots, stored_a, task.stored)
         start = env.now
         wait_load = max(0.0, t_loaded - ready)
         dep = 0.0
         if wait_load > 0:
             dep = charge_load(wait_load, max(0.0, dep_t[j, 1] - max(ready, dep_t[j, 0])), ld[j, 0], ld[j, 1],
-                              load_bytes)
+                              load_bytes * (1 if stream else sizes[j]))
         wait_wb = max(0.0, start - max(ready, t_loaded))
         st["writeback"] += wait_wb
         comp_t[j, 0] = start
         s = sizes[j]
         if s > 1:
-            yield env.timeout(busy[j] * (s - 1) / s)
+            yield env.timeout(busy[j] / s)
+            one[j].succeed()
+            if s > 2:
+                yield env.timeout(busy[j] * (s - 2) / s)
             mid[j].succeed()
             t_mid = env.now
             yield loaded[j]
@@ -410,6 +430,7 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
                 wait_load += env.now - t_mid
             yield env.timeout(busy[j] / s)
         else:
+            one[j].succeed()
             mid[j].succeed()
             yield env.timeout(busy[j])
         comp_t[j, 1] = env.now
@@ -418,7 +439,9 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
                          "dram_load" if wait_load > 0 else "none")
         ready = env.now
         computed[j].succeed()
+    t_last = env.now
     yield task.stored[n - 1]
+    st["writeback"] += env.now - t_last    # the last write-back is exposed
     if plan.tail_cycles > 0:
         yield env.timeout(plan.tail_cycles)
     task.end = env.now
@@ -557,8 +580,10 @@ def simulate_event(workload: Workload, accelerator: Accelerator, dataflow=None, 
     env = simpy.Environment()
     mem = MemorySystem(env, accelerator, placement, log=trace)
     for tasks in per_core:
-        for t in tasks:
+        for t in tasks:   # made before any task runs: a consumer may wait on a producer not yet started
             t.done = env.event()
+            t.stored = [env.event() for _ in range(len(t.sizes))]
+            t.frac = np.cumsum(t.sizes) / max(1, t.sizes.sum())
     trace_rows: list | None = [] if trace else None
     for tasks in per_core:
         env.process(_core_proc(env, tasks, mem, trace_rows))
