@@ -551,6 +551,8 @@ class EventResult(SimResult):
     dram_log: list
     dram_bytes_per_cycle: float
     clock_hz: float
+    events: int        # SimPy events scheduled
+    tiles: int         # merged tiles simulated
 
     def to_trace_csv(self, path):
         from .trace_export import trace_csv
@@ -588,6 +590,7 @@ def simulate_event(workload: Workload, accelerator: Accelerator, dataflow=None, 
     for tasks in per_core:
         env.process(_core_proc(env, tasks, mem, trace_rows))
     env.run()
+    events = next(env._eid) if hasattr(env, "_eid") else -1   # SimPy's count of scheduled events
     makespan = max((t.end for ts in per_core for t in ts), default=0.0)
     rows = [_layer_row(layer, per_layer[li], cores, accelerator) for li, layer in enumerate(workload.layers)]
     res = EventResult.from_rows(rows, cores[0], workload)
@@ -610,6 +613,8 @@ def simulate_event(workload: Workload, accelerator: Accelerator, dataflow=None, 
     res.dram_log = [(ch.index, a, b, nb) for ch in mem.channels for (a, b, nb) in (ch.log or [])]
     res.dram_bytes_per_cycle = accelerator.dram_bytes_per_cycle
     res.clock_hz = cores[0].compute.clock_hz
+    res.events = events
+    res.tiles = int(sum(len(t.sizes) for ts in per_core for t in ts))
     return res
 
 
