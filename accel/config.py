@@ -16,7 +16,7 @@ from .energy import DRAM_PJ_PER_BYTE, default_table, sram_pj_per_byte
 from .errors import AccelConfigError, FpgaFitError
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
-                   MetadataFormat, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
+                   MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
 
 _REQUIRED = object()
 
@@ -116,7 +116,7 @@ def _parse_mode(text, where: str) -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------------------------- build
 _TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga", "cores")
 _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_bits", "accumulator_bits",
-            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "timing")
+            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
            "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
 _ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj")
@@ -141,7 +141,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
             raise AccelConfigError(f"compute.arbitrary_nm_max_m: expected a power of two >= 2, got {amax}")
     sparse = SparseSupport(modes=tuple(modes), arbitrary_max_m=amax,
                            zero_handling=c.enum("zero_handling", ZeroHandling, "skip"),
-                           metadata=c.enum("metadata", MetadataFormat, "index"))
+                           metadata=c.enum("metadata", MetadataFormat, "index"),
+                           overflow=c.enum("nm_overflow", NmOverflow, "passes"))
     t = _Ctx(c.get("timing", {}), "compute.timing", ("fold_overhead_cycles", "pipeline_latency_cycles", "model",
                                                       "weight_load_cycles_per_row", "stream_cycles_per_row",
                                                       "fill_drain_extra_cycles"))

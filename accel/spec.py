@@ -19,6 +19,20 @@ class ZeroHandling(str, enum.Enum):
     GATE = "gate"  # zeros still take their slot; the multiplier is clock-gated: less energy only
 
 
+class NmOverflow(str, enum.Enum):
+    """What N:M hardware does with a group that holds more than the mode's N nonzeros.
+
+    * ``dense``: nothing: the layer runs in an N:M mode only if every group of every column fits it,
+      otherwise dense (fixed N:M units: NVIDIA's sparse tensor cores, SAT). Such a unit stores N
+      slots for every group, an empty one too.
+    * ``passes``: the group takes ``ceil(j / N)`` passes of N slots, and an all-zero group (in every
+      column of a schedule block) none (flexible units in the style of VEGETA).
+    """
+
+    DENSE = "dense"
+    PASSES = "passes"
+
+
 class MetadataFormat(str, enum.Enum):
     INDEX = "index"      # log2(M) bits per kept value (NVIDIA 2:4 uses 2 bits per nonzero)
     BITMASK = "bitmask"  # M bits per group of M
@@ -36,6 +50,7 @@ class SparseSupport:
     arbitrary_max_m: int | None = None
     zero_handling: ZeroHandling = ZeroHandling.SKIP
     metadata: MetadataFormat = MetadataFormat.INDEX
+    overflow: NmOverflow = NmOverflow.PASSES
 
     @property
     def is_dense_only(self) -> bool:
@@ -220,8 +235,14 @@ class Accelerator:
         return self.dram.bandwidth_bytes_per_s / self.compute.clock_hz
 
     def with_dataflow(self, dataflow) -> "Accelerator":
+        """The same hardware run in another dataflow. The ``rtl`` fold rule is the schedule of the
+        weight-stationary RTL array, so another dataflow falls back to SCALE-Sim's rule."""
         from dataclasses import replace
-        return replace(self, compute=replace(self.compute, dataflow=Dataflow(dataflow)))
+        df = Dataflow(dataflow)
+        timing = self.compute.timing
+        if df is not Dataflow.WS and timing.model is TimingModel.RTL:
+            timing = replace(timing, model=TimingModel.SCALESIM)
+        return replace(self, compute=replace(self.compute, dataflow=df, timing=timing))
 
     def to_dict(self) -> dict:
         """A plain-data summary (for result files)."""
@@ -231,7 +252,8 @@ class Accelerator:
             "clock_hz": c.clock_hz, "activation_bits": c.activation_bits, "weight_bits": c.weight_bits,
             "sparse_modes": [f"{n}:{m}" for n, m in c.sparse.modes],
             "arbitrary_max_m": c.sparse.arbitrary_max_m, "zero_handling": c.sparse.zero_handling.value,
-            "metadata": c.sparse.metadata.value,
+            "metadata": c.sparse.metadata.value, "nm_overflow": c.sparse.overflow.value,
+            "timing_model": c.timing.model.value,
             "memories": [{"name": m.name, "size_bytes": m.size_bytes, "holds": [o.value for o in m.holds]}
                          for m in self.memories],
             "dram_bandwidth_bytes_per_s": self.dram.bandwidth_bytes_per_s,

@@ -6,7 +6,8 @@ testbenches) does not pull in Numba and pandas. Kernels compile on first call an
 from importlib import import_module
 
 _EXPORTS = {
-    "simulate": "engine", "simulate_layer": "engine", "COLUMNS": "engine",
+    "simulate": "engine", "simulate_layer": "engine", "plan_layer": "engine", "LayerPlan": "engine",
+    "COLUMNS": "engine", "Mapping": "mapping",
     "SimResult": "result", "COLUMN_DOCS": "result",
     "SimulationError": "errors",
     "DATAFLOWS": "dataflow", "DataflowMap": "dataflow",

@@ -1,62 +1,68 @@
 """The fast engine: closed-form timing, traffic and energy per layer, driven by the real masks.
 
-One engine serves every dataflow (see :mod:`simulator.dataflow`). Per layer:
+One engine serves every dataflow (see :mod:`simulator.dataflow`); layers are independent, so a
+workload's cost is the sum of its layers' (the search relies on it). Per layer:
 
-1. **Columns.** Output channels (GEMM columns) whose weights are all zero are removed from the GEMM
-   before mapping: channel pruning shrinks the layer on any hardware.
+1. **Zeros.** Output channels (GEMM columns) whose weights are all zero are removed before mapping,
+   and so are input rows (k) that are zero in every column in dense mode: the compiler shrinks
+   the GEMM on any hardware.
 2. **Schedule blocks.** Columns that share one schedule: the columns of a fold when n is on the
    array (WS, OS), all columns when n streams (IS).
-3. **Compressed reduction.** In an N:M mode a PE row takes one M-wide group of activations and
-   its weight slot picks one of them by index. A group in which a column keeps ``j`` weights needs
-   ``max(1, ceil(j / N))`` passes of N slots (a structured unit stores every group, even an empty
-   one); the columns of a block share the schedule, so a block's group costs the most any of its
-   columns needs. The reduction length of a block is ``K' = sum over groups of N x passes``. Dense
-   mode is ``K' = K``. WS and IS map k to rows, so K' sets the row folds; OS streams k, so K'
-   shortens the stream.
-4. **Mode.** Every mode the hardware has (dense, and each supported N:M when zeros are skipped) is
-   costed, memory included; the one with the fewest cycles wins (on ties dense, then the larger N),
-   so a sparse mode whose metadata traffic would make a memory-bound layer slower is not chosen. Hardware with no mode that fits a mask runs it dense.
-   With ``zero_handling: gate`` zeros take their slot (dense timing) but cost gated-MAC energy.
-5. **Folds.** ``folds = ceil(rows_dim / R) x ceil(cols_dim / C)`` per block, each of
-   ``fold_cycles(T) + fold_overhead``; compute cycles are their sum minus one (SCALE-Sim's count)
-   plus the calibrated pipeline latency. When k is folded (WS, IS) the partial sums of a fold,
-   ``T x C`` at accumulator width, must fit the output buffer's share: a longer stream is cut into
-   chunks, each its own fold, and the stationary tile is reloaded per chunk. A layer that does not
-   fit is tiled, never refused; with buffers that hold it, this is exactly SCALE-Sim's fold count.
-   With ``timing.model: rtl`` the folds instead follow the schedule of the double-buffered RTL
-   array (``hdl/rtl/nm_array.sv``), whose parameters ``sparsim calibrate`` fits.
-6. **Traffic.** An operand is read from SRAM once per fold of each tiled dimension it does not
-   contain (A = m x k is re-read per n fold, W = k x n per m fold); outputs are accumulated across
-   k folds as partial sums at accumulator width. An operand whose layer footprint fits its share of
-   its memory (half of it when double buffered) comes from DRAM once, otherwise every re-read goes
-   to DRAM. A conv's activation footprint is its padded input feature map, not the im2col matrix
-   (the buffer's address generator expands it). Partial sums stay on chip (see 5); final outputs
-   go to DRAM once. N:M weights move compressed (kept slots) with their metadata.
-7. **Overlap.** With double buffering a fold takes ``max(compute, DRAM transfer, SRAM transfer)``
-   with the layer's traffic spread evenly over its folds, and the first fold's load is exposed;
-   without it, transfer and compute add up. ``stall_cycles = cycles - compute_cycles``.
+3. **Compressed reduction.** In an N:M mode a PE row takes one M-wide group of activations and its
+   weight slot picks one of them by index. What a group in which a column keeps ``j`` weights
+   costs depends on the hardware's ``nm_overflow`` (:class:`accel.NmOverflow`):
+   ``passes`` (flexible, VEGETA-style): ``ceil(j / N)`` passes of N slots, an all-zero group none;
+   ``dense`` (fixed units: NVIDIA sparse tensor cores, SAT): the mode is usable only if every group
+   holds at most N, and then every group costs N slots. The columns of a block share the schedule,
+   so a block's group costs the most any of its columns needs; ``K'`` is the sum over groups.
+   WS and IS map k to rows, so K' sets the row folds; OS streams k, so K' shortens the stream.
+4. **Mode.** Every mode the hardware has (dense, and each usable N:M mode when zeros are skipped)
+   is costed, memory included; the fewest cycles win, then the fewest DRAM bytes (on ties dense,
+   then the larger N). ``zero_handling: gate`` keeps dense timing and saves MAC energy.
+5. **Folds and mapping** (:mod:`simulator.mapping`). The mapper tiles the layer into the buffers
+   and picks the loop order; a tile of the streamed dimension cuts the stream into chunks, each a
+   fold. Folds follow the accelerator's fold rule: ``scalesim`` (each ``2R + C + T - 2`` cycles
+   (WS, IS) or ``R + C + T - 2`` (OS), the layer their sum minus one plus the pipeline latency:
+   SCALE-Sim v3's count) or ``rtl`` (the double-buffered weight schedule of ``hdl/rtl/nm_array.sv``,
+   whose parameters ``sparsim calibrate`` fits).
+6. **Traffic.** DRAM bytes per operand from the mapping (never below compulsory: each operand
+   once); SRAM bytes from the folds: A is read once per fold of n on the array (IS: once per
+   chunk), W once per fold of m (WS: per stream chunk), partial sums at accumulator width across k
+   folds. N:M weights move compressed (kept slots) with their metadata.
+7. **Time.** The pipeline of :func:`simulator.mapping.pipeline_cycles` over the mapping's steps;
+   ``stall_cycles = cycles - compute_cycles``.
 8. **Energy.** Action counts x the accelerator's table: MACs on nonzero weights at full energy,
-   executed zero slots at full or gated energy, a register write per executed MAC, an index-mux
-   select per executed MAC in N:M modes, SRAM and DRAM bytes, metadata bytes, static power x time.
+   executed zero slots (padding of N:M passes, gated zeros) at gated energy, a register write per
+   executed MAC, an index-mux select per executed MAC in N:M modes, SRAM and DRAM bytes, metadata
+   bytes, static power x time.
+
+:func:`plan_layer` returns all of it as a :class:`LayerPlan`; it is the one source of truth that both
+the fast engine (:func:`simulate_layer`) and the event engine consume.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from accel import Accelerator, Dataflow, Operand, TimingModel, ZeroHandling
-from workloads import Layer, Workload
+from accel import Accelerator, Dataflow, NmOverflow, Operand, TimingModel, ZeroHandling
+from workloads import Layer, Phase, Workload
 
 from .dataflow import DATAFLOWS, DataflowMap
 from .errors import SimulationError
-from .kernels import as_u8, block_max_counts, column_blocks, double_buffered_cycles, nonzero_columns
+from .kernels import as_u8, block_max_counts, column_blocks, nonzero_columns
+from .mapping import (DIMS, ORDERS, MapProblem, Mapping, dram_traffic, footprints, pipeline_cycles, rtl_cycles,
+                      tile_candidates)
 
 COLUMNS = ["name", "kind", "phase", "m", "n", "k", "groups", "pattern", "density", "mode", "folds", "cycles",
            "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads", "utilization",
            "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
-           "energy_dram_pj", "energy_meta_pj", "energy_static_pj"]
+           "energy_dram_pj", "energy_meta_pj", "energy_static_pj",
+           "loop_order", "tile_m", "tile_n", "tile_k", "dram_act_bytes", "dram_weight_bytes", "dram_out_bytes",
+           "compulsory_bytes"]
+
+_OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
 
 
 @dataclass
@@ -68,41 +74,84 @@ class _Candidate:
     stored_slots: int      # weight values stored (kept slots, over all live columns)
 
 
-def _share(mem) -> float:
-    """Bytes of ``mem`` one operand's working set may use: the usable part split among the operands
-    (activation, weight, output) it holds."""
-    held = sum(1 for o in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT) if o in mem.holds)
-    return mem.usable_bytes / max(1, held)
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer's cost, as the fast engine computes it: **the interface the event engine consumes**.
+
+    A plan is a layer run in one mode with one mapping. Its ``steps`` are the tiles of the DRAM-level
+    loop nest (``mapping.steps``), each a group of array folds; the fast engine spreads the layer's
+    compute, traffic and SRAM port time evenly over them (``step_*``) and runs them through
+    :func:`simulator.mapping.pipeline_cycles` to get ``cycles``. An event engine takes the same
+    per-step quantities (DMA loads per operand, compute, write-back) and schedules them on its own
+    resources. Totals are per layer; bytes are bytes, cycles are array clock cycles.
+    """
+
+    name: str
+    mode: str                          # "dense" or "N:M"
+    mapping: Mapping
+    folds: int                         # array folds (stream chunks included)
+    compute_cycles: int                # the array alone (SCALE-Sim's count under the scalesim rule)
+    dram_read_bytes: dict              # Operand -> bytes read from DRAM (OUTPUT: partial sums re-read)
+    dram_write_bytes: float            # outputs (and spilled partial sums) written to DRAM
+    compulsory_bytes: float            # every operand once
+    sram_read_bytes: dict              # memory name -> bytes read (by the array and by write-back)
+    sram_write_bytes: dict             # memory name -> bytes written (fills from DRAM, partial sums)
+    sram_port_cycles: float            # the busiest buffer port's time for the array's accesses
+    double_buffered: bool
+    cycles: int                        # the fast engine's latency, memory included
+    executed_macs: int
+    effective_macs: int
+    weight_loads: int
+    meta_sram_read_bytes: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return self.mapping.steps
+
+    @property
+    def dram_bytes(self) -> float:
+        return sum(self.dram_read_bytes.values()) + self.dram_write_bytes
+
+    @property
+    def step_compute_cycles(self) -> float:
+        """Compute cycles of one step (the array's, or the SRAM ports' when those are busier)."""
+        return max(self.compute_cycles, self.sram_port_cycles) / max(1, self.steps)
+
+    def step_dram_read_bytes(self) -> dict:
+        """DRAM bytes one step loads, per operand."""
+        return {op: b / max(1, self.steps) for op, b in self.dram_read_bytes.items()}
+
+    @property
+    def step_dram_write_bytes(self) -> float:
+        return self.dram_write_bytes / max(1, self.steps)
 
 
-def _unique_activation_elems(layer: Layer) -> int:
-    """Distinct activation elements a layer reads: the padded input feature map of a conv (whose
-    im2col matrix repeats each element up to kernel-size times), the m x k matrix otherwise."""
+# ------------------------------------------------------------------------------------------ sizes
+def _conv_sizes(layer: Layer, a_b: float):
+    """(feature-map bytes, halo bytes per cut of m, feature-map pixels per GEMM row / kernel positions)
+    of a conv layer's input, or None."""
     c = layer.conv
     if c is None:
-        return layer.m * layer.k * layer.groups
-    spatial = math.prod(int(i) + 2 * int(p) for i, p in zip(c.input_size, c.padding))
-    batch = max(1, layer.m // max(1, math.prod(c.output_size)))
-    return min(batch * c.in_channels * spatial, layer.m * layer.k * layer.groups)
+        return None
+    spatial = [int(i) + 2 * int(p) for i, p in zip(c.input_size, c.padding)]
+    out_px = max(1, math.prod(c.output_size))
+    batch = max(1, -(-_fwd_m(layer) // out_px))
+    fmap = batch * c.in_channels * math.prod(spatial)
+    halo_rows = max(0, (int(c.kernel[0]) - 1) * int(c.dilation[0]) + 1 - int(c.stride[0]))
+    halo = halo_rows * math.prod(spatial[1:]) * c.in_channels * a_b
+    factor = min(1.0, (batch * math.prod(spatial) / _fwd_m(layer)) / max(1, math.prod(c.kernel)))
+    return fmap * a_b, halo, factor, batch
 
 
-def _timing(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray,
-            t_max: int):
-    """Folds and compute cycles per (group, block). The stream is cut into chunks of at most
-    ``t_max`` rows (so that a fold's partial sums fit the output buffer); each chunk is a fold."""
-    r, c = acc.compute.rows, acc.compute.cols
-    dims = {"m": np.full_like(kprime, m_rows), "k": kprime, "n": ncols}
-    live = ncols > 0
-    base = np.where(live, -(-dims[dmap.rows] // r) * -(-dims[dmap.cols] // c), 0)
-    t = dims[dmap.stream]
-    chunks = np.maximum(1, -(-t // t_max))
-    t_last = t - (chunks - 1) * t_max
-    ovh = acc.compute.timing.fold_overhead_cycles
-    per_base = ((chunks - 1) * dmap.fold_cycles(r, c, t_max) + dmap.fold_cycles(r, c, t_last) + chunks * ovh)
-    return base * chunks, base * per_base, chunks
+def _fwd_m(layer: Layer) -> int:
+    """The forward GEMM's rows (output pixels x batch) of a possibly backward layer."""
+    return layer.k if layer.phase is Phase.BACKWARD_WEIGHT else layer.m
 
 
-def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
+# ---------------------------------------------------------------------------------- mask statistics
+def _candidates(layer: Layer, acc: Accelerator, dmap: DataflowMap):
+    """The modes a layer can run in on ``acc``, with the per-block compressed reduction of each."""
     comp = acc.compute
     sparse = comp.sparse
     g, k, n = layer.gemm_shape
@@ -111,8 +160,10 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
     if gm is not None:
         u8 = as_u8(gm)
         live = nonzero_columns(u8)
+        live_k = gm.any(axis=2).sum(axis=1).astype(np.int64)   # k rows with any nonzero, per group
     else:
         live = np.ones((g, n), dtype=bool)
+        live_k = np.full(g, k, dtype=np.int64)
     if dmap.cols == "n":
         bw = comp.cols
     elif dmap.rows == "n":
@@ -123,159 +174,313 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap) -> dict:
     starts = np.arange(n_blocks, dtype=np.int64)[None, :] * bw
     ncols = np.clip(live_n[:, None] - starts, 0, bw)
     nnz = int(np.count_nonzero(u8)) if u8 is not None else g * k * n
-    dense_k = np.where(ncols > 0, k, 0).astype(np.int64)
-    cands = [_Candidate("dense", 0, 0, dense_k, int(k * live_n.sum()))]
+    dense_k = np.where(ncols > 0, live_k[:, None], 0).astype(np.int64)
+    cands = [_Candidate("dense", 0, 0, dense_k, int((live_k * live_n).sum()))]
     if u8 is not None and sparse.zero_handling is ZeroHandling.SKIP:
+        strict = sparse.overflow is NmOverflow.DENSE
         for mm in sparse.group_sizes():
             bm, hist = block_max_counts(u8, mm, col_block, n_blocks)
             js = np.arange(mm + 1)
             for nn in sparse.ns_for(mm):
                 if nn >= mm:
                     continue
-                passes = np.maximum(1, -(-bm // nn))
-                kp = np.where(ncols > 0, nn * passes.sum(axis=1), 0).astype(np.int64)
-                stored = int((hist * nn * np.maximum(1, -(-js // nn))).sum())
+                if strict:
+                    if hist[nn + 1:].sum() > 0:
+                        continue   # a group holds more than N: fixed N:M hardware runs the layer dense
+                    kp = np.where(ncols > 0, nn * bm.shape[1], 0).astype(np.int64)
+                    stored = int(hist.sum() * nn)
+                else:
+                    passes = -(-bm // nn)
+                    kp = np.where(ncols > 0, nn * passes.sum(axis=1), 0).astype(np.int64)
+                    stored = int((hist * nn * (-(-js // nn))).sum())
                 cands.append(_Candidate(f"{nn}:{mm}", nn, mm, kp, stored))
-    best = None
-    for cand in cands:
-        row = _cost(layer, acc, dmap, cand, ncols, live_n, nnz)
-        # ties: dense first (no metadata), then the mode with fewer passes (larger N)
-        if best is None or row["cycles"] < best[1]["cycles"] or (
-                row["cycles"] == best[1]["cycles"] and 0 < best[0].n < cand.n):
-            best = (cand, row)
-    return best[1]
+    return cands, ncols, live_n, nnz
 
 
-def _cost(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, ncols: np.ndarray,
-          live_n: np.ndarray, nnz: int) -> dict:
-    """Cycles, traffic and energy of ``layer`` run in mode ``cand``."""
+# ------------------------------------------------------------------------------------------ timing
+def _fold_blocks(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray):
+    """Per (group, block): array folds before stream chunking, and the stream length."""
+    r, c = acc.compute.rows, acc.compute.cols
+    dims = {"m": np.full_like(kprime, m_rows), "k": kprime, "n": ncols}
+    live = (ncols > 0) & (kprime > 0)
+    base = np.where(live, -(-dims[dmap.rows] // r) * -(-dims[dmap.cols] // c), 0)
+    return base.ravel(), dims[dmap.stream].ravel()
+
+
+def _compute_for_tiles(dmap: DataflowMap, acc: Accelerator, base, stream, tiles: np.ndarray):
+    """For each stream tile size: (folds, compute cycles, stream chunks of the longest block)."""
     comp = acc.compute
-    sparse = comp.sparse
-    g, k, n = layer.gemm_shape
-    m_rows = int(layer.m)
-    acc_b = comp.accumulator_bits / 8
-    mem_o = acc.memory_for(Operand.OUTPUT)
-    if "k" in dmap.tiled:
-        # partial sums of one fold (stream x array columns) must fit the output buffer's share
-        t_max = max(1, int(_share(mem_o) // (comp.cols * acc_b)))
-    else:
-        t_max = 1 << 62
-    folds, cyc, chunks = _timing(dmap, acc, m_rows, cand.kprime, ncols, t_max)
-    fold_sum = int(cyc.sum())
+    r, c = comp.rows, comp.cols
     timing = comp.timing
-    if timing.model is TimingModel.RTL and fold_sum > 0:
-        # the double-buffered RTL schedule over the folds in order (WS: the stream is m, one length)
-        t = int(m_rows)
-        ch = -(-t // t_max)
-        pattern = np.array([t_max] * (ch - 1) + [t - (ch - 1) * t_max], dtype=np.float64)
-        t_seq = np.tile(pattern, int((folds // np.maximum(chunks, 1)).sum()))
-        rtl = double_buffered_cycles(t_seq, comp.rows, comp.cols, timing.weight_load_cycles_per_row,
-                                     timing.stream_cycles_per_row, timing.fill_drain_extra_cycles)
-        cyc = cyc * (rtl / fold_sum)      # spread over the folds for the memory overlap below
-        fold_sum = int(math.ceil(rtl - 1e-9))
-    n_folds = int(folds.sum())
-    restream = float(chunks.max())  # the stationary operand is reloaded for every chunk of the stream
+    t = stream[None, :]
+    ts = tiles[:, None]
+    chunks = np.maximum(1, -(-t // ts))
+    t_last = t - (chunks - 1) * ts
+    per = ((chunks - 1) * dmap.fold_cycles(r, c, ts) + dmap.fold_cycles(r, c, t_last)
+           + chunks * timing.fold_overhead_cycles)
+    folds = (base[None, :] * chunks).sum(axis=1)
+    fold_sum = (base[None, :] * per).sum(axis=1)
     if timing.model is TimingModel.RTL:
-        compute_cycles = fold_sum      # first input accepted to last output, as the RTL is measured
+        # WS: every block streams the same m rows, so the fold sequence is one chunk pattern repeated
+        weight_folds = int(base.sum())
+        m_rows = int(stream.max(initial=0))
+        compute = np.array([math.ceil(rtl_cycles(weight_folds, m_rows, int(x), r, c, timing.weight_load_cycles_per_row,
+                                                 timing.stream_cycles_per_row, timing.fill_drain_extra_cycles)
+                                      - 1e-9) if weight_folds else 0 for x in tiles], dtype=np.int64)
     else:
-        compute_cycles = (fold_sum - 1 + timing.pipeline_latency_cycles) if fold_sum > 0 else 0
+        compute = np.where(fold_sum > 0, fold_sum - 1 + timing.pipeline_latency_cycles, 0)
+    return folds, compute, chunks.max(axis=1, initial=1)
 
-    # ---------------------------------------------------------------- traffic (bytes)
-    a_b, w_b = comp.activation_bits / 8, comp.weight_bits / 8
+
+# ------------------------------------------------------------------------------------------- plan
+def _problem(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, ncols, live_n) -> MapProblem:
+    comp = acc.compute
+    g, k, _ = layer.gemm_shape
+    m_rows = int(layer.m)
+    a_b, w_b, acc_b = comp.activation_bits / 8, comp.weight_bits / 8, comp.accumulator_bits / 8
     live_cols = int(live_n.sum())
-    is_sparse_mode = cand.n > 0
+    kp_max = int(cand.kprime.max(initial=0))
+    a_gemm = m_rows * k * g * a_b if live_cols and kp_max else 0.0   # no live column: nothing is read
+    conv = _conv_sizes(layer, a_b)
+    a_pass, halo, factor, cut_free = a_gemm, 0.0, 1.0, 0
+    o_final = m_rows * live_cols * a_b
+    if conv is not None:
+        fmap, halo_b, fac, batch = conv
+        if layer.phase is Phase.FORWARD:
+            a_pass, halo, factor, cut_free = min(fmap, a_gemm), halo_b, fac, batch - 1
+        elif layer.phase is Phase.BACKWARD_WEIGHT:
+            a_pass, factor = min(fmap, a_gemm), fac   # A^T is the input feature map, read as im2col rows
+        else:
+            o_final = min(fmap, o_final)              # dX leaves through col2im as the feature map
+    is_sparse = cand.n > 0
+    meta_bits = comp.sparse.metadata_bits(cand.n, cand.m) if is_sparse else 0.0
+    k_ratio = k / kp_max if kp_max else 1.0
+    return MapProblem(
+        m=m_rows, n=int(live_n.max(initial=0)), k=kp_max, groups=g, stream=dmap.stream, row_dim=dmap.rows,
+        col_dim=dmap.cols, rows=comp.rows, cols=comp.cols, a_pass_bytes=a_pass, a_halo_bytes=halo,
+        a_cut_free=cut_free, a_gemm_bytes=a_gemm, a_tile_factor=a_b * factor * k_ratio,
+        w_bytes=cand.stored_slots * w_b, meta_bytes=cand.stored_slots * meta_bits / 8, w_tile_factor=w_b,
+        meta_tile_factor=meta_bits / 8, o_final_bytes=o_final, psum_bytes=m_rows * live_cols * acc_b,
+        acc_bytes=acc_b, psum_on_chip=(dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows)
+
+
+def _sram_reads(dmap: DataflowMap, acc: Accelerator, layer: Layer, cand: _Candidate, ncols, live_n, chunks):
+    """Array-side buffer traffic per operand (bytes) for each stream-chunk count: activation and
+    weight reads, metadata reads, partial-sum writes and reads."""
+    comp = acc.compute
+    g, k, _ = layer.gemm_shape
+    m_rows = int(layer.m)
+    a_b, w_b, acc_b = comp.activation_bits / 8, comp.weight_bits / 8, comp.accumulator_bits / 8
+    a_total = m_rows * k * g * a_b
+    blocks = (ncols > 0).sum(axis=1)
+    chunks = chunks.astype(np.float64)
+    if dmap.stream == "n":
+        a_rd = a_total * chunks                           # IS: the stationary A tile per chunk of n
+    else:
+        a_rd = np.full_like(chunks, float((blocks * m_rows * k * a_b).sum()))   # per fold of n
+    if dmap.stream == "m":
+        w_mult = chunks                                    # WS: weights reloaded per stream chunk
+    else:
+        m_tile = comp.rows if dmap.rows == "m" else comp.cols
+        w_mult = np.full_like(chunks, float(-(-m_rows // m_tile)))
     w_vals = cand.stored_slots * w_b
-    meta = cand.stored_slots * sparse.metadata_bits(cand.n, cand.m) / 8 if is_sparse_mode else 0.0
-    a_total = m_rows * k * g * a_b            # the GEMM's activation matrix (im2col for convs)
-    a_unique = _unique_activation_elems(layer) * a_b  # what DRAM holds: the input feature map
-    out_final = m_rows * live_cols * a_b
-    tiled = dmap.tiled
-    blocks_per_group = (ncols > 0).sum(axis=1)
-    n_folds_per_group = blocks_per_group if "n" in tiled else np.minimum(blocks_per_group, 1)
-    a_reads = float((n_folds_per_group * m_rows * k * a_b).sum()) if "n" in tiled else a_total * restream
-    m_tile = comp.rows if dmap.rows == "m" else comp.cols
-    m_folds = -(-m_rows // m_tile) if "m" in tiled else restream
-    w_reads, meta_reads = w_vals * m_folds, meta * m_folds
-    if "k" in tiled:
+    meta = cand.stored_slots * comp.sparse.metadata_bits(cand.n, cand.m) / 8 if cand.n else 0.0
+    if dmap.stream != "k":
         k_folds = np.where(ncols > 0, -(-cand.kprime // comp.rows), 0)
         psum_w = float((k_folds * m_rows * ncols).sum() * acc_b)
         psum_r = float((np.maximum(k_folds - 1, 0) * m_rows * ncols).sum() * acc_b)
     else:
-        psum_w, psum_r = m_rows * live_cols * acc_b, 0.0
+        psum_w, psum_r = m_rows * int(live_n.sum()) * acc_b, 0.0
+    return a_rd, w_vals * w_mult, meta * w_mult, psum_w, psum_r
 
-    mem_a, mem_w = acc.memory_for(Operand.ACTIVATION), acc.memory_for(Operand.WEIGHT)
-    mem_meta = acc.memory_for(Operand.METADATA)
-    a_dram = a_unique if a_unique <= _share(mem_a) else max(a_unique, a_reads * a_unique / a_total)
-    w_fits = (w_vals + meta) <= _share(mem_w)
-    w_dram, meta_dram = (w_vals, meta) if w_fits else (w_reads, meta_reads)
-    o_dram = out_final
-    dram_bytes = a_dram + w_dram + meta_dram + o_dram
 
-    # per-memory bytes moved (reads by the array, writes of fills and partial sums)
-    sram_rd = {mem_a.name: 0.0, mem_w.name: 0.0, mem_o.name: 0.0, mem_meta.name: 0.0}
-    sram_wr = dict.fromkeys(sram_rd, 0.0)
-    sram_rd[mem_a.name] += a_reads
-    sram_wr[mem_a.name] += a_dram
-    sram_rd[mem_w.name] += w_reads
-    sram_wr[mem_w.name] += w_dram
-    sram_rd[mem_meta.name] += meta_reads
-    sram_wr[mem_meta.name] += meta_dram
-    sram_rd[mem_o.name] += psum_r + out_final
-    sram_wr[mem_o.name] += psum_w
-    sram_bytes = sum(sram_rd.values()) + sum(sram_wr.values())
+def _mem_of(acc: Accelerator):
+    return {op: acc.memory_for(op) for op in _OPS}
 
-    # ---------------------------------------------------------------- time with memory
-    mems = {mem.name: mem for mem in acc.memories}
-    sram_cycles = max((sram_rd[nm] / mems[nm].read_bw_bytes_per_cycle + sram_wr[nm] / mems[nm].write_bw_bytes_per_cycle)
-                      for nm in sram_rd)
-    dram_cycles = dram_bytes / acc.dram_bytes_per_cycle
-    if n_folds == 0:
-        cycles = compute_cycles
-    elif all(mem.double_buffered for mem in acc.memories):
-        d, s = dram_cycles / n_folds, sram_cycles / n_folds
-        per_fold = np.where(folds > 0, cyc / np.maximum(folds, 1), 0.0)
-        overlapped = float((folds * np.maximum(per_fold, max(d, s))).sum())
-        cycles = overlapped + d + (compute_cycles - fold_sum)
-    else:
-        cycles = compute_cycles + dram_cycles + sram_cycles
-    cycles = max(int(math.floor(cycles + 0.5)), compute_cycles)  # whole cycles, rounded
 
-    # ---------------------------------------------------------------- energy (pJ)
+def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, ncols, live_n, nnz) -> LayerPlan:
+    """The best mapping of ``layer`` in mode ``cand`` and everything it costs."""
+    comp = acc.compute
+    p = _problem(layer, acc, dmap, cand, ncols, live_n)
+    m_rows = int(layer.m)
+    mems = _mem_of(acc)
+    double = all(mem.double_buffered for mem in acc.memories)
+    bw = acc.dram_bytes_per_cycle
+    base, stream = _fold_blocks(dmap, acc, m_rows, cand.kprime, ncols)
+    gran = {dmap.rows: comp.rows, dmap.cols: comp.cols, dmap.stream: 1}
+    size = {"m": p.m, "n": p.n, "k": p.k}
+    cand_tiles = {d: tile_candidates(max(1, size[d]), gran[d]) for d in DIMS}
+    st = cand_tiles[dmap.stream]
+    folds_s, compute_s, chunks_s = _compute_for_tiles(dmap, acc, base, stream, st)
+    a_rd, w_rd, meta_rd, psum_w, psum_r = _sram_reads(dmap, acc, layer, cand, ncols, live_n, chunks_s)
+    # SRAM port time of the array's accesses, per stream tile candidate
+    port = np.zeros_like(a_rd)
+    per_mem: dict[str, np.ndarray] = {}
+    for op, rd in ((Operand.ACTIVATION, a_rd), (Operand.WEIGHT, w_rd), (Operand.METADATA, meta_rd),
+                   (Operand.OUTPUT, np.full_like(a_rd, psum_r))):
+        mem = mems[op]
+        per_mem[mem.name] = per_mem.get(mem.name, 0.0) + rd / mem.read_bw_bytes_per_cycle
+    per_mem[mems[Operand.OUTPUT].name] = per_mem[mems[Operand.OUTPUT].name] + psum_w / mems[Operand.OUTPUT].write_bw_bytes_per_cycle
+    for v in per_mem.values():
+        port = np.maximum(port, v)
+
+    # what cannot overlap (mapping-independent, so that cutting the stream never pays off by itself):
+    # the first fold's stationary tile, the last fold's outputs, one unchunked fold's compute
+    a_b, w_b = comp.activation_bits / 8, comp.weight_bits / 8
+    stat_b = {"m": w_b, "n": a_b, "k": 0.0}[dmap.stream] + (p.meta_tile_factor if dmap.stream == "m" else 0.0)
+    prologue = comp.rows * comp.cols * stat_b / bw
+    epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / bw
+    one_fold = float(compute_s[-1]) / max(1, int(folds_s[-1]))
+
+    # the grid: tm x tn x tk, for each order
+    tm, tn, tk = np.meshgrid(cand_tiles["m"], cand_tiles["n"], cand_tiles["k"], indexing="ij")
+    tm, tn, tk = tm.ravel(), tn.ravel(), tk.ravel()
+    cm, cn, ck = -(-max(1, p.m) // tm), -(-max(1, p.n) // tn), -(-max(1, p.k) // tk)
+    sidx = np.searchsorted(st, {"m": tm, "n": tn, "k": tk}[dmap.stream])
+    compute, port_t = compute_s[sidx], port[sidx]
+    best = None
+    for order in ORDERS:
+        a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck)
+        fa, fw, fmeta, fo = footprints(p, order, tm, tn, tk, ck)
+        use = {}
+        for op, f in ((Operand.ACTIVATION, fa), (Operand.WEIGHT, fw), (Operand.METADATA, fmeta), (Operand.OUTPUT, fo)):
+            use[mems[op].name] = use.get(mems[op].name, 0.0) + f
+        fits = np.ones(tm.shape, dtype=bool)
+        for mem in acc.memories:
+            if mem.name in use:
+                fits &= use[mem.name] <= mem.usable_bytes
+        load = (a + w + meta + psum_rd) / bw
+        write = out_wr / bw
+        steps = p.groups * cm * cn * ck
+        cyc = pipeline_cycles(compute, port_t, load, write, steps, double, prologue, epilogue, one_fold)
+        dram = a + w + meta + psum_rd + out_wr
+        for_order = (order, cyc, dram, fits, (a, w, meta, out_wr, psum_rd))
+        best = _better(best, for_order, tm * tn * tk, compute)
+    order, cyc, dram, fits, traffic, i, ok = best
+    a, w, meta, out_wr, psum_rd = (float(np.asarray(x)[i]) if np.ndim(x) else float(x) for x in traffic)
+    j = int(sidx[i])
+    mapping = Mapping(order=order, tile_m=int(tm[i]), tile_n=int(tn[i]), tile_k=int(tk[i]), count_m=int(cm[i]),
+                      count_n=int(cn[i]), count_k=int(ck[i]), groups=p.groups, fits=bool(ok))
+    compute_cycles = int(compute_s[j])
+    cycles = max(int(math.floor(float(cyc[i]) + 0.5)), compute_cycles)
+
+    # buffer bytes: the array's accesses, fills from DRAM, write-back to DRAM
+    rd = dict.fromkeys((mem.name for mem in acc.memories), 0.0)
+    wr = dict.fromkeys(rd, 0.0)
+    rd[mems[Operand.ACTIVATION].name] += float(a_rd[j])
+    wr[mems[Operand.ACTIVATION].name] += a
+    rd[mems[Operand.WEIGHT].name] += float(w_rd[j])
+    wr[mems[Operand.WEIGHT].name] += w
+    rd[mems[Operand.METADATA].name] += float(meta_rd[j])
+    wr[mems[Operand.METADATA].name] += meta
+    rd[mems[Operand.OUTPUT].name] += psum_r + out_wr
+    wr[mems[Operand.OUTPUT].name] += psum_w + psum_rd
+    executed = m_rows * int((cand.kprime * ncols).sum())
+    return LayerPlan(
+        name=layer.name, mode=cand.label, mapping=mapping, folds=int(folds_s[j]), compute_cycles=compute_cycles,
+        dram_read_bytes={Operand.ACTIVATION: a, Operand.WEIGHT: w, Operand.METADATA: meta, Operand.OUTPUT: psum_rd},
+        dram_write_bytes=out_wr, compulsory_bytes=p.a_pass_bytes + p.w_bytes + p.meta_bytes + p.o_final_bytes,
+        sram_read_bytes=rd, sram_write_bytes=wr, sram_port_cycles=float(port[j]), double_buffered=double,
+        cycles=cycles, executed_macs=executed, effective_macs=m_rows * nnz,
+        weight_loads=int(round(cand.stored_slots * float(w_rd[j] / max(p.w_bytes, 1e-30)))) if p.w_bytes else 0,
+        meta_sram_read_bytes=float(meta_rd[j]), extra={"n": cand.n, "m": cand.m})
+
+
+
+def _better(best, cur, volume, compute):
+    """Keep the better of the best so far and the best of ``cur`` (an order's grid): feasible first,
+    then fewest cycles, then fewest DRAM bytes, then fewest compute cycles, then the largest tile."""
+    order, cyc, dram, fits, traffic = cur
+    if fits.any():
+        key = np.lexsort((-volume, compute, dram, np.where(fits, cyc, np.inf)))
+        i = int(key[0])
+        ok = True
+    else:   # nothing fits: the smallest tiles, overflowing
+        i = int(np.lexsort((dram, cyc, volume))[0])
+        ok = False
+    if best is not None:
+        b_ok, b_cyc, b_dram = best[6], best[1][best[5]], best[2][best[5]]
+        if (b_ok, -b_cyc, -b_dram) >= (ok, -cyc[i], -dram[i]):
+            return best
+    return (order, cyc, dram, fits, traffic, i, ok)
+
+
+def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) -> LayerPlan:
+    """The mode, mapping, per-step compute and traffic of one layer: the one source of truth for the
+    fast engine's totals and for the event engine (see :class:`LayerPlan`)."""
+    dmap = dmap or DATAFLOWS[acc.compute.dataflow]
+    cands, ncols, live_n, nnz = _candidates(layer, acc, dmap)
+    best = None
+    for cand in cands:
+        plan = _plan_mode(layer, acc, dmap, cand, ncols, live_n, nnz)
+        if best is None:
+            best = plan
+            continue
+        key, bkey = (plan.cycles, plan.dram_bytes), (best.cycles, best.dram_bytes)
+        # ties: dense first (no metadata), then the mode with fewer passes (larger N)
+        if key < bkey or (key == bkey and 0 < best.extra["n"] < plan.extra["n"]):
+            best = plan
+    return best
+
+
+# ------------------------------------------------------------------------------------------ energy
+def _energy(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
+    comp = acc.compute
     e = acc.energy
+    sparse_mode = plan.extra["n"] > 0
     bits = max(comp.activation_bits, comp.weight_bits)
-    executed = m_rows * (int((cand.kprime * ncols).sum()))
-    nnz_macs = m_rows * nnz
-    nnz_executed = min(nnz_macs, executed)
-    zero_exec = executed - nnz_executed
-    zero_pj = e.gated_mac(bits) if sparse.zero_handling is ZeroHandling.GATE else e.mac(bits)
-    energy_mac = nnz_executed * e.mac(bits) + zero_exec * zero_pj + executed * e.register_pj
-    energy_meta = (meta_reads * mem_meta.read_energy_pj_per_byte + meta_dram * mem_meta.write_energy_pj_per_byte
-                   + meta_dram * acc.dram.energy_pj_per_byte + (executed * e.index_mux_pj if is_sparse_mode else 0.0))
+    mac_pj = e.mac(bits)
+    nnz_exec = min(plan.effective_macs, plan.executed_macs)
+    zero_exec = plan.executed_macs - nnz_exec
+    # a zero slot is gated when the hardware gates zeros, and always in an N:M mode (padding slots
+    # of a pass are known from the metadata); dense hardware multiplies zeros like any value
+    gated = comp.sparse.zero_handling is ZeroHandling.GATE or sparse_mode
+    zero_pj = e.gated_mac(bits) if gated else mac_pj
+    energy_mac = nnz_exec * mac_pj + zero_exec * zero_pj + plan.executed_macs * e.register_pj
+    mems = {mem.name: mem for mem in acc.memories}
+    meta_mem = acc.memory_for(Operand.METADATA)
+    meta_dram = plan.dram_read_bytes[Operand.METADATA]
+    energy_meta = (plan.meta_sram_read_bytes * meta_mem.read_energy_pj_per_byte
+                   + meta_dram * meta_mem.write_energy_pj_per_byte + meta_dram * acc.dram.energy_pj_per_byte
+                   + (plan.executed_macs * e.index_mux_pj if sparse_mode else 0.0))
     energy_sram = 0.0
-    for nm in sram_rd:
-        rd, wr = sram_rd[nm], sram_wr[nm]
-        if nm == mem_meta.name:
-            rd -= meta_reads
+    for nm, mem in mems.items():
+        rd, wr = plan.sram_read_bytes[nm], plan.sram_write_bytes[nm]
+        if nm == meta_mem.name:
+            rd -= plan.meta_sram_read_bytes
             wr -= meta_dram
-        energy_sram += rd * mems[nm].read_energy_pj_per_byte + wr * mems[nm].write_energy_pj_per_byte
-    energy_dram = (dram_bytes - meta_dram) * acc.dram.energy_pj_per_byte
-    energy_static = e.static_power_w * cycles / comp.clock_hz * 1e12
-    energy = energy_mac + energy_sram + energy_dram + energy_meta + energy_static
+        energy_sram += rd * mem.read_energy_pj_per_byte + wr * mem.write_energy_pj_per_byte
+    energy_dram = (plan.dram_bytes - meta_dram) * acc.dram.energy_pj_per_byte
+    energy_static = e.static_power_w * plan.cycles / comp.clock_hz * 1e12
+    return {"energy_pj": energy_mac + energy_sram + energy_dram + energy_meta + energy_static,
+            "energy_mac_pj": energy_mac, "energy_sram_pj": energy_sram, "energy_dram_pj": energy_dram,
+            "energy_meta_pj": energy_meta, "energy_static_pj": energy_static}
+
+
+def _row(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
+    g, k, n = layer.gemm_shape
+    mp = plan.mapping
     return {
-        "name": layer.name, "kind": layer.kind.value, "phase": layer.phase.value, "m": m_rows, "n": n, "k": k,
-        "groups": g, "pattern": layer.pattern_label, "density": layer.density, "mode": cand.label,
-        "folds": n_folds, "cycles": cycles, "compute_cycles": compute_cycles, "stall_cycles": cycles - compute_cycles,
-        "macs": layer.macs, "effective_macs": nnz_macs, "executed_macs": executed,
-        "weight_loads": int(round(cand.stored_slots * m_folds)),
-        "utilization": nnz_macs / (cycles * comp.pes) if cycles else 0.0,
-        "sram_bytes": sram_bytes, "dram_bytes": dram_bytes, "meta_bytes": meta_dram,
-        "energy_pj": energy, "energy_mac_pj": energy_mac, "energy_sram_pj": energy_sram,
-        "energy_dram_pj": energy_dram, "energy_meta_pj": energy_meta, "energy_static_pj": energy_static,
-        # what the event engine replays (simulator.event.layer_plan); not a result column
-        "_plan": {"folds": folds, "fold_cycles": cyc, "fold_sum": fold_sum, "sram_cycles": sram_cycles,
-                  "load_bytes": {Operand.ACTIVATION: a_dram, Operand.WEIGHT: w_dram, Operand.METADATA: meta_dram},
-                  "store_bytes": o_dram},
+        "name": layer.name, "kind": layer.kind.value, "phase": layer.phase.value, "m": int(layer.m), "n": n, "k": k,
+        "groups": g, "pattern": layer.pattern_label, "density": layer.density, "mode": plan.mode,
+        "folds": plan.folds, "cycles": plan.cycles, "compute_cycles": plan.compute_cycles,
+        "stall_cycles": plan.cycles - plan.compute_cycles, "macs": layer.macs, "effective_macs": plan.effective_macs,
+        "executed_macs": plan.executed_macs, "weight_loads": plan.weight_loads,
+        "utilization": plan.effective_macs / (plan.cycles * acc.compute.pes) if plan.cycles else 0.0,
+        "sram_bytes": sum(plan.sram_read_bytes.values()) + sum(plan.sram_write_bytes.values()),
+        "dram_bytes": plan.dram_bytes, "meta_bytes": plan.dram_read_bytes[Operand.METADATA],
+        **_energy(plan, layer, acc),
+        "loop_order": mp.order, "tile_m": mp.tile_m, "tile_n": mp.tile_n, "tile_k": mp.tile_k,
+        "dram_act_bytes": plan.dram_read_bytes[Operand.ACTIVATION],
+        "dram_weight_bytes": plan.dram_read_bytes[Operand.WEIGHT] + plan.dram_read_bytes[Operand.METADATA],
+        "dram_out_bytes": plan.dram_write_bytes + plan.dram_read_bytes[Operand.OUTPUT],
+        "compulsory_bytes": plan.compulsory_bytes,
     }
+
+
+def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) -> dict:
+    """One row of :attr:`SimResult.layers`: the layer's :func:`plan_layer` with its energy."""
+    return _row(plan_layer(layer, acc, dmap), layer, acc)
 
 
 def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast", dataflow=None, trace: bool = False):

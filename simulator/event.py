@@ -6,10 +6,11 @@ What it models, per core (an array with its own buffers) and for the DRAM they s
   internals): the mode it chose, its folds and their compute cycles, the DRAM bytes of each operand,
   the SRAM port time, the energy. One source of truth: the two engines differ only in how time
   passes, never in what a fold costs.
-* **DMA in**: the loads of a tile (activation, weight, metadata) are issued together once an input
-  buffer slot is free. A memory holds two tiles when it is double buffered and two fit in it, one
-  when only one fits or it is single buffered (the next load then waits for the array: loads
-  serialize), and a tile larger than the whole memory is an error naming it.
+* **DMA in**: the loads of a fold (activation, weight, metadata) are issued together once an input
+  buffer slot is free. The buffers hold two folds' tiles (double buffering) when the fast engine's
+  mapper found tiles that fit their halves, one when it did not or a memory is single buffered
+  (the next load then waits for the array: loads serialize); a memory that cannot hold one fold's
+  smallest tiles (the stationary R x C tile, one streamed row) is an error naming it.
   The operands' DMAs share the channel's bandwidth, so they are one striped transfer that ends when
   the largest would; a wait for it is split among the operands by their bytes.
 * **The array** computes a tile once its loads are in and an output slot is free; a tile takes its
@@ -99,62 +100,64 @@ class LayerPlan:
 
 
 def layer_plan(layer: Layer, acc: Accelerator) -> LayerPlan:
-    """The adapter to the fast engine: run it on ``layer`` and read the per-fold costs it used.
+    """The adapter to the fast engine: its :func:`simulator.engine.plan_layer` for ``layer``, spread
+    over the layer's folds as the fast engine spreads it (compute, SRAM port time, DRAM loads per
+    operand and write-back evenly), plus the fast engine's row (mode, traffic, energy, cycles).
 
-    This is the only function that knows the fast engine's internals (its ``_plan`` entry)."""
-    from .engine import simulate_layer
-    row = simulate_layer(layer, acc, DATAFLOWS[acc.compute.dataflow])
-    p = row.pop("_plan")
-    folds = np.asarray(p["folds"], dtype=np.int64).ravel()
-    cyc = np.asarray(p["fold_cycles"], dtype=np.float64).ravel()
-    keep = folds > 0
-    folds, per = folds[keep], cyc[keep] / np.maximum(folds[keep], 1)
-    n = int(folds.sum())
-    double = all(m.double_buffered for m in acc.memories)
-    sram = p["sram_cycles"] / n if n else 0.0
-    busy = np.maximum(per, sram) if double else per + sram
-    # runs: consecutive cells with the same per-fold time merge
-    if len(busy) > 1:
-        brk = np.flatnonzero(np.diff(busy) != 0) + 1
-        starts = np.concatenate(([0], brk))
-        run_folds = np.add.reduceat(folds, starts)
-        run_busy = busy[starts]
+    This is the only function that knows the fast engine's plan."""
+    from .engine import _row, plan_layer
+    fp = plan_layer(layer, acc, DATAFLOWS[acc.compute.dataflow])
+    row = _row(fp, layer, acc)
+    n = int(fp.folds)
+    busy = max(float(fp.compute_cycles), float(fp.sram_port_cycles))
+    if n:
+        run_folds, run_busy = np.array([n], dtype=np.int64), np.array([busy / n])
     else:
-        run_folds, run_busy = folds, busy
-    load = {op: (p["load_bytes"][op] / n if n else 0.0) for op in _LOAD_OPS}
-    store = p["store_bytes"] / n if n else 0.0
-    in_slots, out_slots = _slots(load, store, layer, acc)
-    plan = LayerPlan(row=row, run_folds=run_folds, run_busy=run_busy, load_bytes=load, store_bytes=store,
-                     in_slots=in_slots, out_slots=out_slots,
-                     tail_cycles=int(row["compute_cycles"] - p["fold_sum"]) if n else 0,
-                     sram_extra=float((run_folds * run_busy).sum() - p["fold_sum"]) if n else 0.0)
-    return plan
+        run_folds, run_busy = np.zeros(0, dtype=np.int64), np.zeros(0)
+    load = {op: fp.dram_read_bytes.get(op, 0.0) / n if n else 0.0 for op in _LOAD_OPS}
+    # partial sums spilled to DRAM and read back travel with the loads
+    psum = fp.dram_read_bytes.get(Operand.OUTPUT, 0.0) / n if n else 0.0
+    load[Operand.ACTIVATION] = load[Operand.ACTIVATION] + psum
+    store = fp.dram_write_bytes / n if n else 0.0
+    in_slots, out_slots = _slots(fp, layer, acc)
+    return LayerPlan(row=row, run_folds=run_folds, run_busy=run_busy, load_bytes=load, store_bytes=store,
+                     in_slots=in_slots, out_slots=out_slots, tail_cycles=0,
+                     sram_extra=busy - float(fp.compute_cycles) if n else 0.0)
 
 
-def _slots(load: dict, store: float, layer: Layer, acc: Accelerator) -> tuple[int, int]:
-    """Tiles the input and output buffers hold at once: two when a memory is double buffered and
-    holds two of its tiles, one when it holds only one (its loads then wait for the array: they
-    serialize), and an error when it cannot hold one."""
-    need = dict(load)
-    need[Operand.OUTPUT] = store
-    slots_in, slots_out = 2, 2
+def _fold_tiles(acc: Accelerator, fp) -> dict:
+    """Bytes each operand needs on chip for one fold with the smallest tiles: the stationary
+    operand's R x C tile, one streamed row of the others (metadata with a sparse mode's weights)."""
+    comp, dmap = acc.compute, DATAFLOWS[acc.compute.dataflow]
+    extent = {dmap.rows: comp.rows, dmap.cols: comp.cols, dmap.stream: 1}
+    tiles = {Operand.ACTIVATION: extent["m"] * extent["k"] * comp.activation_bits / 8,
+             Operand.WEIGHT: extent["k"] * extent["n"] * comp.weight_bits / 8,
+             Operand.OUTPUT: extent["m"] * extent["n"] * comp.accumulator_bits / 8, Operand.METADATA: 0.0}
+    n, m = fp.extra.get("n", 0), fp.extra.get("m", 0)
+    if n:
+        tiles[Operand.METADATA] = extent["k"] * extent["n"] * comp.sparse.metadata_bits(n, m) / 8
+    return tiles
+
+
+def _slots(fp, layer: Layer, acc: Accelerator) -> tuple[int, int]:
+    """Tiles the buffers hold at once: two (double buffering) when the mapper's tiles fit the
+    buffers' halves; one when they do not (each load then waits for the array: loads serialize);
+    an error when a memory cannot hold even one fold's smallest tiles."""
+    need = _fold_tiles(acc, fp)
     for i, mem in enumerate(acc.memories):
         held = [op for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
-                if op in mem.holds and need.get(op, 0.0) > 0]
+                if op in mem.holds and need[op] > 0]
         tile = sum(need[op] for op in held)
-        if tile <= 0:
-            continue
-        if tile > mem.size_bytes + 1e-6:
+        if tile > mem.size_bytes:
             what = " + ".join(f"{need[op]:,.0f} B of {op.value}" for op in held)
             raise SimulationError(f"memories[{i}].size_bytes: buffer '{mem.name}' has {mem.size_bytes:,} B, "
                                   f"smaller than one tile of layer '{layer.name}' ({what}); expected at least "
                                   f"{math.ceil(tile):,}")
-        slots = min(2 if mem.double_buffered else 1, int((mem.size_bytes + 1e-6) // tile))
-        if Operand.OUTPUT in held:
-            slots_out = min(slots_out, slots)
-        if any(op is not Operand.OUTPUT for op in held):
-            slots_in = min(slots_in, slots)
-    return slots_in, slots_out
+    if not fp.mapping.fits:
+        return 1, 1
+    out_mem = acc.memory_for(Operand.OUTPUT)
+    ins = [acc.memory_for(op) for op in _LOAD_OPS]
+    return (2 if all(mem.double_buffered for mem in ins) else 1), (2 if out_mem.double_buffered else 1)
 
 
 def chunk_sizes(folds: int, max_chunks: int | None) -> np.ndarray:

@@ -28,11 +28,18 @@ COLUMN_DOCS = {
     "energy_pj": "total energy", "energy_mac_pj": "MACs (active, zero and gated) and their registers",
     "energy_sram_pj": "on-chip buffers (operands)", "energy_dram_pj": "DRAM (operands)",
     "energy_meta_pj": "metadata: buffers, DRAM and index muxes", "energy_static_pj": "static power x latency",
+    "loop_order": "the mapping's DRAM-level loop order, outer > inner (simulator/mapping.py)",
+    "tile_m": "rows (m) of the buffer tile", "tile_n": "columns (n) of the buffer tile",
+    "tile_k": "reduction slots (compressed k) of the buffer tile",
+    "dram_act_bytes": "activation bytes read from DRAM", "dram_weight_bytes": "weight and metadata bytes from DRAM",
+    "dram_out_bytes": "output bytes written to DRAM, with spilled partial sums written and re-read",
+    "compulsory_bytes": "DRAM bytes if every operand moved once (a conv's input as its feature map)",
 }
 
 SUMMED = ["folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads",
           "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
-          "energy_dram_pj", "energy_meta_pj", "energy_static_pj"]
+          "energy_dram_pj", "energy_meta_pj", "energy_static_pj", "dram_act_bytes", "dram_weight_bytes",
+          "dram_out_bytes", "compulsory_bytes"]
 
 
 @dataclass

@@ -123,13 +123,19 @@ def scalesim_compute_cycles(m, n, k, rows, cols, dataflow):
     return total - 1
 
 
-def sparse_compute_cycles(gemm_mask, m_rows, rows, cols, dataflow, n, mm):
+def sparse_compute_cycles(gemm_mask, m_rows, rows, cols, dataflow, n, mm, overflow="passes"):
     """Compute cycles of one layer in mode n:mm with real masks, written fold by fold.
 
     All-zero columns are removed. Columns that share a schedule (a fold's columns for WS/OS, all
-    columns for IS) cost, for each group of mm along k, n x max over them of max(1, ceil(j / n))
-    slots. WS/IS put the compressed k on rows, OS streams it. Buffers are assumed large enough.
+    columns for IS) cost, for each group of mm along k, n x max over them of ceil(j / n) slots
+    (``passes``: an empty group costs nothing), or n slots for every group (``dense`` overflow:
+    None when some group holds more than n). WS/IS put the compressed k on rows, OS streams it.
+    Buffers are assumed large enough.
     """
+    if overflow == "dense":
+        for q in range(0, gemm_mask.shape[1], mm):
+            if gemm_mask[:, q:q + mm, :].sum(axis=1).max() > n:
+                return None
     g, k, ncol = gemm_mask.shape
     total = 0
     for gi in range(g):
@@ -142,7 +148,7 @@ def sparse_compute_cycles(gemm_mask, m_rows, rows, cols, dataflow, n, mm):
                 worst = 0
                 for c in blk:
                     j = int(gemm_mask[gi, q:q + mm, c].sum())
-                    worst = max(worst, max(1, -(-j // n)))
+                    worst = max(worst, 1 if overflow == "dense" else -(-j // n))
                 kp += n * worst
             if dataflow == "ws":
                 folds, t = -(-kp // rows), m_rows

@@ -13,6 +13,7 @@ from simulator import simulate
 from simulator.golden import ArrayFold, nm_array_timeline
 from simulator.kernels import double_buffered_cycles
 from sparsim.cli import main
+from workloads import Layer, LayerKind
 
 
 def _zero_fold(r, c, n, m, t):
@@ -33,14 +34,19 @@ def test_double_buffered_kernel_matches_the_array_golden_model():
 
 def test_rtl_timing_model_in_the_engine():
     doc = yaml.safe_load(accel.presets.path("vegeta-flex").read_text())
+    assert accel.build(doc).compute.timing.model is TimingModel.RTL   # presets use the RTL's schedule
+    doc["compute"]["timing"] = {"model": "scalesim"}
     base = accel.build(doc)
     doc["compute"]["timing"] = {"model": "rtl"}
     rtl = accel.build(doc)
     assert rtl.compute.timing.model is TimingModel.RTL
     wl = sparsim.trace_zoo("mlp_digits").sparsify("2:4")
+    one_fold = Layer(name="one", kind=LayerKind.MATMUL, m=20, n=12, k=10)   # fits one 32 x 32 fold
+    wl = wl.replace(layers=wl.layers + (one_fold,))
     a, b = simulate(wl, base).layers, simulate(wl, rtl).layers
     # a single fold: the RTL's first-input-to-last-output count is the SCALE-Sim fold plus two
     one = a[a.folds == 1]
+    assert len(one) >= 1
     assert ((b.loc[one.index, "compute_cycles"] - one.compute_cycles) == 3).all()  # SCALE-Sim subtracts one
     doc["compute"]["dataflow"] = "os"
     with pytest.raises(AccelConfigError, match="needs compute.dataflow: ws"):
