@@ -328,7 +328,8 @@ def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candida
     # the first fold's stationary tile, the last fold's outputs, one unchunked fold's compute
     a_b, w_b = comp.activation_bits / 8, comp.weight_bits / 8
     stat_b = {"m": w_b, "n": a_b, "k": 0.0}[dmap.stream] + (p.meta_tile_factor if dmap.stream == "m" else 0.0)
-    prologue = comp.rows * comp.cols * stat_b / bw
+    # the first fold's stationary tile as loaded: a layer narrower than the array loads only its part
+    prologue = min(comp.rows, max(1, size[dmap.rows])) * min(comp.cols, max(1, size[dmap.cols])) * stat_b / bw
     epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / bw
     one_fold = float(compute_s[-1]) / max(1, int(folds_s[-1]))
 
