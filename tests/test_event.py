@@ -248,3 +248,24 @@ def test_cli_engine_event(tmp_path, capsys):
     assert main(["simulate", "--workload", str(topo), "--accel", str(bad), "--engine", "event"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "cores.distribution" in err[-1]
+
+
+# ------------------------------------------------------------------------------------- the zoo
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resnet18", "resnet50", "mobilenet_v2", "vit_small", "bert_base", "gpt2_small",
+                                   "mlp_digits"])
+def test_zoo_agreement_within_two_percent(model):
+    """Every zoo model, dense and 2:4, on every preset: total cycles of the two engines within 2 %.
+    (``fast_cycles`` is the fast engine's own row: checked equal to ``simulate`` on the smallest model.)"""
+    import sparsim
+    from workloads import zoo
+    assert model in zoo.names()
+    wl = sparsim.trace_zoo(model)
+    for w in (wl, wl.sparsify("2:4")):
+        for preset in PRESETS:
+            acc = accel.load(preset)
+            ev = simulate(w, acc, engine="event")
+            if model == "mlp_digits":
+                assert ev.totals["fast_cycles"] == simulate(w, acc).totals["cycles"]
+            fast = ev.totals["fast_cycles"]
+            assert abs(ev.totals["cycles"] - fast) <= 0.02 * fast, (model, preset, ev.totals["cycles"], fast)
