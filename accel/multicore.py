@@ -31,10 +31,11 @@ class Distribution(str, enum.Enum):
     * ``split-n``: every layer is split along its output channels (GEMM columns), each core
       computing a contiguous share proportional to its PE count; every core reads the whole input
       activation. A layer starts on all cores once the previous layer has finished on all of them.
-    * ``pipeline``: consecutive layers form contiguous stages, one per core, balanced by the fast
-      engine's cycles of each layer on its core; a stage starts a tile of its first layer once the
-      previous stage has written back the same fraction of the previous layer's outputs
-      (layer-pipelined, in the manner of fused-layer accelerators).
+    * ``pipeline``: consecutive layers form contiguous stages, one per core in order, chosen to
+      minimize the slowest stage (the fast engine's cycles of each layer on each core, so a smaller
+      core gets fewer layers). The workload's batch is cut into micro-batches of one sample that
+      flow through the stages; a stage starts a tile of its first layer once the previous stage has
+      written back the same fraction of that micro-batch's previous layer (tile-level pipelining).
     """
 
     SPLIT_N = "split-n"

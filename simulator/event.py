@@ -491,12 +491,28 @@ def _shares(n: int, pes: list[int]) -> list[int]:
     return base
 
 
-def _stages(costs: np.ndarray, n_cores: int) -> list[int]:
-    """Stage (core) of each layer: contiguous, balancing the summed cost (greedy on the prefix sums)."""
-    total = costs.sum()
-    cum = np.cumsum(costs) - costs / 2.0  # a layer goes where its midpoint falls
-    stage = np.minimum((cum / max(total, 1e-12) * n_cores).astype(int), n_cores - 1)
-    return list(np.maximum.accumulate(stage))
+def _stages(costs: np.ndarray) -> list[int]:
+    """Stage (core) of each layer: contiguous stages in core order minimizing the slowest stage,
+    ``costs[c, l]`` being layer l's cycles on core c (dynamic programming over the cut points)."""
+    n_cores, n = costs.shape
+    cum = np.concatenate((np.zeros((n_cores, 1)), np.cumsum(costs, axis=1)), axis=1)
+    best = np.full((n_cores + 1, n + 1), np.inf)
+    cut = np.zeros((n_cores + 1, n + 1), dtype=np.int64)
+    best[0, 0] = 0.0
+    for c in range(1, n_cores + 1):
+        for j in range(n + 1):
+            # stage c - 1 takes layers i..j-1 (possibly none)
+            stage = cum[c - 1, j] - cum[c - 1, : j + 1]
+            cand = np.maximum(best[c - 1, : j + 1], stage)
+            i = int(np.argmin(cand))
+            best[c, j], cut[c, j] = cand[i], i
+    stage_of = np.zeros(n, dtype=int)
+    j = n
+    for c in range(n_cores, 0, -1):
+        i = cut[c, j]
+        stage_of[i:j] = c - 1
+        j = i
+    return list(stage_of)
 
 
 def _make(layer_index, core, plan, max_chunks) -> Task:
@@ -527,10 +543,10 @@ def _build_tasks(workload: Workload, cores: list[Accelerator], dist: Distributio
     # pipeline: contiguous stages, micro-batches of the workload's batch flow through them
     batch = max(1, workload.batch)
     micro = batch if all(layer.m % batch == 0 for layer in workload.layers) else 1
-    plans_full = [layer_plan(layer, cores[0]) for layer in workload.layers]
-    stage = _stages(np.array([p.row["cycles"] for p in plans_full], dtype=float), len(cores))
-    plans = [layer_plan(layer.replace(m=layer.m // micro) if micro > 1 else layer, cores[stage[li]])
-             for li, layer in enumerate(workload.layers)]
+    parts = [layer.replace(m=layer.m // micro) if micro > 1 else layer for layer in workload.layers]
+    by_core = [[layer_plan(part, core) for part in parts] for core in cores]
+    stage = _stages(np.array([[p.row["cycles"] for p in plans] for plans in by_core], dtype=float))
+    plans = [by_core[stage[li]][li] for li in range(len(parts))]
     last: dict[tuple[int, int], Task] = {}
     for b in range(micro):
         for li in range(len(workload.layers)):
