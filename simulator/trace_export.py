@@ -122,9 +122,11 @@ def event_report(res, prefix=None) -> str:
     t = res.totals
     parts = [f"{k} {t[f'stall_{k}_cycles']:,.0f}" for k in STALL_KINDS if t[f"stall_{k}_cycles"] >= 0.5]
     fast = t["fast_cycles"]
-    lines = ["", f"event engine: {t['cycles']:,} cycles; fast engine {fast:,} "
+    what = "fast engine" if len(res.cores) == 1 else "fast engine, each core alone with all of DRAM"
+    lines = ["", f"event engine: {t['cycles']:,} cycles; {what}: {fast:,} "
                  f"({(t['cycles'] - fast) / fast * 100 if fast else 0.0:+.2f} %)",
-             "stalls by resource (cycles): " + (", ".join(parts) if parts else "none"),
+             "stalls by resource (cycles" + (", summed over cores" if len(res.cores) > 1 else "") + "): "
+             + (", ".join(parts) if parts else "none"),
              f"DRAM contention (time transfers lost sharing a channel): {t['dram_contention_cycles']:,.0f} cycles"]
     if len(res.cores) > 1:
         lines.append("cores:")
