@@ -7,7 +7,6 @@ One process per core, with three threads: DMA in, array, write-back; one event p
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +21,11 @@ def _need_trace(res):
     return res.trace
 
 
-def _atomic_write(path, write) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def trace_csv(res, path) -> Path:
     """One row per simulated tile: core, layer, folds, load/compute/store start and end (cycles),
     and what the array waited on before it (none, dram_load, dependency, writeback)."""
     df = _need_trace(res)
-    return _atomic_write(path, lambda p: df.to_csv(p, index=False))
+    return res._atomic(path, lambda p: df.to_csv(p, index=False))
 
 
 def chrome_trace(res, path) -> Path:
@@ -57,7 +48,7 @@ def chrome_trace(res, path) -> Path:
                            "tid": tid, "ts": t0 * us, "dur": max(0.0, t1 - t0) * us, "args": args})
     doc = {"traceEvents": events, "displayTimeUnit": "ns",
            "otherData": {"clock_hz": res.clock_hz, "source": "sparsim event engine"}}
-    return _atomic_write(path, lambda p: p.write_text(json.dumps(doc)))
+    return res._atomic(path, lambda p: p.write_text(json.dumps(doc)))
 
 
 def dram_bandwidth(res, bins: int = 400):
@@ -111,7 +102,7 @@ def plot_dram_bandwidth(res, path, bins: int = 400) -> Path:
 
     def write(p):
         fig.savefig(p, format="png")
-    out = _atomic_write(path, write)
+    out = res._atomic(path, write)
     plt.close(fig)
     return out
 
