@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .energy import DRAM_PJ_PER_BYTE, default_table, sram_pj_per_byte
+from .energy import DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, default_table, dram_pj_per_byte, sram_pj_per_byte
 from .errors import AccelConfigError, FpgaFitError
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
@@ -116,7 +116,7 @@ def _parse_mode(text, where: str) -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------------------------- build
 _TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga", "cores")
 _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_bits", "accumulator_bits",
-            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing")
+            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
            "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
 _ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj")
@@ -155,10 +155,19 @@ def build(doc: dict, source: str = "") -> Accelerator:
     if timing.model is TimingModel.RTL and c.enum("dataflow", Dataflow) is not Dataflow.WS:
         raise AccelConfigError("compute.timing.model: 'rtl' is the schedule of the weight-stationary RTL "
                                "array; it needs compute.dataflow: ws")
+    a_bits, w_bits = c.int("activation_bits", 8), c.int("weight_bits", 8)
+    dtype = c.get("data_type", None)
+    if dtype is None:
+        dtype = DEFAULT_TYPE.get(max(a_bits, w_bits))
+    elif dtype not in DATA_TYPES:
+        raise AccelConfigError(f"compute.data_type: expected one of {', '.join(DATA_TYPES)}, got {_show(dtype)}")
+    elif int(dtype[-2:].lstrip("t")) != max(a_bits, w_bits):
+        raise AccelConfigError(f"compute.data_type: {dtype} does not match activation_bits/weight_bits "
+                               f"{a_bits}/{w_bits}")
     compute = ComputeArray(rows=c.int("rows"), cols=c.int("cols"), dataflow=c.enum("dataflow", Dataflow),
-                           clock_hz=c.num("clock_hz"), activation_bits=c.int("activation_bits", 8),
-                           weight_bits=c.int("weight_bits", 8), accumulator_bits=c.int("accumulator_bits", 32),
-                           sparse=sparse, timing=timing)
+                           clock_hz=c.num("clock_hz"), activation_bits=a_bits, weight_bits=w_bits,
+                           accumulator_bits=c.int("accumulator_bits", 32), sparse=sparse, timing=timing,
+                           data_type=dtype)
 
     e = _Ctx(top.get("energy", {}), "energy", _ENERGY)
     node = e.num("node_nm", 45.0)
@@ -166,14 +175,20 @@ def build(doc: dict, source: str = "") -> Accelerator:
     if e.get("mac_pj", None) is not None:
         mp = e.get("mac_pj")
         if not isinstance(mp, dict) or not mp:
-            raise AccelConfigError(f"energy.mac_pj: expected a mapping of operand bits to pJ, got {_show(mp)}")
-        mac = []
-        for bits, pj in mp.items():
-            mc = _Ctx({"v": pj}, f"energy.mac_pj.{bits}", ("v",))
-            if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
-                raise AccelConfigError(f"energy.mac_pj: keys must be operand widths in bits, got {_show(bits)}")
-            mac.append((bits, mc.num("v")))
-        table = EnergyTable(**{**vars(table), "mac_pj": tuple(sorted(mac)), "source": "description file"})
+            raise AccelConfigError(f"energy.mac_pj: expected a mapping of data types or operand bits to pJ, "
+                                   f"got {_show(mp)}")
+        mac = dict(table.mac_pj)
+        for key, pj in mp.items():
+            mc = _Ctx({"v": pj}, f"energy.mac_pj.{key}", ("v",))
+            if not (key in DATA_TYPES or (isinstance(key, int) and not isinstance(key, bool) and key >= 1)):
+                raise AccelConfigError(f"energy.mac_pj: keys must be one of {', '.join(DATA_TYPES)} or operand "
+                                       f"widths in bits, got {_show(key)}")
+            mac[key] = mc.num("v")
+            if isinstance(key, int):   # a width given by the user stands for every type of that width
+                for dt in DATA_TYPES:
+                    if int(dt[-2:].lstrip("t")) == key and dt not in mp:
+                        mac.pop(dt, None)
+        table = EnergyTable(**{**vars(table), "mac_pj": tuple(mac.items()), "source": "description file"})
     overrides = {k: e.num(k, positive=False) for k in ("gated_mac_fraction", "index_mux_pj", "register_pj")
                  if e.get(k, None) is not None}
     if overrides:
@@ -216,9 +231,13 @@ def build(doc: dict, source: str = "") -> Accelerator:
         mem = memories[idx]
         memories[idx] = Memory(**{**vars(mem), "holds": mem.holds + (Operand.METADATA,)})
 
-    d = _Ctx(top.get("dram"), "dram", ("bandwidth_bytes_per_s", "energy_pj_per_byte") + DRAM_SYSTEM_KEYS)
+    d = _Ctx(top.get("dram"), "dram", ("bandwidth_bytes_per_s", "energy_pj_per_byte", "technology") + DRAM_SYSTEM_KEYS)
+    tech = d.str("technology", "ddr3").lower()
+    if tech not in DRAM_PJ_PER_BIT:
+        raise AccelConfigError(f"dram.technology: expected one of {', '.join(DRAM_PJ_PER_BIT)}, got {_show(tech)}")
     dram = Dram(bandwidth_bytes_per_s=d.num("bandwidth_bytes_per_s"),
-                energy_pj_per_byte=d.num("energy_pj_per_byte", DRAM_PJ_PER_BYTE, positive=False), **dram_system(d))
+                energy_pj_per_byte=d.num("energy_pj_per_byte", dram_pj_per_byte(tech), positive=False),
+                technology=tech, **dram_system(d))
 
     fpga = None
     if top.get("fpga", None) is not None:

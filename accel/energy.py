@@ -5,11 +5,39 @@ Source: M. Horowitz, "Computing's energy problem (and what we can do about it)",
 0.1 pJ; 16-bit float multiply 1.1 pJ, add 0.4 pJ; 32-bit float multiply 3.7 pJ, add 0.9 pJ.
 SRAM read of 64 bits: 10 pJ (8 KB), 20 pJ (32 KB), 100 pJ (1 MB). DRAM: 1.3-2.6 nJ per 64 bits.
 
-A MAC is one multiply plus one accumulate at the accumulator width, so int8 = 0.2 + 0.1 (32-bit
-accumulate) = 0.3 pJ; 16-bit (fp16 multiply, fp32 accumulate) = 1.1 + 0.9 = 2.0 pJ; fp32 = 3.7 + 0.9
-= 4.6 pJ. Gated MACs, the index mux and pipeline registers are not in Horowitz's table; they are
-this project's assumptions, stated here: a clock-gated MAC costs 10 % of an active one, a 4:1
-8-bit mux select 0.02 pJ, a 32-bit register write 0.04 pJ.
+MAC energy by data type: one multiply plus one accumulate at the accumulator width (32-bit integer
+or fp32), at 45 nm:
+
+* int8  = 0.2 + 0.1 (32-bit add) = 0.3 pJ;
+* int16 = 0.775 + 0.1 = 0.875 pJ, the 16-bit multiply taken from the 32-bit one by the quadratic
+  growth of an array multiplier with its width: 3.1 x (16/32)^2 (the 8-bit one gives 0.8: consistent);
+* fp16  = 1.1 + 0.9 (fp32 accumulate) = 2.0 pJ;
+* bf16  = 0.58 + 0.9 = 1.48 pJ: a float multiply is dominated by its mantissa multiplier, which
+  grows with the square of the mantissa width (8 bits with the hidden one for bf16, 11 for fp16):
+  1.1 x (8/11)^2 = 0.58 pJ; exponent adders are ignored;
+* fp32  = 3.7 + 0.9 = 4.6 pJ.
+
+A description names its type with ``compute.data_type``; without it, 8 bits mean int8, 16 fp16 and 32
+fp32. Other integer widths scale quadratically from the next listed integer width up.
+
+SRAM: log-linear between Horowitz's 8 KB, 32 KB and 1 MB points; outside them the energy per byte
+scales with the square root of the size (the trend of the table itself: x4 in size gives x2 from 8 to
+32 KB, x32 gives x5 from 32 KB to 1 MB; wire length grows with the side of the array), never clamped.
+
+DRAM energy per technology (per bit, I/O and core, at full bandwidth), chosen by ``dram.technology``:
+
+* ``ddr3``: 20.3 pJ/bit, the low end of Horowitz's 1.3-2.6 nJ per 64-bit access;
+* ``ddr4``: 13.8 pJ/bit, Micron's DDR4 power method (TN-40-07) on a DDR4-2400 8 Gb x8 part (the IDD
+  values Ramulator 2 ships): read burst 5.6 pJ/bit, activate/precharge and background at full
+  bandwidth the rest;
+* ``lpddr4``: 13 pJ/bit, a 4 x 8 Gb LPDDR4 package at 3.2 Gb/s per pin (H. Ha, Stanford PhD thesis,
+  2018, DRAM design-space exploration);
+* ``gddr5``: 14 pJ/bit and ``hbm2``: 3.9 pJ/bit, O'Connor et al., "Fine-Grained DRAM: Energy-Efficient
+  DRAM for Extreme Bandwidth Systems", MICRO 2017, Fig. 1.
+
+Gated MACs, the index mux and pipeline registers are not in Horowitz's table; they are this
+project's assumptions, stated here: a clock-gated MAC costs 10 % of an active one, a 4:1 8-bit mux
+select 0.02 pJ, a 32-bit register write 0.04 pJ.
 
 Scaling: dynamic energy ~ C V^2 with C ~ feature size, using the nominal supply of each node below.
 DRAM energy does not scale with the logic node.
@@ -22,12 +50,16 @@ from .spec import EnergyTable
 
 HOROWITZ_SOURCE = "Horowitz, ISSCC 2014, 45 nm (see accel/energy.py)"
 
-_MAC_PJ_45NM = ((8, 0.3), (16, 2.0), (32, 4.6))
+DATA_TYPES = ("int8", "int16", "fp16", "bf16", "fp32")
+_MAC_PJ_45NM = (("int8", 0.3), ("int16", 0.875), ("fp16", 2.0), ("bf16", 1.48), ("fp32", 4.6),
+                (8, 0.3), (16, 0.875), (32, 3.2))   # integer keys: integers of that width
+DEFAULT_TYPE = {8: "int8", 16: "fp16", 32: "fp32"}
+DRAM_PJ_PER_BIT = {"ddr3": 1300 / 64, "ddr4": 13.8, "lpddr4": 13.0, "gddr5": 14.0, "hbm2": 3.9}
 _VDD = {180: 1.8, 130: 1.2, 90: 1.0, 65: 1.0, 45: 0.9, 40: 0.9, 32: 0.9, 28: 0.9, 22: 0.8, 16: 0.8,
         14: 0.8, 12: 0.8, 10: 0.75, 7: 0.7, 5: 0.65, 3: 0.6}
 
 SRAM_PJ_PER_BYTE_45NM = ((8 * 1024, 10 / 8), (32 * 1024, 20 / 8), (1024 * 1024, 100 / 8))
-DRAM_PJ_PER_BYTE = 1300 / 8  # the low end of Horowitz's 1.3-2.6 nJ per 64-bit access
+DRAM_PJ_PER_BYTE = 1300 / 8  # the low end of Horowitz's 1.3-2.6 nJ per 64-bit access (ddr3)
 
 
 def node_scale(node_nm: float) -> float:
@@ -39,18 +71,25 @@ def node_scale(node_nm: float) -> float:
 
 def sram_pj_per_byte(size_bytes: int, node_nm: float = 45.0) -> float:
     """SRAM access energy per byte for a buffer of ``size_bytes``: log-linear between Horowitz's
-    8 KB, 32 KB and 1 MB points (clamped outside them), scaled to ``node_nm``."""
+    8 KB, 32 KB and 1 MB points, square-root scaling outside them, scaled to ``node_nm``."""
     pts = SRAM_PJ_PER_BYTE_45NM
-    s = max(pts[0][0], min(pts[-1][0], size_bytes))
+    if size_bytes <= pts[0][0]:
+        return pts[0][1] * math.sqrt(size_bytes / pts[0][0]) * node_scale(node_nm)
+    if size_bytes >= pts[-1][0]:
+        return pts[-1][1] * math.sqrt(size_bytes / pts[-1][0]) * node_scale(node_nm)
     for (s0, e0), (s1, e1) in zip(pts, pts[1:]):
-        if s <= s1:
-            t = (math.log(s) - math.log(s0)) / (math.log(s1) - math.log(s0))
+        if size_bytes <= s1:
+            t = (math.log(size_bytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
             return (e0 + t * (e1 - e0)) * node_scale(node_nm)
-    return pts[-1][1] * node_scale(node_nm)  # pragma: no cover
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def dram_pj_per_byte(technology: str) -> float:
+    return DRAM_PJ_PER_BIT[technology] * 8
 
 
 def default_table(node_nm: float = 45.0, static_power_w: float = 0.0) -> EnergyTable:
     k = node_scale(node_nm)
-    return EnergyTable(node_nm=node_nm, mac_pj=tuple((b, e * k) for b, e in _MAC_PJ_45NM),
+    return EnergyTable(node_nm=node_nm, mac_pj=tuple((key, e * k) for key, e in _MAC_PJ_45NM),
                        gated_mac_fraction=0.1, index_mux_pj=0.02 * k, register_pj=0.04 * k,
                        static_power_w=static_power_w, source=HOROWITZ_SOURCE)

@@ -114,6 +114,7 @@ class ComputeArray:
     accumulator_bits: int = 32
     sparse: SparseSupport = field(default_factory=SparseSupport)
     timing: Timing = field(default_factory=Timing)
+    data_type: str | None = None   # int8, int16, fp16, bf16, fp32 (MAC energy); None: an integer of the width
 
     @property
     def pes(self) -> int:
@@ -151,33 +152,39 @@ class Memory:
 class Dram:
     bandwidth_bytes_per_s: float   # total over the channels
     energy_pj_per_byte: float
+    technology: str = "ddr3"
     channels: int = 1              # event engine: channels sharing the bandwidth equally
     latency_cycles: float = 0.0    # event engine: access latency of one transfer
 
 
 @dataclass(frozen=True)
 class EnergyTable:
-    """Energy per action in pJ at ``node_nm``. ``mac_pj`` maps operand bits -> pJ per MAC."""
+    """Energy per action in pJ at ``node_nm``. ``mac_pj`` maps a data type ('bf16') or an integer
+    width in bits -> pJ per MAC."""
 
     node_nm: float
-    mac_pj: tuple[tuple[int, float], ...]
+    mac_pj: tuple[tuple[int | str, float], ...]
     gated_mac_fraction: float
     index_mux_pj: float
     register_pj: float
     static_power_w: float
     source: str = ""
 
-    def mac(self, bits: int) -> float:
+    def mac(self, bits: int, data_type: str | None = None) -> float:
+        """pJ per MAC of ``data_type`` (int8, int16, fp16, bf16, fp32), else of a ``bits``-wide integer."""
         table = dict(self.mac_pj)
+        if data_type is not None and data_type in table:
+            return table[data_type]
         if bits in table:
             return table[bits]
-        # between two listed widths: multiplier energy grows ~ quadratically with width
-        known = sorted(table)
-        ref = min(known, key=lambda b: abs(b - bits))
+        # another integer width: from the next listed width up (the multiplier the hardware would
+        # use), as an array multiplier grows ~ quadratically with its width
+        known = sorted(b for b in table if isinstance(b, int))
+        ref = next((b for b in known if b >= bits), known[-1])
         return table[ref] * (bits / ref) ** 2
 
-    def gated_mac(self, bits: int) -> float:
-        return self.mac(bits) * self.gated_mac_fraction
+    def gated_mac(self, bits: int, data_type: str | None = None) -> float:
+        return self.mac(bits, data_type) * self.gated_mac_fraction
 
 
 @dataclass(frozen=True)
@@ -257,5 +264,5 @@ class Accelerator:
             "memories": [{"name": m.name, "size_bytes": m.size_bytes, "holds": [o.value for o in m.holds]}
                          for m in self.memories],
             "dram_bandwidth_bytes_per_s": self.dram.bandwidth_bytes_per_s,
-            "node_nm": self.energy.node_nm,
+            "node_nm": self.energy.node_nm, "data_type": c.data_type, "dram_technology": self.dram.technology,
         }

@@ -430,13 +430,13 @@ def _energy(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
     e = acc.energy
     sparse_mode = plan.extra["n"] > 0
     bits = max(comp.activation_bits, comp.weight_bits)
-    mac_pj = e.mac(bits)
+    mac_pj = e.mac(bits, comp.data_type)
     nnz_exec = min(plan.effective_macs, plan.executed_macs)
     zero_exec = plan.executed_macs - nnz_exec
     # a zero slot is gated when the hardware gates zeros, and always in an N:M mode (padding slots
     # of a pass are known from the metadata); dense hardware multiplies zeros like any value
     gated = comp.sparse.zero_handling is ZeroHandling.GATE or sparse_mode
-    zero_pj = e.gated_mac(bits) if gated else mac_pj
+    zero_pj = e.gated_mac(bits, comp.data_type) if gated else mac_pj
     energy_mac = nnz_exec * mac_pj + zero_exec * zero_pj + plan.executed_macs * e.register_pj
     mems = {mem.name: mem for mem in acc.memories}
     meta_mem = acc.memory_for(Operand.METADATA)

@@ -4,7 +4,8 @@ A layer (``groups`` GEMMs ``O[M x N] = A[M x K] · W[K x N]``, K the compressed 
 chosen mode) is tiled into the on-chip buffers: the buffers hold a tile of ``Tm x Tn x Tk`` and
 the DRAM-level loop nest walks ``Nm x Nn x Nk`` such tiles (``Nd = ceil(D / Td)``). What an operand
 costs in DRAM follows from the loop order, as in Timeloop's and ZigZag's (LOMA) analytic models,
-reduced here to the three orders that differ (named by their innermost loop):
+reduced here to the three orders that differ (named by their innermost loop; a loop that runs once
+does not count, so ``m>n>k`` with one k tile behaves as ``n`` innermost):
 
 * ``k`` innermost (``m>n>k``): outputs stay on chip until complete; A is re-read for every n tile,
   W for every m tile;
@@ -122,13 +123,24 @@ def a_pass(p: MapProblem, count_m):
     return np.minimum(p.a_gemm_bytes, p.a_pass_bytes + cuts * p.a_halo_bytes)
 
 
+def _reloads(order: str, irrelevant: str, counts: dict):
+    """True where an operand that does not depend on ``irrelevant`` is fetched again on every
+    iteration of that loop: some loop inside it that the operand depends on runs more than once."""
+    loops = order.split(">")
+    inner = [d for d in loops[loops.index(irrelevant) + 1:]]
+    out = False
+    for d in inner:
+        out = out | (counts[d] > 1)
+    return out
+
+
 def dram_traffic(p: MapProblem, order: str, cm, cn, ck):
     """DRAM bytes (activation, weight, metadata, output writes, partial-sum reads) of a mapping."""
-    inner = order[-1]
-    a = a_pass(p, cm) * (1 if inner == "n" else cn)
-    w_mult = 1 if inner == "m" else cm
+    counts = {"m": cm, "n": cn, "k": ck}
+    a = a_pass(p, cm) * np.where(_reloads(order, "n", counts), cn, 1)
+    w_mult = np.where(_reloads(order, "m", counts), cm, 1)
     w, meta = p.w_bytes * w_mult, p.meta_bytes * w_mult
-    spill = 0 if inner == "k" else np.maximum(ck - 1, 0)
+    spill = np.where(_reloads(order, "k", counts), np.maximum(ck - 1, 0), 0)
     psum_rd = spill * p.psum_bytes
     out_wr = p.o_final_bytes + spill * p.psum_bytes
     return a, w, meta, out_wr, psum_rd

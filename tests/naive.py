@@ -160,3 +160,20 @@ def sparse_compute_cycles(gemm_mask, m_rows, rows, cols, dataflow, n, mm, overfl
                 folds, t = -(-kp // rows) * -(-m_rows // cols), len(blk)
                 total += folds * (2 * rows + cols + t - 2)
     return total - 1
+
+
+def chunked_compute_cycles(m, n, k, rows, cols, dataflow, tile):
+    """SCALE-Sim's fold rule with the streamed dimension cut into chunks of ``tile``, each a fold:
+    the sum over folds minus one."""
+    sr, sc, t = {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
+    total = 0
+    for _fc in range(-(-sc // cols)):
+        for _fr in range(-(-sr // rows)):
+            for lo in range(0, t, tile):
+                total += (rows if dataflow in ("ws", "is") else 0) + rows + cols + min(tile, t - lo) - 2
+    return total - 1
+
+
+def fold_count(m, n, k, rows, cols, dataflow, tile):
+    sr, sc, t = {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
+    return -(-sc // cols) * -(-sr // rows) * -(-t // tile)

@@ -119,7 +119,8 @@ def test_scalesim_cfg_import(tmp_path):
 
 def test_energy_table_and_scaling():
     t = accel.default_table(45)
-    assert t.mac(8) == pytest.approx(0.3) and t.mac(32) == pytest.approx(4.6)
+    # integer widths mean integers (32-bit: 3.1 + 0.1 pJ); fp32 is a data type of its own
+    assert t.mac(8) == pytest.approx(0.3) and t.mac(32) == pytest.approx(3.2) and t.mac(32, "fp32") == pytest.approx(4.6)
     assert t.gated_mac(8) == pytest.approx(0.03)
     assert node_scale(45) == 1.0 and node_scale(7) < node_scale(28) < 1.0
     assert sram_pj_per_byte(8 * 1024) == pytest.approx(1.25) and sram_pj_per_byte(1 << 20) == pytest.approx(12.5)
@@ -128,6 +129,7 @@ def test_energy_table_and_scaling():
     doc["energy"] = {"node_nm": 45, "mac_pj": {16: 1.5}, "gated_mac_fraction": 0.2}
     a = accel.build(doc)
     assert a.energy.mac(16) == 1.5 and a.energy.gated_mac(16) == pytest.approx(0.3)
+    assert a.energy.mac(16, "bf16") == 1.5    # the width given stands for every 16-bit type
 
 
 def test_accelerator_is_frozen():
@@ -136,3 +138,31 @@ def test_accelerator_is_frozen():
         a.compute.rows = 4
     assert a.with_dataflow("os").compute.dataflow is Dataflow.OS and a.compute.dataflow is Dataflow.WS
     assert a.compute.sparse.zero_handling is ZeroHandling.SKIP
+
+
+def test_energy_by_data_type_dram_technology_and_sram_extrapolation():
+    from accel.energy import DRAM_PJ_PER_BIT
+    vf = accel.load("vegeta-flex")
+    assert vf.compute.data_type == "bf16" and vf.dram.technology == "ddr4"
+    e = vf.energy
+    # bf16 < fp16 (narrower mantissa), int16 < fp16, int8 < int16; 12-bit integers from int16, not int8
+    assert e.mac(16, "int16") < e.mac(16, "bf16") < e.mac(16, "fp16") < e.mac(32, "fp32")
+    assert e.mac(8, "int8") < e.mac(16, "int16")
+    assert e.mac(12) == pytest.approx(e.mac(16) * (12 / 16) ** 2)
+    assert accel.load("sparse-tc-2of4").dram.energy_pj_per_byte == pytest.approx(DRAM_PJ_PER_BIT["hbm2"] * 8)
+    assert accel.load("edge-npu").dram.technology == "lpddr4"
+    # SRAM energy keeps growing past the table (square root), and falls below it
+    assert sram_pj_per_byte(4 << 20) == pytest.approx(2 * sram_pj_per_byte(1 << 20))
+    assert sram_pj_per_byte(2048) == pytest.approx(0.5 * sram_pj_per_byte(8192))
+    doc = base_doc()
+    doc["dram"]["technology"] = "ddr9"
+    with pytest.raises(AccelConfigError, match=r"dram.technology: expected one of ddr3, ddr4"):
+        accel.build(doc)
+    doc = base_doc()
+    doc["compute"]["data_type"] = "fp32"
+    with pytest.raises(AccelConfigError, match=r"compute.data_type: fp32 does not match"):
+        accel.build(doc)
+    doc = base_doc()
+    doc["compute"]["nm_overflow"] = "spill"
+    with pytest.raises(AccelConfigError, match=r"compute.nm_overflow: expected one of dense, passes"):
+        accel.build(doc)

@@ -275,3 +275,34 @@ def test_bad_inputs():
         simulate("resnet", accel.load("tpu-like"))
     with pytest.raises(SimulationError, match="expected an accel.Accelerator"):
         simulate(wl_of(gemm_layer(2, 2, 2)), "tpu-like")
+
+
+# ------------------------------------------------------------------------------- training traffic
+def test_training_traffic_keeps_conv_geometry():
+    """Backward-weight reads the input feature map and backward-data writes it (im2col / col2im on
+    chip), so neither moves the im2col matrix: for a 3x3 conv that is 9x the feature map."""
+    wl = sparsim.trace_zoo("resnet18", batch=2).training("dense")
+    r = simulate(wl, accel.load("vegeta-flex")).layers.set_index("name")
+    conv = next(l for l in wl.layers if l.name == "layer1.0.conv1.fwd").conv
+    fmap = 2 * conv.in_channels * (conv.input_size[0] + 2) * (conv.input_size[1] + 2) * 2   # padded, 2 B
+    fwd, bd, bw = (r.loc[f"layer1.0.conv1.{p}"] for p in ("fwd", "bwd_data", "bwd_weight"))
+    assert bw.compulsory_bytes == pytest.approx(fwd.compulsory_bytes)
+    assert bd.dram_out_bytes == pytest.approx(fmap) and bw.dram_act_bytes >= fmap
+    im2col = bw.k * bw.m * 2
+    assert bw.dram_act_bytes < 0.3 * im2col
+    for row in (bd, bw):
+        assert row.dram_bytes < 2.0 * fwd.dram_bytes
+
+
+def test_fixed_2of4_hardware_runs_unstructured_masks_dense(r50):
+    acc = accel.load("sparse-tc-2of4")
+    dense = simulate(r50, acc).totals
+    un = simulate(r50.sparsify("unstructured:0.1"), acc)
+    assert (un.layers["mode"] == "dense").all()
+    assert dense["cycles"] / un.totals["cycles"] == pytest.approx(1.0, abs=0.01)
+    nm = simulate(r50.sparsify("2:4"), acc)
+    assert (nm.layers["mode"] == "2:4").all()
+    # flexible hardware takes extra passes instead
+    flex = accel.build({**_doc_of("sparse-tc-2of4"), "compute": {**_doc_of("sparse-tc-2of4")["compute"],
+                                                                 "nm_overflow": "passes"}})
+    assert (simulate(r50.sparsify("unstructured:0.1"), flex).layers["mode"] == "2:4").any()

@@ -60,7 +60,7 @@ class Layer:
     module:        path of the module that ran the op ('' for the root module).
     op:            the aten op that was traced (e.g. ``aten.convolution``).
     phase:         forward, backward-data or backward-weight GEMM (training workloads).
-    conv:          convolution geometry, for conv layers.
+    conv:          convolution geometry, for conv layers (backward GEMMs keep their forward's).
     a_bits, w_bits, o_bits: operand precisions in bits (activation, weight or right operand, output).
     weight_name:   the parameter the right operand comes from (``layer1.0.conv1.weight``), or None
                    when both operands are activations (attention).

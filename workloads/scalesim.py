@@ -27,7 +27,7 @@ import math
 from pathlib import Path
 
 from .errors import PatternError, TopologyError
-from .layer import ConvGeometry, Layer, LayerKind
+from .layer import ConvGeometry, Layer, LayerKind, Phase
 from .layout import WeightLayout
 from .patterns import NM, parse_pattern
 
@@ -60,7 +60,7 @@ def to_csv(workload, fmt: str = "conv") -> str:
                 cells = [name, layer.m, layer.n, layer.k]
             else:
                 c = layer.conv
-                if (c is not None and len(c.kernel) == 2 and all(d == 1 for d in c.dilation)
+                if (c is not None and layer.phase is Phase.FORWARD and len(c.kernel) == 2 and all(d == 1 for d in c.dilation)
                         and c.stride[0] == c.stride[1] and c.output_size[0] * c.output_size[1] == layer.m):
                     # SCALE-Sim computes ceil((I - F + S) / S) outputs from a pre-padded IFMAP; the
                     # padded size that gives PyTorch's floor((I + 2P - F) / S) + 1 exactly is:

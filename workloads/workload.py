@@ -230,8 +230,11 @@ def _training_gemms(layer: Layer, mode: str) -> list[Layer]:
     fwd = layer.replace(name=f"{layer.name}.fwd")
     if mode == "dense":
         fwd = fwd.replace(mask=None, pattern=None)
+    # Backward GEMMs keep the forward's conv geometry: backward-weight reads the input feature map
+    # (expanded to im2col rows on chip, as the forward does) and backward-data writes it (col2im on
+    # chip), so their DRAM traffic is the feature map, not the im2col matrix.
     bd = layer.replace(name=f"{layer.name}.bwd_data", m=layer.m, n=layer.k, k=layer.n,
-                       phase=Phase.BACKWARD_DATA, conv=None, weight=None, mask=None, pattern=None,
+                       phase=Phase.BACKWARD_DATA, weight=None, mask=None, pattern=None,
                        weight_layout=None)
     if layer.weight_layout is not None:
         # The right operand is W^T: (groups, n, k) in GEMM layout.
@@ -244,7 +247,7 @@ def _training_gemms(layer: Layer, mode: str) -> list[Layer]:
         elif mode != "dense" and gm is not None:
             bd = bd.with_gemm_mask(np.ascontiguousarray(gm.transpose(0, 2, 1)))
     bw = layer.replace(name=f"{layer.name}.bwd_weight", m=layer.k, n=layer.n, k=layer.m,
-                       phase=Phase.BACKWARD_WEIGHT, conv=None, weight_name=None, weight=None,
+                       phase=Phase.BACKWARD_WEIGHT, weight_name=None, weight=None,
                        weight_layout=None, mask=None, pattern=None)
     return [fwd, bd, bw]
 

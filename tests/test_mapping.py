@@ -1,0 +1,233 @@
+"""The fast engine's memory model: the mapper against an exhaustive loop-nest reference, and the
+properties a hardware person checks, on thousands of random layers and designs (hypothesis)."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import accel
+from accel import Operand
+from simulator import plan_layer
+from simulator.dataflow import DATAFLOWS
+from simulator.mapping import pipeline_cycles, tile_candidates
+from workloads import NM, Layer, LayerKind, Unstructured, WeightLayout
+
+from . import naive
+
+
+def design(rows=4, cols=4, dataflow="ws", sizes=(4096, 4096, 4096), bw=8.0, double=True, timing="scalesim",
+           modes=("dense",), overflow="passes", port_bw=1e9, shared=False):
+    mems = [{"name": "a", "size_bytes": int(sizes[0]), "read_bw_bytes_per_cycle": port_bw, "holds": ["activation"],
+             "double_buffered": double},
+            {"name": "w", "size_bytes": int(sizes[1]), "read_bw_bytes_per_cycle": port_bw, "holds": ["weight"],
+             "double_buffered": double},
+            {"name": "o", "size_bytes": int(sizes[2]), "read_bw_bytes_per_cycle": port_bw, "holds": ["output"],
+             "double_buffered": double}]
+    if shared:
+        mems[0]["holds"] = ["activation", "weight"]
+        mems[0]["size_bytes"] = int(sizes[0] + sizes[1])
+        del mems[1]
+    return accel.build({
+        "name": "p", "compute": {"rows": rows, "cols": cols, "dataflow": dataflow, "clock_hz": 1e9,
+                                 "sparse_modes": list(modes), "nm_overflow": overflow, "timing": {"model": timing},
+                                 "activation_bits": 8, "weight_bits": 8, "accumulator_bits": 32},
+        "memories": mems, "dram": {"bandwidth_bytes_per_s": bw * 1e9}})
+
+
+def layer_of(m, n, k, mask=None, seed=0):
+    w = np.random.default_rng(seed).standard_normal((1, k, n)).astype(np.float32)
+    return Layer(name="x", kind=LayerKind.MATMUL, m=m, n=n, k=k, weight_name="x.w", weight=w,
+                 weight_layout=WeightLayout.KN, mask=mask)
+
+
+# ------------------------------------------------------------------------ exhaustive reference
+def _loop_nest_traffic(order, m, n, k, tm, tn, tk, a_b, w_b, acc_b, o_b):
+    """DRAM bytes of a DRAM-level loop nest, walked tile by tile: an operand's tile is fetched when
+    the tile it needs is not the one resident; an output tile left before its last k tile is
+    written as partial sums and read back when revisited."""
+    ranges = {"m": range(0, m, tm), "n": range(0, n, tn), "k": range(0, k, tk)}
+    names = order.split(">")
+    res = {"a": None, "w": None, "o": None}
+    a_bytes = w_bytes = rd = wr = 0.0
+    seen = set()
+
+    def size(lo, t, d):
+        return min(t, d - lo)
+
+    def leave(tile):
+        if tile is None:
+            return 0.0
+        (i, j), last = tile
+        full = size(i, tm, m) * size(j, tn, n)
+        return full * (o_b if last else acc_b)
+
+    for x in ranges[names[0]]:
+        for y in ranges[names[1]]:
+            for z in ranges[names[2]]:
+                idx = dict(zip(names, (x, y, z)))
+                i, j, q = idx["m"], idx["n"], idx["k"]
+                if res["a"] != (i, q):
+                    res["a"] = (i, q)
+                    a_bytes += size(i, tm, m) * size(q, tk, k) * a_b
+                if res["w"] != (q, j):
+                    res["w"] = (q, j)
+                    w_bytes += size(q, tk, k) * size(j, tn, n) * w_b
+                last = q + tk >= k
+                if res["o"] is None or res["o"][0] != (i, j):
+                    wr += leave(res["o"])
+                    if (i, j) in seen:
+                        rd += size(i, tm, m) * size(j, tn, n) * acc_b
+                    seen.add((i, j))
+                res["o"] = ((i, j), last)
+    wr += leave(res["o"])
+    return a_bytes, w_bytes, rd, wr
+
+
+def _reference_best(acc, m, n, k):
+    """Fewest cycles, then fewest DRAM bytes, over the mapper's space, by brute force (dense GEMM,
+    SCALE-Sim fold rule)."""
+    comp = acc.compute
+    dmap = DATAFLOWS[comp.dataflow]
+    r, c = comp.rows, comp.cols
+    gran = {dmap.rows: r, dmap.cols: c, dmap.stream: 1}
+    size = {"m": m, "n": n, "k": k}
+    cands = {d: tile_candidates(size[d], gran[d]) for d in "mnk"}
+    bw = acc.dram_bytes_per_cycle
+    mem = {op: acc.memory_for(op) for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT)}
+    best = None
+    full = {d: size[d] for d in "mnk"}
+    for order in [">".join(o) for o in itertools.permutations("mnk")]:   # all six: three must suffice
+        for tm in cands["m"]:
+            for tn in cands["n"]:
+                for tk in cands["k"]:
+                    tiles = {"m": int(tm), "n": int(tn), "k": int(tk)}
+                    a, w, rd, wr = _loop_nest_traffic(order, m, n, k, *tiles.values(), 1, 1, 4, 1)
+                    acc_on_chip = (dmap.stream != "k" and k > r) or tk < k
+                    use = {}
+                    for op, f in ((Operand.ACTIVATION, tm * tk), (Operand.WEIGHT, tk * tn),
+                                  (Operand.OUTPUT, tm * tn * 4 if acc_on_chip else 0)):
+                        use[mem[op].name] = use.get(mem[op].name, 0) + f
+                    if any(use[nm] > next(x for x in acc.memories if x.name == nm).usable_bytes for nm in use):
+                        continue
+                    t = tiles[dmap.stream]
+                    comp_cycles = naive.chunked_compute_cycles(m, n, k, r, c, comp.dataflow.value, t)
+                    one = naive.chunked_compute_cycles(m, n, k, r, c, comp.dataflow.value, full[dmap.stream])
+                    folds = naive.fold_count(m, n, k, r, c, comp.dataflow.value, full[dmap.stream])
+                    stat = {"m": 1, "n": 1, "k": 0}[dmap.stream]
+                    cyc = float(pipeline_cycles(comp_cycles, 0.0, (a + w + rd) / bw, wr / bw, 1, True,
+                                                r * c * stat / bw, r * c * 4 / bw, one / folds))
+                    key = (round(cyc, 6), a + w + rd + wr)
+                    if best is None or key < best:
+                        best = key
+    return best
+
+
+@pytest.mark.parametrize("df", ["ws", "os", "is"])
+@pytest.mark.parametrize("shape,sizes", [((37, 21, 19), (256, 256, 512)), ((9, 30, 50), (1024, 128, 2048)),
+                                         ((100, 12, 12), (96, 96, 128)), ((24, 9, 40), (128, 512, 96))])
+def test_mapper_matches_exhaustive_loop_nest(df, shape, sizes):
+    acc = design(rows=4, cols=4, dataflow=df, sizes=sizes, bw=2.0)
+    m, n, k = shape
+    plan = plan_layer(Layer(name="x", kind=LayerKind.MATMUL, m=m, n=n, k=k), acc)
+    ref = _reference_best(acc, m, n, k)
+    if ref is None:
+        assert not plan.mapping.fits
+        return
+    assert plan.mapping.fits
+    assert plan.cycles == max(math.floor(ref[0] + 0.5), plan.compute_cycles)
+    assert plan.dram_bytes == pytest.approx(ref[1])
+
+
+# ------------------------------------------------------------------------------------ properties
+layers = st.tuples(st.integers(1, 400), st.integers(1, 160), st.integers(1, 300),
+                   st.sampled_from(["dense", "2:4", "1:4", "u0.3", "u0.7"]), st.integers(0, 3))
+designs = st.fixed_dictionaries({
+    "rows": st.sampled_from([2, 4, 8, 16]), "cols": st.sampled_from([2, 4, 8, 16]),
+    "dataflow": st.sampled_from(["ws", "os", "is"]), "rtl": st.booleans(),
+    "sizes": st.tuples(*[st.integers(9, 18).map(lambda e: 1 << e)] * 3),
+    "bw": st.sampled_from([0.5, 2.0, 8.0, 64.0]), "modes": st.sampled_from([("dense",), ("dense", "2:4"),
+                                                                           ("dense", "1:4", "2:4")]),
+    "overflow": st.sampled_from(["passes", "dense"]), "shared": st.booleans(),
+    "port_bw": st.sampled_from([4.0, 64.0, 1e9])})
+
+
+def _make(d, **over):
+    d = {**d, **over}
+    timing = "rtl" if d["rtl"] and d["dataflow"] == "ws" else "scalesim"
+    return design(rows=d["rows"], cols=d["cols"], dataflow=d["dataflow"], sizes=d["sizes"], bw=d["bw"],
+                  double=d.get("double", True), timing=timing, modes=d["modes"], overflow=d["overflow"],
+                  port_bw=d["port_bw"], shared=d["shared"])
+
+
+def _masked(shape):
+    m, n, k, pat, seed = shape
+    layer = layer_of(m, n, k, seed=seed)
+    if pat == "dense":
+        return layer, layer
+    p = NM(int(pat[0]), int(pat[2])) if ":" in pat else Unstructured(float(pat[1:]))
+    return layer.sparsify(p), layer
+
+
+PROPERTY_SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _check_properties(shape, d):
+    layer, dense_layer = _masked(shape)
+    acc = _make(d)
+    base = plan_layer(layer, acc)
+    # MACs conserved; compulsory <= DRAM bytes
+    nnz = int(np.count_nonzero(layer.mask)) if layer.mask is not None else layer.n * layer.k
+    assert base.effective_macs == layer.m * nnz
+    assert base.executed_macs >= base.effective_macs
+    assert base.dram_bytes >= base.compulsory_bytes * (1 - 1e-9)
+    assert base.cycles >= base.compute_cycles
+    # sparse never slower than dense
+    assert base.cycles <= plan_layer(dense_layer, acc).cycles
+    # double buffering (same working capacity) never slower than single buffering
+    single = plan_layer(layer, _make(d, double=False, sizes=tuple(s // 2 for s in d["sizes"])))
+    assert base.cycles <= single.cycles
+    # cycles never rise when a buffer or the bandwidth grows; nor do DRAM bytes, unless the mapper
+    # traded them for fewer compute cycles (fewer stream chunks): see simulator/mapping.py
+    for i in range(3):
+        sizes = tuple(s * 4 if j == i else s for j, s in enumerate(d["sizes"]))
+        _no_worse(base, plan_layer(layer, _make(d, sizes=sizes)), f"memory {i} grown")
+    _no_worse(base, plan_layer(layer, _make(d, bw=d["bw"] * 4)), "bandwidth grown")
+
+
+def _no_worse(base, grown, what):
+    assert grown.cycles <= base.cycles, what
+    if grown.compute_cycles >= base.compute_cycles:
+        assert grown.dram_bytes <= base.dram_bytes * (1 + 1e-9), what
+    else:
+        TRADES.append((base.dram_bytes, grown.dram_bytes))
+
+
+TRADES: list = []
+
+
+@settings(max_examples=500, **PROPERTY_SETTINGS)
+@given(layers, designs)
+def test_memory_model_properties(shape, d):
+    _check_properties(shape, d)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, **{**PROPERTY_SETTINGS, "derandomize": False})
+@given(layers, designs)
+def test_memory_model_properties_many(shape, d):
+    _check_properties(shape, d)
+
+
+# ----------------------------------------------------------------------------------- pipeline
+def test_pipeline_double_buffering_exact_cases():
+    # one DRAM-bound step: load + write-back + the compute that cannot overlap, not twice the DRAM time
+    assert pipeline_cycles(10.0, 0.0, 100.0, 50.0, 1, True, 5.0, 5.0, 10.0) == 160.0
+    assert pipeline_cycles(10.0, 0.0, 100.0, 50.0, 1, False) == 160.0
+    # compute-bound: the first fold's stationary tile and the last fold's outputs are exposed
+    assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, True, 5.0, 7.0, 10.0) == 1012.0
+    assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, False) == 1150.0
+    # the SRAM ports overlap the compute: the longer of the two counts
+    assert pipeline_cycles(100.0, 400.0, 10.0, 10.0, 4, True, 1.0, 1.0, 10.0) == 402.0
