@@ -12,6 +12,7 @@ from accel import AccelConfigError
 from simulator import SimulationError, simulate
 from simulator.event import STALL_COLUMNS, chunk_sizes, layer_plan, simulate_event
 from workloads import Layer, LayerKind, Workload
+from workloads.layout import WeightLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "accel"
@@ -32,14 +33,9 @@ def small_workload(rng, batch=1):
     for layer in layers:
         if layer.kind is LayerKind.LINEAR:
             w = rng.standard_normal((layer.k, layer.n)).astype(np.float32)
-            layer = layer.replace(weight=w, weight_layout=accel_kn(), weight_name=f"{layer.name}.weight")
+            layer = layer.replace(weight=w, weight_layout=WeightLayout.KN, weight_name=f"{layer.name}.weight")
         out.append(layer)
     return wl_of(*out, batch=batch)
-
-
-def accel_kn():
-    from workloads.layout import WeightLayout
-    return WeightLayout.KN
 
 
 def doc_of(preset: str) -> dict:
