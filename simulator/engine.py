@@ -329,7 +329,8 @@ def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candida
     a_b, w_b = comp.activation_bits / 8, comp.weight_bits / 8
     stat_b = {"m": w_b, "n": a_b, "k": 0.0}[dmap.stream] + (p.meta_tile_factor if dmap.stream == "m" else 0.0)
     # the first fold's stationary tile as loaded: a layer narrower than the array loads only its part
-    prologue = min(comp.rows, max(1, size[dmap.rows])) * min(comp.cols, max(1, size[dmap.cols])) * stat_b / bw
+    full = {"m": int(layer.m), "n": int(layer.n), "k": int(layer.k)}   # before compression: same in every mode
+    prologue = min(comp.rows, full[dmap.rows]) * min(comp.cols, full[dmap.cols]) * stat_b / bw
     epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / bw
     one_fold = float(compute_s[-1]) / max(1, int(folds_s[-1]))
 
