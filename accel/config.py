@@ -16,6 +16,7 @@ import yaml
 
 from .energy import DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, default_table, dram_pj_per_byte, sram_pj_per_byte
 from .errors import AccelConfigError, FpgaFitError
+from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
                    MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
 
@@ -120,7 +121,7 @@ def _parse_mode(text, where: str) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------------------------------- build
-_TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga")
+_TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga", "cores")
 _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_bits", "accumulator_bits",
             "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
@@ -238,13 +239,13 @@ def build(doc: dict, source: str = "") -> Accelerator:
         mem = memories[idx]
         memories[idx] = Memory(**{**vars(mem), "holds": mem.holds + (Operand.METADATA,)})
 
-    d = _Ctx(top.get("dram"), "dram", ("bandwidth_bytes_per_s", "energy_pj_per_byte", "technology"))
+    d = _Ctx(top.get("dram"), "dram", ("bandwidth_bytes_per_s", "energy_pj_per_byte", "technology") + DRAM_SYSTEM_KEYS)
     tech = d.str("technology", "ddr3").lower()
     if tech not in DRAM_PJ_PER_BIT:
         raise AccelConfigError(f"dram.technology: expected one of {', '.join(DRAM_PJ_PER_BIT)}, got {_show(tech)}")
     dram = Dram(bandwidth_bytes_per_s=d.num("bandwidth_bytes_per_s"),
                 energy_pj_per_byte=d.num("energy_pj_per_byte", dram_pj_per_byte(tech), positive=False),
-                technology=tech)
+                technology=tech, **dram_system(d))
 
     fpga = None
     if top.get("fpga", None) is not None:
@@ -257,7 +258,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
             raise AccelConfigError(f"compute.clock_hz: {compute.clock_hz:g} Hz is above the FPGA budget's "
                                    f"fpga.clock_hz {fpga.clock_hz:g} Hz")
     acc = Accelerator(name=name, compute=compute, memories=tuple(memories), dram=dram, energy=table, fpga=fpga,
-                      description=top.str("description", ""), source=top.str("source", source))
+                      description=top.str("description", ""), source=top.str("source", source),
+                      cores=parse_cores(top, doc, build, _Ctx))
     if fpga is not None:
         from .fpga import fpga_usage
         usage = fpga_usage(acc)

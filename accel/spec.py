@@ -150,9 +150,11 @@ class Memory:
 
 @dataclass(frozen=True)
 class Dram:
-    bandwidth_bytes_per_s: float
+    bandwidth_bytes_per_s: float   # total over the channels
     energy_pj_per_byte: float
     technology: str = "ddr3"
+    channels: int = 1              # event engine: channels sharing the bandwidth equally
+    latency_cycles: float = 0.0    # event engine: access latency of one transfer
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ class Accelerator:
     fpga: FpgaBudget | None = None
     description: str = ""
     source: str = ""
+    cores: "MultiCore | None" = None   # several arrays sharing DRAM (accel.multicore); None: one core
 
     def memory_for(self, operand: Operand) -> Memory:
         for mem in self.memories:

@@ -322,7 +322,9 @@ def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candida
     # the first fold's stationary tile, the last fold's outputs, one unchunked fold's compute
     a_b, w_b = comp.activation_bits / 8, comp.weight_bits / 8
     stat_b = {"m": w_b, "n": a_b, "k": 0.0}[dmap.stream] + (p.meta_tile_factor if dmap.stream == "m" else 0.0)
-    prologue = comp.rows * comp.cols * stat_b / bw
+    # the first fold's stationary tile as loaded: a layer narrower than the array loads only its part
+    full = {"m": int(layer.m), "n": int(layer.n), "k": int(layer.k)}   # before compression: same in every mode
+    prologue = min(comp.rows, full[dmap.rows]) * min(comp.cols, full[dmap.cols]) * stat_b / bw
     epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / bw
     one_fold = float(compute_s[-1]) / max(1, int(folds_s[-1]))
 
@@ -477,11 +479,12 @@ def simulate_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = No
     return _row(plan_layer(layer, acc, dmap), layer, acc)
 
 
-def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast", dataflow=None):
-    """Simulate every layer of ``workload`` on ``accelerator``; returns a :class:`SimResult`."""
+def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast", dataflow=None, trace: bool = False):
+    """Simulate every layer of ``workload`` on ``accelerator``; returns a :class:`SimResult`.
+    ``engine="event"``: the SimPy model (:mod:`simulator.event`); ``trace`` keeps its timeline."""
     from .result import SimResult
-    if engine != "fast":
-        raise SimulationError(f"engine must be 'fast' (the only engine this version has), got {engine!r}")
+    if engine not in ("fast", "event"):
+        raise SimulationError(f"engine: expected 'fast' or 'event', got {engine!r}")
     if not isinstance(workload, Workload):
         raise SimulationError(f"simulate: expected a workloads.Workload, got {type(workload).__name__}")
     if not isinstance(accelerator, Accelerator):
@@ -492,7 +495,15 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
             df = Dataflow(str(dataflow).lower())
         except ValueError:
             raise SimulationError(f"dataflow must be one of ws, os, is; got {dataflow!r}") from None
-        accelerator = accelerator.with_dataflow(df)   # checked as a description file is (rtl timing: ws only)
+        accelerator = accelerator.with_dataflow(df)   # as a description file would say it (rtl rule: ws only)
+    if engine == "event":
+        from .event import simulate_event
+        return simulate_event(workload, accelerator, dataflow=dataflow, trace=trace)
+    if trace:
+        raise SimulationError("trace: only engine='event' records a timeline")
+    if accelerator.cores is not None and len(accelerator.cores.cores) > 1:
+        raise SimulationError(f"accelerator '{accelerator.name}': cores: {len(accelerator.cores.cores)} cores "
+                              f"share DRAM; only engine='event' simulates several cores")
     dmap = DATAFLOWS[accelerator.compute.dataflow]
     rows = [simulate_layer(layer, accelerator, dmap) for layer in workload.layers]
     return SimResult.from_rows(rows, accelerator, workload)

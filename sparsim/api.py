@@ -26,11 +26,12 @@ def accelerator(name_or_path):
     return accel.load(name_or_path)
 
 
-def simulate(workload: Workload, accel_or_name, engine: str = "fast", dataflow=None):
-    """Simulate ``workload`` on an accelerator (object, preset name or file); returns a SimResult."""
+def simulate(workload: Workload, accel_or_name, engine: str = "fast", dataflow=None, trace: bool = False):
+    """Simulate ``workload`` on an accelerator (object, preset name or file); returns a SimResult.
+    ``engine="event"`` runs the SimPy model (``trace=True`` keeps its per-tile timeline)."""
     from simulator import simulate as _simulate
     acc = accelerator(accel_or_name)                              # the hardware
-    return _simulate(workload, acc, engine=engine, dataflow=dataflow)  # per-layer cycles and energy
+    return _simulate(workload, acc, engine=engine, dataflow=dataflow, trace=trace)  # per-layer cycles and energy
 
 
 def load_workload(path) -> Workload:

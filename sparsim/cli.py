@@ -101,8 +101,11 @@ def cmd_simulate(args) -> int:
     check_writable(args.out, "--out", (".json", ".csv", ".parquet"))
     acc = accelerator(args.accel)
     wl = _load_workload(args)
-    res = simulate(wl, acc, dataflow=args.dataflow)
+    res = simulate(wl, acc, engine=args.engine, dataflow=args.dataflow, trace=bool(args.trace))
     print(format_sim_table(res))
+    if args.engine == "event":   # stall breakdown, cores, and the --trace files
+        from simulator.trace_export import event_report
+        print(event_report(res, args.trace))
     if args.out:
         res.save(args.out)
         print(f"wrote {args.out}")
@@ -285,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--training", choices=["bdwp", "forward-only-sparse", "dense"],
                     help="simulate forward, backward-data and backward-weight GEMMs")
     sp.add_argument("--out", help="write the result: .json (layers, totals, accelerator, workload), .csv, .parquet")
+    sp.add_argument("--engine", choices=["fast", "event"], default="fast",
+                    help="fast: closed form (default); event: SimPy model of DMA, buffers, DRAM channels, cores")
+    sp.add_argument("--trace", metavar="PREFIX", help="event engine: write PREFIX.trace.csv, PREFIX.trace.json "
+                    "(Chrome/Perfetto) and PREFIX.dram.png")
     sp.set_defaults(func=cmd_simulate)
 
     sp = sub.add_parser("presets", help="list accelerator presets, or show one")

@@ -99,8 +99,8 @@ def test_dataflow_override_and_bad_engine():
     assert simulate(wl_of(layer), acc, dataflow="os").layers.loc[0, "compute_cycles"] == 143
     with pytest.raises(SimulationError, match="dataflow must be one of"):
         simulate(wl_of(layer), acc, dataflow="xs")
-    with pytest.raises(SimulationError, match="engine must be 'fast'"):
-        simulate(wl_of(layer), acc, engine="event")
+    with pytest.raises(SimulationError, match="engine: expected 'fast' or 'event'"):
+        simulate(wl_of(layer), acc, engine="evnt")
 
 
 # ------------------------------------------------------------------------------------ sparse timing

@@ -1,0 +1,48 @@
+"""Speed of the event engine: ResNet-50 with real 2:4 masks on vegeta-flex, and how its event count
+grows with the folds (bounded by merging consecutive folds into at most MAX_CHUNKS tiles a layer).
+
+Run: .venv/bin/python benchmarks/bench_event.py   (or `make bench`)
+"""
+import time
+
+import accel
+import sparsim
+from simulator import simulate
+from simulator.event import simulate_event
+
+
+def best_of(fn, repeats):
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def main():
+    wl = sparsim.trace_zoo("resnet50").sparsify("2:4")
+    acc = accel.load("vegeta-flex")
+    simulate(wl, acc)  # load the Numba cache
+    t_fast, fast = best_of(lambda: simulate(wl, acc), 3)
+    t_ev, ev = best_of(lambda: simulate(wl, acc, engine="event"), 3)
+    print(f"resnet50 2:4 on vegeta-flex: fast {t_fast:.2f} s, event {t_ev:.2f} s (fast plan included); "
+          f"{fast.totals['folds']:,} folds -> {ev.tiles:,} tiles, {ev.events:,} SimPy events; "
+          f"cycles fast {fast.totals['cycles']:,} event {ev.totals['cycles']:,}")
+    for preset in ("edge-npu", "tpu-like"):
+        a = accel.load(preset)
+        t, r = best_of(lambda: simulate(wl, a, engine="event"), 1)
+        print(f"resnet50 2:4 on {preset:15s}: event {t:.2f} s; {r.totals['folds']:,} folds -> {r.tiles:,} tiles, "
+              f"{r.events:,} events")
+    # event count against folds, merged and not, on growing layers
+    from workloads import Layer, LayerKind, Workload
+    for m in (256, 2048, 16384):
+        w = Workload(name="fc", layers=(Layer(name="fc", kind=LayerKind.LINEAR, m=m, n=1024, k=1024),))
+        for mc in ((None, 24) if m <= 2048 else (24,)):   # fold by fold at m = 16384 takes minutes
+            t, r = best_of(lambda: simulate_event(w, acc, max_chunks=mc), 1)
+            print(f"  linear m={m:6d}: {r.totals['folds']:6,} folds, max_chunks={str(mc):4s}: {r.tiles:6,} tiles, "
+                  f"{r.events:8,} events, {t * 1e3:7.1f} ms, cycles {r.totals['cycles']:,}")
+
+
+if __name__ == "__main__":
+    main()
