@@ -45,6 +45,7 @@ DEVICES = {
     "xcvu9p": {"family": "xilinx-ultrascale+", "lut": 1182240, "ff": 2364480, "dsp": 6840, "bram36": 2160},
 }
 RESOURCES = ("lut", "ff", "carry", "dsp")
+PERIOD_TERMS = ("constant", "log2(R*C)", "log2(M)", "log2(R/N)")
 
 
 def _log2(x: float) -> float:
@@ -106,13 +107,20 @@ def fit_array_model(rows: list[dict]) -> dict:
         y = np.array([r[res] for r in train], dtype=float)
         coef[res] = [float(v) for v in _nnls(x, y)]
     placed = [r for r in train if r.get("fmax_mhz") not in ("", None) and int(r.get("pnr_dsp_mapped") or 0)]
+    fitted = []
     if len(placed) >= 2:
         x = np.array([features(*_args(r))["period"] for r in placed], dtype=float)
         y = np.array([1000.0 / r["fmax_mhz"] for r in placed])
-        sol, *_ = np.linalg.lstsq(x, y, rcond=None)
-        coef["period_ns"] = [float(v) for v in sol]
+        # only the terms the placed points vary in can be fitted; the others stay 0 (not modelled)
+        keep = [0] + [j for j in range(1, x.shape[1]) if np.ptp(x[:, j]) > 0][:max(0, len(placed) - 2)]
+        sol, *_ = np.linalg.lstsq(x[:, keep], y, rcond=None)
+        full = np.zeros(x.shape[1])
+        full[keep] = sol
+        coef["period_ns"] = [float(v) for v in full]
+        fitted = [PERIOD_TERMS[j] for j in keep]
     model = {"target": "ecp5", "unit": "nm_array", "coefficients": coef,
-             "training_points": len(train), "placed_training_points": len(placed)}
+             "training_points": len(train), "placed_training_points": len(placed),
+             "period_terms_fitted": fitted}
     model["held_out_error"] = _errors(model, held)
     model["training_error"] = _errors(model, train)
     return model

@@ -275,13 +275,14 @@ def _run_tile(case: Case, sim: str, vec: dict) -> dict:
                        f"(log: {BUILD}/nm_array_{sim}_*/run.log)") from None
 
 
-def calibrate(acc, sim: str = "verilator", quick: bool = False, log=print) -> tuple[dict, dict]:
-    """Run the suite on ``sim``; returns (calibration YAML document, report)."""
+def calibrate(acc, sim: str = "verilator", quick: bool = False, log=print, only=None) -> tuple[dict, dict]:
+    """Run the suite on ``sim``; returns (calibration YAML document, report). ``only``: a predicate
+    on :class:`Case` that keeps part of the suite (it must keep training tiles of both conditions)."""
     _check_accelerator(acc)
     missing = simulator_missing(sim)
     if missing:
         raise HdlError(missing)
-    cases = suite(acc, quick)
+    cases = [c for c in suite(acc, quick) if only is None or only(c)]
     masks = {}
     for i, case in enumerate(cases):
         vec, masks[case.name] = _vector(case)

@@ -137,6 +137,13 @@ def cmd_calibrate(args) -> int:
           f"with backpressure: MAPE {h['backpressure']['mape_percent']:.3f} %, "
           f"max {h['backpressure']['max_abs_error_percent']:.3f} %")
     print(f"  fitted timing: {calib['compute']['timing']}")
+    if args.timing_check:
+        from hdl.timing_check import timing_grid
+        tc = timing_grid(sim=args.sim, log=lambda *_: None)
+        report["timing_check"] = tc
+        print(f"  independent timing check ({tc['points']} points, R and C in 2..16, {args.sim}): RTL cycles vs the "
+              f"engine's rtl formula alone: max error {tc['max_abs_error_cycles']:g} cycles, "
+              f"mean {tc['mean_abs_error_cycles']:g}")
     write_outputs(calib, report, args.out, args.report)
     for path in (args.out, args.report):
         if path:
@@ -288,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="write the fitted timing as a YAML an accelerator can include")
     sp.add_argument("--report", help="write the per-tile report as JSON")
     sp.add_argument("--quick", action="store_true", help="a small subset: one mode, one array shape")
+    sp.add_argument("--timing-check", action="store_true",
+                    help="also measure RTL cycles on arrays of 2..16 rows and columns and compare them with the "
+                         "engine's rtl formula alone (not the golden model); adds 'timing_check' to the report")
     sp.set_defaults(func=cmd_calibrate)
 
     sp = sub.add_parser("synth", help="synthesize an RTL unit with current Yosys (and place it with nextpnr-ecp5)")

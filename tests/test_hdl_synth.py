@@ -86,8 +86,8 @@ def test_fpga_section_with_device_array_model_and_estimated_clock(tmp_path):
     doc2 = dict(doc, compute=dict(doc["compute"], clock_hz=est["fmax_mhz"] * 1e6 / 2))
     slow = simulate(wl, accel.build(doc2)).layers
     fast = simulate(wl, acc).layers
-    assert slow.cycles.iloc[0] == fast.cycles.iloc[0]
-    assert slow.energy_static_pj.iloc[0] == pytest.approx(2 * fast.energy_static_pj.iloc[0])
+    assert slow.compute_cycles.iloc[0] == fast.compute_cycles.iloc[0]
+    assert slow.energy_static_pj.iloc[0] == pytest.approx(2 * fast.energy_static_pj.iloc[0], rel=1e-3)
     doc["fpga"]["model"] = "per_pe"
     with pytest.raises(AccelConfigError, match="'estimated' needs fpga.model: array"):
         accel.build(doc)
@@ -136,21 +136,27 @@ def test_synth_and_place_a_small_array_against_the_model(capsys):
         assert doc["synthesized"]["fmax_mhz"] == pytest.approx(row["fmax_mhz"], rel=0.15)
 
 
-@pytest.mark.slow
-@needs_tools
-def test_fpga_yaml_is_a_complete_section_for_a_preset_without_a_budget(tmp_path, capsys):
-    """Issue 14: the --fpga-yaml output, included in a preset that has no fpga: section, builds."""
+def test_fpga_yaml_is_a_complete_section_for_a_preset_without_a_budget(tmp_path):
+    """Issue 14: the --fpga-yaml output, included in a preset that has no fpga: section, builds (it
+    used to lack the budget's keys). Counts as synth would report them for nm_array 4x4 on ECP5."""
+    from hdl.synth import SynthReport, fpga_yaml
+    rep = SynthReport(unit="nm_array", params={"R": 4, "C": 4, "N": 2, "M": 4, "DW": 8, "AW": 32}, target="ecp5",
+                      yosys="Yosys 0.70", lut=1128, ff=1658, carry=147, dsp=16, bram=0.0, mux=145, cells=3000,
+                      seconds=1.0, by_type={})
     costs = tmp_path / "pe.yaml"
-    assert main(["synth", "--unit", "nm_dot", "--params", "N=2,M=4,G=4", "--target", "xilinx",
-                 "--fpga-yaml", str(costs)]) == 0
+    costs.write_text(fpga_yaml(rep))
     measured = yaml.safe_load(costs.read_text())["fpga"]
-    assert measured["device"] == "xcvu9p"
-    doc = yaml.safe_load(accel.presets.path("vegeta-flex").read_text())
+    assert measured["device"] == "ecp5-85k" and measured["lut_per_pe"] == pytest.approx(1128 / 16, abs=0.01)
+    doc = yaml.safe_load(accel.presets.path("edge-npu").read_text())
     assert "fpga" not in doc
+    doc["compute"]["rows"], doc["compute"]["cols"] = 4, 4
+    doc["memories"] = [dict(m, size_bytes=min(m["size_bytes"], 16384)) for m in doc["memories"]]
     doc["include"] = [costs.name]
     (tmp_path / "v.yaml").write_text(yaml.safe_dump(doc))
     acc = accel.load(tmp_path / "v.yaml")
-    assert acc.fpga.lut_per_pe == measured["lut_per_pe"] and acc.fpga.dsp == DEVICES["xcvu9p"]["dsp"]
-    assert acc.fpga.clock_hz == acc.compute.clock_hz
+    assert acc.fpga.lut_per_pe == measured["lut_per_pe"] and acc.fpga.dsp == DEVICES["ecp5-85k"]["dsp"]
+    assert acc.fpga.clock_hz == acc.compute.clock_hz       # no placed clock: the design's own is assumed
     usage = accel.fpga_usage(acc)
-    assert usage.lut == pytest.approx(acc.compute.pes * measured["lut_per_pe"], abs=1)
+    assert usage.lut == pytest.approx(16 * measured["lut_per_pe"], abs=1) and usage.dsp == 16
+    with pytest.raises(HdlError, match="--fpga-device xcvu9p: expected one of ecp5-25k"):
+        fpga_yaml(rep, "xcvu9p")
