@@ -55,7 +55,7 @@ def test_measurement_table_and_model_are_committed_and_consistent():
         est = estimate_array(int(r["R"]), int(r["C"]), int(r["N"]), int(r["M"]), int(r["DW"]))
         assert est["dsp"] == pytest.approx(r["dsp"], rel=0.07)   # one MULT18X18D per PE (Yosys adds one at 2:8)
         bound = model["held_out_error" if int(r["held_out"]) else "training_error"]["ff"]["max_abs_percent"]
-        assert abs(est["ff"] - r["ff"]) / r["ff"] * 100 <= bound + 1e-6
+        assert abs(est["ff"] - r["ff"]) / r["ff"] * 100 <= bound + 0.01   # published to two decimals
 
 
 def test_model_features_grow_with_the_array():
