@@ -128,7 +128,7 @@ _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_
            "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
 _ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj")
 _FPGA = ("device", "dsp", "bram36", "lut", "ff", "clock_hz", "macs_per_dsp", "lut_per_pe", "lut_per_mux_bit",
-         "ff_per_pe")
+         "ff_per_pe", "model")
 
 
 def build(doc: dict, source: str = "") -> Accelerator:
@@ -172,8 +172,9 @@ def build(doc: dict, source: str = "") -> Accelerator:
     elif int(dtype[-2:].lstrip("t")) != max(a_bits, w_bits):
         raise AccelConfigError(f"compute.data_type: {dtype} does not match activation_bits/weight_bits "
                                f"{a_bits}/{w_bits}")
+    clock_from_fpga = str(c.get("clock_hz", "")).strip().lower() == "fpga"
     compute = ComputeArray(rows=c.int("rows"), cols=c.int("cols"), dataflow=c.enum("dataflow", Dataflow),
-                           clock_hz=c.num("clock_hz"), activation_bits=a_bits, weight_bits=w_bits,
+                           clock_hz=1.0 if clock_from_fpga else c.num("clock_hz"), activation_bits=a_bits, weight_bits=w_bits,
                            accumulator_bits=c.int("accumulator_bits", 32), sparse=sparse, timing=timing,
                            data_type=dtype)
 
@@ -249,14 +250,13 @@ def build(doc: dict, source: str = "") -> Accelerator:
 
     fpga = None
     if top.get("fpga", None) is not None:
-        f = _Ctx(top.get("fpga"), "fpga", _FPGA)
-        fpga = FpgaBudget(device=f.str("device", "fpga"), dsp=f.int("dsp"), bram36=f.int("bram36"),
-                          lut=f.int("lut"), ff=f.int("ff"), clock_hz=f.num("clock_hz"),
-                          macs_per_dsp=f.num("macs_per_dsp", 1.0), lut_per_pe=f.num("lut_per_pe", 40.0, False),
-                          lut_per_mux_bit=f.num("lut_per_mux_bit", 1.0, False), ff_per_pe=f.num("ff_per_pe", 64.0, False))
+        fpga, compute = _fpga(top.get("fpga"), compute, clock_from_fpga)
         if fpga.clock_hz < compute.clock_hz:
             raise AccelConfigError(f"compute.clock_hz: {compute.clock_hz:g} Hz is above the FPGA budget's "
                                    f"fpga.clock_hz {fpga.clock_hz:g} Hz")
+    elif clock_from_fpga:
+        raise AccelConfigError("compute.clock_hz: 'fpga' takes the clock of the fpga: section, which this "
+                               "description does not have")
     acc = Accelerator(name=name, compute=compute, memories=tuple(memories), dram=dram, energy=table, fpga=fpga,
                       description=top.str("description", ""), source=top.str("source", source),
                       cores=parse_cores(top, doc, build, _Ctx))
@@ -269,6 +269,47 @@ def build(doc: dict, source: str = "") -> Accelerator:
                                f"(needs DSP {usage.dsp}/{fpga.dsp}, BRAM36 {usage.bram36}/{fpga.bram36}, "
                                f"LUT {usage.lut}/{fpga.lut}, FF {usage.ff}/{fpga.ff})")
     return acc
+
+
+def _fpga(doc, compute: ComputeArray, clock_from_fpga: bool) -> tuple[FpgaBudget, ComputeArray]:
+    """The ``fpga:`` section. A known ``device`` (accel.fpga.DEVICES) supplies the budget's defaults;
+    ``model: array`` estimates resources with the fitted array model, and ``clock_hz: estimated``
+    takes that model's Fmax; ``compute.clock_hz: fpga`` then runs the array at the FPGA's clock."""
+    from dataclasses import replace
+
+    from .fpga import DEVICES, array_estimate
+    f = _Ctx(doc, "fpga", _FPGA)
+    device = f.str("device", "fpga")
+    known = DEVICES.get(device.strip().lower())
+    model = f.str("model", "per_pe")
+    if model not in ("per_pe", "array"):
+        raise AccelConfigError(f"fpga.model: expected per_pe or array, got {model!r}")
+    if model == "array" and (known is None or known["family"] != "ecp5"):
+        raise AccelConfigError(f"fpga.model: array is fitted on ECP5; fpga.device must be one of "
+                               f"{', '.join(k for k, v in DEVICES.items() if v['family'] == 'ecp5')}, got {device!r}")
+    budget = {key: f.int(key) if known is None or f.get(key, None) is not None else known[key]
+              for key in ("dsp", "bram36", "lut", "ff")}
+    estimated = str(f.get("clock_hz", "")).strip().lower() == "estimated"
+    if estimated:
+        if model != "array":
+            raise AccelConfigError("fpga.clock_hz: 'estimated' needs fpga.model: array (the fitted clock model)")
+        fmax = array_estimate(compute)["fmax_mhz"]
+        if not fmax:
+            raise AccelConfigError("fpga.clock_hz: the fitted array model has no clock fit")
+        clock = fmax * 1e6
+    elif f.get("clock_hz", None) is None:
+        if clock_from_fpga:
+            raise AccelConfigError("compute.clock_hz: 'fpga' needs fpga.clock_hz (a number or 'estimated')")
+        clock = compute.clock_hz       # no FPGA clock given: the design's own clock is assumed met
+    else:
+        clock = f.num("clock_hz")
+    fpga = FpgaBudget(device=device, **budget, clock_hz=clock,
+                      macs_per_dsp=f.num("macs_per_dsp", 1.0), lut_per_pe=f.num("lut_per_pe", 40.0, False),
+                      lut_per_mux_bit=f.num("lut_per_mux_bit", 1.0, False), ff_per_pe=f.num("ff_per_pe", 64.0, False),
+                      model=model, clock_estimated=estimated)
+    if clock_from_fpga:
+        compute = replace(compute, clock_hz=clock)
+    return fpga, compute
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

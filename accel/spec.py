@@ -199,6 +199,8 @@ class FpgaBudget:
     lut_per_pe: float = 40.0       # control and accumulator LUTs per PE
     lut_per_mux_bit: float = 1.0   # per activation bit per log2(M) levels of the index mux
     ff_per_pe: float = 64.0
+    model: str = "per_pe"          # per_pe | array (the fitted array model, accel/fpga.py)
+    clock_estimated: bool = False  # clock_hz is the array model's Fmax estimate
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,7 @@ class FpgaUsage:
     lut: int
     ff: int
     budget: FpgaBudget
+    clock_hz: float | None = None  # achievable clock estimated by the array model (None: per-PE model)
 
     def utilization(self) -> dict[str, float]:
         b = self.budget

@@ -19,6 +19,9 @@ ROOT = HDL.parent
 SIMULATORS = {"verilator": ("verilator", "verilator"), "icarus": ("iverilog", "iverilog")}
 
 
+DERIVED = ("IW", "GW")   # parameters the RTL computes from the others; never passed to it
+
+
 class HdlError(ValueError):
     """Parameters the RTL cannot take, or a simulator that is missing."""
 
@@ -54,7 +57,8 @@ def check_array_params(params: dict) -> dict:
     _check_ints(p, {"R": 1, "C": 2, "N": 1, "M": 1, "DW": 2, "AW": 1})
     if p["R"] % p["N"]:
         raise HdlError(f"parameter R={p['R']}: rows come in groups of N={p['N']}, so R must be a multiple of N")
-    return _check_nm(p)
+    gr = p["R"] // p["N"]
+    return {**_check_nm(p), "GW": max(1, (gr - 1).bit_length())}
 
 
 def simulator_missing(sim: str) -> str | None:
@@ -76,8 +80,8 @@ def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str, 
     missing = simulator_missing(sim)
     if missing:
         raise HdlError(missing)
-    from cocotb.runner import get_runner
-    rtl_params = {k: v for k, v in params.items() if k != "IW"}
+    get_runner = _cocotb_runner()
+    rtl_params = {k: v for k, v in params.items() if k not in DERIVED}
     defines = dict(defines or {})
     tag = "_".join(f"{k}{v}" for k, v in sorted(rtl_params.items())) + "".join(f"_{k}" for k in sorted(defines))
     build_dir = BUILD / f"{unit}_{sim}_{tag}"
@@ -95,6 +99,16 @@ def run_unit(unit: str, sim: str, params: dict, vector: dict, test_module: str, 
                               test_dir=build_dir, extra_env=env, parameters=rtl_params)
         _assert_passed(results)
         return json.loads(res_path.read_text())
+
+
+def _cocotb_runner():
+    """cocotb 1.8's ``get_runner``, imported without its warning that the Python runner is
+    experimental (printed on every ``calibrate`` run otherwise; the API is pinned with cocotb 1.8)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Python runners and associated APIs", category=UserWarning)
+        from cocotb.runner import get_runner
+    return get_runner
 
 
 class _quiet:

@@ -108,6 +108,10 @@ class ArrayFold:
     w: tuple[tuple[int, ...], ...]     # R rows of C weights
     idx: tuple[tuple[int, ...], ...]   # R rows of C indices
     rows: tuple[tuple[int, ...], ...]  # T stream rows of (R/N) x M activations
+    gsel: tuple[int, ...] | None = None  # per array row, the beat group it reads (None: row // N)
+
+    def group_of(self, r: int, n: int) -> int:
+        return r // n if self.gsel is None else self.gsel[r]
 
 
 @dataclass(frozen=True)
@@ -118,10 +122,78 @@ class ArrayOut:
 
 
 def array_row_result(fold: ArrayFold, act, n: int, m: int, aw: int) -> tuple[int, ...]:
-    """Output row of one stream row: column c sums w[r][c] x act[(r // N) * M + idx[r][c]] over rows."""
+    """Output row of one stream row: column c sums w[r][c] x act[gsel[r] * M + idx[r][c]] over rows."""
     r_count, c_count = len(fold.w), len(fold.w[0])
-    return tuple(wrap(sum(fold.w[r][c] * act[(r // n) * m + fold.idx[r][c]] for r in range(r_count)), aw)
+    base = [fold.group_of(r, n) * m for r in range(r_count)]
+    return tuple(wrap(sum(fold.w[r][c] * _at(act, base[r] + fold.idx[r][c]) for r in range(r_count)), aw)
                  for c in range(c_count))
+
+
+def _at(act, i: int) -> int:
+    """An activation of the beat; a group select past the beat's groups reads zeros (as the RTL's mux)."""
+    return act[i] if i < len(act) else 0
+
+
+@dataclass(frozen=True)
+class MultipassTile:
+    """A dense k x C weight tile with an arbitrary mask, scheduled on an R-row N:M array.
+
+    ``passes[g]`` slot groups of N slots serve M-group g (the most any column keeps there, at least
+    one); the slot groups, in group order, fill folds of R/N. ``folds[f]`` is ``(w, idx, gsel,
+    groups)``: R x C weights and indices, the group select of each array row, and the M-groups
+    (in beat order) the fold's stream beat carries."""
+
+    passes: tuple[int, ...]
+    folds: tuple
+
+
+def schedule_multipass(weights, mask, n: int, m: int, r: int) -> MultipassTile:
+    """Compress ``weights`` (k x C) under ``mask`` into multi-pass folds of an R-row array.
+
+    A column's kept weights of group g fill its passes in index order, N per pass; unused slots
+    hold a zero weight with index 0. This is the mapping the engine costs in N:M mode: the fold
+    count is ceil(sum(passes) / (R / N))."""
+    import numpy as np
+    weights, mask = np.asarray(weights), np.asarray(mask, dtype=bool)
+    k, c = weights.shape
+    if mask.shape != (k, c):
+        raise ValueError(f"mask shape {mask.shape} does not match weights {weights.shape}")
+    if r % n:
+        raise ValueError(f"R={r} must be a multiple of N={n}")
+    gr = r // n
+    kg = -(-k // m)
+    kept = [[[i - g * m for i in range(g * m, min(k, g * m + m)) if mask[i, col]] for col in range(c)]
+            for g in range(kg)]
+    passes = tuple(max(1, -(-max(len(x) for x in kept[g]) // n)) for g in range(kg))
+    slot_groups = [(g, p) for g in range(kg) for p in range(passes[g])]
+    folds = []
+    for start in range(0, len(slot_groups), gr):
+        chunk = slot_groups[start:start + gr]
+        groups = tuple(dict.fromkeys(g for g, _ in chunk))
+        w = [[0] * c for _ in range(r)]
+        ix = [[0] * c for _ in range(r)]
+        gsel = [0] * r
+        for s, (g, p) in enumerate(chunk):
+            for j in range(n):
+                row = s * n + j
+                gsel[row] = groups.index(g)
+                for col in range(c):
+                    mine = kept[g][col][p * n:(p + 1) * n]
+                    if j < len(mine):
+                        ix[row][col] = mine[j]
+                        w[row][col] = int(weights[g * m + mine[j], col])
+        folds.append((tuple(map(tuple, w)), tuple(map(tuple, ix)), tuple(gsel), groups))
+    return MultipassTile(passes=passes, folds=tuple(folds))
+
+
+def fold_beat(act_row, groups, m: int, gr: int) -> tuple[int, ...]:
+    """The stream beat of one fold for one activation row (length k): its groups' M activations in
+    beat order, zeros for groups past the end of k and for unused beat groups."""
+    out = []
+    for g in groups:
+        seg = [int(v) for v in act_row[g * m:(g + 1) * m]]
+        out += seg + [0] * (m - len(seg))
+    return tuple(out + [0] * ((gr - len(groups)) * m))
 
 
 def nm_array_timeline(folds, wl_valid, in_valid, out_ready, r: int, c: int, n: int, m: int, aw: int = 32):

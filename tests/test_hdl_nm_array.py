@@ -37,7 +37,8 @@ def vector(folds, rng, length, bubbles):
 
 
 def _folds(vec):
-    return [ArrayFold(tuple(map(tuple, f["w"])), tuple(map(tuple, f["idx"])), tuple(map(tuple, f["rows"])))
+    return [ArrayFold(tuple(map(tuple, f["w"])), tuple(map(tuple, f["idx"])), tuple(map(tuple, f["rows"])),
+                      tuple(f["gsel"]) if f.get("gsel") is not None else None)
             for f in vec["folds"]]
 
 
@@ -149,3 +150,70 @@ def test_rtl_activity_matches_engine_action_counts(n, m):
     assert act["mults"] == executed == sum(len(f.rows) for f in folds) * r * c
     assert act["weight_writes"] == weight_loads == len(folds) * r * c
     assert act["in_beats"] == act["out_beats"] == sum(len(f.rows) for f in folds)
+
+
+# ------------------------------------------------------------------ multi-pass N:M (arbitrary masks)
+def multipass_folds(rng, dense, mask, n, m, r, rows):
+    """Folds of a k x C tile scheduled multi-pass, and the activations they stream."""
+    from simulator.golden import fold_beat, schedule_multipass
+    sched = schedule_multipass(dense, mask, n, m, r)
+    acts = rng.integers(-128, 128, size=(rows, dense.shape[0]))
+    folds = [ArrayFold(w, ix, tuple(fold_beat(a, groups, m, r // n) for a in acts), gsel)
+             for w, ix, gsel, groups in sched.folds]
+    return sched, folds, acts
+
+
+def _multipass_vector(folds, rng, length, bubbles):
+    vec = vector(folds, rng, length, bubbles)
+    for f, fold in zip(vec["folds"], folds):
+        f["gsel"] = fold.gsel
+    return vec
+
+
+def test_multipass_schedule_golden_sums_to_the_masked_matmul():
+    """Partial sums of the multi-pass folds add up to acts @ (W x mask) for masks with more than N
+    nonzeros per group; the fold count is ceil(sum of passes / (R / N)), each group's passes
+    ceil(j / N) for the column that keeps the most (at least one)."""
+    from simulator.golden import array_row_result
+    rng = np.random.default_rng(7)
+    for n, m, r, density in [(2, 4, 4, 0.7), (1, 4, 4, 0.5), (2, 8, 8, 0.3), (4, 8, 8, 0.9)]:
+        k, c = 6 * m, 5
+        dense = rng.integers(-128, 128, size=(k, c))
+        mask = rng.random((k, c)) < density
+        sched, folds, acts = multipass_folds(rng, dense, mask, n, m, r, rows=4)
+        counts = mask.reshape(k // m, m, c).sum(axis=1).max(axis=1)
+        assert sched.passes == tuple(max(1, -(-int(j) // n)) for j in counts)
+        assert len(folds) == -(-sum(sched.passes) // (r // n))
+        total = sum(np.array([array_row_result(f, row, n, m, 32) for row in f.rows]) for f in folds)
+        assert (total == acts @ (dense * mask)).all()
+        assert max(sched.passes) > 1          # the masks do need more than one pass somewhere
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("density,bubbles", [(0.5, False), (0.7, True)])
+def test_nm_array_multipass_real_unstructured_mask(density, bubbles):
+    """A zoo layer's weights, pruned unstructured by magnitude to 50 % and 70 % density (groups with 3
+    or 4 nonzeros take two passes), run multi-pass on both simulators, calm and with bubbles."""
+    from workloads import Unstructured, trace, zoo
+    model, inputs = zoo.build("mlp_digits", seed=0)
+    w = trace(model, inputs).layer("fc2").gemm_weight()[0][:24, :4]       # k = 24: six groups of 4
+    mask = Unstructured(density).mask(w)
+    q = np.round(w / np.abs(w).max() * 127).astype(int)
+    rng = np.random.default_rng(int(density * 10))
+    params = check_array_params({"R": 4, "C": 4, "N": 2, "M": 4, "DW": 8, "AW": 32})
+    sched, folds, acts = multipass_folds(rng, q, mask, 2, 4, 4, rows=5)
+    assert max(sched.passes) == 2
+    res = run_both(params, _multipass_vector(folds, rng, 900, bubbles))
+    rows = [e[1] for e in res["verilator"]["events"]]
+    per_fold = np.array(rows).reshape(len(folds), 5, 4)
+    assert (per_fold.sum(axis=0) == acts @ (q * mask)).all()
+
+
+@pytest.mark.slow
+def test_nm_array_multipass_random_masks_with_backpressure():
+    rng = np.random.default_rng(21)
+    params = check_array_params({"R": 8, "C": 3, "N": 2, "M": 8, "DW": 8, "AW": 32})
+    dense = rng.integers(-128, 128, size=(40, 3))
+    sched, folds, acts = multipass_folds(rng, dense, rng.random((40, 3)) < 0.6, 2, 8, 8, rows=4)
+    assert max(sched.passes) >= 3
+    run_both(params, _multipass_vector(folds, rng, 1500, bubbles=True))

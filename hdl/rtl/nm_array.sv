@@ -1,13 +1,17 @@
 `timescale 1ns/1ps
 // nm_array: a weight-stationary systolic array of N:M PEs, R rows x C columns.
 //
-// Each PE holds one weight and its log2(M)-bit index (one slot); N consecutive PE rows share one
-// M-wide activation group, so R rows cover R/N groups = R/N*M dense reduction elements.
+// Each PE holds one weight and its log2(M)-bit index (one slot); N consecutive PE rows form a slot
+// group of N slots that reads one M-wide activation group. The stream beat carries GR = R/N groups,
+// and every array row has a group select (loaded with its weights, shared by the row's C columns)
+// naming the beat group it reads. The identity select is a fixed N:M array; a flexible N:M engine
+// gives a group that keeps j > N weights in some column ceil(j/N) slot groups (passes) that select
+// the same beat group, so the columns of a fold share one schedule (VEGETA-style multi-pass).
 // Activations enter row r r cycles late (input skew), move one PE right per cycle and carry the
 // bank tag of the weights they use; partial sums move one PE down per cycle; the bottom row is
 // deskewed so a whole output row (C sums) leaves at once.
 //
-// Weights: one array row per wl beat (C weights and C indices), R beats fill a bank. Two banks: the
+// Weights: one array row per wl beat (C weights, C indices, the row's group select), R beats fill a bank. Two banks: the
 // next fold's weights load while this fold computes. A bank is reloaded only when no activation
 // that uses it is still in the array.
 // Stream: one beat per output row (R/N groups of M activations); in_last ends the fold, and the
@@ -21,7 +25,8 @@ module nm_array #(
     parameter int DW = 8,
     parameter int AW = 32,
     parameter int IW = (M > 1) ? $clog2(M) : 1,
-    parameter int GR = R / N
+    parameter int GR = R / N,
+    parameter int GW = (GR > 1) ? $clog2(GR) : 1
 ) (
     input  logic               clk,
     input  logic               rst_n,
@@ -29,6 +34,7 @@ module nm_array #(
     output logic               wl_ready,
     input  logic [C*DW-1:0]    wl_w,
     input  logic [C*IW-1:0]    wl_idx,
+    input  logic [GW-1:0]      wl_gsel,
     input  logic               in_valid,
     output logic               in_ready,
     input  logic               in_last,
@@ -61,17 +67,20 @@ module nm_array #(
     // ------------------------------------------------------------------ weight banks
     logic [R*C*DW-1:0] w0, w1;
     logic [R*C*IW-1:0] i0, i1;
+    logic [R*GW-1:0]   g0, g1;
 
     always_ff @(posedge clk) begin
         if (!rst_n) begin
-            w0 <= '0; w1 <= '0; i0 <= '0; i1 <= '0;
+            w0 <= '0; w1 <= '0; i0 <= '0; i1 <= '0; g0 <= '0; g1 <= '0;
         end else if (wl_fire) begin
             if (ld_bank) begin
                 w1[ld_row*C*DW +: C*DW] <= wl_w;
                 i1[ld_row*C*IW +: C*IW] <= wl_idx;
+                g1[ld_row*GW +: GW] <= wl_gsel;
             end else begin
                 w0[ld_row*C*DW +: C*DW] <= wl_w;
                 i0[ld_row*C*IW +: C*IW] <= wl_idx;
+                g0[ld_row*GW +: GW] <= wl_gsel;
             end
         end
     end
@@ -123,7 +132,15 @@ module nm_array #(
     logic [R*C-1:0]     busy;    // per PE: the activation passing this cycle belongs to an accepted row
 
     for (genvar r = 0; r < R; r++) begin : row
-        wire [AWD-1:0] src = {in_fire, cur_bank, in_act[(r/N)*M*DW +: M*DW]};
+        wire [GW-1:0] gsel = cur_bank ? g1[r*GW +: GW] : g0[r*GW +: GW];
+        logic [M*DW-1:0] grp;    // the beat group this row's slot group reads
+        always @(*) begin
+            grp = '0;
+            for (int q = 0; q < GR; q++) begin
+                if (gsel == q[GW-1:0]) grp = in_act[q*M*DW +: M*DW];
+            end
+        end
+        wire [AWD-1:0] src = {in_fire, cur_bank, grp};
         wire [AWD-1:0] row_in;
         if (r == 0) begin : noskew
             assign row_in = src;

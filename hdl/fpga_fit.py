@@ -1,0 +1,137 @@
+"""The synthesis grid behind the FPGA resource and clock model (``accel/fpga.py``).
+
+Every point of :data:`GRID` (array rows, columns, N:M, data width) is synthesized with current Yosys
+for ECP5 and placed and routed with nextpnr-ecp5; each result is cached as JSON under
+``hdl/build/synth-cache/`` (ignored), so an interrupted run resumes. ``fit`` turns the measurements
+into the committed data files: the measurement table ``hdl/data/fpga_grid.csv`` and the model's
+coefficients ``accel/data/fpga_model.json``, with the error on the held-out points.
+
+    python -m hdl.fpga_fit run     # synthesize and place what is not cached yet (slow: minutes a point)
+    python -m hdl.fpga_fit fit     # fit and write the data files
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runner import BUILD, HDL
+from .synth import synth
+
+CACHE = BUILD / "synth-cache"
+TABLE = HDL / "data" / "fpga_grid.csv"
+MODEL = HDL.parent / "accel" / "data" / "fpga_model.json"
+DEVICE = "85k"
+# the 85k has 156 MULT18X18D: a larger array is placed with its multipliers in LUTs (``dsp=False``)
+DSP_LIMIT = 156
+
+
+@dataclass(frozen=True)
+class Point:
+    r: int
+    c: int
+    n: int
+    m: int
+    dw: int = 8
+    held_out: bool = False
+
+    @property
+    def params(self) -> dict:
+        return {"R": self.r, "C": self.c, "N": self.n, "M": self.m, "DW": self.dw, "AW": 32}
+
+    @property
+    def key(self) -> str:
+        return f"R{self.r}_C{self.c}_N{self.n}_M{self.m}_DW{self.dw}"
+
+
+GRID = [Point(4, 4, 2, 4), Point(4, 4, 1, 4), Point(4, 4, 4, 4), Point(4, 4, 2, 8),
+        Point(8, 8, 2, 4), Point(8, 8, 1, 4), Point(8, 8, 4, 4, held_out=True), Point(8, 8, 2, 8, held_out=True),
+        Point(4, 4, 2, 4, 16),
+        Point(8, 4, 2, 4, held_out=True), Point(4, 8, 1, 4, held_out=True), Point(8, 8, 2, 4, 16, held_out=True),
+        Point(16, 16, 2, 4), Point(16, 16, 1, 4), Point(16, 16, 4, 4), Point(16, 16, 2, 8),
+        Point(12, 12, 4, 4, held_out=True), Point(8, 16, 2, 8, held_out=True)]
+
+
+def measure(point: Point, pnr: bool = True, log=print) -> dict:
+    """One grid point: synthesis counts and, with ``pnr``, the placed Fmax (cached)."""
+    path = CACHE / f"{point.key}{'_pnr' if pnr else ''}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    dsp = point.r * point.c <= DSP_LIMIT or not pnr
+    rep = synth("nm_array", point.params, target="ecp5", pnr=pnr, device=DEVICE, dsp=dsp)
+    row = {**rep.to_dict(), "dsp_mapped": dsp, "wall_seconds": round(time.perf_counter() - t0, 1)}
+    row.pop("by_type")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row, indent=1))
+    log(f"{point.key}: LUT {rep.lut} FF {rep.ff} carry {rep.carry} DSP {rep.dsp} "
+        f"Fmax {rep.pnr.fmax_mhz if rep.pnr else '-'} MHz ({row['wall_seconds']} s)")
+    return row
+
+
+def run(pnr: bool = True, log=print, only: str = "") -> None:
+    """Synthesis counts of every point first (minutes), then place and route (longer), so that an
+    interrupted run still has the whole resource table. ``only``: points whose key contains it."""
+    points = [p for p in GRID if only in p.key]
+    for point in points:
+        measure(point, pnr=False, log=log)
+    if pnr:
+        for point in points:
+            measure(point, pnr=True, log=log)
+
+
+def _cached(point: Point) -> tuple[dict | None, dict]:
+    """(synthesis counts with DSPs mapped, place-and-route result or {}) of a point."""
+    syn, placed = CACHE / f"{point.key}.json", CACHE / f"{point.key}_pnr.json"
+    pnr = json.loads(placed.read_text()) if placed.exists() else None
+    counts = json.loads(syn.read_text()) if syn.exists() else (pnr if pnr and pnr["dsp_mapped"] else None)
+    return counts, (pnr or {}).get("pnr") or {}
+
+
+def table_rows() -> list[dict]:
+    """The cached measurements as flat rows (points not measured yet are left out)."""
+    rows = []
+    for point in GRID:
+        d, pnr = _cached(point)
+        if d is None:
+            continue
+        rows.append({"R": point.r, "C": point.c, "N": point.n, "M": point.m, "DW": point.dw,
+                     "held_out": int(point.held_out), "lut": d["lut"], "ff": d["ff"], "carry": d["carry"],
+                     "dsp": d["dsp"], "bram": d["bram"], "mux": d["mux"],
+                     "pnr_dsp_mapped": int(point.r * point.c <= DSP_LIMIT) if pnr else "",
+                     "fmax_mhz": pnr.get("fmax_mhz") or "", "synth_seconds": d["seconds"],
+                     "pnr_seconds": pnr.get("seconds", ""), "yosys": d["yosys"].split(" (")[0]})
+    return rows
+
+
+def write_table(rows: list[dict]) -> None:
+    TABLE.parent.mkdir(parents=True, exist_ok=True)
+    with open(TABLE, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def fit() -> dict:
+    from accel.fpga import fit_array_model, read_grid
+    write_table(table_rows())
+    model = fit_array_model(read_grid(TABLE))
+    MODEL.parent.mkdir(parents=True, exist_ok=True)
+    MODEL.write_text(json.dumps(model, indent=1) + "\n")
+    return model
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "run"
+    only = sys.argv[2] if len(sys.argv) > 2 else ""
+    if what == "run":
+        run(only=only)
+    elif what == "synth":
+        run(pnr=False, only=only)
+    elif what == "fit":
+        print(json.dumps(fit()["held_out_error"], indent=1))
+    else:
+        sys.exit(f"usage: python -m hdl.fpga_fit run|synth|fit (got {what!r})")
