@@ -190,7 +190,7 @@ def test_out_is_checked_before_running(argv, suffix, tmp_path, capsys):
         assert fragment in cap.err and "Traceback" not in cap.err
 
 
-@pytest.mark.parametrize("argv", [["synth", "--unit", "nm_dot", "--json"],
+@pytest.mark.parametrize("argv", [["synth", "--unit", "nm_dot", "--out"],
                                   ["synth", "--unit", "nm_dot", "--fpga-yaml"],
                                   ["calibrate", "--accel", "vegeta-flex", "--quick", "--report"]])
 def test_rtl_commands_check_their_outputs_before_running(argv, tmp_path, capsys):
