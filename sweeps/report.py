@@ -218,13 +218,21 @@ def _fig_roofline(d: _Data):
     ax.loglog(xs, roof, color="black", label="ceiling: min(PEs, bandwidth x intensity)")
     ax.scatter(oi, perf, s=14, color="C0", label="layers")
     ax.scatter([t_oi], [t_perf], s=120, marker="*", color="C1", label="whole model")
-    ax.set_xlabel("Operational intensity (useful MACs / DRAM byte)")
-    ax.set_ylabel("Achieved throughput (useful MACs / cycle)")
+    _finish_loglog(fig, ax, "Operational intensity (useful MACs / DRAM byte)",
+                   "Achieved throughput (useful MACs / cycle)", title, legend_size=8)
+    return "roofline", title, pf, fig
+
+
+def _finish_loglog(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
+    """Log axes with their labels (units in them), the figure's title, a grid and a legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
-    return "roofline", title, pf, fig
 
 
 def _fig_pareto(d: _Data):
@@ -263,14 +271,7 @@ def _fig_pareto(d: _Data):
     pf.update_xaxes(type="log", title_text="Latency (cycles)")
     pf.update_yaxes(type="log", title_text="Energy (uJ)")
     pf.update_layout(title=title)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("Latency (cycles)")
-    ax.set_ylabel("Energy (uJ)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    _finish_loglog(fig, ax, "Latency (cycles)", "Energy (uJ)", title, legend_size=7)
     return "pareto", title, pf, fig
 
 
