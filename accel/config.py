@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from .energy import DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, default_table, dram_pj_per_byte, sram_pj_per_byte
+from .energy import (DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, FPGA_FIGURES, bram_pj_per_byte, default_table,
+                     dram_pj_per_byte, fpga_energy_data, fpga_family, fpga_figures, fpga_table, sram_pj_per_byte)
 from .errors import AccelConfigError, FpgaFitError
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
@@ -126,7 +127,7 @@ _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_b
             "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
            "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
-_ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj")
+_ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj", "model", "fpga")
 _FPGA = ("device", "dsp", "bram36", "lut", "ff", "clock_hz", "macs_per_dsp", "lut_per_pe", "lut_per_mux_bit",
          "ff_per_pe", "model")
 
@@ -178,9 +179,21 @@ def build(doc: dict, source: str = "") -> Accelerator:
                            accumulator_bits=c.int("accumulator_bits", 32), sparse=sparse, timing=timing,
                            data_type=dtype)
 
+    fpga = None
+    if top.get("fpga", None) is not None:
+        fpga, compute = _fpga(top.get("fpga"), compute, clock_from_fpga)
+        if fpga.clock_hz < compute.clock_hz:
+            raise AccelConfigError(f"compute.clock_hz: {compute.clock_hz:g} Hz is above the FPGA budget's "
+                                   f"fpga.clock_hz {fpga.clock_hz:g} Hz")
+    elif clock_from_fpga:
+        raise AccelConfigError("compute.clock_hz: 'fpga' takes the clock of the fpga: section, which this "
+                               "description does not have")
+
     e = _Ctx(top.get("energy", {}), "energy", _ENERGY)
     node = e.num("node_nm", 45.0)
-    table = default_table(node, e.num("static_power_w", 0.0, positive=False))
+    fpga_fig, table = _fpga_energy(e, fpga, compute)
+    if table is None:
+        table = default_table(node, e.num("static_power_w", 0.0, positive=False))
     if e.get("mac_pj", None) is not None:
         mp = e.get("mac_pj")
         if not isinstance(mp, dict) or not mp:
@@ -222,7 +235,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
         if mname in seen_names:
             raise AccelConfigError(f"memories[{i}].name: '{mname}' is used twice")
         seen_names.add(mname)
-        rd_pj = m.num("read_energy_pj_per_byte", sram_pj_per_byte(size, node), positive=False)
+        rd_pj = m.num("read_energy_pj_per_byte",
+                      bram_pj_per_byte(fpga_fig) if fpga_fig else sram_pj_per_byte(size, node), positive=False)
         rbw = m.num("read_bw_bytes_per_cycle")
         memories.append(Memory(name=mname, size_bytes=size, read_bw_bytes_per_cycle=rbw,
                                write_bw_bytes_per_cycle=m.num("write_bw_bytes_per_cycle", rbw),
@@ -248,15 +262,6 @@ def build(doc: dict, source: str = "") -> Accelerator:
                 energy_pj_per_byte=d.num("energy_pj_per_byte", dram_pj_per_byte(tech), positive=False),
                 technology=tech, **dram_system(d))
 
-    fpga = None
-    if top.get("fpga", None) is not None:
-        fpga, compute = _fpga(top.get("fpga"), compute, clock_from_fpga)
-        if fpga.clock_hz < compute.clock_hz:
-            raise AccelConfigError(f"compute.clock_hz: {compute.clock_hz:g} Hz is above the FPGA budget's "
-                                   f"fpga.clock_hz {fpga.clock_hz:g} Hz")
-    elif clock_from_fpga:
-        raise AccelConfigError("compute.clock_hz: 'fpga' takes the clock of the fpga: section, which this "
-                               "description does not have")
     acc = Accelerator(name=name, compute=compute, memories=tuple(memories), dram=dram, energy=table, fpga=fpga,
                       description=top.str("description", ""), source=top.str("source", source),
                       cores=parse_cores(top, doc, build, _Ctx))
@@ -269,6 +274,47 @@ def build(doc: dict, source: str = "") -> Accelerator:
                                f"(needs DSP {usage.dsp}/{fpga.dsp}, BRAM36 {usage.bram36}/{fpga.bram36}, "
                                f"LUT {usage.lut}/{fpga.lut}, FF {usage.ff}/{fpga.ff})")
     return acc
+
+
+def _fpga_energy(e: _Ctx, fpga: FpgaBudget | None, compute: ComputeArray) -> tuple[dict | None, EnergyTable | None]:
+    """``energy.model`` and ``energy.fpga``: the FPGA figures and table, or (None, None) for the ASIC table.
+    A design with an ``fpga:`` section on a device of a known family gets FPGA energy by default."""
+    from .fpga import fabric_per_pe
+    families = sorted(fpga_energy_data()["families"])
+    family, dkey = fpga_family(fpga.device) if fpga is not None else (None, None)
+    f = _Ctx(e.get("fpga", {}), "energy.fpga", ("family",) + FPGA_FIGURES)
+    if f.get("family", None) is not None:
+        chosen = f.str("family")
+        if chosen not in families:
+            raise AccelConfigError(f"energy.fpga.family: expected one of {', '.join(families)}, got {_show(chosen)}")
+        if chosen != family:
+            dkey = None
+        family = chosen
+    model = e.str("model", "fpga" if fpga is not None and family is not None else "asic").lower()
+    if model not in ("asic", "fpga"):
+        raise AccelConfigError(f"energy.model: expected asic or fpga, got {_show(e.get('model'))}")
+    if model == "asic":
+        if e.get("fpga", None) is not None:
+            raise AccelConfigError("energy.fpga: FPGA figures apply only with energy.model: fpga")
+        return None, None
+    if fpga is None:
+        raise AccelConfigError("energy.model: fpga needs an fpga: section (the device and its per-PE LUT and "
+                               "FF counts)")
+    if family is None:
+        raise AccelConfigError(f"energy.model: fpga has no figures for fpga.device {fpga.device!r}; name its "
+                               f"family with energy.fpga.family (one of {', '.join(families)})")
+    fig = fpga_figures(family, dkey)
+    for key in FPGA_FIGURES:
+        if f.get(key, None) is not None:
+            fig[key] = f.int(key) if key == "bram_width_bits" else f.num(key, positive=False)
+    static = (e.num("static_power_w", positive=False) if e.get("static_power_w", None) is not None
+              else fig["static_power_w"])
+    if static is None:
+        raise AccelConfigError(f"energy.static_power_w: accel/data/fpga_energy.json has no static power for "
+                               f"fpga.device {fpga.device!r}; give the device's static power in watts")
+    lut, ff, mux = fabric_per_pe(fpga, compute)
+    bits = max(compute.activation_bits, compute.weight_bits)
+    return fig, fpga_table(fig, fpga.macs_per_dsp, lut, ff, mux, static, compute.data_type, bits, family)
 
 
 def _fpga(doc, compute: ComputeArray, clock_from_fpga: bool) -> tuple[FpgaBudget, ComputeArray]:

@@ -41,11 +41,23 @@ select 0.02 pJ, a 32-bit register write 0.04 pJ.
 
 Scaling: dynamic energy ~ C V^2 with C ~ feature size, using the nominal supply of each node below.
 DRAM energy does not scale with the logic node.
+
+FPGA designs (a description with an ``fpga:`` section on a device of a known family) take FPGA
+figures instead (:func:`fpga_table`, figures and their derivations in ``accel/data/fpga_energy.json``):
+per MAC the DSP slice's operation divided by ``fpga.macs_per_dsp``; per PE and active cycle its LUTs
+and flip-flops (the resource model's per-PE counts) with their routing and clock; per byte of buffer
+traffic a block-RAM access at its widest port; the device's static power x runtime. DRAM stays by
+technology. The result keeps the same energy categories: DSP -> MAC, LUT/FF fabric -> MAC (the
+per-PE register term) and metadata (the index-mux LUTs), BRAM -> SRAM, static -> static.
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
+from pathlib import Path
 
+from .errors import AccelConfigError
 from .spec import EnergyTable
 
 HOROWITZ_SOURCE = "Horowitz, ISSCC 2014, 45 nm (see accel/energy.py)"
@@ -93,3 +105,49 @@ def default_table(node_nm: float = 45.0, static_power_w: float = 0.0) -> EnergyT
     return EnergyTable(node_nm=node_nm, mac_pj=tuple((key, e * k) for key, e in _MAC_PJ_45NM),
                        gated_mac_fraction=0.1, index_mux_pj=0.02 * k, register_pj=0.04 * k,
                        static_power_w=static_power_w, source=HOROWITZ_SOURCE)
+
+
+# ------------------------------------------------------------------------------------------- FPGA
+FPGA_ENERGY_PATH = Path(__file__).resolve().parent / "data" / "fpga_energy.json"
+FPGA_FIGURES = ("dsp_op_pj", "lut_pj", "ff_pj", "bram_access_pj", "bram_width_bits")
+
+
+@functools.lru_cache(maxsize=1)
+def fpga_energy_data() -> dict:
+    return json.loads(FPGA_ENERGY_PATH.read_text())
+
+
+def fpga_family(device: str) -> tuple[str | None, str | None]:
+    """(family, device key) of an ``fpga.device`` name such as 'xcvu9p (VCU1525)'; (None, None) if unknown."""
+    from .fpga import DEVICES
+    key = device.strip().lower().replace("(", " ").split()[0] if device.strip() else ""
+    known = DEVICES.get(key)
+    return (known["family"], key) if known else (None, None)
+
+
+def fpga_figures(family: str, device_key: str | None) -> dict:
+    """The family's figures plus the device's static power (None when the device has no figure)."""
+    fam = fpga_energy_data()["families"][family]
+    out = {k: fam[k] for k in FPGA_FIGURES + ("node_nm",)}
+    dev = fam.get("devices", {}).get(device_key or "", {})
+    out["static_power_w"] = dev.get("static_power_w")
+    return out
+
+
+def fpga_table(fig: dict, macs_per_dsp: float, lut_per_pe: float, ff_per_pe: float, mux_lut_per_pe: float,
+               static_power_w: float, data_type: str, bits: int, family: str) -> EnergyTable:
+    """The energy table of an FPGA design: ``mac_pj`` = DSP energy per MAC, ``register_pj`` = LUT/FF
+    fabric energy per PE per active cycle, ``index_mux_pj`` = the index-mux LUTs per active cycle."""
+    if macs_per_dsp <= 0:
+        raise AccelConfigError(f"fpga.macs_per_dsp: expected a number > 0, got {macs_per_dsp}")
+    dsp_mac = fig["dsp_op_pj"] / macs_per_dsp
+    return EnergyTable(node_nm=fig["node_nm"], mac_pj=((data_type, dsp_mac), (bits, dsp_mac)),
+                       gated_mac_fraction=0.1,
+                       register_pj=lut_per_pe * fig["lut_pj"] + ff_per_pe * fig["ff_pj"],
+                       index_mux_pj=mux_lut_per_pe * fig["lut_pj"], static_power_w=static_power_w,
+                       source=f"FPGA {family} figures (accel/data/fpga_energy.json)", model="fpga")
+
+
+def bram_pj_per_byte(fig: dict) -> float:
+    """Block-RAM energy per byte moved: one access at the widest port over the bytes it moves."""
+    return fig["bram_access_pj"] / (fig["bram_width_bits"] / 8)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AccelConfigError
-from .spec import Accelerator, ComputeArray, FpgaUsage
+from .spec import Accelerator, ComputeArray, FpgaBudget, FpgaUsage
 
 BRAM36_BYTES = 36 * 1024 // 8
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "fpga_model.json"
@@ -195,8 +195,18 @@ def fpga_usage(acc: Accelerator) -> FpgaUsage:
                          clock_hz=est["fmax_mhz"] * 1e6 if est["fmax_mhz"] else None)
     pes = c.pes
     dsp = math.ceil(pes / b.macs_per_dsp)
+    lut_pe, ff_pe, mux_pe = fabric_per_pe(b, c)
+    lut = math.ceil(pes * (lut_pe + mux_pe))
+    ff = math.ceil(pes * ff_pe)
+    return FpgaUsage(dsp=dsp, bram36=memory_bram36(acc), lut=lut, ff=ff, budget=b)
+
+
+def fabric_per_pe(b: FpgaBudget, c: ComputeArray) -> tuple[float, float, float]:
+    """(LUTs, flip-flops, index-mux LUTs) per PE: the per-PE figures of the budget, or the fitted array
+    model's totals over the PEs (its mux LUTs are inside its LUT count: 0 apart)."""
+    if b.model == "array":
+        est = array_estimate(c)
+        return est["lut"] / c.pes, est["ff"] / c.pes, 0.0
     ms = c.sparse.group_sizes()
     mux_levels = math.ceil(math.log2(max(ms))) if ms else 0
-    lut = math.ceil(pes * (b.lut_per_pe + b.lut_per_mux_bit * c.activation_bits * mux_levels))
-    ff = math.ceil(pes * b.ff_per_pe)
-    return FpgaUsage(dsp=dsp, bram36=memory_bram36(acc), lut=lut, ff=ff, budget=b)
+    return b.lut_per_pe, b.ff_per_pe, b.lut_per_mux_bit * c.activation_bits * mux_levels

@@ -169,6 +169,7 @@ class EnergyTable:
     register_pj: float
     static_power_w: float
     source: str = ""
+    model: str = "asic"            # asic (the scaled Horowitz table) | fpga (accel/data/fpga_energy.json)
 
     def mac(self, bits: int, data_type: str | None = None) -> float:
         """pJ per MAC of ``data_type`` (int8, int16, fp16, bf16, fp32), else of a ``bits``-wide integer."""
@@ -273,4 +274,5 @@ class Accelerator:
                          for m in self.memories],
             "dram_bandwidth_bytes_per_s": self.dram.bandwidth_bytes_per_s,
             "node_nm": self.energy.node_nm, "data_type": c.data_type, "dram_technology": self.dram.technology,
+            "energy_model": self.energy.model, "energy_source": self.energy.source,
         }

@@ -38,6 +38,13 @@ def _table(header, rows, right) -> list[str]:
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
+def _energy_label(a: dict) -> str:
+    """Which energy figures a result used: the FPGA family's (at the design's clock) or the ASIC table's node."""
+    if a.get("energy_model") == "fpga":
+        return f"{a.get('energy_source', 'FPGA figures')}, {a['clock_hz'] / 1e6:g} MHz clock"
+    return f"ASIC table at {a.get('node_nm', 45):g} nm"
+
+
 def format_sim_table(result) -> str:
     """Per-layer simulation table and totals, as text."""
     df = result.layers
@@ -54,7 +61,7 @@ def format_sim_table(result) -> str:
                 f"{_fmt_int(t['cycles'])} cycles ({_fmt_int(t['compute_cycles'])} compute + "
                 f"{_fmt_int(t['stall_cycles'])} stall) = {t['latency_s'] * 1e3:.3f} ms, "
                 f"{t['energy_pj'] / 1e6:.2f} uJ, utilization {t['utilization']:.3f}",
-            f"energy: MAC {t['energy_mac_pj'] / 1e6:.2f} uJ, SRAM {t['energy_sram_pj'] / 1e6:.2f} uJ, "
+            f"energy ({_energy_label(a)}): MAC {t['energy_mac_pj'] / 1e6:.2f} uJ, SRAM {t['energy_sram_pj'] / 1e6:.2f} uJ, "
             f"DRAM {t['energy_dram_pj'] / 1e6:.2f} uJ, metadata {t['energy_meta_pj'] / 1e6:.2f} uJ, "
             f"static {t['energy_static_pj'] / 1e6:.2f} uJ; DRAM traffic {t['dram_bytes'] / 2**20:.2f} MiB"]
     return "\n".join(out)
