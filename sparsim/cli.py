@@ -138,6 +138,11 @@ def cmd_presets(args) -> int:
     if a.fpga is not None:
         u = accel.fpga_usage(a)
         print("# FPGA: " + ", ".join(f"{k} {v * 100:.1f}%" for k, v in u.utilization().items()))
+    if a.energy.model == "fpga":
+        e = a.energy
+        print(f"# energy: {e.source}: DSP {e.mac(0, a.compute.data_type):.3f} pJ per MAC, LUT/FF fabric "
+              f"{e.register_pj:.3f} pJ per PE-cycle, buffers {a.memories[0].read_energy_pj_per_byte:.3f} pJ/B, "
+              f"static {e.static_power_w:g} W")
     return 0
 
 
