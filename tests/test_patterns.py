@@ -103,3 +103,18 @@ def test_mask_stats_compliance():
     assert st.density == 0.5 and st.max_per_group == 2
     dense = mask_stats(None, (1, 8, 2), 4)
     assert dense.density == 1.0 and dense.histogram == (0, 0, 0, 0, 4)
+
+
+@pytest.mark.parametrize("kind", ["normal", "few values", "zeros", "nan"])
+def test_unstructured_selection_equals_a_stable_descending_sort(kind):
+    # the linear-time selection must keep exactly what a stable sort keeps: earlier index on ties
+    from workloads.patterns import _top_flat
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 120))
+        x = {"normal": lambda: rng.normal(size=n), "few values": lambda: rng.integers(0, 3, n) * 1.0,
+             "zeros": lambda: np.zeros(n), "nan": lambda: np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n))}[kind]()
+        for keep in (0, 1, n // 3, n - 1, n):
+            want = np.zeros(n, dtype=bool)
+            want[np.argsort(-x, kind="stable")[:keep]] = True
+            assert np.array_equal(_top_flat(x, keep), want), (kind, n, keep)

@@ -40,9 +40,18 @@ def _top_flat(scores: np.ndarray, keep: int) -> np.ndarray:
     """Boolean mask over ``scores.ravel()`` keeping the ``keep`` largest, earlier index on ties."""
     flat = scores.ravel()
     out = np.zeros(flat.shape, dtype=bool)
-    if keep > 0:
-        order = np.argsort(-flat, kind="stable")
-        out[order[:keep]] = True
+    if keep >= flat.size:
+        out[:] = keep > 0
+    elif keep > 0:
+        if np.isnan(flat).any():  # NaN ordering: leave it to the sort's rule
+            out[np.argsort(-flat, kind="stable")[:keep]] = True
+        else:
+            # O(n) selection, same mask as a stable descending sort: everything above the keep-th
+            # largest value, then the earliest indices among the values equal to it
+            kth = np.partition(flat, flat.size - keep)[flat.size - keep]
+            out = flat > kth
+            ties = np.flatnonzero(flat == kth)[: keep - int(np.count_nonzero(out))]
+            out[ties] = True
     return out.reshape(scores.shape)
 
 
