@@ -73,11 +73,16 @@ def loss_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Call
     import torch.nn.functional as F
 
     def table(cost) -> np.ndarray:
+        # A copy whose masks are all ones. (Removing the parametrizations of a deep copy would break
+        # the original: both share the parametrized class the property lives on.)
         net = copy.deepcopy(model)
-        for mod in net.modules():
-            if parametrize.is_parametrized(mod, "weight"):
-                parametrize.remove_parametrizations(mod, "weight", leave_parametrized=False)
         params = dict(net.named_parameters())
+        for name, mod in net.named_modules():
+            if parametrize.is_parametrized(mod, "weight"):
+                for p in mod.parametrizations.weight:
+                    if isinstance(getattr(p, "mask", None), torch.Tensor):
+                        p.mask.fill_(True)
+                params[f"{name}.weight" if name else "weight"] = mod.parametrizations.weight.original
         out = np.zeros(cost.allowed.shape)
         was = net.training
         net.eval()

@@ -161,6 +161,8 @@ def test_loss_sensitivity_proxy_is_the_one_shot_loss_rise_and_drives_a_step():
     cost = sp.cost_tables()
     table = fn(cost)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())     # the model is not changed
+    sp.step()
+    model(x)                                                  # and still runs, parametrized
     assert table.shape == cost.allowed.shape and np.all(table[:, 0] == 0)
     plain, _ = zoo.build("mlp_digits", seed=1)                                        # same weights, no masks
     with torch.no_grad():
@@ -170,7 +172,6 @@ def test_loss_sensitivity_proxy_is_the_one_shot_loss_rise_and_drives_a_step():
             p = net.get_submodule(cost.workload.layers[li].weight_name.rsplit(".", 1)[0]).weight
             p.mul_(torch.from_numpy(cost.mask(li, c)))
             assert table[li, c] == pytest.approx(base - float(F.cross_entropy(net(x), y)), abs=1e-6)
-    sp.step()                                                # the magnitude proxy's choice
     model2, _ = zoo.build("mlp_digits", seed=1)
     sp2 = HardwareAwareSparsifier("vegeta-flex", inputs, budget=0.7, proxy=loss_sensitivity(model2, x, y))
     sp2.prepare(model2, None)
