@@ -41,6 +41,7 @@ class TrainConfig:
     batch_size: int = 64
     weight_decay: float = 0.0
     srste_decay: float = 2e-4       # lambda_w of SR-STE
+    schedule: str = "constant"      # "constant" or "cosine" (lr decays to 0 over all steps)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -95,6 +96,12 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        sched = None
+        if config.schedule == "cosine":
+            steps = config.epochs * -(-x.shape[0] // config.batch_size)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
+        elif config.schedule != "constant":
+            raise SearchError(f"TrainConfig.schedule: expected 'constant' or 'cosine', got {config.schedule!r}")
         model.train()
         with torch.no_grad():
             for k, m in masks.items():
@@ -112,6 +119,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
                     loss = F.cross_entropy(model(x[idx]), y[idx])
                     loss.backward()
                 opt.step()
+                if sched is not None:
+                    sched.step()
                 with torch.no_grad():
                     for k, m in masks.items():
                         params[k].mul_(m)

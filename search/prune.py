@@ -14,7 +14,9 @@ from workloads import NM, parse_pattern
 
 from .errors import SearchError
 from .finetune import DIGITS_MODELS, TrainConfig, accuracy, digits_data, pretrained_digits, train
-from .sparsifier import OBJECTIVES, HardwareAwareSparsifier, _check_budget
+from .sparsifier import OBJECTIVES, HardwareAwareSparsifier, _check_budget, loss_sensitivity, retained_magnitude
+
+PROXIES = ("sensitivity", "magnitude")
 
 
 @dataclass
@@ -32,9 +34,13 @@ def _simulate_model(model, x, acc, name):
 
 def prune_digits(model: str, accelerator, budget: float, objective: str = "latency", epochs: int = 10,
                  batch: int = 1, permute: bool = False, seed: int = 0, finetune: str = "fixed",
-                 candidates=None, dense_epochs: int = 30, progress: bool = False) -> PruneResult:
+                 candidates=None, dense_epochs: int = 30, progress: bool = False,
+                 proxy: str = "sensitivity") -> PruneResult:
     """Prune zoo model ``model`` (``mlp_digits`` or ``cnn_digits``) to ``budget`` x its dense cycles
-    (or energy) at ``batch`` on ``accelerator``, fine-tune ``epochs`` epochs, and report."""
+    (or energy) at ``batch`` on ``accelerator``, fine-tune ``epochs`` epochs, and report.
+
+    ``proxy``: what the search keeps: ``sensitivity`` (default; :func:`loss_sensitivity` on the
+    training split) or ``magnitude`` (:func:`retained_magnitude`)."""
     import accel
     if model not in DIGITS_MODELS:
         raise SearchError(f"--model {model}: pruning with real accuracy is available for {', '.join(DIGITS_MODELS)} "
@@ -46,6 +52,8 @@ def prune_digits(model: str, accelerator, budget: float, objective: str = "laten
         if not isinstance(v, int) or v < (1 if what == "--batch" else 0):
             raise SearchError(f"{what}: expected a {'positive' if what == '--batch' else 'non-negative'} integer, "
                               f"got {v!r}")
+    if proxy not in PROXIES:
+        raise SearchError(f"--proxy: expected one of {', '.join(PROXIES)}, got {proxy!r}")
     acc = accelerator if isinstance(accelerator, accel.Accelerator) else accel.load(accelerator)
     x, y, xt, yt = digits_data(seed)
     net, dense_acc = pretrained_digits(model, seed=seed, epochs=dense_epochs)        # dense, trained
@@ -53,7 +61,8 @@ def prune_digits(model: str, accelerator, budget: float, objective: str = "laten
     dense_sim = _simulate_model(net, example, acc, model)
 
     sparsifier = HardwareAwareSparsifier(acc, (example,), budget=budget, objective=objective,
-                                         candidates=candidates, progress=progress)
+                                         candidates=candidates, progress=progress,
+                                         proxy=loss_sensitivity(net, x, y) if proxy == "sensitivity" else None)
     perms = {}
     if permute:                     # reorder channels for the tightest N:M candidate before choosing
         from .permute import permute_model
@@ -88,7 +97,7 @@ def prune_digits(model: str, accelerator, budget: float, objective: str = "laten
     layer_names = {g: g.rsplit(".", 1)[0] for g in patterns}
     report = {
         "model": model, "accelerator": acc.name, "objective": objective, "budget": budget, "batch": batch,
-        "seed": seed, "epochs": epochs, "finetune": finetune, "permute": bool(permute),
+        "seed": seed, "epochs": epochs, "finetune": finetune, "permute": bool(permute), "proxy": proxy,
         "dense_accuracy": dense_acc, "accuracy": accuracy(net, xt, yt),
         "dense_cycles": int(dt["cycles"]), "cycles": int(pt["cycles"]),
         "dense_energy_pj": float(dt["energy_pj"]), "energy_pj": float(pt["energy_pj"]),
@@ -113,10 +122,39 @@ def digits_cost(model: str, accelerator, seed: int = 0, batch: int = 1, candidat
     return net, dense_acc, HardwareCost(wl, acc, candidates=candidates)
 
 
-def finetuned_accuracy(model: str, seed: int, masks: dict, epochs: int = 5, dense_epochs: int = 30) -> float:
-    """Test accuracy (percent) of the trained dense ``model`` after fixed-mask fine-tuning under
-    ``masks`` (``{parameter name: bool array}``, e.g. :meth:`HardwareCost.masks`)."""
-    net, _ = pretrained_digits(model, seed=seed, epochs=dense_epochs)
+def digits_proxy(kind: str, net, cost, seed: int = 0):
+    """The ``(L, C)`` proxy table ``kind`` (``sensitivity`` or ``magnitude``) of a :func:`digits_cost`."""
+    if kind == "sensitivity":
+        x, y, _, _ = digits_data(seed)
+        return loss_sensitivity(net, x, y)(cost)
+    if kind == "magnitude":
+        return retained_magnitude(cost)
+    raise SearchError(f"proxy: expected one of {', '.join(PROXIES)}, got {kind!r}")
+
+
+def covers(front, other) -> dict:
+    """Point-by-point comparison of two evaluated sets of ``(accuracy drop, cycles ratio)`` points
+    (both minimized). ``covered[j]``: some ``front`` point weakly dominates ``other[j]`` (no worse in
+    both). ``strict``: some ``front`` point is weakly dominated by no ``other`` point (it is strictly
+    better than each of them in some objective). ``better``: all covered and strict, i.e. ``front``
+    is better than ``other`` in the sense of Zitzler et al. (IEEE TEVC 2003): it weakly dominates the
+    set and the sets are not equivalent."""
+    import numpy as np
+    F = np.asarray(front, dtype=np.float64).reshape(-1, 2)
+    O = np.asarray(other, dtype=np.float64).reshape(-1, 2)
+    weak = np.all(F[:, None, :] <= O[None, :, :], axis=2)          # weak[i, j]: F[i] weakly dominates O[j]
+    covered = weak.any(axis=0)
+    strict = bool((~np.all(O[None, :, :] <= F[:, None, :], axis=2).any(axis=1)).any()) if len(F) else False
+    return {"covered": covered.tolist(), "strict": strict, "better": bool(covered.all() and strict)}
+
+
+def finetuned_accuracy(model: str, seed: int, masks: dict, epochs: int = 5, dense_epochs: int = 30,
+                       net: torch.nn.Module | None = None) -> float:
+    """Test accuracy (percent) of the trained dense ``model`` (or of ``net``, e.g. a permuted copy of
+    it, which is trained in place) after fixed-mask fine-tuning under ``masks`` (``{parameter name:
+    bool array}``, e.g. :meth:`HardwareCost.masks`)."""
+    if net is None:
+        net, _ = pretrained_digits(model, seed=seed, epochs=dense_epochs)
     x, y, xt, yt = digits_data(seed)
     tm = {k: torch.as_tensor(v) for k, v in masks.items()}
     train(net, x, y, TrainConfig(epochs=epochs, lr=1e-3), seed=seed, masks=tm)

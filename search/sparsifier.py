@@ -58,6 +58,54 @@ def retained_magnitude(cost) -> np.ndarray:
     return out
 
 
+def loss_sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable:
+    """Proxy factory: ``loss_sensitivity(model, x, y)(cost) -> (L, C)`` table of minus the rise in
+    cross-entropy on ``(x, y)`` when layer ``l`` alone takes candidate ``c``'s mask (all other layers
+    dense, no fine-tuning; 0 for dense, higher is better). This is one-shot per-layer sensitivity
+    analysis: it knows which layers the network needs, which weight magnitude does not (a last layer
+    with few, large weights can hold little of its magnitude in the dropped half and still carry the
+    decision). Pass *training* data, never the test split. Costs ``sum of options`` forward passes.
+
+    ``model`` may carry this sparsifier's mask parametrizations: the dense ``original`` weights are
+    what it measures (on a copy; ``model`` is not changed)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    def table(cost) -> np.ndarray:
+        # A copy whose masks are all ones. (Removing the parametrizations of a deep copy would break
+        # the original: both share the parametrized class the property lives on.)
+        net = copy.deepcopy(model)
+        params = dict(net.named_parameters())
+        for name, mod in net.named_modules():
+            if parametrize.is_parametrized(mod, "weight"):
+                for p in mod.parametrizations.weight:
+                    if isinstance(getattr(p, "mask", None), torch.Tensor):
+                        p.mask.fill_(True)
+                params[f"{name}.weight" if name else "weight"] = mod.parametrizations.weight.original
+        out = np.zeros(cost.allowed.shape)
+        was = net.training
+        net.eval()
+        with torch.no_grad():
+            base = float(F.cross_entropy(net(x), y))
+            for li, layer in enumerate(cost.workload.layers):
+                p = params.get(layer.weight_name or "")
+                if p is None:
+                    continue
+                keep = p.detach().clone()
+                for c in cost.options[li]:
+                    m = cost.mask(li, int(c))
+                    if m is None:
+                        continue
+                    p.copy_(keep * torch.from_numpy(m).to(p.dtype))
+                    out[li, c] = base - float(F.cross_entropy(net(x), y))
+                p.copy_(keep)
+        net.train(was)
+        return out
+
+    return table
+
+
 def _exact(cost, proxy, budget, metric):
     # A budget is a fraction of the dense cost, a float. Cycles are integers: floor(budget) + 0.5 admits
     # exactly the assignments of at most floor(budget) cycles, whatever the float's last bits. Energy is

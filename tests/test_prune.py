@@ -14,7 +14,8 @@ from search.errors import SearchError
 from search.finetune import TrainConfig, train
 from search.permute import (apply_to_gemm, apply_to_model, channel_view, permute_cycles, permute_magnitude,
                             permute_model, producer_pairs)
-from search.sparsifier import HardwareAwareSparsifier
+from search.prune import covers
+from search.sparsifier import HardwareAwareSparsifier, loss_sensitivity
 from search.torchmask import gemm_mask
 from workloads import zoo
 
@@ -150,6 +151,50 @@ def test_layer_the_tracer_cannot_map_is_one_error():
         HardwareAwareSparsifier("vegeta-flex", (torch.randn(1, 8),)).prepare(Skips(), None)
 
 
+def test_loss_sensitivity_proxy_is_the_one_shot_loss_rise_and_drives_a_step():
+    import copy
+    model, inputs, sp = _prepared("mlp_digits", budget=0.7)
+    x, y, _, _ = zoo.digits_split(1)
+    x, y = x[:200], y[:200]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fn = loss_sensitivity(model, x, y)
+    cost = sp.cost_tables()
+    table = fn(cost)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())     # the model is not changed
+    sp.step()
+    model(x)                                                  # and still runs, parametrized
+    assert table.shape == cost.allowed.shape and np.all(table[:, 0] == 0)
+    plain, _ = zoo.build("mlp_digits", seed=1)                                        # same weights, no masks
+    with torch.no_grad():
+        base = float(F.cross_entropy(plain(x), y))
+        for li, c in ((0, 2), (2, 1)):
+            net = copy.deepcopy(plain)
+            p = net.get_submodule(cost.workload.layers[li].weight_name.rsplit(".", 1)[0]).weight
+            p.mul_(torch.from_numpy(cost.mask(li, c)))
+            assert table[li, c] == pytest.approx(base - float(F.cross_entropy(net(x), y)), abs=1e-6)
+    model2, _ = zoo.build("mlp_digits", seed=1)
+    sp2 = HardwareAwareSparsifier("vegeta-flex", inputs, budget=0.7, proxy=loss_sensitivity(model2, x, y))
+    sp2.prepare(model2, None)
+    sp2.step()
+    tot = sp2.totals()
+    assert tot["cycles"] <= 0.7 * tot["dense"]["cycles"]
+    value = lambda a: table[np.arange(len(a)), a].sum()      # noqa: E731
+    assert value(sp2.last[1]) >= value(sp.last[1]) - 1e-12    # it is the optimum of the sensitivity table
+
+
+def test_covers_is_weak_set_dominance_point_by_point():
+    u = [(0.4, 0.76), (0.9, 0.65), (1.1, 0.70)]
+    same = covers(u, u)
+    assert same["covered"] == [True] * 3 and not same["strict"] and not same["better"]
+    f = [(0.4, 0.76), (0.2, 0.65), (1.1, 0.70)]              # contains two of them, improves the third
+    r = covers(f, u)
+    assert r["covered"] == [True] * 3 and r["strict"] and r["better"]
+    g = [(0.0, 0.80)]                                        # better accuracy, more cycles: covers nothing
+    r = covers(g, u)
+    assert r["covered"] == [False] * 3 and r["strict"] and not r["better"]
+    assert covers(u, g)["covered"] == [False]
+
+
 # ---------------------------------------------------------------------------------------------- fine-tuning
 def test_fine_tuning_keeps_masks_fixed_and_srste_ends_nm():
     model, _ = zoo.build("mlp_digits", seed=0)
@@ -164,6 +209,10 @@ def test_fine_tuning_keeps_masks_fixed_and_srste_ends_nm():
     assert not torch.equal(before != 0, model.fc2.weight != 0)
     with pytest.raises(SearchError, match="no parameter 'fc9.weight'"):
         train(model, x, y, masks={"fc9.weight": mask})
+    train(model, x, y, TrainConfig(epochs=1, schedule="cosine"), seed=0, masks={"fc1.weight": mask})
+    assert torch.equal(model.fc1.weight != 0, mask)
+    with pytest.raises(SearchError, match="schedule: expected 'constant' or 'cosine'"):
+        train(model, x, y, TrainConfig(epochs=1, schedule="step"), seed=0)
 
 
 # ---------------------------------------------------------------------------------------------- permutations

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     sp.add_argument("--permute", action="store_true", help="permute input channels before choosing N:M masks")
     sp.add_argument("--finetune", default="fixed", choices=["fixed", "srste"],
                     help="masks fixed, or SR-STE (masks re-picked each step) for N:M layers")
+    sp.add_argument("--proxy", default="sensitivity", choices=["sensitivity", "magnitude"],
+                    help="what the search keeps: per-layer loss sensitivity on the training split (default) or "
+                         "retained weight magnitude")
     sp.add_argument("--candidates", default=None, help="comma-separated patterns (default: dense + the "
                                                        "accelerator's sparse modes)")
     sp.add_argument("--seed", type=int, default=0)
@@ -58,7 +61,7 @@ def cmd_prune(args) -> int:
     torch.set_num_threads(1)
     res = prune_digits(args.model, args.accel, args.budget, objective=args.objective, epochs=args.epochs,
                        batch=args.batch, permute=args.permute, seed=args.seed, finetune=args.finetune,
-                       candidates=args.candidates, progress=True)
+                       candidates=args.candidates, progress=True, proxy=args.proxy)
     r = res.report
     print(f"{r['model']} on {r['accelerator']}, batch {r['batch']}, budget {r['budget']:g} x dense "
           f"{'cycles' if r['objective'] == 'latency' else 'energy'}, seed {r['seed']}")
