@@ -78,14 +78,14 @@ def _global_counts(scores: dict, density: float) -> dict[int, int]:
 
 
 def _lamp_scores(w: dict) -> dict[int, np.ndarray]:
+    """LAMP's scores ``w_u^2 / sum_{v >= u} w_v^2`` of each layer, in ascending order of |W| (the
+    scores rise along it, so a global threshold keeps each layer's largest weights; only the
+    per-layer counts are used, so the order of the weights themselves is not needed)."""
     scores = {}
     for li, wl in w.items():
-        sq = wl.astype(np.float64).ravel() ** 2
-        order = np.argsort(sq)        # ties get the tail sum of their place: deterministic either way
-        tail = np.cumsum(sq[order][::-1])[::-1]          # sum over weights at least as large
-        s = np.empty_like(sq)
-        s[order] = sq[order] / np.where(tail > 0, tail, 1.0)
-        scores[li] = s.reshape(wl.shape)
+        sq = np.sort(wl.ravel()).astype(np.float64) ** 2
+        tail = np.cumsum(sq[::-1])[::-1]          # sum over weights at least as large
+        scores[li] = sq / np.where(tail > 0, tail, 1.0)
     return scores
 
 
