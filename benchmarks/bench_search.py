@@ -1,14 +1,17 @@
 """Speed and quality of the search (issue 9).
 
-Run: .venv/bin/python benchmarks/bench_search.py [speed] [quality] [exact]   (all three by default; `make bench`)
+Run: .venv/bin/python benchmarks/bench_search.py [speed] [budget] [quality] [exact]   (all four by default;
+`make bench`); `quality-unseeded` (the search not started from the allocation baselines) and `quality-nm`
+(N:M candidates only, as before unstructured densities were default candidates) are the ablations.
 
 * speed: evaluations per second from the tables (ResNet-50, 54 layers x 10 candidates, one core,
   batches of 100,000); ResNet-50's tables for 10 candidates on vegeta-flex (warm JIT) and where the
   time goes; a 5,000-evaluation Pareto search on ResNet-50 including tables.
-* quality: on ResNet-50 (reconstruction proxy, synthetic calibration inputs) and BERT-base (magnitude
-  and reconstruction): hypervolume of the NSGA-II front vs random search at the same number of
-  evaluations over 5 seeds (mean and spread), whether the front dominates every uniform baseline in
-  (proxy, cycles) and (proxy, energy); exact vs greedy vs uniform patterns at 0.6 x dense cycles.
+* quality: on ResNet-50 and BERT-base (reconstruction proxy on synthetic calibration inputs, and
+  magnitude), the search's default candidates: hypervolume of the NSGA-II front vs random search at
+  the same number of evaluations over 5 seeds (mean and spread), and on how many seeds the front
+  covers each baseline (some front point no worse in (proxy, cycles) and some in (proxy, energy); the
+  baselines simulated on their own); exact vs greedy vs uniform patterns at 0.6 and 0.8 x dense cycles.
 * exact: table totals == simulate totals for random assignments, three zoo models x three presets.
 """
 import os
@@ -28,6 +31,7 @@ from search import HardwareCost  # noqa: E402
 from search import baselines as bl  # noqa: E402
 from search.algorithms import Problem, hypervolume, nondominated, nsga2, random_search  # noqa: E402
 from search.calibration import capture  # noqa: E402
+from search.candidates import DEFAULT_CANDIDATES  # noqa: E402
 from search.proxies import Proxy  # noqa: E402
 from search.run import _uniform_seeds  # noqa: E402
 from simulator import simulate  # noqa: E402
@@ -79,39 +83,63 @@ def speed():
           f"baselines {s['baselines']:.1f} s; front {len(res.front)} points")
 
 
-def _dominated(F, f, rel=1e-12):
-    """Some row of F is no worse than f everywhere and better somewhere. Baselines are simulated and
-    summed by pandas, the front is summed from the tables: equal costs may differ in the last bit,
-    so 'no worse' and 'better' allow a relative 1e-12."""
-    tol = rel * np.abs(f)
-    return bool(np.any(np.all(F <= f + tol, axis=1) & np.any(F < f - tol, axis=1)))
+def _weakly(F, f, rel=1e-12):
+    """Mask of the rows of F no worse than f in every column. Baselines are simulated and summed by
+    pandas, the front is summed from the tables: equal costs may differ in the last bit, so 'no
+    worse' allows a relative 1e-12."""
+    return np.all(F <= f + rel * np.abs(f), axis=1)
 
 
-def _covered(F, f):
-    """f is dominated by F, or is itself a point of F (a front can hold a baseline, not beat it)."""
-    return _dominated(F, f) or bool(np.any(np.all(np.isclose(F, f, rtol=1e-12, atol=0), axis=1)))
+def _strictly(F, f, rel=1e-12):
+    return _weakly(F, f, rel) & np.any(F < f - rel * np.abs(f), axis=1)
 
 
-def quality(models=("resnet50", "bert_base"), seeds=range(5), evals=5000):
+def _status(F, f):
+    """How the front F (1 - proxy, cycles, energy) covers a baseline f: a baseline is covered when
+    some front point is no worse in (proxy, cycles) and some front point is no worse in (proxy,
+    energy); 'one point' when a single front point is no worse in all three."""
+    cyc, en = _weakly(F[:, [0, 1]], f[[0, 1]]), _weakly(F[:, [0, 2]], f[[0, 2]])
+    if not (cyc.any() and en.any()):
+        return "NOT covered" if not (cyc.any() or en.any()) else ("covered in cycles only" if cyc.any()
+                                                                   else "covered in energy only")
+    strict = _strictly(F[:, [0, 1]], f[[0, 1]]).any() and _strictly(F[:, [0, 2]], f[[0, 2]]).any()
+    one = _weakly(F, f).any()
+    return ("dominated" if strict else "on the front") + ("" if one else " (by two points)")
+
+
+def quality(models=("resnet50", "bert_base"), seeds=range(5), evals=5000, cands=DEFAULT_CANDIDATES,
+            seed_baselines=True):
+    """NSGA-II vs random search and the baselines; ``seed_baselines``: the allocation baselines'
+    per-layer densities are extra candidates of their layers and start both searches (as in
+    ``sparsim search``); False leaves them out (the ablation)."""
     acc = accel.load("vegeta-flex")
-    cands = ["dense", "2:4", "1:4", "2:8"]
+    cands = list(cands)
     for name in models:
         model, inputs = zoo.build(name, seed=0, batch=1)
         wl = sparsim.trace(model, inputs).replace(name=name)
         t0 = time.perf_counter()
         cal = capture(model, inputs, wl, rows=256, seed=0)
-        cost = HardwareCost(wl, acc, cands)
-        print(f"== {name}: {len(wl.layers)} layers, candidates {cands}, tables + calibration "
-              f"{time.perf_counter() - t0:.1f} s")
+        allocs = bl.allocation_patterns(wl, (), 0.5) if seed_baselines else None
+        cost = HardwareCost(wl, acc, cands, extra=bl.allocation_extras(allocs, wl) if allocs else None)
+        print(f"== {name}: {len(wl.layers)} layers, candidates {cands}"
+              f"{' + the allocation baselines per layer' if allocs else ''} ({cost.shape[1]} columns), "
+              f"tables + calibration {time.perf_counter() - t0:.1f} s")
+        base_wl = bl.all_baselines(cost)
+        sims = {b: simulate(w, acc).totals for b, w in base_wl.items()}
+        if allocs:     # the tables hold the allocations' exact costs (the baselines simulated on their own)
+            for b, pats in allocs.items():
+                t, r = cost.totals(bl.allocation_assignment(cost, pats)), sims[b]
+                same = t["cycles"] == r["cycles"] and abs(t["energy_pj"] - r["energy_pj"]) <= 1e-9 * r["energy_pj"]
+                print(f"  {b}: table == simulate: {same}")
         for kind in ("reconstruction", "magnitude"):
             prox = Proxy(kind, wl, cal)
             table = prox.table(cost)
             problem = Problem(cost, table)
-            seeds_init = _uniform_seeds(problem)
+            seeds_init = _uniform_seeds(problem, allocs)
             base = []
-            for bname, bwl in bl.all_baselines(cost).items():
-                r = simulate(bwl, acc).totals
-                d = cost.dense_totals
+            d = cost.dense_totals
+            for bname, bwl in base_wl.items():
+                r = sims[bname]
                 base.append((bname, np.array([1 - prox.of_workload(bwl), r["cycles"] / d["cycles"],
                                               r["energy_pj"] / d["energy_pj"]])))
             hv_n, hv_r, dom, status = [], [], [], {}
@@ -126,17 +154,18 @@ def quality(models=("resnet50", "bert_base"), seeds=range(5), evals=5000):
                 hv_r.append(hypervolume(R))
                 ok = []
                 for bname, f in base:
-                    strict = _dominated(F[:, [0, 1]], f[[0, 1]]) and _dominated(F[:, [0, 2]], f[[0, 2]])
-                    cover = _covered(F[:, [0, 1]], f[[0, 1]]) and _covered(F[:, [0, 2]], f[[0, 2]])
-                    st = "dominated" if strict else ("on the front" if cover else "NOT covered")
+                    st = _status(F, f)
                     status.setdefault(bname, []).append(st)
-                    ok.append(cover)
+                    ok.append(st.startswith(("dominated", "on the front")))
+                    if not ok[-1]:
+                        near = F[np.argsort(np.abs(F[:, 0] - f[0]))[:3]]
+                        print(f"    seed {seed}: {bname} {np.round(f, 4)} {st}; the front points nearest in proxy: "
+                              + ", ".join(str(np.round(x, 4)) for x in near))
                 dom.append(all(ok))
             print(f"  {kind}: hypervolume NSGA-II {np.mean(hv_n):.4f} +- {np.std(hv_n):.4f}, random search "
                   f"{np.mean(hv_r):.4f} +- {np.std(hv_r):.4f} ({evals} evaluations, seeds {list(seeds)}); "
                   f"NSGA-II > random on {sum(a > b for a, b in zip(hv_n, hv_r))}/{len(hv_n)} seeds; "
-                  f"every baseline dominated or on the front in (proxy, cycles) and (proxy, energy) on "
-                  f"{sum(dom)}/{len(dom)} seeds")
+                  f"every baseline covered in (proxy, cycles) and (proxy, energy) on {sum(dom)}/{len(dom)} seeds")
             print("    per baseline over the seeds: " + "; ".join(
                 f"{b}: " + ", ".join(f"{v} {st.count(v)}/{len(st)}" for v in dict.fromkeys(st))
                 for b, st in status.items()))
@@ -146,22 +175,31 @@ def quality(models=("resnet50", "bert_base"), seeds=range(5), evals=5000):
 
 
 def budgets(cost, table, cands, fractions=(0.6, 0.8)):
-    """Exact vs greedy vs every uniform pattern under budgets of dense cycles."""
+    """Exact vs greedy vs every uniform pattern under budgets of dense cycles, over the shared
+    candidates (the baselines' per-layer extras left out, as in ``--objective latency``)."""
+    from search.knapsack import choose_exact, choose_greedy
     dense = cost.dense_totals["cycles"]
+    S = cost.n_shared
+    allowed, value, cyc = cost.allowed[:, :S], table[:, :S], cost.cycles[:, :S].astype(np.float64)
+    idx = np.arange(len(allowed))
+    fastest = float(np.where(allowed, cyc, np.inf).min(axis=1).sum())
     for frac in fractions:
         budget = frac * dense
-        if cost.min_cost() > budget:
-            print(f"    {frac} x dense cycles: infeasible, the fastest assignment is {cost.min_cost() / dense:.3f} x")
+        if fastest > budget:
+            print(f"    {frac} x dense cycles: infeasible, the fastest assignment is {fastest / dense:.3f} x")
             continue
-        ex = cost.choose(table, budget)
-        gr = cost.choose(table, budget, method="greedy")
-        idx = np.arange(len(ex))
-        line = [f"exact {table[idx, ex].sum():.4f} ({cost.totals(ex)['cycles'] / dense:.3f} x)",
-                f"greedy {table[idx, gr].sum():.4f} ({cost.totals(gr)['cycles'] / dense:.3f} x)"]
+        t0 = time.perf_counter()
+        proof: dict = {}
+        ex = choose_exact(value, cyc, allowed, budget, info=proof)
+        t_ex = time.perf_counter() - t0
+        gr = choose_greedy(value, cyc, allowed, budget)
+        how = ("proven optimal" if proof["optimal"] else f"not proven optimal, gap <= {proof['gap']:.2e}")
+        line = [f"exact {value[idx, ex].sum():.4f} ({cost.totals(ex)['cycles'] / dense:.3f} x, {how}, {t_ex:.1f} s)",
+                f"greedy {value[idx, gr].sum():.4f} ({cost.totals(gr)['cycles'] / dense:.3f} x)"]
         for p in cands[1:]:
             a = cost.uniform(p)
             t = cost.totals(a)["cycles"]
-            line.append(f"uniform {p} {table[idx, a].sum():.4f} ({t / dense:.3f} x, "
+            line.append(f"uniform {p} {value[idx, a].sum():.4f} ({t / dense:.3f} x, "
                         f"{'meets' if t <= budget else 'misses'} the budget)")
         print(f"    {frac} x dense cycles: " + ", ".join(line))
 
@@ -199,4 +237,6 @@ if __name__ == "__main__":
     parts = sys.argv[1:] or ["speed", "budget", "quality", "exact"]
     for part in parts:
         print(f"-- {part}", flush=True)
-        {"speed": speed, "budget": budget_resnet18, "quality": quality, "exact": exact}[part]()
+        {"speed": speed, "budget": budget_resnet18, "quality": quality, "exact": exact,
+         "quality-unseeded": lambda: quality(seed_baselines=False),
+         "quality-nm": lambda: quality(cands=["dense", "2:4", "1:4", "2:8"], seed_baselines=False)}[part]()

@@ -27,6 +27,9 @@ importance=None, progress=False)`` builds, once, the simulator's cost of every (
 
 ``importance={layer name: score}`` (broadcastable to ``(groups, k, n)``) picks masks on
 ``|W| * score`` instead of ``|W|`` (Wanda: ``score = ||x||`` per input feature).
+``extra={layer name: patterns}`` adds candidates only that layer may take (columns after the
+``cost.n_shared`` shared ones); the Pareto search puts the allocation baselines there
+(``baselines.allocation_patterns``) and starts from them.
 
 Around it: ``Proxy(kind, workload, calibration).table(cost)`` (magnitude / wanda / reconstruction,
 ``(L, C)``, higher is better, dense = 1), ``capture(model, inputs, workload)`` (calibration

@@ -20,24 +20,20 @@ import numpy as np
 from workloads import Unstructured, Workload, parse_pattern
 
 from .cost import HardwareCost
-from .masks import _top_flat
+from .errors import SearchError
+from .masks import _top_flat, pick
 
 
 def _prunable_layers(cost: HardwareCost) -> list[int]:
     """Layers with a weight that are not pinned (they allow more than dense, or only dense was asked)."""
-    out = []
-    for li, l in enumerate(cost.workload.layers):
-        if l.weight is None:
-            continue
-        if any(_pinned(l, g) for g in cost.pins):
-            continue
-        out.append(li)
-    return out
+    return prunable_layers(cost.workload, cost.pins)
 
 
-def _pinned(layer, glob) -> bool:
+def prunable_layers(workload: Workload, pins=()) -> list[int]:
+    """Indices of the layers of ``workload`` with a weight that no pin glob matches."""
     from .candidates import _matches
-    return _matches(layer, glob)
+    return [li for li, l in enumerate(workload.layers)
+            if l.weight is not None and not any(_matches(l, g) for g in pins)]
 
 
 def _with_masks(cost: HardwareCost, masks: dict[int, np.ndarray], label: str) -> Workload:
@@ -63,46 +59,44 @@ def uniform(cost: HardwareCost, pattern) -> Workload:
     return _with_masks(cost, masks, str(p))
 
 
-def _weights(cost, lis):
-    return {li: np.abs(np.ascontiguousarray(cost.workload.layers[li].gemm_weight(), dtype=np.float64)) for li in lis}
+def _magnitudes(workload: Workload, lis) -> dict[int, np.ndarray]:
+    """``|W|`` in GEMM layout, float32 as the cost tables score it (float64 |W| orders the same)."""
+    return {li: np.abs(np.ascontiguousarray(workload.layers[li].gemm_weight())) for li in lis}
 
 
-def _global_top(cost: HardwareCost, scores: dict, density: float, label: str) -> Workload:
-    """Keep the ``density`` share of all layers' weights with the highest ``scores`` (one threshold)."""
+def _global_counts(scores: dict, density: float) -> dict[int, int]:
+    """How many weights each layer keeps when one threshold keeps the ``density`` share of all
+    layers' ``scores`` (ties at the threshold: earlier layers and positions first)."""
     lis = list(scores)
     keep = _top_flat(np.concatenate([scores[li].ravel() for li in lis]),
                      int(math.floor(density * sum(scores[li].size for li in lis) + 0.5)))
-    masks, off = {}, 0
+    out, off = {}, 0
     for li in lis:
-        masks[li] = keep[off:off + scores[li].size].reshape(scores[li].shape)
+        out[li] = int(np.count_nonzero(keep[off:off + scores[li].size]))
         off += scores[li].size
-    return _with_masks(cost, masks, label)
+    return out
 
 
-def global_magnitude(cost: HardwareCost, density: float, w=None) -> Workload:
-    return _global_top(cost, w or _weights(cost, _prunable_layers(cost)), density, "global")
-
-
-def lamp(cost: HardwareCost, density: float, w=None) -> Workload:
-    lis = _prunable_layers(cost)
-    w = w or _weights(cost, lis)
+def _lamp_scores(w: dict) -> dict[int, np.ndarray]:
+    """LAMP's scores ``w_u^2 / sum_{v >= u} w_v^2`` of each layer, in ascending order of |W| (the
+    scores rise along it, so a global threshold keeps each layer's largest weights; only the
+    per-layer counts are used, so the order of the weights themselves is not needed)."""
     scores = {}
-    for li in lis:
-        sq = w[li].ravel() ** 2
-        order = np.argsort(sq)        # ties get the tail sum of their place: deterministic either way
-        tail = np.cumsum(sq[order][::-1])[::-1]          # sum over weights at least as large
-        s = np.empty_like(sq)
-        s[order] = sq[order] / np.where(tail > 0, tail, 1.0)
-        scores[li] = s.reshape(w[li].shape)
-    return _global_top(cost, scores, density, "lamp")
+    for li, wl in w.items():
+        sq = np.sort(wl.ravel()).astype(np.float64) ** 2
+        tail = np.cumsum(sq[::-1])[::-1]          # sum over weights at least as large
+        scores[li] = sq / np.where(tail > 0, tail, 1.0)
+    return scores
 
 
-def erk_densities(cost: HardwareCost, density: float) -> dict[int, float]:
-    lis = _prunable_layers(cost)
+def erk_densities(cost_or_workload, density: float, pins=()) -> dict[int, float]:
+    """ERK's layer densities (layer index -> density in (0, 1]) at global ``density``."""
+    wl, pins = ((cost_or_workload.workload, cost_or_workload.pins) if isinstance(cost_or_workload, HardwareCost)
+                else (cost_or_workload, pins))
+    lis = prunable_layers(wl, pins)
     sizes, raw = {}, {}
     for li in lis:
-        layer = cost.workload.layers[li]
-        shape = layer.weight.shape
+        shape = wl.layers[li].weight.shape
         sizes[li] = int(np.prod(shape))
         raw[li] = sum(shape) / float(np.prod(shape))
     total = sum(sizes.values())
@@ -118,12 +112,63 @@ def erk_densities(cost: HardwareCost, density: float) -> dict[int, float]:
     return {li: (1.0 if li in dense else max(1e-6, min(1.0, raw[li] * scale))) for li in lis}
 
 
+def allocation_patterns(workload: Workload, pins=(), density: float = 0.5) -> dict[str, dict[int, Unstructured]]:
+    """Global magnitude, LAMP and ERK at ``density``, each as per-layer unstructured patterns
+    ``{baseline name: {layer index: Unstructured(k / size)}}`` (a layer kept whole is left out).
+
+    All three prune by magnitude inside each layer; they differ only in how many weights ``k`` each
+    layer keeps. One global threshold on |W| (or on LAMP's scores, which order a layer's weights as
+    |W| does) keeps each layer's ``k`` largest, exactly what ``Unstructured(k / size)`` picks, so the
+    baselines are assignments of per-layer candidates: the search can start from them and its cost
+    tables hold their exact cost. A layer keeps at least one weight."""
+    lis = prunable_layers(workload, pins)
+    w = _magnitudes(workload, lis)
+    sizes = {li: w[li].size for li in lis}
+    counts = {f"global magnitude {density:g}": _global_counts(w, density),
+              f"LAMP {density:g}": _global_counts(_lamp_scores(w), density),
+              f"ERK {density:g}": {li: int(math.floor(d * sizes[li] + 0.5))
+                                   for li, d in erk_densities(workload, density, pins).items()}}
+    return {name: {li: Unstructured(max(1, k) / sizes[li]) for li, k in c.items() if k < sizes[li]}
+            for name, c in counts.items()}
+
+
+def _allocation(cost: HardwareCost, pats: dict[int, Unstructured], label: str) -> Workload:
+    w = _magnitudes(cost.workload, list(pats))
+    return _with_masks(cost, {li: pick(p, w[li]) for li, p in pats.items()}, label)
+
+
+def global_magnitude(cost: HardwareCost, density: float) -> Workload:
+    return _allocation(cost, allocation_patterns(cost.workload, cost.pins, density)[f"global magnitude {density:g}"],
+                       "global")
+
+
+def lamp(cost: HardwareCost, density: float) -> Workload:
+    return _allocation(cost, allocation_patterns(cost.workload, cost.pins, density)[f"LAMP {density:g}"], "lamp")
+
+
 def erk(cost: HardwareCost, density: float) -> Workload:
-    masks = {}
-    for li, d in erk_densities(cost, density).items():
-        if d < 1.0:
-            masks[li] = cost.pick_mask(li, Unstructured(d))
-    return _with_masks(cost, masks, "erk")
+    return _allocation(cost, allocation_patterns(cost.workload, cost.pins, density)[f"ERK {density:g}"], "erk")
+
+
+def allocation_extras(allocs: dict[str, dict[int, Unstructured]], workload: Workload) -> dict[str, list]:
+    """``HardwareCost(extra=...)`` input: each layer's patterns from ``allocation_patterns``."""
+    out: dict[str, list] = {}
+    for pats in allocs.values():
+        for li, p in pats.items():
+            out.setdefault(workload.layers[li].name, []).append(p)
+    return out
+
+
+def allocation_assignment(cost: HardwareCost, pats: dict[int, Unstructured]) -> np.ndarray:
+    """The table assignment of one allocation (its layers' extra candidates, the rest dense)."""
+    a = np.zeros(len(cost.layer_names), dtype=np.int64)
+    for li, p in pats.items():
+        hits = [c for c in cost.options[li] if cost.candidates[c] == p]
+        if not hits:
+            raise SearchError(f"baselines: layer '{cost.layer_names[li]}' has no candidate {p!r}; "
+                              f"build the table with extra=allocation_extras(...)")
+        a[li] = hits[0]
+    return a
 
 
 #: The uniform patterns every search is compared with.
@@ -140,10 +185,6 @@ def all_baselines(cost: HardwareCost, patterns=UNIFORM, density: float = 0.5) ->
 
 
 def allocations(cost: HardwareCost, density: float = 0.5) -> dict[str, Workload]:
-    """Global magnitude, LAMP and ERK at ``density`` (over the prunable layers)."""
-    out = {}
-    w = _weights(cost, _prunable_layers(cost))
-    out[f"global magnitude {density:g}"] = global_magnitude(cost, density, w)
-    out[f"LAMP {density:g}"] = lamp(cost, density, w)
-    out[f"ERK {density:g}"] = erk(cost, density)
-    return out
+    """Global magnitude, LAMP and ERK at ``density`` (over the prunable layers), masked by magnitude."""
+    return {name: _allocation(cost, pats, name.split()[0].lower())
+            for name, pats in allocation_patterns(cost.workload, cost.pins, density).items()}

@@ -15,8 +15,12 @@ from workloads import Dense, PatternError, SparsityPattern, Workload, parse_patt
 
 from .errors import SearchError
 
-#: The candidates ``sparsim search`` uses when none are given.
-DEFAULT_CANDIDATES = ("dense", "2:4", "1:4")
+#: The candidates ``sparsim search`` uses when none are given: N:M ratios and unstructured
+#: densities. Any mask is costed by the simulator on any hardware: on a flexible N:M array
+#: (``nm_overflow: passes``, e.g. vegeta-flex) an unstructured mask runs in an N:M mode with extra
+#: passes for the groups that hold more than N, so it is faster than dense there; on a fixed N:M
+#: unit it runs dense (and the search will not choose it for speed).
+DEFAULT_CANDIDATES = ("dense", "2:4", "1:4", "2:8", "unstructured:0.7", "unstructured:0.5", "unstructured:0.3")
 
 
 def parse_candidates(spec, where: str = "--candidates") -> list[SparsityPattern]:

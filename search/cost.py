@@ -45,6 +45,10 @@ class HardwareCost:
     progress:     show a tqdm bar while the tables are built.
     masks_from:   another ``HardwareCost`` of the same workload, candidates and pins (another hardware
                   point): its masks are reused instead of picked again.
+    extra:        optional ``{layer name: patterns}``: candidates only that layer may take besides the
+                  shared ones (pinned and weightless layers stay dense). The search puts the baselines'
+                  per-layer allocations here (``baselines.allocation_extras``); they become columns
+                  after the shared candidates, allowed in their own layers only.
 
     Attributes (``L`` layers, ``C`` candidates)
     -------------------------------------------
@@ -59,7 +63,7 @@ class HardwareCost:
     def __init__(self, workload: Workload, accelerator: Accelerator, candidates: Sequence = ("dense", "2:4", "1:4"),
                  pins: Iterable[str] = (), per_layer: Mapping[str, Iterable] | None = None,
                  importance: Mapping[str, np.ndarray] | None = None, progress: bool = False,
-                 masks_from: "HardwareCost | None" = None):
+                 masks_from: "HardwareCost | None" = None, extra: Mapping[str, Iterable] | None = None):
         if not isinstance(workload, Workload):
             raise SearchError(f"HardwareCost: expected a workloads.Workload, got {type(workload).__name__}")
         if not isinstance(accelerator, Accelerator):
@@ -69,10 +73,13 @@ class HardwareCost:
         self.workload = workload
         self.accelerator = accelerator
         self.candidates: list[SparsityPattern] = parse_candidates(candidates)
-        self.candidate_names = [str(c) for c in self.candidates]
         self.pins = parse_pins(pins)
         self.layer_names = [l.name for l in workload.layers]
+        self.n_shared = shared = len(self.candidates)   # the rest are ``extra`` (layer-specific) candidates
         self.allowed = allowed_matrix(workload, self.candidates, per_layer, self.pins)
+        if extra:
+            self.allowed = self._add_extra(extra, shared)
+        self.candidate_names = [str(c) for c in self.candidates]
         self.options = [np.flatnonzero(row) for row in self.allowed]
         self.importance = dict(importance or {})
         unknown = set(self.importance) - set(self.layer_names)
@@ -96,6 +103,35 @@ class HardwareCost:
                                        axis=2)
         dense = np.zeros(L, dtype=np.int64)
         self.dense_totals = self.totals(dense)
+
+    def _add_extra(self, extra: Mapping[str, Iterable], shared: int) -> np.ndarray:
+        """Append the layer-specific candidates (equal patterns share a column) and allow each in
+        its own layer only, unless the layer is pinned or has no weight."""
+        from .candidates import _matches
+        cols: list[tuple[int, int]] = []
+        for name, pats in extra.items():
+            if name not in self.layer_names:
+                raise SearchError(f"HardwareCost extra: no layer named '{name}' in workload '{self.workload.name}'")
+            li = self.layer_names.index(name)
+            layer = self.workload.layers[li]
+            if any(_matches(layer, g) for g in self.pins) or not (layer.has_weight or layer.weight_layout is not None):
+                continue
+            for item in pats:
+                p = parse_candidates([item], where=f"extra candidates of '{name}'")[-1]
+                if isinstance(p, Dense):
+                    continue
+                hit = [c for c, q in enumerate(self.candidates) if q == p]
+                if hit:
+                    c = hit[0]
+                else:
+                    self.candidates.append(p)
+                    c = len(self.candidates) - 1
+                cols.append((li, c))
+        allowed = np.zeros((len(self.layer_names), len(self.candidates)), dtype=bool)
+        allowed[:, :shared] = self.allowed
+        for li, c in cols:
+            allowed[li, c] = True
+        return allowed
 
     # ------------------------------------------------------------------------------------ building
     @property
@@ -307,10 +343,13 @@ class HardwareCost:
         return out
 
     # ------------------------------------------------------------------------------------ choice
-    def choose(self, proxy: np.ndarray, budget: float, metric: str = "cycles", method: str = "exact") -> np.ndarray:
+    def choose(self, proxy: np.ndarray, budget: float, metric: str = "cycles", method: str = "exact",
+               info: dict | None = None) -> np.ndarray:
         """The assignment that maximizes the sum of ``proxy`` (``(L, C)``, higher is better) with the
         total ``metric`` at most ``budget`` (absolute units). ``method``: ``exact`` (multiple-choice
-        knapsack, SciPy MILP / HiGHS) or ``greedy`` (HALP-style: best proxy loss per unit saved)."""
+        knapsack, SciPy MILP / HiGHS) or ``greedy`` (HALP-style: best proxy loss per unit saved).
+        ``info``: a dict the exact method fills with ``optimal`` (False when HiGHS hit its time limit,
+        :data:`search.knapsack.TIME_LIMIT`, before proving the answer optimal) and ``gap``."""
         from .knapsack import choose_exact, choose_greedy
         proxy = np.asarray(proxy, dtype=np.float64)
         if proxy.shape != self.allowed.shape:
@@ -322,7 +361,7 @@ class HardwareCost:
             raise SearchError(f"budget {budget:,.0f} {metric} is below the cheapest assignment "
                               f"({least:,.0f} {metric}, {least / self.dense_totals[metric]:.3f} x dense)")
         if method == "exact":
-            return choose_exact(proxy, cost, self.allowed, budget)
+            return choose_exact(proxy, cost, self.allowed, budget, info=info)
         if method == "greedy":
             return choose_greedy(proxy, cost, self.allowed, budget)
         raise SearchError(f"choose: method must be 'exact' or 'greedy', got {method!r}")

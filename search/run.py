@@ -55,6 +55,15 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
         calibration = capture(model, inputs, workload, rows=calib_rows, seed=seed)
     importance = calibration.wanda_importance() if mask_score == "wanda" else None
 
+    # the allocation baselines (global magnitude, LAMP, ERK) are per-layer unstructured densities:
+    # with the Pareto objective their densities become extra candidates of their layers, so the
+    # tables hold the baselines' exact costs and NSGA-II starts from them (as it does from the
+    # uniform assignments); random search gets the same starts
+    allocs = None
+    if objective == "pareto" and baselines:
+        allocs = bl.allocation_patterns(workload, pins, baseline_density)
+    extra = bl.allocation_extras(allocs, workload) if allocs else None
+
     # hardware points (one, or a grid), one cost table each; masks are picked once and shared
     axes = parse_joint(joint)
     points = grid(accelerator, axes) if axes else [({}, accelerator, "")]
@@ -65,7 +74,7 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     for p, a in feasible:
         key = tuple(sorted((k, str(v)) for k, v in p.items()))
         costs[key] = HardwareCost(workload, a, cands, pins=pins, per_layer=per_layer, importance=importance,
-                                  progress=progress, masks_from=first)
+                                  progress=progress, masks_from=first, extra=extra)
         first = first or costs[key]
     t_tables = time.perf_counter() - t0
     keys = list(costs)
@@ -84,7 +93,7 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     if objective == "pareto":
         # the uniform assignments (dense, every candidate everywhere, on every hardware point) start
         # both searches, so the front spans the whole range; the rest of the first population is random
-        seeds = _uniform_seeds(problem)
+        seeds = _uniform_seeds(problem, allocs)
         if space_size(problem) <= evals:       # small enough to enumerate: the front is exact
             pop = enumerate_all(problem)
             info["algorithm"] = f"all {len(pop)} assignments"
@@ -102,8 +111,9 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
             info["random_hypervolume"] = hypervolume(RF[rnd])
             random_df = _frame(problem, rpop[rnd], keys, ptable, axes, with_layers=False)
     else:
-        chosen, greedy = _budgeted(problem, keys, ptable, metric, budget * dense_ref[metric], budget)
+        chosen, greedy, proof = _budgeted(problem, keys, ptable, metric, budget * dense_ref[metric], budget)
         info["greedy_proxy"] = greedy
+        info["exact_optimal"], info["exact_gap"] = proof["optimal"], proof["gap"]
     t_search = time.perf_counter() - t0 - t_tables - t_proxy
     front = _frame(problem, chosen, keys, ptable, axes)
     assignments = [(keys[h], a) for a, h in zip(*problem.split(chosen))]
@@ -111,8 +121,9 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     rows = []
     if baselines:       # on the accelerator the user named (its own table when the search is joint)
         base_cost = ref_cost or HardwareCost(workload, accelerator, cands, pins=pins, per_layer=per_layer,
-                                             importance=importance, masks_from=first)
-        rows = _baselines(base_cost, ptable, prox, accelerator, dense_ref, baseline_density)
+                                             importance=importance, masks_from=first, extra=extra)
+        rows = _baselines(base_cost, ptable, prox, accelerator, dense_ref, baseline_density,
+                          allocs if importance is None else None)
     t_base = time.perf_counter() - t0 - t_tables - t_proxy - t_search
     base_df = pd.DataFrame(rows, columns=["name"] + FRONT_COLUMNS)
     info["seconds"] = {"tables": t_tables, "proxy": t_proxy, "search": t_search, "baselines": t_base,
@@ -122,9 +133,11 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
                         infeasible=infeasible if len(infeasible) else None, hardware_axes=list(axes), info=info)
 
 
-def _baselines(cost: HardwareCost, ptable, prox: Proxy, accelerator, dense_ref, density) -> list[dict]:
+def _baselines(cost: HardwareCost, ptable, prox: Proxy, accelerator, dense_ref, density, allocs=None) -> list[dict]:
     """Metrics of every baseline. A uniform pattern that is a candidate of every prunable layer is a
-    table assignment (the same masks, so the same numbers); the others are simulated here."""
+    table assignment (the same masks, so the same numbers), and so are the allocations when
+    ``allocs`` (from ``bl.allocation_patterns``) are in the table with magnitude masks; the others
+    are simulated here."""
     from simulator import simulate
     rows = []
     prunable = bl._prunable_layers(cost)
@@ -143,15 +156,25 @@ def _baselines(cost: HardwareCost, ptable, prox: Proxy, accelerator, dense_ref, 
         wl = bl.uniform(cost, pattern)
         r = simulate(wl, accelerator).totals
         rows.append(row(name, prox.of_workload(wl), r["cycles"], r["energy_pj"], r["dram_bytes"]))
+    if allocs is not None:
+        for name, pats in allocs.items():
+            a = bl.allocation_assignment(cost, pats)
+            t = cost.totals(a)
+            rows.append(row(name, float(ptable[np.arange(len(a)), a].sum()), t["cycles"], t["energy_pj"],
+                            t["dram_bytes"]))
+        return rows
     for name, wl in bl.allocations(cost, density).items():
         r = simulate(wl, accelerator).totals
         rows.append(row(name, prox.of_workload(wl), r["cycles"], r["energy_pj"], r["dram_bytes"]))
     return rows
 
 
-def _uniform_seeds(problem: Problem) -> np.ndarray:
+def _uniform_seeds(problem: Problem, allocs=None) -> np.ndarray:
+    """Starting assignments: dense and every shared candidate everywhere, then the allocation
+    baselines (``allocs``) when the tables hold them; on every hardware point."""
     cost = problem.cost
-    rows = [cost.uniform(name) for name in cost.candidate_names]
+    rows = [cost.uniform(name) for name in cost.candidate_names[:cost.n_shared]]
+    rows += [bl.allocation_assignment(cost, pats) for pats in (allocs or {}).values()]
     if len(problem.costs) > 1:
         rows = [np.concatenate([r, [h]]) for h in range(len(problem.costs)) for r in rows]
     return np.array(rows, dtype=np.int64)
@@ -163,7 +186,9 @@ def _totals(res) -> dict:
 
 
 def _budgeted(problem: Problem, keys, ptable, metric, limit: float, frac: float):
-    """Best exact choice within ``limit`` over every hardware point; also greedy's proxy there."""
+    """Best exact choice within ``limit`` over every hardware point; also greedy's proxy there, and
+    whether every exact choice was proven optimal (``{"optimal", "gap"}``)."""
+    proof = {"optimal": True, "gap": 0.0}
     best = None
     greedy_best = None
     least = np.inf
@@ -172,7 +197,9 @@ def _budgeted(problem: Problem, keys, ptable, metric, limit: float, frac: float)
         least = min(least, lo)
         if lo > limit:
             continue
-        a = cost.choose(ptable, limit, metric=metric, method="exact")
+        got: dict = {}
+        a = cost.choose(ptable, limit, metric=metric, method="exact", info=got)
+        proof = {"optimal": proof["optimal"] and got["optimal"], "gap": max(proof["gap"], got["gap"])}
         g = cost.choose(ptable, limit, metric=metric, method="greedy")
         pv, gv = float(ptable[np.arange(len(a)), a].sum()), float(ptable[np.arange(len(g)), g].sum())
         score = (pv, -cost.totals(a)[metric])
@@ -183,7 +210,7 @@ def _budgeted(problem: Problem, keys, ptable, metric, limit: float, frac: float)
         ref = problem.reference[metric]
         raise SearchError(f"--budget {frac:g}: below the {'fastest' if metric == 'cycles' else 'cheapest'} "
                           f"assignment ({least / ref:.3f} x dense {metric})")
-    return best[1][None], greedy_best
+    return best[1][None], greedy_best, proof
 
 
 def _frame(problem: Problem, chosen: np.ndarray, keys, ptable, axes, with_layers: bool = True) -> pd.DataFrame:

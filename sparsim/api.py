@@ -43,7 +43,7 @@ def load_workload(path) -> Workload:
 
 
 def search(workload, accel_or_name, objective: str = "pareto", budget: float | None = None,
-           candidates=("dense", "2:4", "1:4"), pins=(), per_layer=None, proxy: str = "magnitude",
+           candidates=None, pins=(), per_layer=None, proxy: str = "magnitude",
            mask_score: str = "magnitude",
            evals: int = 5000, seed: int = 0, joint=None, model=None, inputs=None, batch: int = 1,
            calib_rows: int = 256, baseline_density: float = 0.5, progress: bool = False):
@@ -54,12 +54,16 @@ def search(workload, accel_or_name, objective: str = "pareto", budget: float | N
     example inputs for calibration). ``objective``: ``latency`` / ``energy`` (exact choice within
     ``budget`` x the dense model's cycles / energy; default 0.6) or ``pareto`` (NSGA-II, ``evals``
     evaluations, front over proxy, cycles and energy). ``candidates``: patterns per layer (dense is
-    always one); ``pins``: layer globs kept dense; ``per_layer``: ``{layer glob: candidates}`` for
+    always one; default ``search.DEFAULT_CANDIDATES``: dense, 2:4, 1:4, 2:8 and unstructured 0.7, 0.5,
+    0.3); ``pins``: layer globs kept dense; ``per_layer``: ``{layer glob: candidates}`` for
     the layers a glob matches (first glob wins); ``proxy``: magnitude | wanda | reconstruction;
     ``mask_score``: masks inside a pattern chosen by magnitude or by Wanda's |W|·||x||; ``joint``:
     hardware axes (``{"rows": [16, 32], "dataflow": ["ws", "os"]}`` or ``"rows=16,32 dataflow=ws,os"``).
     """
+    from search.candidates import DEFAULT_CANDIDATES
     from search.run import run_search
+    if candidates is None:
+        candidates = DEFAULT_CANDIDATES
     if isinstance(workload, str):
         model, inputs, name, traced_batch = build_model_spec(workload, batch=batch, seed=0)  # the model
         workload = trace(model, inputs, batch=traced_batch).replace(name=name)               # its layers

@@ -155,6 +155,43 @@ def test_erk_lamp_global_meet_the_density(mlp):
     assert d[0] > d[1]     # ERK keeps more of the 64-input layer than of the 128 x 128 one
 
 
+def test_allocation_baselines_are_table_assignments(r18):
+    """GM, LAMP and ERK are per-layer unstructured densities: given as extra candidates of their
+    layers, each baseline is a table assignment whose cost equals simulate on the baseline workload,
+    and global magnitude is one |W| threshold over all prunable layers."""
+    acc = accel.load("vegeta-flex")
+    allocs = bl.allocation_patterns(r18, ["conv1"], 0.5)
+    assert set(allocs) == {"global magnitude 0.5", "LAMP 0.5", "ERK 0.5"}
+    cost = HardwareCost(r18, acc, ["2:4"], pins=["conv1"], extra=bl.allocation_extras(allocs, r18))
+    assert cost.n_shared == 2 and cost.shape[1] > 2
+    assert not cost.allowed[0, 2:].any()             # conv1 is pinned: no extra candidate
+    wls = bl.allocations(cost, 0.5)
+    for name, pats in allocs.items():
+        a = bl.allocation_assignment(cost, pats)
+        r, t = simulate(wls[name], acc).totals, cost.totals(a)
+        assert t["cycles"] == r["cycles"], name
+        assert t["energy_pj"] == pytest.approx(r["energy_pj"], rel=1e-12, abs=0), name
+        assert t["dram_bytes"] == pytest.approx(r["dram_bytes"], rel=1e-12, abs=0), name
+    lis = bl.prunable_layers(r18, ["conv1"])
+    w = np.concatenate([np.abs(r18.layers[li].gemm_weight()).ravel() for li in lis])
+    gm = wls["global magnitude 0.5"]
+    kept = np.concatenate([gm.layers[li].gemm_mask().ravel() for li in lis])
+    assert kept.sum() == int(0.5 * w.size + 0.5) and w[kept].min() >= w[~kept].max()
+    with pytest.raises(SearchError, match="no layer named 'nope'"):
+        HardwareCost(r18, acc, ["2:4"], extra={"nope": ["unstructured:0.5"]})
+
+
+def test_pareto_front_covers_every_baseline(r18):
+    """The front covers each baseline: some point no worse in (proxy, cycles), some in (proxy, energy)."""
+    res = sparsim.search(r18, "vegeta-flex", objective="pareto", evals=500, pins=["conv1", "fc"], seed=2)
+    assert len(res.baselines) == 7
+    f = res.front
+    for _, b in res.baselines.iterrows():
+        better = f.proxy >= b.proxy - 1e-12
+        assert (better & (f.cycles <= b.cycles)).any(), b["name"]
+        assert (better & (f.energy_pj <= b.energy_pj * (1 + 1e-12))).any(), b["name"]
+
+
 def test_same_seed_same_front_and_columns(mlp):
     model, inputs = zoo.build("mlp_digits", seed=0, batch=4)
     kw = dict(objective="pareto", evals=400, candidates="dense,2:4,1:4,2:8,unstructured:0.3",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from search.candidates import DEFAULT_CANDIDATES
     sp = sub.add_parser("search", help="choose per-layer sparsity (and hardware) against simulated cost",
                         description="Per-layer sparsity search over simulator cost tables: the exact choice "
                                     "within a budget (latency, energy) or a Pareto front (pareto).")
@@ -14,9 +15,9 @@ def register(sub) -> None:
                     help="latency / energy: best proxy within --budget; pareto: front over proxy, cycles, energy")
     sp.add_argument("--budget", type=float, help="fraction of the dense model's cycles (latency) or energy "
                                                  "(energy) on the same accelerator (default 0.6)")
-    sp.add_argument("--candidates", default="dense,2:4,1:4",
-                    help="comma-separated patterns every layer may take (default dense,2:4,1:4), e.g. "
-                         "dense,2:4,1:4,2:8,unstructured:0.3,block:4x4:0.5,channel:0.75")
+    sp.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES),
+                    help=f"comma-separated patterns every layer may take (default {','.join(DEFAULT_CANDIDATES)}), "
+                         f"e.g. dense,2:4,1:4,2:8,unstructured:0.3,block:4x4:0.5,channel:0.75")
     sp.add_argument("--pin", default="", help="comma-separated layer globs kept dense, e.g. conv1,fc")
     sp.add_argument("--proxy", choices=["magnitude", "wanda", "reconstruction"], default="magnitude",
                     help="accuracy proxy (wanda and reconstruction run the model once on its example inputs)")
@@ -87,7 +88,11 @@ def cmd_search(args) -> int:
               f"seed {info['seed']}), "
               f"hypervolume {info['hypervolume']:.4f}; random search with as many: {info['random_hypervolume']:.4f}")
     else:
-        print(f"budget {res.budget:g} x dense {info['metric']}: exact proxy {front['proxy'].iloc[0]:.4f}, "
+        from search.knapsack import TIME_LIMIT
+        proof = "" if info.get("exact_optimal", True) else (
+            f" (not proven optimal: HiGHS stopped after {TIME_LIMIT:g} s, at most {info['exact_gap']:.2%} below "
+            f"the optimum)")
+        print(f"budget {res.budget:g} x dense {info['metric']}: exact proxy {front['proxy'].iloc[0]:.4f}{proof}, "
               f"greedy {info['greedy_proxy']:.4f}")
     if res.infeasible is not None:
         for _, r in res.infeasible.iterrows():
