@@ -177,11 +177,18 @@ def footprints(p: MapProblem, tm: int, tn: int, tk: int, ck: int):
                        float(p.acc_bytes), bool(p.psum_on_chip))
 
 
-@jit
-def pipeline_cycles(compute, sram, load, write, steps, double_buffered, prologue=0.0, epilogue=0.0, fold=0.0):
+def pipeline_cycles(compute, sram, load, write, steps, double_buffered: bool, prologue=0.0, epilogue=0.0,
+                    fold=0.0) -> float:
     """Cycles of a layer: ``compute`` (array), ``sram`` (busiest port), ``load`` and ``write`` (DRAM
     time), ``steps`` tiles; ``prologue``/``epilogue``: the first fold's stationary tile load and
     the last fold's write-back; ``fold``: one fold's compute. See the module docstring. Scalars."""
+    return float(_pipeline_cycles(float(compute), float(sram), float(load), float(write), bool(double_buffered),
+                                  float(prologue), float(epilogue), float(fold)))
+
+
+@jit
+def _pipeline_cycles(compute, sram, load, write, double_buffered, prologue, epilogue, fold):
+    """See :func:`pipeline_cycles`."""
     c = max(compute, sram)
     if not double_buffered:
         return load + c + write
@@ -237,7 +244,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
                                 fits = False
                     load = (a + w + meta + psum_rd) / bw
                     write = out_wr / bw
-                    cyc = pipeline_cycles(comp, port[s], load, write, 0, double_buffered, prologue, epilogue, fold)
+                    cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue, epilogue, fold)
                     dram = a + w + meta + psum_rd + out_wr
                     vol = tm * tn * tk
                     i = (im * tiles_n.shape[0] + jn) * tiles_k.shape[0] + ik

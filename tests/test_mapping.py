@@ -12,7 +12,7 @@ import accel
 from accel import Operand
 from simulator import plan_layer
 from simulator.dataflow import DATAFLOWS
-from simulator.mapping import ORDERS, MapProblem, dram_traffic, footprints, pipeline_cycles, search, tile_candidates
+from simulator.mapping import MapProblem, pipeline_cycles, search, tile_candidates
 from workloads import NM, Layer, LayerKind, Unstructured, WeightLayout
 
 from . import naive
@@ -237,38 +237,6 @@ def test_pipeline_double_buffering_exact_cases():
 
 
 # ------------------------------------------------------------------ the compiled search vs plain Python
-def _search_reference(p, tiles, compute, port, op_mem, used, usable, double, bw, pro, epi, fold):
-    """The mapper's rule over the grid, one mapping at a time in plain Python, with the scalar cost
-    formulas (dram_traffic, footprints, pipeline_cycles): per order, among the mappings that fit the
-    fewest (cycles, DRAM bytes, compute cycles) then the largest tile, else the smallest tile then the
-    fewest (cycles, DRAM bytes); the first in grid order on ties; across orders the first order
-    unless another is feasible where it is not, or has fewer (cycles, DRAM bytes)."""
-    best = None
-    stream = "mnk".index(p.stream)
-    for order in ORDERS:
-        rows = []
-        for idx in itertools.product(*(range(len(tiles[d])) for d in "mnk")):
-            tm, tn, tk = (int(tiles[d][i]) for d, i in zip("mnk", idx))
-            cm, cn, ck = -(-max(1, p.m) // tm), -(-max(1, p.n) // tn), -(-max(1, p.k) // tk)
-            a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck)
-            use = [0.0] * len(usable)
-            for j, f in zip(op_mem, footprints(p, tm, tn, tk, ck)):
-                use[j] += f
-            fits = all(use[j] <= usable[j] for j in range(len(usable)) if used[j])
-            s = idx[stream]
-            cyc = pipeline_cycles(float(compute[s]), float(port[s]), (a + w + meta + psum_rd) / bw, out_wr / bw, 0,
-                                  double, pro, epi, fold)
-            rows.append((idx, fits, cyc, a + w + meta + psum_rd + out_wr, float(compute[s]), tm * tn * tk,
-                         (a, w, meta, out_wr, psum_rd)))
-        ok = [r for r in rows if r[1]]
-        pick = (min(ok, key=lambda r: (r[2], r[3], r[4], -r[5])) if ok
-                else min(rows, key=lambda r: (r[5], r[2], r[3])))
-        cand = (bool(ok), pick[2], pick[3], order, pick)
-        if best is None or (cand[0], -cand[1], -cand[2]) > (best[0], -best[1], -best[2]):
-            best = cand
-    return best
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 300), st.integers(1, 90), st.integers(1, 200), st.sampled_from(["m", "n", "k"]),
        st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3))
@@ -296,7 +264,7 @@ def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_me
     args = (op_mem, used, usable, double, bw, float(rng.integers(0, 50)), float(rng.integers(0, 50)),
             float(rng.integers(0, 500)))
     mapping, cyc, traffic, j = search(p, tiles, compute, port, *args)
-    ok, r_cyc, _, order, pick = _search_reference(p, tiles, compute, port, *args)
+    ok, r_cyc, _, order, pick = naive.mapper_search(p, tiles, compute, port, *args)
     idx = pick[0]
     assert (mapping.order, mapping.fits, mapping.tile_m, mapping.tile_n, mapping.tile_k) == \
         (order, ok, *(int(tiles[d][i]) for d, i in zip("mnk", idx)))
