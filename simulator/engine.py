@@ -54,6 +54,7 @@ from workloads import Layer, Phase, Workload
 
 from .columns import COLUMNS
 from .dataflow import DATAFLOWS, DataflowMap
+from ._jit import jit
 from .errors import SimulationError
 from .limits import check_workload
 from .maskcache import mask_entry
@@ -200,38 +201,61 @@ def _candidates_of(masks, sparse, bw: int):
 
 
 # ------------------------------------------------------------------------------------------ timing
-def _fold_blocks(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray):
-    """Per (group, block): array folds before stream chunking, and the stream length."""
-    r, c = acc.compute.rows, acc.compute.cols
-    dims = {"m": np.full_like(kprime, m_rows), "k": kprime, "n": ncols}
-    live = (ncols > 0) & (kprime > 0)
-    base = np.where(live, -(-dims[dmap.rows] // r) * -(-dims[dmap.cols] // c), 0)
-    return base.ravel(), dims[dmap.stream].ravel()
+@jit
+def _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preload_rows, overhead, tiles):
+    """Over the (group, block)s of a mode and for each stream tile size: the array folds, the sum of
+    their cycles, and the stream chunks of the longest block; with the folds before chunking and the
+    longest stream. Dimensions are 0 (m), 1 (n), 2 (k); a block's m is ``m_rows``, its k
+    ``kprime``, its n ``ncols``; a block with no live column or reduction has no folds."""
+    nt = tiles.shape[0]
+    folds = np.zeros(nt, dtype=np.int64)
+    fold_sum = np.zeros(nt, dtype=np.int64)
+    chunks_max = np.ones(nt, dtype=np.int64)
+    weight_folds = 0
+    longest = 0
+    for gi in range(kprime.shape[0]):
+        for bi in range(kprime.shape[1]):
+            kp, nc = kprime[gi, bi], ncols[gi, bi]
+            d_rows = m_rows if row_dim == 0 else (nc if row_dim == 1 else kp)
+            d_cols = m_rows if col_dim == 0 else (nc if col_dim == 1 else kp)
+            t = m_rows if stream_dim == 0 else (nc if stream_dim == 1 else kp)
+            longest = max(longest, t)
+            base = -(-d_rows // r) * -(-d_cols // c) if (nc > 0 and kp > 0) else 0
+            weight_folds += base
+            for ti in range(nt):
+                ts = tiles[ti]
+                chunks = max(1, -(-t // ts))
+                chunks_max[ti] = max(chunks_max[ti], chunks)
+                t_last = t - (chunks - 1) * ts
+                per = ((chunks - 1) * (preload_rows + r + c + ts - 2) + (preload_rows + r + c + t_last - 2)
+                       + chunks * overhead)
+                folds[ti] += base * chunks
+                fold_sum[ti] += base * per
+    return folds, fold_sum, chunks_max, weight_folds, longest
 
 
-def _compute_for_tiles(dmap: DataflowMap, acc: Accelerator, base, stream, tiles: np.ndarray):
-    """For each stream tile size: (folds, compute cycles, stream chunks of the longest block)."""
+def _compute_for_tiles(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray,
+                       tiles: np.ndarray):
+    """For each stream tile size: (folds, compute cycles, stream chunks of the longest block).
+    A fold streaming T rows takes ``dmap.fold_cycles(R, C, T)`` plus the fold overhead."""
     comp = acc.compute
     r, c = comp.rows, comp.cols
     timing = comp.timing
-    t = stream[None, :]
-    ts = tiles[:, None]
-    chunks = np.maximum(1, -(-t // ts))
-    t_last = t - (chunks - 1) * ts
-    per = ((chunks - 1) * dmap.fold_cycles(r, c, ts) + dmap.fold_cycles(r, c, t_last)
-           + chunks * timing.fold_overhead_cycles)
-    folds = (base[None, :] * chunks).sum(axis=1)
-    fold_sum = (base[None, :] * per).sum(axis=1)
+    if timing.fold_overhead_cycles != int(timing.fold_overhead_cycles):
+        raise SimulationError(f"accelerator '{acc.name}': compute.timing.fold_overhead_cycles: expected an "
+                              f"integer, got {timing.fold_overhead_cycles!r}")
+    folds, fold_sum, chunks, weight_folds, longest = _fold_tiles(
+        np.ascontiguousarray(kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), int(m_rows), DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream), int(r),
+        int(c), int(r) if dmap.preload else 0, int(timing.fold_overhead_cycles), tiles)
     if timing.model is TimingModel.RTL:
         # WS: every block streams the same m rows, so the fold sequence is one chunk pattern repeated
-        weight_folds = int(base.sum())
-        m_rows = int(stream.max(initial=0))
-        compute = np.array([math.ceil(rtl_cycles(weight_folds, m_rows, int(x), r, c, timing.weight_load_cycles_per_row,
-                                                 timing.stream_cycles_per_row, timing.fill_drain_extra_cycles)
+        compute = np.array([math.ceil(rtl_cycles(int(weight_folds), int(longest), int(x), r, c,
+                                                 timing.weight_load_cycles_per_row, timing.stream_cycles_per_row,
+                                                 timing.fill_drain_extra_cycles)
                                       - 1e-9) if weight_folds else 0 for x in tiles], dtype=np.int64)
     else:
         compute = np.where(fold_sum > 0, fold_sum - 1 + timing.pipeline_latency_cycles, 0)
-    return folds, compute, chunks.max(axis=1, initial=1)
+    return folds, compute, chunks
 
 
 # ------------------------------------------------------------------------------------------- plan
@@ -317,12 +341,11 @@ def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candida
     m_rows = int(layer.m)
     mems, double, op_mem, used, usable = _buffers(acc.memories)
     bw = acc.dram_bytes_per_cycle
-    base, stream = _fold_blocks(dmap, acc, m_rows, cand.kprime, ncols)
     gran = {dmap.rows: comp.rows, dmap.cols: comp.cols, dmap.stream: 1}
     size = {"m": p.m, "n": p.n, "k": p.k}
     cand_tiles = {d: tile_candidates(max(1, size[d]), gran[d]) for d in DIMS}
     st = cand_tiles[dmap.stream]
-    folds_s, compute_s, chunks_s = _compute_for_tiles(dmap, acc, base, stream, st)
+    folds_s, compute_s, chunks_s = _compute_for_tiles(dmap, acc, m_rows, cand.kprime, ncols, st)
     a_rd, w_rd, meta_rd, psum_w, psum_r = _sram_reads(dmap, acc, layer, cand, ncols, live_n, chunks_s)
     # SRAM port time of the array's accesses, per stream tile candidate
     port = np.zeros_like(a_rd)
