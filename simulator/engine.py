@@ -41,6 +41,7 @@ the fast engine (:func:`simulate_layer`) and the event engine consume.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections import OrderedDict
@@ -194,9 +195,15 @@ def _candidates_of(masks, sparse, bw: int):
                     kp = np.where(ncols > 0, nn * passes.sum(axis=1), 0).astype(np.int64)
                     stored = int((hist * nn * (-(-js // nn))).sum())
                 cands.append(_Candidate(f"{nn}:{mm}", nn, mm, kp, stored))
-    # what a plan depends on of all this (see plan_layer)
-    stats = (nnz, ncols.shape, ncols.tobytes(), live_n.tobytes(),
-             tuple((c.label, c.stored_slots, c.kprime.shape, c.kprime.tobytes()) for c in cands))
+    # what a plan depends on of all this (see plan_layer), as a 128-bit digest: a depthwise layer's
+    # per-group arrays are long, and plans are kept by the thousand
+    h = hashlib.blake2b(digest_size=16)
+    for part in (np.asarray(ncols.shape, dtype=np.int64), ncols, live_n):
+        h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+    for c in cands:
+        h.update(f"|{c.label}|{c.stored_slots}|{c.kprime.shape}|".encode())
+        h.update(np.ascontiguousarray(c.kprime, dtype=np.int64).tobytes())
+    stats = (nnz, h.digest())
     return cands, ncols, live_n, nnz, stats
 
 
@@ -452,7 +459,7 @@ class _Lru:
 
 
 #: plans per (design, dataflow, layer shape, mask statistics); see :func:`plan_layer`
-_PLANS = _Lru(20000)
+_PLANS = _Lru(8192)
 
 
 # ------------------------------------------------------------------------------------------ energy
