@@ -130,6 +130,18 @@ _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_
 _ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj", "model", "fpga")
 _FPGA = ("device", "dsp", "bram36", "lut", "ff", "clock_hz", "macs_per_dsp", "lut_per_pe", "lut_per_mux_bit",
          "ff_per_pe", "model")
+_TIMING = ("fold_overhead_cycles", "pipeline_latency_cycles", "model", "weight_load_cycles_per_row",
+           "stream_cycles_per_row", "fill_drain_extra_cycles")
+_DRAM = ("bandwidth_bytes_per_s", "energy_pj_per_byte", "technology") + DRAM_SYSTEM_KEYS
+
+#: Every key a description may hold, by section (dotted path; ``""`` is the top level, ``memories``
+#: the keys of each ``memories[i]``). :func:`build` accepts these and nothing else; tools that
+#: address keys by path (sweep overrides) check against this table. ``cores`` is described in
+#: :mod:`accel.multicore`; ``energy.mac_pj`` is a mapping of data types or widths to pJ.
+KEYS: dict[str, tuple[str, ...]] = {
+    "": _TOP, "compute": _COMPUTE, "compute.timing": _TIMING, "memories": _MEMORY, "dram": _DRAM,
+    "energy": _ENERGY, "fpga": _FPGA,
+}
 
 
 def build(doc: dict, source: str = "") -> Accelerator:
@@ -151,9 +163,7 @@ def build(doc: dict, source: str = "") -> Accelerator:
                            zero_handling=c.enum("zero_handling", ZeroHandling, "skip"),
                            metadata=c.enum("metadata", MetadataFormat, "index"),
                            overflow=c.enum("nm_overflow", NmOverflow, "passes"))
-    t = _Ctx(c.get("timing", {}), "compute.timing", ("fold_overhead_cycles", "pipeline_latency_cycles", "model",
-                                                      "weight_load_cycles_per_row", "stream_cycles_per_row",
-                                                      "fill_drain_extra_cycles"))
+    t = _Ctx(c.get("timing", {}), "compute.timing", _TIMING)
     timing = Timing(fold_overhead_cycles=t.int("fold_overhead_cycles", 0, minimum=0),
                     pipeline_latency_cycles=t.int("pipeline_latency_cycles", 0, minimum=0),
                     model=t.enum("model", TimingModel, "scalesim"),
@@ -254,7 +264,7 @@ def build(doc: dict, source: str = "") -> Accelerator:
         mem = memories[idx]
         memories[idx] = Memory(**{**vars(mem), "holds": mem.holds + (Operand.METADATA,)})
 
-    d = _Ctx(top.get("dram"), "dram", ("bandwidth_bytes_per_s", "energy_pj_per_byte", "technology") + DRAM_SYSTEM_KEYS)
+    d = _Ctx(top.get("dram"), "dram", _DRAM)
     tech = d.str("technology", "ddr3").lower()
     if tech not in DRAM_PJ_PER_BIT:
         raise AccelConfigError(f"dram.technology: expected one of {', '.join(DRAM_PJ_PER_BIT)}, got {_show(tech)}")

@@ -7,7 +7,7 @@ from importlib import import_module
 
 _EXPORTS = {
     "simulate": "engine", "simulate_layer": "engine", "plan_layer": "engine", "LayerPlan": "engine",
-    "COLUMNS": "engine", "Mapping": "mapping",
+    "COLUMNS": "columns", "Mapping": "mapping",
     "SimResult": "result", "COLUMN_DOCS": "result",
     "SimulationError": "errors",
     "DATAFLOWS": "dataflow", "DataflowMap": "dataflow",

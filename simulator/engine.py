@@ -41,27 +41,25 @@ the fast engine (:func:`simulate_layer`) and the event engine consume.
 """
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
 from accel import Accelerator, Dataflow, NmOverflow, Operand, TimingModel, ZeroHandling
 from workloads import Layer, Phase, Workload
 
+from .columns import COLUMNS
 from .dataflow import DATAFLOWS, DataflowMap
+from ._jit import jit
 from .errors import SimulationError
 from .limits import check_workload
 from .maskcache import mask_entry
-from .mapping import (DIMS, ORDERS, MapProblem, Mapping, dram_traffic, footprints, pipeline_cycles, rtl_cycles,
-                      tile_candidates)
-
-COLUMNS = ["name", "kind", "phase", "m", "n", "k", "groups", "pattern", "density", "mode", "folds", "cycles",
-           "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads", "utilization",
-           "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
-           "energy_dram_pj", "energy_meta_pj", "energy_static_pj",
-           "loop_order", "tile_m", "tile_n", "tile_k", "dram_act_bytes", "dram_weight_bytes", "dram_out_bytes",
-           "compulsory_bytes"]
+from .mapping import DIMS, MapProblem, Mapping, rtl_cycles, search, tile_candidates
 
 _OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
 
@@ -152,18 +150,27 @@ def _fwd_m(layer: Layer) -> int:
 
 # ---------------------------------------------------------------------------------- mask statistics
 def _candidates(layer: Layer, acc: Accelerator, dmap: DataflowMap):
-    """The modes a layer can run in on ``acc``, with the per-block compressed reduction of each."""
+    """The modes a layer can run in on ``acc``, with the per-block compressed reduction of each; the
+    live columns per block and group, live columns per group, the nonzero count, and a hashable
+    summary of all of it. Kept per layer and (block width, sparse support)."""
     comp = acc.compute
     sparse = comp.sparse
-    g, k, n = layer.gemm_shape
+    n = layer.gemm_shape[2]
     masks = mask_entry(layer)  # mask statistics cached per layer object (simulator/maskcache.py)
-    u8, live, live_k = masks.u8, masks.live, masks.live_k   # live_k: k rows with any nonzero, per group
     if dmap.cols == "n":
         bw = comp.cols
     elif dmap.rows == "n":
         bw = comp.rows
     else:
         bw = max(1, n)
+    got = masks.derived.get(("candidates", bw, sparse))
+    if got is None:
+        got = masks.derived[("candidates", bw, sparse)] = _candidates_of(masks, sparse, bw)
+    return got
+
+
+def _candidates_of(masks, sparse, bw: int):
+    u8, live_k = masks.u8, masks.live_k   # live_k: k rows with any nonzero, per group
     col_block, n_blocks, live_n = masks.blocks(bw)
     starts = np.arange(n_blocks, dtype=np.int64)[None, :] * bw
     ncols = np.clip(live_n[:, None] - starts, 0, bw)
@@ -188,42 +195,74 @@ def _candidates(layer: Layer, acc: Accelerator, dmap: DataflowMap):
                     kp = np.where(ncols > 0, nn * passes.sum(axis=1), 0).astype(np.int64)
                     stored = int((hist * nn * (-(-js // nn))).sum())
                 cands.append(_Candidate(f"{nn}:{mm}", nn, mm, kp, stored))
-    return cands, ncols, live_n, nnz
+    # what a plan depends on of all this (see plan_layer), as a 128-bit digest: a depthwise layer's
+    # per-group arrays are long, and plans are kept by the thousand
+    h = hashlib.blake2b(digest_size=16)
+    for part in (np.asarray(ncols.shape, dtype=np.int64), ncols, live_n):
+        h.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+    for c in cands:
+        h.update(f"|{c.label}|{c.stored_slots}|{c.kprime.shape}|".encode())
+        h.update(np.ascontiguousarray(c.kprime, dtype=np.int64).tobytes())
+    stats = (nnz, h.digest())
+    return cands, ncols, live_n, nnz, stats
 
 
 # ------------------------------------------------------------------------------------------ timing
-def _fold_blocks(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray):
-    """Per (group, block): array folds before stream chunking, and the stream length."""
-    r, c = acc.compute.rows, acc.compute.cols
-    dims = {"m": np.full_like(kprime, m_rows), "k": kprime, "n": ncols}
-    live = (ncols > 0) & (kprime > 0)
-    base = np.where(live, -(-dims[dmap.rows] // r) * -(-dims[dmap.cols] // c), 0)
-    return base.ravel(), dims[dmap.stream].ravel()
+@jit
+def _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preload_rows, overhead, tiles):
+    """Over the (group, block)s of a mode and for each stream tile size: the array folds, the sum of
+    their cycles, and the stream chunks of the longest block; with the folds before chunking and the
+    longest stream. Dimensions are 0 (m), 1 (n), 2 (k); a block's m is ``m_rows``, its k
+    ``kprime``, its n ``ncols``; a block with no live column or reduction has no folds."""
+    nt = tiles.shape[0]
+    folds = np.zeros(nt, dtype=np.int64)
+    fold_sum = np.zeros(nt, dtype=np.int64)
+    chunks_max = np.ones(nt, dtype=np.int64)
+    weight_folds = 0
+    longest = 0
+    for gi in range(kprime.shape[0]):
+        for bi in range(kprime.shape[1]):
+            kp, nc = kprime[gi, bi], ncols[gi, bi]
+            d_rows = m_rows if row_dim == 0 else (nc if row_dim == 1 else kp)
+            d_cols = m_rows if col_dim == 0 else (nc if col_dim == 1 else kp)
+            t = m_rows if stream_dim == 0 else (nc if stream_dim == 1 else kp)
+            longest = max(longest, t)
+            base = -(-d_rows // r) * -(-d_cols // c) if (nc > 0 and kp > 0) else 0
+            weight_folds += base
+            for ti in range(nt):
+                ts = tiles[ti]
+                chunks = max(1, -(-t // ts))
+                chunks_max[ti] = max(chunks_max[ti], chunks)
+                t_last = t - (chunks - 1) * ts
+                per = ((chunks - 1) * (preload_rows + r + c + ts - 2) + (preload_rows + r + c + t_last - 2)
+                       + chunks * overhead)
+                folds[ti] += base * chunks
+                fold_sum[ti] += base * per
+    return folds, fold_sum, chunks_max, weight_folds, longest
 
 
-def _compute_for_tiles(dmap: DataflowMap, acc: Accelerator, base, stream, tiles: np.ndarray):
-    """For each stream tile size: (folds, compute cycles, stream chunks of the longest block)."""
+def _compute_for_tiles(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray,
+                       tiles: np.ndarray):
+    """For each stream tile size: (folds, compute cycles, stream chunks of the longest block).
+    A fold streaming T rows takes ``dmap.fold_cycles(R, C, T)`` plus the fold overhead."""
     comp = acc.compute
     r, c = comp.rows, comp.cols
     timing = comp.timing
-    t = stream[None, :]
-    ts = tiles[:, None]
-    chunks = np.maximum(1, -(-t // ts))
-    t_last = t - (chunks - 1) * ts
-    per = ((chunks - 1) * dmap.fold_cycles(r, c, ts) + dmap.fold_cycles(r, c, t_last)
-           + chunks * timing.fold_overhead_cycles)
-    folds = (base[None, :] * chunks).sum(axis=1)
-    fold_sum = (base[None, :] * per).sum(axis=1)
+    if timing.fold_overhead_cycles != int(timing.fold_overhead_cycles):
+        raise SimulationError(f"accelerator '{acc.name}': compute.timing.fold_overhead_cycles: expected an "
+                              f"integer, got {timing.fold_overhead_cycles!r}")
+    folds, fold_sum, chunks, weight_folds, longest = _fold_tiles(
+        np.ascontiguousarray(kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), int(m_rows), DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream), int(r),
+        int(c), int(r) if dmap.preload else 0, int(timing.fold_overhead_cycles), tiles)
     if timing.model is TimingModel.RTL:
         # WS: every block streams the same m rows, so the fold sequence is one chunk pattern repeated
-        weight_folds = int(base.sum())
-        m_rows = int(stream.max(initial=0))
-        compute = np.array([math.ceil(rtl_cycles(weight_folds, m_rows, int(x), r, c, timing.weight_load_cycles_per_row,
-                                                 timing.stream_cycles_per_row, timing.fill_drain_extra_cycles)
+        compute = np.array([math.ceil(rtl_cycles(int(weight_folds), int(longest), int(x), r, c,
+                                                 timing.weight_load_cycles_per_row, timing.stream_cycles_per_row,
+                                                 timing.fill_drain_extra_cycles)
                                       - 1e-9) if weight_folds else 0 for x in tiles], dtype=np.int64)
     else:
         compute = np.where(fold_sum > 0, fold_sum - 1 + timing.pipeline_latency_cycles, 0)
-    return folds, compute, chunks.max(axis=1, initial=1)
+    return folds, compute, chunks
 
 
 # ------------------------------------------------------------------------------------------- plan
@@ -288,8 +327,18 @@ def _sram_reads(dmap: DataflowMap, acc: Accelerator, layer: Layer, cand: _Candid
     return a_rd, w_vals * w_mult, meta * w_mult, psum_w, psum_r
 
 
-def _mem_of(acc: Accelerator):
-    return {op: acc.memory_for(op) for op in _OPS}
+@lru_cache(maxsize=256)
+def _buffers(memories: tuple):
+    """Per buffer set: the memory of each operand, whether all are double buffered, and for the
+    mapper the memory index of each operand (activation, weight, metadata, output), which memories
+    hold any, and their usable bytes."""
+    mems = {op: next(mem for mem in memories if op in mem.holds) for op in _OPS}
+    names = [mem.name for mem in memories]
+    op_mem = np.array([names.index(mems[op].name) for op in _OPS], dtype=np.int64)
+    used = np.zeros(len(names), dtype=np.bool_)
+    used[op_mem] = True
+    usable = np.array([float(mem.usable_bytes) for mem in memories], dtype=np.float64)
+    return mems, all(mem.double_buffered for mem in memories), op_mem, used, usable
 
 
 def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, ncols, live_n, nnz) -> LayerPlan:
@@ -297,15 +346,13 @@ def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candida
     comp = acc.compute
     p = _problem(layer, acc, dmap, cand, ncols, live_n)
     m_rows = int(layer.m)
-    mems = _mem_of(acc)
-    double = all(mem.double_buffered for mem in acc.memories)
+    mems, double, op_mem, used, usable = _buffers(acc.memories)
     bw = acc.dram_bytes_per_cycle
-    base, stream = _fold_blocks(dmap, acc, m_rows, cand.kprime, ncols)
     gran = {dmap.rows: comp.rows, dmap.cols: comp.cols, dmap.stream: 1}
     size = {"m": p.m, "n": p.n, "k": p.k}
     cand_tiles = {d: tile_candidates(max(1, size[d]), gran[d]) for d in DIMS}
     st = cand_tiles[dmap.stream]
-    folds_s, compute_s, chunks_s = _compute_for_tiles(dmap, acc, base, stream, st)
+    folds_s, compute_s, chunks_s = _compute_for_tiles(dmap, acc, m_rows, cand.kprime, ncols, st)
     a_rd, w_rd, meta_rd, psum_w, psum_r = _sram_reads(dmap, acc, layer, cand, ncols, live_n, chunks_s)
     # SRAM port time of the array's accesses, per stream tile candidate
     port = np.zeros_like(a_rd)
@@ -328,37 +375,11 @@ def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candida
     epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / bw
     one_fold = float(compute_s[-1]) / max(1, int(folds_s[-1]))
 
-    # the grid: tm x tn x tk, for each order
-    tm, tn, tk = np.meshgrid(cand_tiles["m"], cand_tiles["n"], cand_tiles["k"], indexing="ij")
-    tm, tn, tk = tm.ravel(), tn.ravel(), tk.ravel()
-    cm, cn, ck = -(-max(1, p.m) // tm), -(-max(1, p.n) // tn), -(-max(1, p.k) // tk)
-    sidx = np.searchsorted(st, {"m": tm, "n": tn, "k": tk}[dmap.stream])
-    compute, port_t = compute_s[sidx], port[sidx]
-    best = None
-    for order in ORDERS:
-        a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck)
-        fa, fw, fmeta, fo = footprints(p, order, tm, tn, tk, ck)
-        use = {}
-        for op, f in ((Operand.ACTIVATION, fa), (Operand.WEIGHT, fw), (Operand.METADATA, fmeta), (Operand.OUTPUT, fo)):
-            use[mems[op].name] = use.get(mems[op].name, 0.0) + f
-        fits = np.ones(tm.shape, dtype=bool)
-        for mem in acc.memories:
-            if mem.name in use:
-                fits &= use[mem.name] <= mem.usable_bytes
-        load = (a + w + meta + psum_rd) / bw
-        write = out_wr / bw
-        steps = p.groups * cm * cn * ck
-        cyc = pipeline_cycles(compute, port_t, load, write, steps, double, prologue, epilogue, one_fold)
-        dram = a + w + meta + psum_rd + out_wr
-        for_order = (order, cyc, dram, fits, (a, w, meta, out_wr, psum_rd))
-        best = _better(best, for_order, tm * tn * tk, compute)
-    order, cyc, dram, fits, traffic, i, ok = best
-    a, w, meta, out_wr, psum_rd = (float(np.asarray(x)[i]) if np.ndim(x) else float(x) for x in traffic)
-    j = int(sidx[i])
-    mapping = Mapping(order=order, tile_m=int(tm[i]), tile_n=int(tn[i]), tile_k=int(tk[i]), count_m=int(cm[i]),
-                      count_n=int(cn[i]), count_k=int(ck[i]), groups=p.groups, fits=bool(ok))
+    # the mapper: every tile grid point and loop order (simulator/mapping.py)
+    mapping, cyc, (a, w, meta, out_wr, psum_rd), j = search(p, cand_tiles, compute_s, port, op_mem, used, usable,
+                                                              double, bw, prologue, epilogue, one_fold)
     compute_cycles = int(compute_s[j])
-    cycles = max(int(math.floor(float(cyc[i]) + 0.5)), compute_cycles)
+    cycles = max(int(math.floor(cyc + 0.5)), compute_cycles)
 
     # buffer bytes: the array's accesses, fills from DRAM, write-back to DRAM
     rd = dict.fromkeys((mem.name for mem in acc.memories), 0.0)
@@ -383,40 +404,62 @@ def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candida
 
 
 
-def _better(best, cur, volume, compute):
-    """Keep the better of the best so far and the best of ``cur`` (an order's grid): feasible first,
-    then fewest cycles, then fewest DRAM bytes, then fewest compute cycles, then the largest tile."""
-    order, cyc, dram, fits, traffic = cur
-    if fits.any():
-        key = np.lexsort((-volume, compute, dram, np.where(fits, cyc, np.inf)))
-        i = int(key[0])
-        ok = True
-    else:   # nothing fits: the smallest tiles, overflowing
-        i = int(np.lexsort((dram, cyc, volume))[0])
-        ok = False
-    if best is not None:
-        b_ok, b_cyc, b_dram = best[6], best[1][best[5]], best[2][best[5]]
-        if (b_ok, -b_cyc, -b_dram) >= (ok, -cyc[i], -dram[i]):
-            return best
-    return (order, cyc, dram, fits, traffic, i, ok)
-
-
 def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) -> LayerPlan:
     """The mode, mapping, per-step compute and traffic of one layer: the one source of truth for the
-    fast engine's totals and for the event engine (see :class:`LayerPlan`)."""
+    fast engine's totals and for the event engine (see :class:`LayerPlan`).
+
+    A plan depends only on the layer's shape, its mask statistics as the array sees them (the
+    candidates' compressed reductions and live columns), the array, buffers and DRAM bandwidth, and
+    the dataflow; plans are kept per process under that key (:data:`_PLANS`), so repeated layers
+    (a ResNet's identical blocks) and repeated designs cost one mapping search."""
     dmap = dmap or DATAFLOWS[acc.compute.dataflow]
-    cands, ncols, live_n, nnz = _candidates(layer, acc, dmap)
-    best = None
-    for cand in cands:
-        plan = _plan_mode(layer, acc, dmap, cand, ncols, live_n, nnz)
-        if best is None:
-            best = plan
-            continue
-        key, bkey = (plan.cycles, plan.dram_bytes), (best.cycles, best.dram_bytes)
-        # ties: dense first (no metadata), then the mode with fewer passes (larger N)
-        if key < bkey or (key == bkey and 0 < best.extra["n"] < plan.extra["n"]):
-            best = plan
-    return best
+    cands, ncols, live_n, nnz, stats = _candidates(layer, acc, dmap)
+    key = (acc.compute, acc.memories, acc.dram_bytes_per_cycle, dmap, int(layer.m), int(layer.n), int(layer.k),
+           int(layer.groups), layer.phase, layer.conv, stats)
+    best = _PLANS.get(key)
+    if best is None:
+        for cand in cands:
+            plan = _plan_mode(layer, acc, dmap, cand, ncols, live_n, nnz)
+            if best is None:
+                best = plan
+                continue
+            pkey, bkey = (plan.cycles, plan.dram_bytes), (best.cycles, best.dram_bytes)
+            # ties: dense first (no metadata), then the mode with fewer passes (larger N)
+            if pkey < bkey or (pkey == bkey and 0 < best.extra["n"] < plan.extra["n"]):
+                best = plan
+        _PLANS.put(key, best)
+    # a copy under this layer's name (callers may keep or change what a plan holds)
+    return replace(best, name=layer.name, dram_read_bytes=dict(best.dram_read_bytes),
+                   sram_read_bytes=dict(best.sram_read_bytes), sram_write_bytes=dict(best.sram_write_bytes),
+                   extra=dict(best.extra))
+
+
+class _Lru:
+    """A small thread-safe LRU map (Dask may simulate in several threads of one process)."""
+
+    def __init__(self, limit: int):
+        self.limit, self._d, self._lock = limit, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            got = self._d.get(key)
+            if got is not None:
+                self._d.move_to_end(key)
+            return got
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._d[key] = value
+            while len(self._d) > self.limit:
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
+#: plans per (design, dataflow, layer shape, mask statistics); see :func:`plan_layer`
+_PLANS = _Lru(8192)
 
 
 # ------------------------------------------------------------------------------------------ energy
@@ -453,12 +496,21 @@ def _energy(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
             "energy_meta_pj": energy_meta, "energy_static_pj": energy_static}
 
 
+def _density(layer: Layer) -> float:
+    """``layer.density``, counted once per layer object."""
+    derived = mask_entry(layer).derived
+    got = derived.get("density")
+    if got is None:
+        got = derived["density"] = layer.density
+    return got
+
+
 def _row(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
     g, k, n = layer.gemm_shape
     mp = plan.mapping
     return {
         "name": layer.name, "kind": layer.kind.value, "phase": layer.phase.value, "m": int(layer.m), "n": n, "k": k,
-        "groups": g, "pattern": layer.pattern_label, "density": layer.density, "mode": plan.mode,
+        "groups": g, "pattern": layer.pattern_label, "density": _density(layer), "mode": plan.mode,
         "folds": plan.folds, "cycles": plan.cycles, "compute_cycles": plan.compute_cycles,
         "stall_cycles": plan.cycles - plan.compute_cycles, "macs": layer.macs, "effective_macs": plan.effective_macs,
         "executed_macs": plan.executed_macs, "weight_loads": plan.weight_loads,

@@ -52,6 +52,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._jit import jit
 from .kernels import double_buffered_runs
 
 ORDERS = ("m>n>k", "m>k>n", "n>k>m")  # outer > inner; the innermost loop decides the reuse
@@ -108,65 +109,184 @@ class MapProblem:
     psum_on_chip: bool      # do partial sums accumulate across array folds (k folded on the array)?
 
 
+@lru_cache(maxsize=8192)
 def tile_candidates(d: int, granule: int) -> np.ndarray:
     """Tile sizes for a dimension of ``d`` elements: ``ceil(units / j)`` granules for every count
-    ``j`` of tiles from 1 to 8 and every power of two, down to one granule (about 15 sizes)."""
+    ``j`` of tiles from 1 to 8 and every power of two, down to one granule (about 15 sizes).
+    Cached: the array is read-only."""
     units = -(-d // granule)
     counts = set(range(1, min(units, 8) + 1)) | {min(units, 1 << i) for i in range(units.bit_length() + 1)}
     tiles = {min(d, granule * -(-units // c)) for c in counts}
-    return np.array(sorted(tiles), dtype=np.int64)
-
-
-def a_pass(p: MapProblem, count_m):
-    """DRAM bytes of one pass over A when m is cut into ``count_m`` tiles (halos included)."""
-    cuts = np.maximum(0, count_m - 1 - p.a_cut_free)
-    return np.minimum(p.a_gemm_bytes, p.a_pass_bytes + cuts * p.a_halo_bytes)
-
-
-def _reloads(order: str, irrelevant: str, counts: dict):
-    """True where an operand that does not depend on ``irrelevant`` is fetched again on every
-    iteration of that loop: some loop inside it that the operand depends on runs more than once."""
-    loops = order.split(">")
-    inner = [d for d in loops[loops.index(irrelevant) + 1:]]
-    out = False
-    for d in inner:
-        out = out | (counts[d] > 1)
+    out = np.array(sorted(tiles), dtype=np.int64)
+    out.flags.writeable = False
     return out
 
 
-def dram_traffic(p: MapProblem, order: str, cm, cn, ck):
-    """DRAM bytes (activation, weight, metadata, output writes, partial-sum reads) of a mapping."""
-    counts = {"m": cm, "n": cn, "k": ck}
-    a = a_pass(p, cm) * np.where(_reloads(order, "n", counts), cn, 1)
-    w_mult = np.where(_reloads(order, "m", counts), cm, 1)
-    w, meta = p.w_bytes * w_mult, p.meta_bytes * w_mult
-    spill = np.where(_reloads(order, "k", counts), np.maximum(ck - 1, 0), 0)
-    psum_rd = spill * p.psum_bytes
-    out_wr = p.o_final_bytes + spill * p.psum_bytes
-    return a, w, meta, out_wr, psum_rd
+# What an operand re-fetches: A does not depend on n, W not on m, outputs not on k; each is fetched
+# again on every iteration of that loop when some loop inside it that the operand does depend on
+# runs more than once. _RELOAD[order, operand (A, W, output), dim (m, n, k)]: is dim such a loop?
+_IRRELEVANT = ("n", "m", "k")
 
 
-def footprints(p: MapProblem, order: str, tm, tn, tk, ck):
-    """Buffer bytes of one tile of each operand: activation, weight, metadata, output."""
-    a = tm * tk * p.a_tile_factor
-    w = tk * tn * p.w_tile_factor
-    meta = tk * tn * p.meta_tile_factor
-    accumulate = p.psum_on_chip | (ck > 1)
-    o = np.where(accumulate, tm * tn * p.acc_bytes, 0.0)
-    return a, w, meta, o
+def _inner_loops(order: str, irrelevant: str) -> list[str]:
+    loops = order.split(">")
+    return loops[loops.index(irrelevant) + 1:]
+
+
+_RELOAD = np.array([[[d in _inner_loops(o, irr) for d in DIMS] for irr in _IRRELEVANT] for o in ORDERS],
+                   dtype=np.bool_)
+
+
+@jit
+def _reloads(reload, order, operand, cm, cn, ck):
+    return ((reload[order, operand, 0] and cm > 1) or (reload[order, operand, 1] and cn > 1)
+            or (reload[order, operand, 2] and ck > 1))
+
+
+@jit
+def _traffic(reload, order, cm, cn, ck, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes, w_bytes, meta_bytes,
+             o_final_bytes, psum_bytes):
+    """See :func:`dram_traffic` (``order`` an index into :data:`ORDERS`)."""
+    cuts = max(0, cm - 1 - a_cut_free)
+    a = min(a_gemm_bytes, a_pass_bytes + cuts * a_halo_bytes) * (cn if _reloads(reload, order, 0, cm, cn, ck) else 1)
+    w_mult = cm if _reloads(reload, order, 1, cm, cn, ck) else 1
+    spill = max(ck - 1, 0) if _reloads(reload, order, 2, cm, cn, ck) else 0
+    return (a, w_bytes * w_mult, meta_bytes * w_mult, o_final_bytes + spill * psum_bytes, spill * psum_bytes)
+
+
+def dram_traffic(p: MapProblem, order: str, cm: int, cn: int, ck: int):
+    """DRAM bytes (activation, weight, metadata, output writes, partial-sum reads) of a mapping:
+    ``cm x cn x ck`` tiles walked in ``order``. A pass over A costs its feature map plus a halo per
+    cut of m inside an image, never more than the im2col matrix."""
+    return _traffic(_RELOAD, ORDERS.index(order), cm, cn, ck, float(p.a_pass_bytes), float(p.a_halo_bytes),
+                    p.a_cut_free, float(p.a_gemm_bytes), float(p.w_bytes), float(p.meta_bytes),
+                    float(p.o_final_bytes), float(p.psum_bytes))
+
+
+@jit
+def _footprints(tm, tn, tk, ck, a_tile_factor, w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip):
+    """See :func:`footprints`."""
+    o = tm * tn * acc_bytes if (psum_on_chip or ck > 1) else 0.0
+    return tm * tk * a_tile_factor, tk * tn * w_tile_factor, tk * tn * meta_tile_factor, o
+
+
+def footprints(p: MapProblem, tm: int, tn: int, tk: int, ck: int):
+    """Buffer bytes of one tile of each operand: activation, weight, metadata, output (the output
+    tile only when partial sums accumulate on chip)."""
+    return _footprints(tm, tn, tk, ck, float(p.a_tile_factor), float(p.w_tile_factor), float(p.meta_tile_factor),
+                       float(p.acc_bytes), bool(p.psum_on_chip))
 
 
 def pipeline_cycles(compute, sram, load, write, steps, double_buffered: bool, prologue=0.0, epilogue=0.0,
-                    fold=0.0):
+                    fold=0.0) -> float:
     """Cycles of a layer: ``compute`` (array), ``sram`` (busiest port), ``load`` and ``write`` (DRAM
     time), ``steps`` tiles; ``prologue``/``epilogue``: the first fold's stationary tile load and
-    the last fold's write-back; ``fold``: one fold's compute. See the module docstring. NumPy-friendly."""
-    c = np.maximum(compute, sram)
+    the last fold's write-back; ``fold``: one fold's compute. See the module docstring. Scalars."""
+    return float(_pipeline_cycles(float(compute), float(sram), float(load), float(write), bool(double_buffered),
+                                  float(prologue), float(epilogue), float(fold)))
+
+
+@jit
+def _pipeline_cycles(compute, sram, load, write, double_buffered, prologue, epilogue, fold):
+    """See :func:`pipeline_cycles`."""
+    c = max(compute, sram)
     if not double_buffered:
         return load + c + write
     transfer = load + write
-    p, e = np.minimum(prologue, load), np.minimum(epilogue, write)
-    return np.maximum(p + c + e, transfer + np.minimum(fold, transfer))
+    p, e = min(prologue, load), min(epilogue, write)
+    return max(p + c + e, transfer + min(fold, transfer))
+
+
+@jit
+def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k, a_cut_free, a_pass_bytes,
+            a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
+            o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
+            prologue, epilogue, fold):
+    """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
+    and the chosen mapping's :func:`dram_traffic`)."""
+    n_mem = usable.shape[0]
+    b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
+    b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
+    for o in range(3):
+        # fitting: fewest (cycles, DRAM bytes, compute cycles), then the largest tile;
+        # none fits: the smallest tile, then fewest (cycles, DRAM bytes). Ties: the first in grid order.
+        f_i, f_cyc, f_dram, f_comp, f_vol, f_tr = -1, 0.0, 0.0, 0.0, 0, (0.0, 0.0, 0.0, 0.0, 0.0)
+        x_i, x_cyc, x_dram, x_vol, x_tr = -1, 0.0, 0.0, 0, (0.0, 0.0, 0.0, 0.0, 0.0)
+        for im in range(tiles_m.shape[0]):
+            tm = tiles_m[im]
+            cm = -(-max(1, m) // tm)
+            for jn in range(tiles_n.shape[0]):
+                tn = tiles_n[jn]
+                cn = -(-max(1, n) // tn)
+                for ik in range(tiles_k.shape[0]):
+                    tk = tiles_k[ik]
+                    ck = -(-max(1, k) // tk)
+                    s = im if stream == 0 else (jn if stream == 1 else ik)
+                    comp = compute_s[s]
+                    tr = _traffic(reload, o, cm, cn, ck, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes,
+                                  w_bytes, meta_bytes, o_final_bytes, psum_bytes)
+                    a, w, meta, out_wr, psum_rd = tr
+                    fa, fw, fmeta, fo = _footprints(tm, tn, tk, ck, a_tile_factor, w_tile_factor, meta_tile_factor,
+                                                    acc_bytes, psum_on_chip)
+                    fits = True
+                    for j in range(n_mem):      # per memory, the tiles it holds (in operand order)
+                        if used[j]:
+                            u = 0.0
+                            if op_mem[0] == j:
+                                u += fa
+                            if op_mem[1] == j:
+                                u += fw
+                            if op_mem[2] == j:
+                                u += fmeta
+                            if op_mem[3] == j:
+                                u += fo
+                            if not u <= usable[j]:
+                                fits = False
+                    load = (a + w + meta + psum_rd) / bw
+                    write = out_wr / bw
+                    cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue, epilogue, fold)
+                    dram = a + w + meta + psum_rd + out_wr
+                    vol = tm * tn * tk
+                    i = (im * tiles_n.shape[0] + jn) * tiles_k.shape[0] + ik
+                    if fits:
+                        if f_i < 0 or cyc < f_cyc or (cyc == f_cyc and (dram < f_dram or (dram == f_dram and (
+                                comp < f_comp or (comp == f_comp and vol > f_vol))))):
+                            f_i, f_cyc, f_dram, f_comp, f_vol, f_tr = i, cyc, dram, comp, vol, tr
+                    elif f_i < 0:
+                        if x_i < 0 or vol < x_vol or (vol == x_vol and (cyc < x_cyc or (cyc == x_cyc
+                                                                                       and dram < x_dram))):
+                            x_i, x_cyc, x_dram, x_vol, x_tr = i, cyc, dram, vol, tr
+        if f_i >= 0:
+            i, ok, cyc, dram, tr = f_i, True, f_cyc, f_dram, f_tr
+        else:
+            i, ok, cyc, dram, tr = x_i, False, x_cyc, x_dram, x_tr
+        if b_o < 0 or (ok and not b_ok) or (ok == b_ok and (cyc < b_cyc or (cyc == b_cyc and dram < b_dram))):
+            nk = tiles_k.shape[0]
+            b_o, b_im, b_in, b_ik = o, i // (tiles_n.shape[0] * nk), (i // nk) % tiles_n.shape[0], i % nk
+            b_ok, b_cyc, b_dram, b_tr = ok, cyc, dram, tr
+    return b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_tr
+
+
+def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, double_buffered: bool, bw: float,
+           prologue: float, epilogue: float, fold: float):
+    """The best mapping of ``p`` over the grid ``tiles[m] x tiles[n] x tiles[k]`` and every order in
+    :data:`ORDERS`: the fewest pipeline cycles among the mappings that fit, then the fewest DRAM
+    bytes, the fewest compute cycles, the largest tile (when nothing fits: the smallest tile).
+    ``compute``/``port``: array and busiest-port cycles per tile of the streamed dimension;
+    ``op_mem``: the memory index holding activation, weight, metadata, output; ``used``/``usable``
+    per memory. Returns ``(Mapping, cycles, (a, w, meta, out_wr, psum_rd), index of the stream tile)``."""
+    tm_, tn_, tk_ = tiles["m"], tiles["n"], tiles["k"]
+    stream = DIMS.index(p.stream)
+    o, im, jn, ik, ok, cyc, traffic = _search(
+        tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), _RELOAD, p.m, p.n, p.k, p.a_cut_free, float(p.a_pass_bytes),
+        float(p.a_halo_bytes), float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(p.meta_bytes),
+        float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes),
+        float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable, bool(double_buffered), float(bw),
+        float(prologue), float(epilogue), float(fold))
+    tm, tn, tk = int(tm_[im]), int(tn_[jn]), int(tk_[ik])
+    mapping = Mapping(order=ORDERS[o], tile_m=tm, tile_n=tn, tile_k=tk, count_m=-(-max(1, p.m) // tm),
+                      count_n=-(-max(1, p.n) // tn), count_k=-(-max(1, p.k) // tk), groups=p.groups, fits=bool(ok))
+    return mapping, float(cyc), tuple(float(x) for x in traffic), (im, jn, ik)[stream]
 
 
 @lru_cache(maxsize=4096)

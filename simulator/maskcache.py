@@ -20,12 +20,13 @@ _ENTRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 class MaskEntry:
     """What the engine needs of one layer's mask; ``u8`` is None for a dense layer."""
 
-    __slots__ = ("u8", "live", "live_k", "nnz", "_blocks", "_counts")
+    __slots__ = ("u8", "live", "live_k", "nnz", "_blocks", "_counts", "derived")
 
     def __init__(self, u8, live, live_k, nnz):
         self.u8, self.live, self.live_k, self.nnz = u8, live, live_k, nnz
         self._blocks: dict = {}
         self._counts: dict = {}
+        self.derived: dict = {}   # what the engine derives from the statistics, keyed by its inputs
 
     def blocks(self, block_width: int):
         """``column_blocks(live, block_width)``, computed once per width."""

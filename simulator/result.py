@@ -55,12 +55,12 @@ class SimResult:
     def from_rows(cls, rows, acc, workload) -> "SimResult":
         df = pd.DataFrame(rows, columns=COLUMNS)
         # summed from the rows as Python ints and floats: an int64 column sum could wrap around
-        totals = pd.Series({col: sum(int(r[col]) if col in _INT_TOTALS else float(r[col]) for r in rows)
-                            for col in SUMMED}, dtype=object)
+        totals = {col: sum(int(r[col]) if col in _INT_TOTALS else float(r[col]) for r in rows) for col in SUMMED}
         cyc = totals["cycles"]
         totals["utilization"] = totals["effective_macs"] / (cyc * acc.compute.pes) if cyc else 0.0
         totals["latency_s"] = cyc / acc.compute.clock_hz
         totals["layers"] = len(df)
+        totals = pd.Series(totals, dtype=object)
         wl = {"name": workload.name, "batch": workload.batch, "layers": len(workload.layers),
               "macs": int(workload.macs)}
         return cls(layers=df, totals=totals, accelerator=acc.to_dict(), workload=wl)

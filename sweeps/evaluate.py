@@ -108,7 +108,8 @@ def evaluate(point: Point) -> dict:
             totals = res.totals_dict()
             out.update({k: totals[k] for k in TOTALS})
             cols = list(res.layers.columns)
-            out["layers"] = [dict(zip(cols, r)) for r in res.layers.itertuples(index=False, name=None)]
+            values = [res.layers[c].tolist() for c in cols]   # Python scalars, column by column
+            out["layers"] = [dict(zip(cols, r)) for r in zip(*values)]
     except Exception as e:                      # a failing point is recorded, never stops the sweep
         out.update(status="error", error=f"{type(e).__name__}: {e}", layers=[])
     out["elapsed_s"] = time.perf_counter() - t0

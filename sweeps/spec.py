@@ -156,9 +156,9 @@ def _model(v, where: str, base: Path) -> str:
         if not p.is_file():
             raise SweepSpecError(f"{where}: model file {path_s} does not exist")
         return f"{p.resolve()}:{fn}"
-    from workloads import zoo
-    if v not in zoo.names():
-        raise SweepSpecError(f"{where}: unknown model {v!r}; expected one of {', '.join(zoo.names())} "
+    from workloads.zoonames import NAMES   # not workloads.zoo: that imports torch
+    if v not in NAMES:
+        raise SweepSpecError(f"{where}: unknown model {v!r}; expected one of {', '.join(NAMES)} "
                              f"or file.py:function")
     return v
 
@@ -262,22 +262,19 @@ def _apply(doc: dict, path: list, value, key: str, where: str, acc_name: str) ->
 
 
 def _check_override_keys(keys, where_of):
-    """Override keys must name accelerator description keys; checked against the validator's lists."""
-    from accel import config as ac
-    known = {"compute": ac._COMPUTE, "memories": ac._MEMORY, "energy": ac._ENERGY, "fpga": ac._FPGA,
-             "dram": ("bandwidth_bytes_per_s", "energy_pj_per_byte"),
-             "compute.timing": ("fold_overhead_cycles", "pipeline_latency_cycles", "model",
-                                "weight_load_cycles_per_row", "stream_cycles_per_row", "fill_drain_extra_cycles")}
+    """Override keys must name accelerator description keys (:data:`accel.config.KEYS`)."""
+    from accel.config import KEYS as known
+    top_keys = [k for k in known[""] if k != "include"]
     for key in keys:
         path = _override_path(key, where_of(key))
         names = [p for p in path if isinstance(p, str)]
         head = names[0]
-        if head not in ac._TOP or head in ("include",):
+        if head not in top_keys:
             axes = "" if where_of(key).startswith("overrides") else \
                 f"an axis ({', '.join(STANDARD_AXES)}) or "
             raise SweepSpecError(f"{where_of(key)}: unknown {'accelerator key' if not axes else 'axis'} "
                                  f"'{head}'; expected {axes}an accelerator key under "
-                                 f"{', '.join(k for k in ac._TOP if k != 'include')}")
+                                 f"{', '.join(top_keys)}")
         if head == "memories":
             # memories[i].key or memories.<name>.key
             field = names[-1] if len(names) >= 2 else None

@@ -27,7 +27,7 @@ FINISHED = ("ok", "infeasible")
 
 
 def _layer_columns() -> list[str]:
-    from simulator.engine import COLUMNS
+    from simulator.columns import COLUMNS   # not simulator.engine: that imports Numba
     return list(COLUMNS)
 
 

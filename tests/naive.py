@@ -177,3 +177,38 @@ def chunked_compute_cycles(m, n, k, rows, cols, dataflow, tile):
 def fold_count(m, n, k, rows, cols, dataflow, tile):
     sr, sc, t = {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
     return -(-sc // cols) * -(-sr // rows) * -(-t // tile)
+
+
+def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro, epi, fold):
+    """The mapper's rule over the grid, one mapping at a time in plain Python, with the scalar cost
+    formulas (dram_traffic, footprints, pipeline_cycles): per order, among the mappings that fit the
+    fewest (cycles, DRAM bytes, compute cycles) then the largest tile, else the smallest tile then the
+    fewest (cycles, DRAM bytes); the first in grid order on ties; across orders the first order
+    unless another is feasible where it is not, or has fewer (cycles, DRAM bytes)."""
+    import itertools
+
+    from simulator.mapping import ORDERS, dram_traffic, footprints, pipeline_cycles
+    best = None
+    stream = "mnk".index(p.stream)
+    for order in ORDERS:
+        rows = []
+        for idx in itertools.product(*(range(len(tiles[d])) for d in "mnk")):
+            tm, tn, tk = (int(tiles[d][i]) for d, i in zip("mnk", idx))
+            cm, cn, ck = -(-max(1, p.m) // tm), -(-max(1, p.n) // tn), -(-max(1, p.k) // tk)
+            a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck)
+            use = [0.0] * len(usable)
+            for j, f in zip(op_mem, footprints(p, tm, tn, tk, ck)):
+                use[j] += f
+            fits = all(use[j] <= usable[j] for j in range(len(usable)) if used[j])
+            s = idx[stream]
+            cyc = pipeline_cycles(float(compute[s]), float(port[s]), (a + w + meta + psum_rd) / bw, out_wr / bw, 0,
+                                  double, pro, epi, fold)
+            rows.append((idx, fits, cyc, a + w + meta + psum_rd + out_wr, float(compute[s]), tm * tn * tk,
+                         (a, w, meta, out_wr, psum_rd)))
+        ok = [r for r in rows if r[1]]
+        pick = (min(ok, key=lambda r: (r[2], r[3], r[4], -r[5])) if ok
+                else min(rows, key=lambda r: (r[5], r[2], r[3])))
+        cand = (bool(ok), pick[2], pick[3], order, pick)
+        if best is None or (cand[0], -cand[1], -cand[2]) > (best[0], -best[1], -best[2]):
+            best = cand
+    return best

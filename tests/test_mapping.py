@@ -12,7 +12,7 @@ import accel
 from accel import Operand
 from simulator import plan_layer
 from simulator.dataflow import DATAFLOWS
-from simulator.mapping import pipeline_cycles, tile_candidates
+from simulator.mapping import MapProblem, pipeline_cycles, search, tile_candidates
 from workloads import NM, Layer, LayerKind, Unstructured, WeightLayout
 
 from . import naive
@@ -234,3 +234,60 @@ def test_pipeline_double_buffering_exact_cases():
     assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, False) == 1150.0
     # the SRAM ports overlap the compute: the longer of the two counts
     assert pipeline_cycles(100.0, 400.0, 10.0, 10.0, 4, True, 1.0, 1.0, 10.0) == 402.0
+
+
+# ------------------------------------------------------------------ the compiled search vs plain Python
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 300), st.integers(1, 90), st.integers(1, 200), st.sampled_from(["m", "n", "k"]),
+       st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3))
+def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_mem):
+    rng = np.random.default_rng(seed)
+    dims = [d for d in "mnk" if d != stream]
+    p = MapProblem(m=m, n=n, k=k, groups=int(rng.integers(1, 4)), stream=stream, row_dim=dims[0], col_dim=dims[1],
+                   rows=4, cols=8, a_pass_bytes=float(rng.integers(0, 5000)), a_halo_bytes=float(rng.integers(0, 50)),
+                   a_cut_free=int(rng.integers(0, 3)), a_gemm_bytes=float(rng.integers(0, 9000)),
+                   a_tile_factor=float(rng.choice([0.5, 1.0, 2.0])), w_bytes=float(rng.integers(0, 9000)),
+                   meta_bytes=float(rng.choice([0.0, 300.0])), w_tile_factor=1.0,
+                   meta_tile_factor=float(rng.choice([0.0, 0.25])), o_final_bytes=float(rng.integers(1, 4000)),
+                   psum_bytes=float(rng.integers(1, 8000)), acc_bytes=4.0, psum_on_chip=bool(rng.integers(0, 2)))
+    gran = {dims[0]: 4, dims[1]: 8, stream: 1}
+    tiles = {d: tile_candidates(max(1, {"m": m, "n": n, "k": k}[d]), gran[d]) for d in "mnk"}
+    ns = len(tiles[stream])
+    compute = np.sort(rng.integers(1, 5000, ns))[::-1].astype(np.int64)   # ties and plateaus on purpose
+    compute[rng.integers(0, ns, ns // 2)] = compute[0]
+    port = rng.choice([0.0, 100.0, 3000.0], ns)
+    op_mem = rng.integers(0, n_mem, 4).astype(np.int64)
+    used = np.zeros(n_mem, dtype=bool)
+    used[op_mem] = True
+    usable = rng.choice([64.0, 512.0, 4096.0, 1e9], n_mem)
+    bw = float(rng.choice([0.5, 4.0, 64.0]))
+    args = (op_mem, used, usable, double, bw, float(rng.integers(0, 50)), float(rng.integers(0, 50)),
+            float(rng.integers(0, 500)))
+    mapping, cyc, traffic, j = search(p, tiles, compute, port, *args)
+    ok, r_cyc, _, order, pick = naive.mapper_search(p, tiles, compute, port, *args)
+    idx = pick[0]
+    assert (mapping.order, mapping.fits, mapping.tile_m, mapping.tile_n, mapping.tile_k) == \
+        (order, ok, *(int(tiles[d][i]) for d, i in zip("mnk", idx)))
+    assert cyc == r_cyc and traffic == pick[6] and j == idx["mnk".index(stream)]
+
+
+def test_plans_are_shared_by_equal_layers_and_returned_as_copies():
+    from simulator import engine
+    engine._PLANS.clear()
+    acc = design(rows=4, cols=8, dataflow="ws", modes=("dense", "2:4"))
+    rng = np.random.default_rng(3)
+    mask = np.zeros((1, 64, 24), dtype=bool)
+    mask.reshape(1, 16, 4, 24)[:, :, :2, :] = True          # exactly 2 of every 4: equal statistics
+    w1, w2 = rng.standard_normal((2, 1, 64, 24)).astype(np.float32)
+    one = Layer(name="a", kind=LayerKind.MATMUL, m=50, n=24, k=64, weight_name="a.w", weight=w1,
+                weight_layout=WeightLayout.KN, mask=mask)
+    two = Layer(name="b", kind=LayerKind.MATMUL, m=50, n=24, k=64, weight_name="b.w", weight=w2,
+                weight_layout=WeightLayout.KN, mask=np.roll(mask, 1, axis=1))
+    first = plan_layer(one, acc)
+    first.sram_read_bytes.clear()                             # a caller changing its copy changes nothing
+    engine_hits = len(engine._PLANS._d)
+    second = plan_layer(two, acc)
+    assert len(engine._PLANS._d) == engine_hits and second.name == "b"
+    engine._PLANS.clear()
+    fresh = plan_layer(two, acc)
+    assert fresh == second and fresh.sram_read_bytes

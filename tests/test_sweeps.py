@@ -378,3 +378,24 @@ def test_point_key_hashes_its_full_config():
     from sweeps.spec import _canonical
     for p in load_spec(BASE).points[:5]:
         assert p.key == hashlib.sha256(_canonical(p.config()).encode()).hexdigest()[:24]
+
+
+def test_zoo_names_without_torch_match_the_zoo():
+    from workloads import zoo
+    from workloads.zoonames import NAMES
+    assert tuple(zoo.names()) == NAMES
+
+
+def test_resume_with_nothing_to_run_imports_neither_torch_nor_numba(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("models: [mlp_digits]\naccelerators: [vegeta-flex]\nsparsity: [dense]\n")
+    db = tmp_path / "r.db"
+    from sweeps import load_spec, run_sweep
+    run_sweep(load_spec(spec), db, workers=0, progress=False)
+    code = ("import sys; from sparsim.cli import main; rc = main(['sweep', sys.argv[1], '--out', sys.argv[2], "
+            "'--quiet']); print(sorted(m for m in ('torch', 'numba', 'pandas', 'workloads.tracer') "
+            "if m in sys.modules)); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(spec), str(db)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    assert "1 already done, ran 0" in out.stdout and out.stdout.strip().endswith("[]"), out.stdout

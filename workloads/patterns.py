@@ -41,18 +41,35 @@ def _top_flat(scores: np.ndarray, keep: int) -> np.ndarray:
     flat = scores.ravel()
     out = np.zeros(flat.shape, dtype=bool)
     if keep >= flat.size:
-        out[:] = keep > 0
+        out[:] = True
     elif keep > 0:
-        if np.isnan(flat).any():  # NaN ordering: leave it to the sort's rule
+        if np.isnan(flat).any():   # NaN sorts last: the general (slower) path
             out[np.argsort(-flat, kind="stable")[:keep]] = True
         else:
-            # O(n) selection, same mask as a stable descending sort: everything above the keep-th
-            # largest value, then the earliest indices among the values equal to it
-            kth = np.partition(flat, flat.size - keep)[flat.size - keep]
-            out = flat > kth
-            ties = np.flatnonzero(flat == kth)[: keep - int(np.count_nonzero(out))]
+            # the keep-th largest value; everything above it, then its ties in index order
+            cut = np.partition(flat, flat.size - keep)[flat.size - keep]
+            np.greater(flat, cut, out=out)
+            ties = np.flatnonzero(flat == cut)[:keep - int(np.count_nonzero(out))]
             out[ties] = True
     return out.reshape(scores.shape)
+
+
+def _group_rank(mag: np.ndarray) -> np.ndarray:
+    """For ``(g, groups, M, n)`` magnitudes: each element's place in its group of M, largest first,
+    the earlier index first on ties (what a stable descending sort along axis 2 gives)."""
+    m = mag.shape[2]
+    if m > 16 or np.isnan(mag).any():   # NaN sorts last; large groups: sort
+        order = np.argsort(-mag, axis=2, kind="stable")
+        rank = np.empty(mag.shape, dtype=np.int64)
+        np.put_along_axis(rank, order, np.arange(m).reshape(1, 1, m, 1), axis=2)
+        return rank
+    rank = np.zeros(mag.shape, dtype=np.int8)
+    for i in range(m):
+        mi, ri = mag[:, :, i, :], rank[:, :, i, :]
+        for j in range(m):
+            if j != i:   # larger ones, and equal ones earlier, come first
+                ri += (mag[:, :, j, :] >= mi) if j < i else (mag[:, :, j, :] > mi)
+    return rank
 
 
 def _check_density(density: float, what: str) -> float:
@@ -134,10 +151,8 @@ class NM(SparsityPattern):
             # Padding can never be picked over a real element: it scores below every magnitude.
             mag = np.concatenate([mag, np.full((g, pad, n), -1.0)], axis=1)
         mag = mag.reshape(g, groups, self.m, n)
-        # Rank inside each group; stable sort keeps the earlier index on ties.
-        order = np.argsort(-mag, axis=2, kind="stable")
-        keep = np.zeros_like(mag, dtype=bool)
-        np.put_along_axis(keep, order[:, :, : self.n, :], True, axis=2)
+        # Rank inside each group; the earlier index wins ties (a stable sort's order).
+        keep = _group_rank(mag) < self.n
         keep = keep.reshape(g, groups * self.m, n)[:, :k, :]
         return keep[0] if squeeze else keep
 
