@@ -60,7 +60,8 @@ def features(r: int, c: int, n: int, m: int, dw: int, aw: int = 32) -> dict[str,
     FF: stored bits (two weight banks with indices and group selects, one partial sum per PE) and
     pipeline bits (activations moving right, input skew lines, output deskew lines, outputs).
     LUT: index-mux inputs (M per PE, DW bits), bank-select bits, group-select mux inputs (GR per
-    row), one adder per PE, and a constant. Carry: adder bits. DSP: multipliers."""
+    row), one adder per PE, and a constant. Carry: adder bits of the R - 1 rows
+    that add (row 0 starts the partial sums). DSP: multipliers."""
     iw = max(1, (m - 1).bit_length())
     gr = r // n
     gw = max(1, (gr - 1).bit_length())
@@ -71,7 +72,7 @@ def features(r: int, c: int, n: int, m: int, dw: int, aw: int = 32) -> dict[str,
     return {
         "ff": [stored, pipeline, 1.0],
         "lut": [pes * dw * (m - 1), pes * (dw + iw), r * m * dw * (gr - 1), pes * aw, 1.0],
-        "carry": [pes * aw, 1.0],
+        "carry": [(r - 1) * c * aw, 1.0],           # row 0 starts the partial sums: no adder
         "dsp": [pes * math.ceil(dw / 18) ** 2],
         "period": [1.0, _log2(pes), _log2(m), _log2(gr)],
     }
