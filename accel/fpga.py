@@ -13,7 +13,8 @@ Two models, chosen by ``fpga.model`` in a description:
   data width) (``hdl/fpga_fit.py``; measurements in ``hdl/data/fpga_grid.csv``, coefficients and
   held-out error in ``accel/data/fpga_model.json``). Each resource is a non-negative combination of
   structural counts of the RTL (storage bits, pipeline bits, mux inputs, adders); the clock period
-  is linear in log2 of the array size and of M. ``fpga.clock_hz: estimated`` takes its Fmax, and
+  is linear in log2 of the array size, of M and of R/N, with only the terms the placed points
+  support (chosen by leave-one-out error). ``fpga.clock_hz: estimated`` takes its Fmax, and
   ``compute.clock_hz: fpga`` runs the engine at the FPGA's clock.
 
 BRAM36 (both models): every memory bank rounded up to 36 Kbit (4,608 bytes) blocks (the array
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import itertools
 import json
 import math
 from pathlib import Path
@@ -58,7 +60,8 @@ def features(r: int, c: int, n: int, m: int, dw: int, aw: int = 32) -> dict[str,
     FF: stored bits (two weight banks with indices and group selects, one partial sum per PE) and
     pipeline bits (activations moving right, input skew lines, output deskew lines, outputs).
     LUT: index-mux inputs (M per PE, DW bits), bank-select bits, group-select mux inputs (GR per
-    row), one adder per PE, and a constant. Carry: adder bits. DSP: multipliers."""
+    row), one adder per PE, and a constant. Carry: adder bits of the R - 1 rows
+    that add (row 0 starts the partial sums). DSP: multipliers."""
     iw = max(1, (m - 1).bit_length())
     gr = r // n
     gw = max(1, (gr - 1).bit_length())
@@ -69,7 +72,7 @@ def features(r: int, c: int, n: int, m: int, dw: int, aw: int = 32) -> dict[str,
     return {
         "ff": [stored, pipeline, 1.0],
         "lut": [pes * dw * (m - 1), pes * (dw + iw), r * m * dw * (gr - 1), pes * aw, 1.0],
-        "carry": [pes * aw, 1.0],
+        "carry": [(r - 1) * c * aw, 1.0],           # row 0 starts the partial sums: no adder
         "dsp": [pes * math.ceil(dw / 18) ** 2],
         "period": [1.0, _log2(pes), _log2(m), _log2(gr)],
     }
@@ -107,12 +110,11 @@ def fit_array_model(rows: list[dict]) -> dict:
         y = np.array([r[res] for r in train], dtype=float)
         coef[res] = [float(v) for v in _nnls(x, y)]
     placed = [r for r in train if r.get("fmax_mhz") not in ("", None) and int(r.get("pnr_dsp_mapped") or 0)]
-    fitted = []
+    fitted, loo = [], {"points": 0}
     if len(placed) >= 2:
         x = np.array([features(*_args(r))["period"] for r in placed], dtype=float)
         y = np.array([1000.0 / r["fmax_mhz"] for r in placed])
-        # only the terms the placed points vary in can be fitted; the others stay 0 (not modelled)
-        keep = [0] + [j for j in range(1, x.shape[1]) if np.ptp(x[:, j]) > 0][:max(0, len(placed) - 2)]
+        keep, loo = _period_terms(x, y)
         sol, *_ = np.linalg.lstsq(x[:, keep], y, rcond=None)
         full = np.zeros(x.shape[1])
         full[keep] = sol
@@ -120,10 +122,42 @@ def fit_array_model(rows: list[dict]) -> dict:
         fitted = [PERIOD_TERMS[j] for j in keep]
     model = {"target": "ecp5", "unit": "nm_array", "coefficients": coef,
              "training_points": len(train), "placed_training_points": len(placed),
-             "period_terms_fitted": fitted}
+             "period_terms_fitted": fitted, "fmax_leave_one_out_error": loo}
     model["held_out_error"] = _errors(model, held)
     model["training_error"] = _errors(model, train)
     return model
+
+
+def _loo(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Leave-one-out Fmax errors (percent) of a least-squares period fit on the columns of x."""
+    out = []
+    for i in range(len(y)):
+        rest = np.arange(len(y)) != i
+        sol, *_ = np.linalg.lstsq(x[rest], y[rest], rcond=None)
+        out.append((y[i] / float(x[i] @ sol) - 1) * 100)    # Fmax = 1000 / period
+    return np.array(out)
+
+
+def _period_terms(x: np.ndarray, y: np.ndarray) -> tuple[list[int], dict]:
+    """Which clock-period terms the placed points support: every subset of the terms they vary in
+    (with the constant) that leaves at least two degrees of freedom, judged by the leave-one-out error
+    of Fmax; the smallest subset wins a tie (within 0.1 %). Returns (column indices, that error)."""
+    varying = [j for j in range(1, x.shape[1]) if np.ptp(x[:, j]) > 0]
+    best = None
+    for k in range(len(varying) + 1):
+        for extra in itertools.combinations(varying, k):
+            cols = [0, *extra]
+            if len(y) - len(cols) < 2:
+                continue
+            err = _loo(x[:, cols], y)
+            score = float(np.mean(np.abs(err)))
+            if best is None or score < best[0] - 0.1:
+                best = (score, cols, err)
+    if best is None:                       # two placed points: a constant only
+        return [0], {"points": 0}
+    _, cols, err = best
+    return cols, {"points": len(err), "mean_abs_percent": round(float(np.mean(np.abs(err))), 2),
+                  "max_abs_percent": round(float(np.max(np.abs(err))), 2)}
 
 
 def _errors(model: dict, rows: list[dict]) -> dict:

@@ -22,3 +22,15 @@ for r in rows:
     if (r["R"], r["C"], r["N"], r["M"], r["DW"]) == (8, 8, 2, 4, 8):
         print(f"8x8 2:4 array: synthesis {r['synth_seconds']:.0f} s, place and route "
               f"{r['pnr_seconds'] or 'not run'} s")
+
+# the SAT-style preset (32x64 PEs, 2:8, 16-bit): the array model's ECP5 extrapolation beside the
+# preset's own per-PE figures (UltraScale+ units); only the DSP count is comparable across families
+import accel  # noqa: E402
+from accel.fpga import array_estimate, fpga_usage  # noqa: E402
+
+sat = accel.load("sat-vcu1525")
+est = array_estimate(sat.compute)
+per_pe = fpga_usage(sat)
+print(f"sat-vcu1525 ({sat.compute.rows}x{sat.compute.cols}, 2:8, 16-bit): array model (ECP5 LUT4/FF/MULT18) "
+      f"LUT {est['lut']:,} FF {est['ff']:,} DSP {est['dsp']:,} Fmax {est['fmax_mhz']} MHz; preset per-PE "
+      f"(XCVU9P) LUT {per_pe.lut:,} FF {per_pe.ff:,} DSP {per_pe.dsp:,} at {sat.compute.clock_hz / 1e6:.0f} MHz")

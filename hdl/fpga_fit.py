@@ -8,6 +8,7 @@ coefficients ``accel/data/fpga_model.json``, with the error on the held-out poin
 
     python -m hdl.fpga_fit run     # synthesize and place what is not cached yet (slow: minutes a point)
     python -m hdl.fpga_fit fit     # fit and write the data files
+    python -m hdl.fpga_fit table   # the committed table beside the model's estimates (Markdown)
 """
 from __future__ import annotations
 
@@ -124,6 +125,26 @@ def fit() -> dict:
     return model
 
 
+def markdown() -> str:
+    """The committed table beside the committed model's estimates, as a Markdown table."""
+    from accel.fpga import estimate_array, load_model, read_grid
+    model = load_model()
+    head = ("| array | N:M | DW | held out | LUT4 | FF | CCU2C | MULT18 | EBR | Fmax MHz (placed) | est. LUT "
+            "| est. FF | est. Fmax | synth s | pnr s |")
+    lines = [head, "|" + " --- |" * (head.count("|") - 1)]
+    for r in read_grid(TABLE):
+        rr, cc, n, m, dw = (int(r[k]) for k in ("R", "C", "N", "M", "DW"))
+        est = estimate_array(rr, cc, n, m, dw, model=model)
+        fmax = r["fmax_mhz"] if r["fmax_mhz"] not in ("", None) else "-"
+        if fmax != "-" and not int(r["pnr_dsp_mapped"] or 0):
+            fmax = f"{fmax} (no DSP)"
+        pnr = f"{r['pnr_seconds']:.0f}" if r["pnr_seconds"] not in ("", None) else ""
+        lines.append(f"| {rr}x{cc} | {n}:{m} | {dw} | {'yes' if int(r['held_out']) else 'no'} | {r['lut']:.0f} | "
+                     f"{r['ff']:.0f} | {r['carry']:.0f} | {r['dsp']:.0f} | {r['bram']:.0f} | {fmax} | {est['lut']} | "
+                     f"{est['ff']} | {est['fmax_mhz']} | {r['synth_seconds']:.0f} | {pnr} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "run"
     only = sys.argv[2] if len(sys.argv) > 2 else ""
@@ -132,6 +153,10 @@ if __name__ == "__main__":
     elif what == "synth":
         run(pnr=False, only=only)
     elif what == "fit":
-        print(json.dumps(fit()["held_out_error"], indent=1))
+        model = fit()
+        print(json.dumps({k: model[k] for k in ("held_out_error", "period_terms_fitted",
+                                                 "fmax_leave_one_out_error")}, indent=1))
+    elif what == "table":
+        print(markdown())
     else:
-        sys.exit(f"usage: python -m hdl.fpga_fit run|synth|fit (got {what!r})")
+        sys.exit(f"usage: python -m hdl.fpga_fit run|synth|fit|table (got {what!r})")

@@ -38,21 +38,21 @@ def measure(r: int, c: int, folds, sim: str = "verilator", seed: int = 0) -> int
     return int(res["cycles"])
 
 
-def timing_grid(sim: str = "verilator", sizes=SIZES, sequences=SEQUENCES, log=print) -> dict:
-    """Every (R, C) in ``sizes`` x ``sizes`` and fold sequence: RTL cycles, formula cycles, error."""
+def timing_grid(sim: str = "verilator", sizes=SIZES, sequences=SEQUENCES, log=print, shapes=None) -> dict:
+    """Every (R, C) in ``sizes`` x ``sizes`` (or the (R, C) pairs ``shapes``) and fold sequence: RTL
+    cycles, formula cycles, error."""
     from simulator.kernels import double_buffered_cycles
     rows = []
-    for r in sizes:
-        for c in sizes:
-            if c < 2:
-                continue
-            for seq in sequences:
-                rtl = measure(r, c, seq, sim)
-                formula = double_buffered_cycles(list(seq), r, c)
-                rows.append({"R": r, "C": c, "folds": list(seq), "rtl_cycles": rtl, "formula_cycles": formula,
-                             "error_cycles": formula - rtl})
-            log(f"timing check {r}x{c}: max error {max(abs(x['error_cycles']) for x in rows[-len(sequences):]):g} "
-                f"cycles over {len(sequences)} fold sequences")
+    for r, c in shapes or [(r, c) for r in sizes for c in sizes]:
+        if c < 2:
+            continue
+        for seq in sequences:
+            rtl = measure(r, c, seq, sim)
+            formula = double_buffered_cycles(list(seq), r, c)
+            rows.append({"R": r, "C": c, "folds": list(seq), "rtl_cycles": rtl, "formula_cycles": formula,
+                         "error_cycles": formula - rtl})
+        log(f"timing check {r}x{c}: max error {max(abs(x['error_cycles']) for x in rows[-len(sequences):]):g} "
+            f"cycles over {len(sequences)} fold sequences")
     errs = [abs(x["error_cycles"]) for x in rows]
     return {"simulator": sim, "points": len(rows), "max_abs_error_cycles": max(errs),
             "mean_abs_error_cycles": float(np.mean(errs)), "rows": rows}

@@ -154,13 +154,15 @@ def test_calibrate_sim_has_help(capsys):
 
 @pytest.mark.slow
 def test_independent_timing_check_against_the_formula_alone():
-    """RTL cycles measured without the golden model's timing, on the corners of R, C in 2..16, equal
-    the engine's rtl formula with its default parameters; a formula one cycle off would show."""
+    """RTL cycles measured without the golden model's timing, on a tall and a wide array (R, C of 2
+    and 16), equal the engine's rtl formula with its default parameters; a formula one cycle off
+    would show. (Two Verilator builds: the 2x2 and 16x16 corners were dropped to keep make test within
+    its budget; `sparsim calibrate --timing-check` runs the whole 4x4 grid of sizes.)"""
     if simulator_missing("verilator"):
         pytest.skip(simulator_missing("verilator"))
     from hdl.timing_check import timing_grid
-    tc = timing_grid(sizes=(2, 16), sequences=((5,), (1, 6, 2, 12)), log=lambda *_: None)
-    assert tc["points"] == 8 and {(r["R"], r["C"]) for r in tc["rows"]} == {(2, 2), (2, 16), (16, 2), (16, 16)}
+    tc = timing_grid(shapes=((2, 16), (16, 2)), sequences=((5,), (1, 6, 2, 12)), log=lambda *_: None)
+    assert tc["points"] == 4 and {(r["R"], r["C"]) for r in tc["rows"]} == {(2, 16), (16, 2)}
     assert tc["max_abs_error_cycles"] == 0
     for row in tc["rows"]:
         assert double_buffered_cycles(row["folds"], row["R"], row["C"], 1.0, 1.0, 1.0) != row["rtl_cycles"]

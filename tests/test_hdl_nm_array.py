@@ -212,8 +212,9 @@ def test_nm_array_multipass_real_unstructured_mask(density, bubbles):
 @pytest.mark.slow
 def test_nm_array_multipass_random_masks_with_backpressure():
     rng = np.random.default_rng(21)
-    params = check_array_params({"R": 8, "C": 3, "N": 2, "M": 8, "DW": 8, "AW": 32})
+    # the 4x3 2:8 array is also built by test_nm_array_folds_with_backpressure: one build for both
+    params = check_array_params({"R": 4, "C": 3, "N": 2, "M": 8, "DW": 8, "AW": 32})
     dense = rng.integers(-128, 128, size=(40, 3))
-    sched, folds, acts = multipass_folds(rng, dense, rng.random((40, 3)) < 0.6, 2, 8, 8, rows=4)
+    sched, folds, acts = multipass_folds(rng, dense, rng.random((40, 3)) < 0.6, 2, 8, 4, rows=4)
     assert max(sched.passes) >= 3
     run_both(params, _multipass_vector(folds, rng, 1500, bubbles=True))

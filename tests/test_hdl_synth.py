@@ -3,6 +3,7 @@
 The synthesis tests are slow (current Yosys runs as WebAssembly: tens of seconds a unit); the model
 tests read the committed measurement table (hdl/data/fpga_grid.csv) and coefficients."""
 import json
+import math
 import shutil
 
 import pytest
@@ -56,6 +57,23 @@ def test_measurement_table_and_model_are_committed_and_consistent():
         assert est["dsp"] == pytest.approx(r["dsp"], rel=0.07)   # one MULT18X18D per PE (Yosys adds one at 2:8)
         bound = model["held_out_error" if int(r["held_out"]) else "training_error"]["ff"]["max_abs_percent"]
         assert abs(est["ff"] - r["ff"]) / r["ff"] * 100 <= bound + 0.01   # published to two decimals
+
+
+def test_clock_terms_are_the_ones_the_placed_points_support():
+    """The period terms are chosen by leave-one-out error: placed points whose period follows the
+    array size get the size term (and recover its slope); points whose Fmax is noise around one
+    value get a constant only."""
+    base = {"DW": 8, "held_out": 0, "lut": 1000, "ff": 1000, "carry": 100, "dsp": 16, "pnr_dsp_mapped": 1}
+    shapes = [(4, 4, 2, 4), (4, 4, 1, 4), (4, 4, 4, 4), (8, 8, 2, 4), (8, 8, 1, 4), (16, 16, 2, 4)]
+    noise = [0.3, -0.2, 0.1, -0.3, 0.2, 0.0]
+    rows = [dict(base, R=r, C=c, N=n, M=m, fmax_mhz=1000 / (7 + 2 * math.log2(r * c) + e))
+            for (r, c, n, m), e in zip(shapes, noise)]
+    model = fit_array_model(rows)
+    assert model["period_terms_fitted"] == ["constant", "log2(R*C)"]
+    assert model["coefficients"]["period_ns"][1] == pytest.approx(2.0, abs=0.1)
+    assert model["fmax_leave_one_out_error"]["points"] == 6
+    flat = [dict(row, fmax_mhz=66 * (1 + e / 10)) for row, e in zip(rows, noise)]
+    assert fit_array_model(flat)["period_terms_fitted"] == ["constant"]
 
 
 def test_model_features_grow_with_the_array():
