@@ -375,18 +375,24 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+def read_yaml_document(path: Path, what: str, error: type[Exception] = AccelConfigError):
+    """The parsed YAML document at ``path``; a missing file or bad YAML raises ``error`` naming
+    ``what`` and the path (one line, no traceback on the CLI)."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"{what} {path}: no such file") from None
+    except yaml.YAMLError as e:
+        raise error(f"{what} {path}: not valid YAML ({e})") from None
+
+
 def read_yaml(path: Path, _stack=()) -> dict:
     """Read a YAML description, resolving ``include:`` (paths relative to the file; the including
     document's own keys win over included ones)."""
     path = Path(path)
     if path.resolve() in _stack:
         raise AccelConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in _stack)})")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise AccelConfigError(f"accelerator file {path}: no such file") from None
-    except yaml.YAMLError as e:
-        raise AccelConfigError(f"accelerator file {path}: not valid YAML ({e})") from None
+    doc = read_yaml_document(path, "accelerator file")
     if not isinstance(doc, dict):
         raise AccelConfigError(f"accelerator file {path}: expected a mapping at the top level")
     includes = doc.pop("include", None) or []

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import SweepError, SweepSpecError
 from .expr import Expr
 
@@ -119,12 +117,8 @@ def load_spec(source, base_dir=None) -> Spec:
         doc, base = source, Path(base_dir or ".")
     else:
         path = Path(source)
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise SweepSpecError(f"sweep spec {path}: no such file") from None
-        except yaml.YAMLError as e:
-            raise SweepSpecError(f"sweep spec {path}: not valid YAML ({e})") from None
+        from accel.config import read_yaml_document
+        doc = read_yaml_document(path, "sweep spec", SweepSpecError)
         base = Path(base_dir) if base_dir else path.parent
     if not isinstance(doc, dict):
         raise SweepSpecError("<spec>: expected a mapping with models, accelerators and sparsity")
