@@ -17,6 +17,15 @@ from dataclasses import dataclass
 
 from accel import Dataflow
 
+from ._jit import jit
+
+
+@jit
+def fold_time(preload_rows, r, c, t):
+    """Cycles of one fold of an R x C array streaming T rows, after ``preload_rows`` cycles of
+    stationary-tile loading (R when preloaded, else 0); compiled, so the mapper's kernels call it."""
+    return preload_rows + r + c + t - 2
+
 
 @dataclass(frozen=True)
 class DataflowMap:
@@ -27,7 +36,7 @@ class DataflowMap:
 
     def fold_cycles(self, r: int, c: int, t):
         """Cycles of one fold with T streamed rows (T may be a NumPy array)."""
-        return (r if self.preload else 0) + r + c + t - 2
+        return fold_time(r if self.preload else 0, r, c, t)
 
     @property
     def tiled(self) -> tuple[str, str]:

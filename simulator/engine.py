@@ -54,7 +54,7 @@ from accel import Accelerator, Dataflow, NmOverflow, Operand, TimingModel, ZeroH
 from workloads import Layer, Phase, Workload
 
 from .columns import COLUMNS
-from .dataflow import DATAFLOWS, DataflowMap
+from .dataflow import DATAFLOWS, DataflowMap, fold_time
 from ._jit import jit
 from .errors import SimulationError
 from .limits import check_workload
@@ -234,7 +234,7 @@ def _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, prelo
                 chunks = max(1, -(-t // ts))
                 chunks_max[ti] = max(chunks_max[ti], chunks)
                 t_last = t - (chunks - 1) * ts
-                per = ((chunks - 1) * (preload_rows + r + c + ts - 2) + (preload_rows + r + c + t_last - 2)
+                per = ((chunks - 1) * fold_time(preload_rows, r, c, ts) + fold_time(preload_rows, r, c, t_last)
                        + chunks * overhead)
                 folds[ti] += base * chunks
                 fold_sum[ti] += base * per
@@ -244,7 +244,7 @@ def _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, prelo
 def _compute_for_tiles(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray,
                        tiles: np.ndarray):
     """For each stream tile size: (folds, compute cycles, stream chunks of the longest block).
-    A fold streaming T rows takes ``dmap.fold_cycles(R, C, T)`` plus the fold overhead."""
+    A fold streaming T rows takes :func:`~simulator.dataflow.fold_time` plus the fold overhead."""
     comp = acc.compute
     r, c = comp.rows, comp.cols
     timing = comp.timing
