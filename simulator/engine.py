@@ -53,7 +53,8 @@ import numpy as np
 from accel import Accelerator, Dataflow, NmOverflow, Operand, TimingModel, ZeroHandling
 from workloads import Layer, Phase, Workload
 
-from .columns import COLUMNS
+from .columns import COLUMNS, column_values
+from .columns import totals as column_totals
 from .dataflow import DATAFLOWS, DataflowMap, fold_time
 from ._jit import jit
 from .errors import SimulationError
@@ -535,6 +536,28 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
     """Simulate every layer of ``workload`` on ``accelerator``; returns a :class:`SimResult`.
     ``engine="event"``: the SimPy model (:mod:`simulator.event`); ``trace`` keeps its timeline."""
     from .result import SimResult
+    _check(workload, accelerator, engine)
+    accelerator = _with_dataflow(accelerator, dataflow)
+    if engine == "event":
+        from .event import simulate_event
+        return simulate_event(workload, accelerator, dataflow=dataflow, trace=trace)
+    if trace:
+        raise SimulationError("trace: only engine='event' records a timeline")
+    return SimResult.from_rows(_fast_rows(workload, accelerator), accelerator, workload)
+
+
+def simulate_columns(workload: Workload, accelerator: Accelerator, dataflow=None) -> tuple[dict, dict]:
+    """The fast engine's :func:`simulate` without building pandas objects: ``(columns, totals)``
+    where ``columns[c]`` is ``SimResult.layers[c].tolist()`` and ``totals`` is
+    ``SimResult.totals_dict()``, value for value and type for type (sweeps store these)."""
+    _check(workload, accelerator, "fast")
+    accelerator = _with_dataflow(accelerator, dataflow)
+    rows = _fast_rows(workload, accelerator)
+    totals = column_totals(rows, accelerator.compute.pes, accelerator.compute.clock_hz)
+    return dict(zip(COLUMNS, column_values(rows, COLUMNS))), totals
+
+
+def _check(workload, accelerator, engine: str) -> None:
     if engine not in ("fast", "event"):
         raise SimulationError(f"engine: expected 'fast' or 'event', got {engine!r}")
     if not isinstance(workload, Workload):
@@ -542,20 +565,22 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
     if not isinstance(accelerator, Accelerator):
         raise SimulationError(f"simulate: expected an accel.Accelerator, got {type(accelerator).__name__}")
     check_workload(workload)   # sizes the engine counts exactly; an empty workload is an error
-    if dataflow is not None:
-        try:
-            df = Dataflow(str(dataflow).lower())
-        except ValueError:
-            raise SimulationError(f"dataflow must be one of ws, os, is; got {dataflow!r}") from None
-        accelerator = accelerator.with_dataflow(df)   # as a description file would say it (rtl rule: ws only)
-    if engine == "event":
-        from .event import simulate_event
-        return simulate_event(workload, accelerator, dataflow=dataflow, trace=trace)
-    if trace:
-        raise SimulationError("trace: only engine='event' records a timeline")
+
+
+def _with_dataflow(accelerator: Accelerator, dataflow) -> Accelerator:
+    if dataflow is None:
+        return accelerator
+    try:
+        df = Dataflow(str(dataflow).lower())
+    except ValueError:
+        raise SimulationError(f"dataflow must be one of ws, os, is; got {dataflow!r}") from None
+    return accelerator.with_dataflow(df)   # as a description file would say it (rtl rule: ws only)
+
+
+def _fast_rows(workload: Workload, accelerator: Accelerator) -> list[dict]:
+    """The fast engine's rows, one per layer (inputs checked)."""
     if accelerator.cores is not None and len(accelerator.cores.cores) > 1:
         raise SimulationError(f"accelerator '{accelerator.name}': cores: {len(accelerator.cores.cores)} cores "
                               f"share DRAM; only engine='event' simulates several cores")
     dmap = DATAFLOWS[accelerator.compute.dataflow]
-    rows = [simulate_layer(layer, accelerator, dmap) for layer in workload.layers]
-    return SimResult.from_rows(rows, accelerator, workload)
+    return [simulate_layer(layer, accelerator, dmap) for layer in workload.layers]

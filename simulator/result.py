@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .engine import COLUMNS
+from .columns import COLUMNS
+from .columns import totals as totals_of
 
 #: What each column of :attr:`SimResult.layers` means (units are in the names).
 COLUMN_DOCS = {
@@ -36,12 +37,6 @@ COLUMN_DOCS = {
     "compulsory_bytes": "DRAM bytes if every operand moved once (a conv's input as its feature map)",
 }
 
-SUMMED = ["folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs", "weight_loads",
-          "sram_bytes", "dram_bytes", "meta_bytes", "energy_pj", "energy_mac_pj", "energy_sram_pj",
-          "energy_dram_pj", "energy_meta_pj", "energy_static_pj", "dram_act_bytes", "dram_weight_bytes",
-          "dram_out_bytes", "compulsory_bytes"]
-_INT_TOTALS = ("folds", "cycles", "compute_cycles", "stall_cycles", "macs", "effective_macs", "executed_macs",
-               "weight_loads")
 
 
 @dataclass
@@ -54,13 +49,7 @@ class SimResult:
     @classmethod
     def from_rows(cls, rows, acc, workload) -> "SimResult":
         df = pd.DataFrame(rows, columns=COLUMNS)
-        # summed from the rows as Python ints and floats: an int64 column sum could wrap around
-        totals = {col: sum(int(r[col]) if col in _INT_TOTALS else float(r[col]) for r in rows) for col in SUMMED}
-        cyc = totals["cycles"]
-        totals["utilization"] = totals["effective_macs"] / (cyc * acc.compute.pes) if cyc else 0.0
-        totals["latency_s"] = cyc / acc.compute.clock_hz
-        totals["layers"] = len(df)
-        totals = pd.Series(totals, dtype=object)
+        totals = pd.Series(totals_of(rows, acc.compute.pes, acc.compute.clock_hz), dtype=object)
         wl = {"name": workload.name, "batch": workload.batch, "layers": len(workload.layers),
               "macs": int(workload.macs)}
         return cls(layers=df, totals=totals, accelerator=acc.to_dict(), workload=wl)

@@ -103,13 +103,11 @@ def evaluate(point: Point) -> dict:
         if reason is not None:
             out.update(status="infeasible", error=reason)
         else:
-            from simulator import simulate
-            res = simulate(workload_for(point), acc)
-            totals = res.totals_dict()
+            from simulator.engine import simulate_columns
+            # the values `simulate` puts in its SimResult, without building its DataFrame
+            columns, totals = simulate_columns(workload_for(point), acc)
             out.update({k: totals[k] for k in TOTALS})
-            cols = list(res.layers.columns)
-            values = [res.layers[c].tolist() for c in cols]   # Python scalars, column by column
-            out["layers"] = [dict(zip(cols, r)) for r in zip(*values)]
+            out["layers"] = [dict(zip(columns, r)) for r in zip(*columns.values())]
     except Exception as e:                      # a failing point is recorded, never stops the sweep
         out.update(status="error", error=f"{type(e).__name__}: {e}", layers=[])
     out["elapsed_s"] = time.perf_counter() - t0

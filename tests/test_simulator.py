@@ -263,6 +263,31 @@ def test_result_columns_totals_and_files(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(r.to_parquet(tmp_path / "r.parquet")), r.layers)
 
 
+
+@pytest.mark.parametrize("preset", ["vegeta-flex", "sat-vcu1525"])
+def test_simulate_columns_equals_simulate_value_and_type(preset):
+    from simulator.engine import simulate_columns
+    wl = sparsim.trace_zoo("cnn_digits", batch=2).sparsify("unstructured:0.5").training("bdwp")
+    acc = accel.load(preset)
+    r = simulate(wl, acc)
+    cols, totals = simulate_columns(wl, acc)
+    assert list(cols) == list(r.layers.columns)
+    for c, values in cols.items():
+        want = r.layers[c].tolist()
+        assert values == want and [type(v) for v in values] == [type(v) for v in want], c
+    want = r.totals_dict()
+    assert totals == want and [type(v) for v in totals.values()] == [type(v) for v in want.values()]
+
+
+def test_column_values_follow_pandas_inference():
+    from simulator.columns import column_values
+    rows = [{"a": 1, "b": np.int64(2), "c": "x", "d": 1.5}, {"a": 2.5, "b": 3, "c": "y", "d": np.float32(2.0)}]
+    got = column_values(rows, ["a", "b", "c", "d"])
+    frame = pd.DataFrame(rows, columns=["a", "b", "c", "d"])
+    for values, c in zip(got, "abcd"):
+        want = frame[c].tolist()
+        assert values == want and [type(v) for v in values] == [type(v) for v in want], c
+
 def test_deterministic():
     wl = sparsim.trace_zoo("mobilenet_v2").sparsify("unstructured:0.4")
     a = simulate(wl, accel.load("vegeta-flex")).layers
