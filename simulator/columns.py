@@ -37,6 +37,10 @@ def column_values(rows, columns) -> list[list]:
     out = []
     for c in columns:
         vals = [r[c] for r in rows]
+        types = set(map(type, vals))
+        if types == {int} or types == {float} or types == {str}:
+            out.append(vals)        # the common case: already what the frame would give back
+            continue
         if all(isinstance(v, Integral) and not isinstance(v, bool) for v in vals):
             vals = [int(v) for v in vals]
         elif all(isinstance(v, Real) and not isinstance(v, bool) for v in vals):

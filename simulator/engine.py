@@ -60,7 +60,8 @@ from ._jit import jit
 from .errors import SimulationError
 from .limits import check_workload
 from .maskcache import mask_entry
-from .mapping import DIMS, MapProblem, Mapping, rtl_cycles, search, tile_candidates
+from .kernels import _double_buffered_runs
+from .mapping import _RELOAD, DIMS, ORDERS, Mapping, _search, tile_candidates
 
 _OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
 
@@ -242,167 +243,234 @@ def _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, prelo
     return folds, fold_sum, chunks_max, weight_folds, longest
 
 
-def _compute_for_tiles(dmap: DataflowMap, acc: Accelerator, m_rows: int, kprime: np.ndarray, ncols: np.ndarray,
-                       tiles: np.ndarray):
-    """For each stream tile size: (folds, compute cycles, stream chunks of the longest block).
-    A fold streaming T rows takes :func:`~simulator.dataflow.fold_time` plus the fold overhead."""
-    comp = acc.compute
-    r, c = comp.rows, comp.cols
-    timing = comp.timing
-    if timing.fold_overhead_cycles != int(timing.fold_overhead_cycles):
-        raise SimulationError(f"accelerator '{acc.name}': compute.timing.fold_overhead_cycles: expected an "
-                              f"integer, got {timing.fold_overhead_cycles!r}")
-    folds, fold_sum, chunks, weight_folds, longest = _fold_tiles(
-        np.ascontiguousarray(kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), int(m_rows), DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream), int(r),
-        int(c), int(r) if dmap.preload else 0, int(timing.fold_overhead_cycles), tiles)
-    if timing.model is TimingModel.RTL:
-        # WS: every block streams the same m rows, so the fold sequence is one chunk pattern repeated
-        compute = np.array([math.ceil(rtl_cycles(int(weight_folds), int(longest), int(x), r, c,
-                                                 timing.weight_load_cycles_per_row, timing.stream_cycles_per_row,
-                                                 timing.fill_drain_extra_cycles)
-                                      - 1e-9) if weight_folds else 0 for x in tiles], dtype=np.int64)
+@jit
+def _rtl_compute(weight_folds, stream, tile, r, c, load_per_row, stream_per_row, fill_extra):
+    """:func:`simulator.mapping.rtl_cycles` rounded up to whole cycles (compiled, for :func:`_mode_cost`)."""
+    if weight_folds == 0:
+        return 0.0
+    chunks = -(-stream // tile)
+    last = stream - (chunks - 1) * tile
+    if chunks > 1:
+        values = np.array([float(tile), float(last)])
+        counts = np.array([chunks - 1, 1], dtype=np.int64)
     else:
-        compute = np.where(fold_sum > 0, fold_sum - 1 + timing.pipeline_latency_cycles, 0)
-    return folds, compute, chunks
+        values = np.array([float(last)])
+        counts = np.array([1], dtype=np.int64)
+    return np.ceil(_double_buffered_runs(values, counts, weight_folds, float(r), float(c), load_per_row,
+                                         stream_per_row, fill_extra) - 1e-9)
+
+
+@jit
+def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preload_rows, overhead, rtl, latency,
+               load_per_row, stream_per_row, fill_extra, tiles_m, tiles_n, tiles_k, a_total, a_fold_bytes, w_vals,
+               meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw,
+               double_buffered, bw, prologue, epilogue, reload, n, k, a_cut_free, a_pass_bytes, a_halo_bytes,
+               a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
+               psum_bytes, psum_on_chip):
+    """One mode of one layer, everything that varies with the stream tile size in one compiled call:
+    per stream tile candidate the folds and compute cycles (:func:`_fold_tiles`; the ``rtl`` rule,
+    or the fold sum minus one plus ``latency``), the array's buffer reads (activation, weight,
+    metadata; partial sums written and re-read) and the busiest buffer port's time; then the
+    mapper's search (:func:`simulator.mapping.search`) with one unchunked fold's compute.
+
+    Returns (order, tile indices m/n/k, fits, pipeline cycles, DRAM traffic (a, w, meta, out_wr,
+    psum_rd), and for the chosen stream tile: compute cycles, folds, activation / weight /
+    metadata reads, port cycles; partial-sum writes and reads)."""
+    tiles = tiles_m if stream_dim == 0 else (tiles_n if stream_dim == 1 else tiles_k)
+    folds, fold_sum, chunks, weight_folds, longest = _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim,
+                                                                 r, c, preload_rows, overhead, tiles)
+    nt = tiles.shape[0]
+    compute = np.empty(nt, dtype=np.float64)
+    for i in range(nt):
+        if rtl:
+            # WS: every block streams the same m rows, so the fold sequence is one chunk pattern repeated
+            compute[i] = _rtl_compute(weight_folds, longest, tiles[i], r, c, load_per_row, stream_per_row, fill_extra)
+        else:
+            compute[i] = float(fold_sum[i] - 1) + latency if fold_sum[i] > 0 else 0.0
+    # the array's buffer reads per stream tile: A per fold of n (IS: per chunk of n), W and its
+    # metadata per fold of m (WS: per stream chunk)
+    a_rd = np.empty(nt, dtype=np.float64)
+    w_rd = np.empty(nt, dtype=np.float64)
+    meta_rd = np.empty(nt, dtype=np.float64)
+    for i in range(nt):
+        ch = float(chunks[i])
+        a_rd[i] = a_total * ch if stream_dim == 1 else a_fold_bytes
+        w_mult = ch if stream_dim == 0 else w_fold_mult
+        w_rd[i] = w_vals * w_mult
+        meta_rd[i] = meta_vals * w_mult
+    # partial sums at accumulator width: written per fold of k, re-read by every fold of k after the first
+    if stream_dim != 2:
+        sw, sr = 0, 0
+        for gi in range(kprime.shape[0]):
+            for bi in range(kprime.shape[1]):
+                nc = ncols[gi, bi]
+                if nc > 0:
+                    kf = -(-kprime[gi, bi] // r)
+                    sw += kf * m_rows * nc
+                    sr += max(kf - 1, 0) * m_rows * nc
+        psum_w, psum_r = float(sw) * acc_b, float(sr) * acc_b
+    else:
+        psum_w, psum_r = psum_stream_bytes, 0.0
+    # the busiest buffer port: per memory, its operands' reads (A, W, metadata, partial sums) at its
+    # read bandwidth, then the partial-sum writes at its write bandwidth
+    port = np.zeros(nt, dtype=np.float64)
+    for j in range(usable.shape[0]):
+        if not used[j]:
+            continue
+        for i in range(nt):
+            v = 0.0
+            if op_mem[0] == j:
+                v = v + a_rd[i] / read_bw[j]
+            if op_mem[1] == j:
+                v = v + w_rd[i] / read_bw[j]
+            if op_mem[2] == j:
+                v = v + meta_rd[i] / read_bw[j]
+            if op_mem[3] == j:
+                v = v + psum_r / read_bw[j]
+                v = v + psum_w / write_bw[j]
+            port[i] = max(port[i], v)
+    one_fold = compute[nt - 1] / max(1, folds[nt - 1])
+    o, im, jn, ik, ok, cyc, tr = _search(tiles_m, tiles_n, tiles_k, stream_dim, compute, port, reload, m_rows, n, k,
+                                         a_cut_free, a_pass_bytes, a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes,
+                                         meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes, psum_bytes,
+                                         acc_b, psum_on_chip, op_mem, used, usable, double_buffered, bw, prologue,
+                                         epilogue, one_fold)
+    j = im if stream_dim == 0 else (jn if stream_dim == 1 else ik)
+    return (o, im, jn, ik, ok, cyc, tr, compute[j], folds[j], a_rd[j], w_rd[j], meta_rd[j], port[j], psum_w,
+            psum_r)
 
 
 # ------------------------------------------------------------------------------------------- plan
-def _problem(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, ncols, live_n) -> MapProblem:
-    comp = acc.compute
-    g, k, _ = layer.gemm_shape
-    m_rows = int(layer.m)
-    a_b, w_b, acc_b = comp.activation_bits / 8, comp.weight_bits / 8, comp.accumulator_bits / 8
-    live_cols = int(live_n.sum())
-    kp_max = int(cand.kprime.max(initial=0))
-    a_gemm = m_rows * k * g * a_b if live_cols and kp_max else 0.0   # no live column: nothing is read
-    conv = _conv_sizes(layer, a_b)
-    a_pass, halo, factor, cut_free = a_gemm, 0.0, 1.0, 0
-    o_final = m_rows * live_cols * a_b
-    if conv is not None:
-        fmap, halo_b, fac, batch = conv
-        if layer.phase is Phase.FORWARD:
-            a_pass, halo, factor, cut_free = min(fmap, a_gemm), halo_b, fac, batch - 1
-        elif layer.phase is Phase.BACKWARD_WEIGHT:
-            a_pass, factor = min(fmap, a_gemm), fac   # A^T is the input feature map, read as im2col rows
-        else:
-            o_final = min(fmap, o_final)              # dX leaves through col2im as the feature map
-    is_sparse = cand.n > 0
-    meta_bits = comp.sparse.metadata_bits(cand.n, cand.m) if is_sparse else 0.0
-    k_ratio = k / kp_max if kp_max else 1.0
-    return MapProblem(
-        m=m_rows, n=int(live_n.max(initial=0)), k=kp_max, groups=g, stream=dmap.stream, row_dim=dmap.rows,
-        col_dim=dmap.cols, rows=comp.rows, cols=comp.cols, a_pass_bytes=a_pass, a_halo_bytes=halo,
-        a_cut_free=cut_free, a_gemm_bytes=a_gemm, a_tile_factor=a_b * factor * k_ratio,
-        w_bytes=cand.stored_slots * w_b, meta_bytes=cand.stored_slots * meta_bits / 8, w_tile_factor=w_b,
-        meta_tile_factor=meta_bits / 8, o_final_bytes=o_final, psum_bytes=m_rows * live_cols * acc_b,
-        acc_bytes=acc_b, psum_on_chip=(dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows)
-
-
-def _sram_reads(dmap: DataflowMap, acc: Accelerator, layer: Layer, cand: _Candidate, ncols, live_n, chunks):
-    """Array-side buffer traffic per operand (bytes) for each stream-chunk count: activation and
-    weight reads, metadata reads, partial-sum writes and reads."""
-    comp = acc.compute
-    g, k, _ = layer.gemm_shape
-    m_rows = int(layer.m)
-    a_b, w_b, acc_b = comp.activation_bits / 8, comp.weight_bits / 8, comp.accumulator_bits / 8
-    a_total = m_rows * k * g * a_b
-    blocks = (ncols > 0).sum(axis=1)
-    chunks = chunks.astype(np.float64)
-    if dmap.stream == "n":
-        a_rd = a_total * chunks                           # IS: the stationary A tile per chunk of n
-    else:
-        a_rd = np.full_like(chunks, float((blocks * m_rows * k * a_b).sum()))   # per fold of n
-    if dmap.stream == "m":
-        w_mult = chunks                                    # WS: weights reloaded per stream chunk
-    else:
-        m_tile = comp.rows if dmap.rows == "m" else comp.cols
-        w_mult = np.full_like(chunks, float(-(-m_rows // m_tile)))
-    w_vals = cand.stored_slots * w_b
-    meta = cand.stored_slots * comp.sparse.metadata_bits(cand.n, cand.m) / 8 if cand.n else 0.0
-    if dmap.stream != "k":
-        k_folds = np.where(ncols > 0, -(-cand.kprime // comp.rows), 0)
-        psum_w = float((k_folds * m_rows * ncols).sum() * acc_b)
-        psum_r = float((np.maximum(k_folds - 1, 0) * m_rows * ncols).sum() * acc_b)
-    else:
-        psum_w, psum_r = m_rows * int(live_n.sum()) * acc_b, 0.0
-    return a_rd, w_vals * w_mult, meta * w_mult, psum_w, psum_r
-
-
 @lru_cache(maxsize=256)
 def _buffers(memories: tuple):
     """Per buffer set: the memory of each operand, whether all are double buffered, and for the
     mapper the memory index of each operand (activation, weight, metadata, output), which memories
-    hold any, and their usable bytes."""
+    hold any, their usable bytes and read and write bandwidths."""
     mems = {op: next(mem for mem in memories if op in mem.holds) for op in _OPS}
     names = [mem.name for mem in memories]
     op_mem = np.array([names.index(mems[op].name) for op in _OPS], dtype=np.int64)
     used = np.zeros(len(names), dtype=np.bool_)
     used[op_mem] = True
     usable = np.array([float(mem.usable_bytes) for mem in memories], dtype=np.float64)
-    return mems, all(mem.double_buffered for mem in memories), op_mem, used, usable
+    read_bw = np.array([float(mem.read_bw_bytes_per_cycle) for mem in memories], dtype=np.float64)
+    write_bw = np.array([float(mem.write_bw_bytes_per_cycle) for mem in memories], dtype=np.float64)
+    return mems, all(mem.double_buffered for mem in memories), op_mem, used, usable, read_bw, write_bw
 
 
-def _plan_mode(layer: Layer, acc: Accelerator, dmap: DataflowMap, cand: _Candidate, ncols, live_n, nnz) -> LayerPlan:
-    """The best mapping of ``layer`` in mode ``cand`` and everything it costs."""
-    comp = acc.compute
-    p = _problem(layer, acc, dmap, cand, ncols, live_n)
-    m_rows = int(layer.m)
-    mems, double, op_mem, used, usable = _buffers(acc.memories)
-    bw = acc.dram_bytes_per_cycle
+class _LayerSetup:
+    """What every mode of one layer on one design shares (sizes, conv geometry, buffers, constants)."""
+
+    __slots__ = ("comp", "names", "g", "k", "m_rows", "a_b", "w_b", "acc_b", "live_cols", "n_max", "conv", "mems",
+                 "double", "op_mem", "used", "usable", "read_bw", "write_bw", "bw", "epilogue", "dims", "a_total",
+                 "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full")
+
+    def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n):
+        comp = self.comp = acc.compute
+        self.names = [mem.name for mem in acc.memories]
+        self.g, self.k, _ = layer.gemm_shape
+        m_rows = self.m_rows = int(layer.m)
+        a_b = self.a_b = comp.activation_bits / 8
+        self.w_b, acc_b = comp.weight_bits / 8, comp.accumulator_bits / 8
+        self.acc_b = acc_b
+        self.live_cols = int(live_n.sum())
+        self.n_max = int(live_n.max(initial=0))
+        self.conv = _conv_sizes(layer, a_b)
+        (self.mems, self.double, self.op_mem, self.used, self.usable, self.read_bw,
+         self.write_bw) = _buffers(acc.memories)
+        self.bw = acc.dram_bytes_per_cycle
+        self.epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / self.bw
+        self.dims = (DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream))
+        self.a_total = m_rows * self.k * self.g * a_b
+        blocks = (ncols > 0).sum(axis=1)
+        self.a_fold_bytes = float((blocks * m_rows * self.k * a_b).sum())
+        m_tile = comp.rows if dmap.rows == "m" else comp.cols
+        self.w_fold_mult = float(-(-m_rows // m_tile))
+        self.psum_stream_bytes = m_rows * self.live_cols * acc_b
+        timing = self.timing = comp.timing
+        if timing.fold_overhead_cycles != int(timing.fold_overhead_cycles):
+            raise SimulationError(f"accelerator '{acc.name}': compute.timing.fold_overhead_cycles: expected an "
+                                  f"integer, got {timing.fold_overhead_cycles!r}")
+        self.rtl = timing.model is TimingModel.RTL
+        self.full = {"m": int(layer.m), "n": int(layer.n), "k": int(layer.k)}   # before compression
+
+
+def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup):
+    """``(cycles, DRAM bytes, make)`` of ``layer`` in mode ``cand`` with its best mapping, where
+    ``make()`` builds its :class:`LayerPlan` (only the chosen mode's is built)."""
+    comp = ls.comp
+    m_rows, k, a_b, w_b, acc_b = ls.m_rows, ls.k, ls.a_b, ls.w_b, ls.acc_b
+    live_cols = ls.live_cols
+    kp_max = int(cand.kprime.max(initial=0))
+    # the mapper's problem (the fields of simulator.mapping.MapProblem)
+    a_gemm = m_rows * k * ls.g * a_b if live_cols and kp_max else 0.0   # no live column: nothing is read
+    a_pass, halo, factor, cut_free = a_gemm, 0.0, 1.0, 0
+    o_final = m_rows * live_cols * a_b
+    if ls.conv is not None:
+        fmap, halo_b, fac, batch = ls.conv
+        if layer.phase is Phase.FORWARD:
+            a_pass, halo, factor, cut_free = min(fmap, a_gemm), halo_b, fac, batch - 1
+        elif layer.phase is Phase.BACKWARD_WEIGHT:
+            a_pass, factor = min(fmap, a_gemm), fac   # A^T is the input feature map, read as im2col rows
+        else:
+            o_final = min(fmap, o_final)              # dX leaves through col2im as the feature map
+    meta_bits = comp.sparse.metadata_bits(cand.n, cand.m) if cand.n > 0 else 0.0
+    k_ratio = k / kp_max if kp_max else 1.0
+    w_bytes, meta_bytes, meta_tile_factor = cand.stored_slots * w_b, cand.stored_slots * meta_bits / 8, meta_bits / 8
+    psum_on_chip = (dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows
     gran = {dmap.rows: comp.rows, dmap.cols: comp.cols, dmap.stream: 1}
-    size = {"m": p.m, "n": p.n, "k": p.k}
-    cand_tiles = {d: tile_candidates(max(1, size[d]), gran[d]) for d in DIMS}
-    st = cand_tiles[dmap.stream]
-    folds_s, compute_s, chunks_s = _compute_for_tiles(dmap, acc, m_rows, cand.kprime, ncols, st)
-    a_rd, w_rd, meta_rd, psum_w, psum_r = _sram_reads(dmap, acc, layer, cand, ncols, live_n, chunks_s)
-    # SRAM port time of the array's accesses, per stream tile candidate
-    port = np.zeros_like(a_rd)
-    per_mem: dict[str, np.ndarray] = {}
-    for op, rd in ((Operand.ACTIVATION, a_rd), (Operand.WEIGHT, w_rd), (Operand.METADATA, meta_rd),
-                   (Operand.OUTPUT, np.full_like(a_rd, psum_r))):
-        mem = mems[op]
-        per_mem[mem.name] = per_mem.get(mem.name, 0.0) + rd / mem.read_bw_bytes_per_cycle
-    per_mem[mems[Operand.OUTPUT].name] = per_mem[mems[Operand.OUTPUT].name] + psum_w / mems[Operand.OUTPUT].write_bw_bytes_per_cycle
-    for v in per_mem.values():
-        port = np.maximum(port, v)
-
+    size = {"m": m_rows, "n": ls.n_max, "k": kp_max}
+    tm_, tn_, tk_ = (tile_candidates(max(1, size[d]), gran[d]) for d in DIMS)
     # what cannot overlap (mapping-independent, so that cutting the stream never pays off by itself):
-    # the first fold's stationary tile, the last fold's outputs, one unchunked fold's compute
-    a_b, w_b = comp.activation_bits / 8, comp.weight_bits / 8
-    stat_b = {"m": w_b, "n": a_b, "k": 0.0}[dmap.stream] + (p.meta_tile_factor if dmap.stream == "m" else 0.0)
-    # the first fold's stationary tile as loaded: a layer narrower than the array loads only its part
-    full = {"m": int(layer.m), "n": int(layer.n), "k": int(layer.k)}   # before compression: same in every mode
-    prologue = min(comp.rows, full[dmap.rows]) * min(comp.cols, full[dmap.cols]) * stat_b / bw
-    epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / bw
-    one_fold = float(compute_s[-1]) / max(1, int(folds_s[-1]))
-
-    # the mapper: every tile grid point and loop order (simulator/mapping.py)
-    mapping, cyc, (a, w, meta, out_wr, psum_rd), j = search(p, cand_tiles, compute_s, port, op_mem, used, usable,
-                                                              double, bw, prologue, epilogue, one_fold)
-    compute_cycles = int(compute_s[j])
+    # the first fold's stationary tile as loaded (a layer narrower than the array loads only its
+    # part), the last fold's outputs, one unchunked fold's compute
+    stat_b = {"m": w_b, "n": a_b, "k": 0.0}[dmap.stream] + (meta_tile_factor if dmap.stream == "m" else 0.0)
+    prologue = min(comp.rows, ls.full[dmap.rows]) * min(comp.cols, ls.full[dmap.cols]) * stat_b / ls.bw
+    timing = ls.timing
+    row_dim, col_dim, stream_dim = ls.dims
+    (o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w,
+     psum_r) = _mode_cost(
+        np.ascontiguousarray(cand.kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), m_rows,
+        row_dim, col_dim, stream_dim, int(comp.rows), int(comp.cols), int(comp.rows) if dmap.preload else 0,
+        int(timing.fold_overhead_cycles), ls.rtl, float(timing.pipeline_latency_cycles),
+        float(timing.weight_load_cycles_per_row), float(timing.stream_cycles_per_row),
+        float(timing.fill_drain_extra_cycles), tm_, tn_, tk_, float(ls.a_total), ls.a_fold_bytes,
+        float(cand.stored_slots * w_b), float(meta_bytes), ls.w_fold_mult, float(ls.psum_stream_bytes), float(acc_b),
+        ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, bool(ls.double), float(ls.bw), float(prologue),
+        float(ls.epilogue), _RELOAD, ls.n_max, kp_max, cut_free, float(a_pass), float(halo), float(a_gemm),
+        float(a_b * factor * k_ratio), float(w_bytes), float(meta_bytes), float(w_b), float(meta_tile_factor),
+        float(o_final), float(m_rows * live_cols * acc_b), bool(psum_on_chip))
+    a, w, meta, out_wr, psum_rd = traffic
+    compute_cycles = int(compute_j)
     cycles = max(int(math.floor(cyc + 0.5)), compute_cycles)
+    dram = 0 + a + w + meta + psum_rd + out_wr     # LayerPlan.dram_bytes, summed in the same order
 
-    # buffer bytes: the array's accesses, fills from DRAM, write-back to DRAM
-    rd = dict.fromkeys((mem.name for mem in acc.memories), 0.0)
-    wr = dict.fromkeys(rd, 0.0)
-    rd[mems[Operand.ACTIVATION].name] += float(a_rd[j])
-    wr[mems[Operand.ACTIVATION].name] += a
-    rd[mems[Operand.WEIGHT].name] += float(w_rd[j])
-    wr[mems[Operand.WEIGHT].name] += w
-    rd[mems[Operand.METADATA].name] += float(meta_rd[j])
-    wr[mems[Operand.METADATA].name] += meta
-    rd[mems[Operand.OUTPUT].name] += psum_r + out_wr
-    wr[mems[Operand.OUTPUT].name] += psum_w + psum_rd
-    executed = m_rows * int((cand.kprime * ncols).sum())
-    return LayerPlan(
-        name=layer.name, mode=cand.label, mapping=mapping, folds=int(folds_s[j]), compute_cycles=compute_cycles,
-        dram_read_bytes={Operand.ACTIVATION: a, Operand.WEIGHT: w, Operand.METADATA: meta, Operand.OUTPUT: psum_rd},
-        dram_write_bytes=out_wr, compulsory_bytes=p.a_pass_bytes + p.w_bytes + p.meta_bytes + p.o_final_bytes,
-        sram_read_bytes=rd, sram_write_bytes=wr, sram_port_cycles=float(port[j]), double_buffered=double,
-        cycles=cycles, executed_macs=executed, effective_macs=m_rows * nnz,
-        weight_loads=int(round(cand.stored_slots * float(w_rd[j] / max(p.w_bytes, 1e-30)))) if p.w_bytes else 0,
-        meta_sram_read_bytes=float(meta_rd[j]), extra={"n": cand.n, "m": cand.m})
-
+    def make() -> LayerPlan:
+        tm, tn, tk = int(tm_[im]), int(tn_[jn]), int(tk_[ik])
+        mapping = Mapping(order=ORDERS[o], tile_m=tm, tile_n=tn, tile_k=tk, count_m=-(-max(1, m_rows) // tm),
+                          count_n=-(-max(1, ls.n_max) // tn), count_k=-(-max(1, kp_max) // tk), groups=ls.g,
+                          fits=bool(ok))
+        # buffer bytes: the array's accesses, fills from DRAM, write-back to DRAM
+        mems = ls.mems
+        rd = dict.fromkeys(ls.names, 0.0)
+        wr = dict.fromkeys(rd, 0.0)
+        rd[mems[Operand.ACTIVATION].name] += a_rd
+        wr[mems[Operand.ACTIVATION].name] += a
+        rd[mems[Operand.WEIGHT].name] += w_rd
+        wr[mems[Operand.WEIGHT].name] += w
+        rd[mems[Operand.METADATA].name] += meta_rd
+        wr[mems[Operand.METADATA].name] += meta
+        rd[mems[Operand.OUTPUT].name] += psum_r + out_wr
+        wr[mems[Operand.OUTPUT].name] += psum_w + psum_rd
+        executed = m_rows * int((cand.kprime * ncols).sum())
+        return LayerPlan(
+            name=layer.name, mode=cand.label, mapping=mapping, folds=int(folds_j), compute_cycles=compute_cycles,
+            dram_read_bytes={Operand.ACTIVATION: a, Operand.WEIGHT: w, Operand.METADATA: meta, Operand.OUTPUT: psum_rd},
+            dram_write_bytes=out_wr, compulsory_bytes=a_pass + w_bytes + meta_bytes + o_final,
+            sram_read_bytes=rd, sram_write_bytes=wr, sram_port_cycles=float(port), double_buffered=ls.double,
+            cycles=cycles, executed_macs=executed, effective_macs=m_rows * nnz,
+            weight_loads=int(round(cand.stored_slots * float(w_rd / max(w_bytes, 1e-30)))) if w_bytes else 0,
+            meta_sram_read_bytes=float(meta_rd), extra={"n": cand.n, "m": cand.m})
+    return cycles, dram, make
 
 
 def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) -> LayerPlan:
@@ -419,15 +487,16 @@ def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) 
            int(layer.groups), layer.phase, layer.conv, stats)
     best = _PLANS.get(key)
     if best is None:
+        ls = _LayerSetup(layer, acc, dmap, ncols, live_n)
+        chosen = None
         for cand in cands:
-            plan = _plan_mode(layer, acc, dmap, cand, ncols, live_n, nnz)
-            if best is None:
-                best = plan
-                continue
-            pkey, bkey = (plan.cycles, plan.dram_bytes), (best.cycles, best.dram_bytes)
-            # ties: dense first (no metadata), then the mode with fewer passes (larger N)
-            if pkey < bkey or (pkey == bkey and 0 < best.extra["n"] < plan.extra["n"]):
-                best = plan
+            cycles, dram, make = _mode_plan(layer, dmap, cand, ncols, nnz, ls)
+            # the fewest cycles, then DRAM bytes; ties: dense first (no metadata), then the mode
+            # with fewer passes (larger N)
+            if chosen is None or (cycles, dram) < chosen[0] or (
+                    (cycles, dram) == chosen[0] and 0 < chosen[1] < cand.n):
+                chosen = ((cycles, dram), cand.n, make)
+        best = chosen[2]()
         _PLANS.put(key, best)
     # a copy under this layer's name (callers may keep or change what a plan holds)
     return replace(best, name=layer.name, dram_read_bytes=dict(best.dram_read_bytes),
