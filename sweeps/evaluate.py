@@ -1,8 +1,8 @@
 """``evaluate(point) -> result``: one sweep point, pure apart from per-process caches.
 
 A worker keeps what points share: each model traced once, each (model, sparsity, training) masked
-once, each accelerator document built once, and (in :mod:`simulator.maskcache`) each masked layer's
-statistics per array geometry. So a point costs what changes between points: the fold arithmetic
+once (on a local pool, once for all workers: :mod:`sweeps.prepared`), each accelerator document
+built once, and (in :mod:`simulator.maskcache`) each masked layer's statistics per array geometry. So a point costs what changes between points: the fold arithmetic
 of its design. Every failure is caught and returned as the point's ``error``; nothing is raised.
 """
 from __future__ import annotations
@@ -51,16 +51,29 @@ def _trace(model: str, batch: int, seed: int):
     return load_model_spec(model, batch=batch, seed=seed)
 
 
-def workload_for(point: Point):
-    """The masked (and, for training, expanded) workload of ``point``, as `sparsim simulate` builds it."""
-    def make():
-        wl = _lru(_TRACED, (point.model, point.batch, point.seed),
-                  lambda: _trace(point.model, point.batch, point.seed), _LIMITS["traced"])
+def workload_for(point: Point, cache=None):
+    """The masked (and, for training, expanded) workload of ``point``, as `sparsim simulate` builds it.
+    ``cache``: a folder where the local workers share prepared workloads (:mod:`sweeps.prepared`)."""
+    from . import prepared
+    model, batch, seed = point.model, point.batch, point.seed
+
+    def trace():
+        if cache is None:
+            return _trace(model, batch, seed)
+        return prepared.traced(cache, model, batch, seed, lambda: _trace(model, batch, seed))
+
+    def mask():
+        wl = _lru(_TRACED, (model, batch, seed), trace, _LIMITS["traced"])
         sp = point.sparsity
         wl = wl.sparsify(dict(sp) if isinstance(sp, tuple) else sp)
         if point.training:
             wl = wl.training(point.training)
         return wl
+
+    def make():
+        if cache is None:
+            return mask()
+        return prepared.masked(cache, model, batch, seed, point.training, point.sparsity, mask)
     return _lru(_MASKED, point.workload_key, make, _LIMITS["masked"])
 
 
@@ -91,9 +104,10 @@ def accelerator_for(doc_json: str):
     return _lru(_ACCELS, doc_json, make, _LIMITS["accels"])
 
 
-def evaluate(point: Point) -> dict:
+def evaluate(point: Point, cache=None) -> dict:
     """Simulate one point. Returns ``{"key", "status" (ok | infeasible | error), "error", totals...,
-    FPGA and design columns, "elapsed_s", "layers": [per-layer rows]}``; never raises."""
+    FPGA and design columns, "elapsed_s", "layers": [per-layer rows]}``; never raises. ``cache``: see
+    :func:`workload_for`."""
     t0 = time.perf_counter()
     out = {"key": point.key, "status": "ok", "error": None, "layers": []}
     out.update(dict.fromkeys(TOTALS + DESIGN + FPGA))
@@ -105,7 +119,7 @@ def evaluate(point: Point) -> dict:
         else:
             from simulator.engine import simulate_columns
             # the values `simulate` puts in its SimResult, without building its DataFrame
-            columns, totals = simulate_columns(workload_for(point), acc)
+            columns, totals = simulate_columns(workload_for(point, cache), acc)
             out.update({k: totals[k] for k in TOTALS})
             out["layers"] = [dict(zip(columns, r)) for r in zip(*columns.values())]
     except Exception as e:                      # a failing point is recorded, never stops the sweep
@@ -114,6 +128,6 @@ def evaluate(point: Point) -> dict:
     return out
 
 
-def evaluate_batch(points: list[Point]) -> list[dict]:
+def evaluate_batch(points: list[Point], cache=None) -> list[dict]:
     """Several points in one task (fewer round trips to the pool or the scheduler)."""
-    return [evaluate(p) for p in points]
+    return [evaluate(p, cache) for p in points]

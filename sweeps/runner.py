@@ -1,7 +1,9 @@
 """Run a sweep's points: in this process, on a local process pool, or on a Dask cluster.
 
 Workers only compute (``evaluate_batch``); this process is the only writer of the store, one
-transaction per point, so a run killed at any moment resumes from what it had written.
+transaction per point, so a run killed at any moment resumes from what it had written. Local
+workers share each traced model and masked workload through files next to the store
+(:mod:`sweeps.prepared`); Dask workers, which may share no disk, make their own.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 from dataclasses import dataclass
 from itertools import groupby
 
+from . import prepared
 from .errors import SweepError
 from .evaluate import evaluate_batch
 from .spec import Spec
@@ -37,14 +40,17 @@ class SweepSummary:
 
 def _tasks(points, workers: int) -> list[list]:
     """Points grouped by workload (so a worker's caches are reused), cut into tasks small enough to
-    keep every worker busy and to lose little when the run is killed."""
+    keep every worker busy and to lose little when the run is killed. The first task of each of
+    the first ``workers`` workloads goes first, so that workers starting together prepare different
+    workloads instead of waiting for the same one."""
     order = sorted(points, key=lambda p: repr(p.workload_key))
     size = max(1, min(16, math.ceil(len(order) / max(1, workers * 8))))
-    tasks = []
+    groups = []
     for _, group in groupby(order, key=lambda p: repr(p.workload_key)):
         group = list(group)
-        tasks += [group[i:i + size] for i in range(0, len(group), size)]
-    return tasks
+        groups.append([group[i:i + size] for i in range(0, len(group), size)])
+    firsts = [g.pop(0) for g in groups[:workers]]
+    return firsts + [t for g in groups for t in g]
 
 
 def run_sweep(spec: Spec, out, workers: int | None = None, scheduler: str | None = None,
@@ -75,18 +81,18 @@ def run_sweep(spec: Spec, out, workers: int | None = None, scheduler: str | None
             if not first:
                 first.append(time.perf_counter() - t0)
             for r in results:
-                store.write(by_key[r["key"]], r)
+                store.write(by_key[r["key"]], r)     # one transaction per point
                 counts[r["status"]] += 1
-                bar.update(1)
+            bar.update(len(results))
         try:
             if todo:
                 if scheduler:
                     _run_dask(todo, scheduler, record)
                 elif workers == 0:
                     for task in _tasks(todo, 1):
-                        record(evaluate_batch(task))
+                        record(evaluate_batch(task, prepared.cache_folder(out)))
                 else:
-                    _run_pool(todo, workers, record)
+                    _run_pool(todo, workers, record, prepared.cache_folder(out))
         finally:
             bar.close()
     return SweepSummary(total=len(spec.points), skipped=len(spec.points) - len(todo), ran=sum(counts.values()),
@@ -100,12 +106,13 @@ def _bar(total: int, initial: int, enabled: bool):
                 dynamic_ncols=True, desc="sweep")
 
 
-def _run_pool(todo, workers: int, record) -> None:
+def _run_pool(todo, workers: int, record, cache) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    # spawn: workers start clean (no inherited threads or locks) and import what they need
+    # spawn: workers start clean (no inherited threads or locks) and import what they need; each
+    # traced model and masked workload is made by one of them and shared on disk (sweeps.prepared)
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(evaluate_batch, t) for t in _tasks(todo, workers)]
+        futures = [pool.submit(evaluate_batch, t, cache) for t in _tasks(todo, workers)]
         try:
             for fut in as_completed(futures):
                 record(fut.result())
