@@ -113,6 +113,7 @@ def _shared(folder: Path, name: str, make, pack, unpack):
     """The object stored under ``name`` in ``folder``, made by ``make()`` by the first process that
     needs it (the others wait for it and load it). A folder that cannot be written only costs the
     sharing: the object is made here."""
+    folder = Path(folder)
     path = folder / f"{name}.pkl"
     got = _read(path)
     if got is not None:
