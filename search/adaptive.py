@@ -16,9 +16,10 @@ spends a fixed number of evaluations on them one at a time:
    largest gap that the proxy says a candidate can fill. Before two different scores are measured
    the line is flat, which favours the cheapest candidates first.
 
-The defaults (no initial or spread phase, ``kappa=2``) were chosen on the digits models with seeds
-5..9 (``benchmarks/bench_prune.py`` reports seeds 0..4): seeding with uniform points or spreading
-cost evaluations that the gap rule spends better, and ``kappa`` 2-3 beat 0-1.
+``kappa=2`` and no spread phase were chosen on the digits models with seeds 5..9
+(``benchmarks/bench_prune.py`` reports seeds 0..4): spreading cost evaluations that the gap rule
+spends better, and ``kappa`` 2-3 beat 0-1. The benchmark seeds the selection with the uniform
+patterns (``initial``) so that its front weakly dominates them by construction.
 
 Every call of ``evaluate`` is one evaluation; no candidate is evaluated twice; exactly
 ``min(evals, len(pool))`` calls are made. A random search given the same number of evaluations is
