@@ -1,9 +1,10 @@
 """Hardware-aware pruning: permutation efficacy and time, cycles before/after permutation, and real
 accuracy on scikit-learn digits at cycle budgets (front vs uniform patterns vs random search).
 
-    python benchmarks/bench_prune.py [--full] [--part perm|acc|all] [--seeds N] [--epochs 10]
+    python benchmarks/bench_prune.py [--full] [--part perm|acc|front|all] [--seeds N] [--epochs 10]
                                      [--models mlp_digits,cnn_digits] [--accels vegeta-flex,sat-vcu1525]
-                                     [--proxy sensitivity|magnitude]
+                                     [--proxy sensitivity|magnitude] [--evals 10] [--val 0.2]
+                                     [--first-seed 0] [--exhaustive 64]
 
 The default (what ``make bench`` runs) is quick: the permutation part and the accuracy part for one
 model (cnn_digits) and one seed. ``--full`` is the closing table: 5 seeds, mlp_digits and cnn_digits.
@@ -19,14 +20,24 @@ without permutation.
 
 Part ``acc``: batch 1, fixed-mask fine-tuning, the same recipe for every seed and every point
 (``--epochs`` epochs, Adam lr 1e-3). Per seed: the exact budgeted choice with the proxy at a budget
-5 % below what uniform 2:4 costs (or below dense where 2:4 saves nothing, as on sat-vcu1525). On
-vegeta-flex also the (accuracy drop, cycles) comparison, every point fine-tuned the same way: the
-front is seeded with the 3 uniform assignments (2:4, 1:4, 2:8) and adds the exact choice at 3
-budgets, 1/4, 1/2 and 3/4 of the way from the cheapest assignment to dense (6 evaluations); random
-is 6 uniformly random assignments (equal evaluations); uniform is its 3 points (all there are).
-Reported point by point (:func:`search.prune.covers`): how
-many uniform / random points a front point weakly dominates, whether some front point is strictly
-better, and the hypervolume with reference (2 points, 1.0 x dense cycles).
+5 % below what uniform 2:4 costs (or below dense where 2:4 saves nothing, as on sat-vcu1525). Then
+part ``front`` (``--part acc`` runs both, ``--part front`` only this).
+
+Part ``front``, on vegeta-flex: the (accuracy drop, cycles) front of accuracy-in-the-loop selection
+against random search at equal evaluations. One evaluation = fine-tuning one assignment (the dense
+model, trained on the fit part of the training split, under that assignment's masks, ``--epochs``
+epochs) and measuring validation and test accuracy. ``--val`` (default 20 %) of the training split
+is held out as validation (stratified, seeded); it is never trained on. The adaptive method
+(:func:`search.adaptive.select_adaptive`) uses cheap things freely (simulated cycles of every
+assignment, the one-shot ``loss_sensitivity`` proxy on the fit part, its first two non-dominated
+fronts as the candidate pool), starts from the 3 uniform assignments (so its front weakly dominates
+them by construction) and sees only *validation* accuracy; random search gets the same
+``--evals`` evaluations (distinct uniformly random assignments). Both are reported on *test*
+accuracy, every evaluated point; uniform is its 3 points (2:4, 1:4, 2:8) with the same evaluation.
+Per seed: hypervolume (reference: 2 points of drop, 1.0 x dense cycles) of front and random (paired,
+same seed) and point-by-point coverage (:func:`search.prune.covers`). Evaluations are memoized per
+seed (fine-tuning is deterministic, so an assignment both pick is computed once; each method still
+counts it).
 """
 from __future__ import annotations
 
@@ -171,15 +182,11 @@ def _hv(points, ref=(2.0, 1.0)):
 
 
 def part_acc(seeds, epochs, models, accels, proxy_kind):
-    from search.prune import covers, digits_cost, digits_proxy, finetuned_accuracy
+    from search.prune import digits_cost, digits_proxy, finetuned_accuracy
     UNI = ("2:4", "1:4", "2:8")
-    FRACTIONS = (0.25, 0.5, 0.75)
-    K = len(UNI) + len(FRACTIONS)
     for model in models:
         for accel_name in accels:
             drops, ratios, u24 = [], [], []
-            hv = {"front": [], "random": [], "uniform": []}
-            cov = {"uniform": [], "random": []}
             t0 = time.perf_counter()
             print(f"{model} on {accel_name}, proxy {proxy_kind}, {epochs} fine-tuning epochs per point:")
             for seed in range(seeds):
@@ -189,66 +196,118 @@ def part_acc(seeds, epochs, models, accels, proxy_kind):
                 c24 = cost.totals(cost.uniform("2:4"))["cycles"]
                 budget = 0.95 * min(c24, dense)
                 a = cost.choose(proxy, budget)
-                memo = {}
-
-                def drop(x):
-                    key = tuple(int(v) for v in x)
-                    if key not in memo:
-                        memo[key] = dense_acc - finetuned_accuracy(model, seed, cost.masks(x), epochs)
-                    return memo[key]
-                drops.append(drop(a))
+                drops.append(dense_acc - finetuned_accuracy(model, seed, cost.masks(a), epochs))
                 ratios.append(cost.totals(a)["cycles"] / dense)
                 u24.append(c24 / dense)
                 print(f"  seed {seed}: dense {dense_acc:.2f} %, uniform 2:4 {c24 / dense:.3f} x dense; budget "
                       f"{budget / dense:.3f}: {'/'.join(cost.patterns(a))} {ratios[-1]:.3f} x dense, drop "
                       f"{drops[-1]:+.2f} points")
-                if accel_name != "vegeta-flex":
-                    continue
-                uni = [cost.uniform(p) for p in UNI]
-                # the front starts from the uniform assignments (seeding) and adds the exact choice at
-                # budgets 1/4, 1/2, 3/4 of the way from the cheapest assignment to dense; random gets as
-                # many evaluations
-                lo = cost.min_cost("cycles")
-                fr = uni + [cost.choose(proxy, np.floor(lo + (dense - lo) * f) + 0.5) for f in FRACTIONS]
-                rng = np.random.default_rng(seed)
-                rnd = [np.array([rng.choice(o) for o in cost.options]) for _ in range(len(fr))]
-                pts = {kind: [(drop(x), cost.totals(x)["cycles"] / dense) for x in pop]
-                       for kind, pop in (("front", fr), ("random", rnd), ("uniform", uni))}
-                for kind in hv:
-                    hv[kind].append(_hv(pts[kind]))
-                for kind in cov:
-                    cov[kind].append(covers(pts["front"], pts[kind]))
-                fmt = lambda ps: ", ".join(f"({d:+.2f}, {c:.3f})" for d, c in ps)  # noqa: E731
-                print(f"    front   {' | '.join('/'.join(cost.patterns(x)) for x in fr[len(UNI):])} (+ the uniform "
-                      f"points): {fmt(pts['front'][len(UNI):])}")
-                print(f"    uniform {', '.join(UNI)}: {fmt(pts['uniform'])}; covered "
-                      f"{sum(cov['uniform'][-1]['covered'])}/{len(UNI)}, front strictly better somewhere: "
-                      f"{cov['uniform'][-1]['strict']}")
-                print(f"    random  {fmt(pts['random'])}; covered {sum(cov['random'][-1]['covered'])}/{K}, "
-                      f"strict: {cov['random'][-1]['strict']}")
             print(f"  {seeds} seeds ({time.perf_counter() - t0:.0f} s): uniform 2:4 {_ms(u24)} x dense cycles; "
                   f"chosen {_ms(ratios)} x dense; accuracy drop {_ms(drops)} points, max {max(drops):.2f}, "
                   f"seeds within 0.5: {sum(d <= 0.5 for d in drops)}/{seeds}")
-            if hv["front"]:
-                print(f"  hypervolume (drop <= 2 points, cycles <= dense; higher is better); front and random {K} "
-                      f"evaluations each, uniform its {len(UNI)} points: "
-                      + ", ".join(f"{k} {_ms(v)}" for k, v in hv.items()))
-                for kind, cs in cov.items():
-                    print(f"  front vs {kind}: {kind} points weakly dominated by a front point "
-                          f"{sum(sum(c['covered']) for c in cs)}/{sum(len(c['covered']) for c in cs)}; seeds where a front point is strictly "
-                          f"better: {sum(c['strict'] for c in cs)}/{len(cs)}; seeds where the front is better "
-                          f"(all covered and strict): {sum(c['better'] for c in cs)}/{len(cs)}")
+
+
+def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_seed=0, exhaustive=0,
+               accel_name="vegeta-flex"):
+    """Accuracy in the loop vs random search at equal evaluations (see the module docstring)."""
+    import itertools
+
+    from search.adaptive import proxy_pool, select_adaptive
+    from search.finetune import accuracy, digits_validation
+    from search.prune import covers, digits_cost, digits_proxy, finetuned_accuracies
+    UNI = ("2:4", "1:4", "2:8")
+    for model in models:
+        hv = {"front": [], "random": [], "uniform": []}
+        cov = {"uniform": [], "random": []}
+        beat = []
+        t0 = time.perf_counter()
+        print(f"{model} on {accel_name}: adaptive front vs random search, {evals} evaluations each (one evaluation ="
+              f" {epochs} fixed-mask fine-tuning epochs on the fit part + validation and test accuracy); selection "
+              f"sees validation accuracy only ({val_fraction:.0%} of the training split held out), reported: test")
+        for seed in range(first_seed, first_seed + seeds):
+            net, dense_test, cost = digits_cost(model, accel_name, seed=seed, candidates=["dense", *UNI],
+                                                val_fraction=val_fraction)
+            dense_val = accuracy(net, *digits_validation(seed, val_fraction)[2:])
+            dense = cost.dense_totals["cycles"]
+            proxy = digits_proxy(proxy_kind, net, cost, seed, val_fraction)
+            uni = [cost.uniform(p) for p in UNI]
+            pool = proxy_pool(cost, proxy, fronts=2)
+            keys = [tuple(a) for a in pool]
+            missing = [a for a in uni if tuple(a) not in keys]
+            if missing:
+                pool = np.vstack([pool, missing])
+                keys = [tuple(a) for a in pool]
+            ratio = cost.evaluate(pool)["cycles"] / dense
+            memo = {}       # fine-tuning is deterministic: the same assignment gives the same accuracies
+
+            def ev(a):
+                key = tuple(int(v) for v in a)
+                if key not in memo:
+                    memo[key] = finetuned_accuracies(model, seed, cost.masks(a), epochs, val_fraction=val_fraction)
+                return memo[key]
+            # seeded with the uniform points: the front then weakly dominates them by construction
+            sel = select_adaptive(ratio, -cost.evaluate_table(proxy, pool), lambda i: dense_val - ev(pool[i])[0],
+                                  evals, initial=[keys.index(tuple(a)) for a in uni])
+            fr = [pool[i] for i in sel.order]
+            every = np.array(list(itertools.product(*[list(o) for o in cost.options])))
+            rng = np.random.default_rng(seed)
+            rnd = list(every[rng.choice(len(every), size=min(evals, len(every)), replace=False)])
+            pts = {kind: [(dense_test - ev(x)[1], cost.totals(x)["cycles"] / dense) for x in pop]
+                   for kind, pop in (("front", fr), ("random", rnd), ("uniform", uni))}
+            for kind in hv:
+                hv[kind].append(_hv(pts[kind]))
+            for kind in cov:
+                cov[kind].append(covers(pts["front"], pts[kind]))
+            fmt = lambda ps: ", ".join(f"({d:+.2f}, {c:.3f})" for d, c in ps)  # noqa: E731
+            print(f"  seed {seed}: pool {len(pool)} candidates; HV front {hv['front'][-1]:.3f}, random "
+                  f"{hv['random'][-1]:.3f}, uniform {hv['uniform'][-1]:.3f}")
+            print(f"    front   {' | '.join(f'{ph[0]}:' + '/'.join(cost.patterns(x)) for ph, x in zip(sel.phases, fr))}")
+            print(f"            test (drop, cycles): {fmt(pts['front'])}")
+            print(f"    uniform {', '.join(UNI)}: {fmt(pts['uniform'])}; covered "
+                  f"{sum(cov['uniform'][-1]['covered'])}/{len(UNI)}, front strictly better somewhere: "
+                  f"{cov['uniform'][-1]['strict']}")
+            print(f"    random  {fmt(pts['random'])}; covered {sum(cov['random'][-1]['covered'])}/{len(rnd)}, "
+                  f"strict: {cov['random'][-1]['strict']}")
+            if len(every) <= exhaustive:    # every assignment evaluated: many random searches, not one
+                allp = np.array([(dense_test - ev(x)[1], cost.totals(x)["cycles"] / dense) for x in every])
+                draws = np.random.default_rng(10_000 + seed)
+                others = [_hv(allp[draws.choice(len(every), size=len(rnd), replace=False)]) for _ in range(1000)]
+                beat.append(float(np.mean(np.array(others) < hv["front"][-1])))
+                print(f"    all {len(every)} assignments evaluated: the front's hypervolume beats {beat[-1]:.1%} of 1000 "
+                      f"random searches of {len(rnd)} (random median {np.median(others):.3f}); best possible with "
+                      f"all {len(every)}: {_hv(allp):.3f}")
+        wins = sum(f > r for f, r in zip(hv["front"], hv["random"]))
+        diff = [f - r for f, r in zip(hv["front"], hv["random"])]
+        print(f"  {seeds} seeds ({time.perf_counter() - t0:.0f} s); hypervolume of test (drop <= 2 points, cycles <= "
+              f"dense; higher is better): " + ", ".join(f"{k} {_ms(v)}" for k, v in hv.items()))
+        print(f"  front - random hypervolume per seed: {', '.join(f'{d:+.3f}' for d in diff)}; front higher on "
+              f"{wins}/{seeds} seeds")
+        if beat:
+            print(f"  share of 1000 random searches (of {evals}) per seed whose hypervolume the front beats: "
+                  f"{', '.join(f'{b:.1%}' for b in beat)}; mean {statistics.mean(beat):.1%}")
+        for kind, cs in cov.items():
+            print(f"  front vs {kind}: {kind} points weakly dominated by a front point "
+                  f"{sum(sum(c['covered']) for c in cs)}/{sum(len(c['covered']) for c in cs)}; seeds where a front "
+                  f"point is strictly better: {sum(c['strict'] for c in cs)}/{len(cs)}; seeds where the front is "
+                  f"better (all covered and strict): {sum(c['better'] for c in cs)}/{len(cs)}")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true", help="the closing table: 5 seeds, both digits models")
-    ap.add_argument("--part", default="all", choices=["perm", "acc", "all"])
+    ap.add_argument("--part", default="all", choices=["perm", "acc", "front", "all"])
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 1, --full 5)")
     ap.add_argument("--epochs", type=int, default=10, help="fixed-mask fine-tuning epochs per evaluated point")
     ap.add_argument("--models", default=None, help="default cnn_digits, --full mlp_digits,cnn_digits")
     ap.add_argument("--accels", default="vegeta-flex,sat-vcu1525")
     ap.add_argument("--proxy", default="sensitivity", choices=["sensitivity", "magnitude"])
+    ap.add_argument("--evals", type=int, default=10, help="fine-tuning evaluations each for the adaptive front and "
+                    "random search")
+    ap.add_argument("--first-seed", type=int, default=0, help="part front: seeds first..first+N-1 (the method's "
+                    "settings were chosen on seeds 5..9)")
+    ap.add_argument("--exhaustive", type=int, default=None, help="part front: evaluate every assignment when there "
+                    "are at most this many and compare with 1000 random searches (default 0, --full 64: mlp_digits)")
+    ap.add_argument("--val", type=float, default=0.2, help="share of the training split held out for selection")
     args = ap.parse_args(argv)
     seeds = args.seeds or (5 if args.full else 1)
     models = (args.models or ("mlp_digits,cnn_digits" if args.full else "cnn_digits")).split(",")
@@ -257,6 +316,9 @@ def main(argv=None):
         part_perm(seeds)
     if args.part in ("acc", "all"):
         part_acc(seeds, args.epochs, models, args.accels.split(","), args.proxy)
+    if args.part in ("acc", "front", "all"):
+        exhaustive = args.exhaustive if args.exhaustive is not None else (64 if args.full else 0)
+        part_front(seeds, args.epochs, models, args.proxy, args.evals, args.val, args.first_seed, exhaustive)
 
 
 if __name__ == "__main__":

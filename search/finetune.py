@@ -160,23 +160,41 @@ def digits_data(seed: int = 0):
     return zoo.digits_split(seed=seed)
 
 
+def digits_validation(seed: int = 0, val_fraction: float = 0.2):
+    """The training split of :func:`digits_data` cut in two, stratified and seeded: ``(x_fit, y_fit,
+    x_val, y_val)``; ``val_fraction`` of the training rows are held out for selection (never the test
+    split). ``val_fraction=0`` gives the whole training split and empty validation tensors."""
+    x, y, _, _ = digits_data(seed)
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise SearchError(f"val_fraction: expected a number in [0, 1), got {val_fraction!r}")
+    if float(val_fraction) == 0.0:
+        return x, y, x[:0], y[:0]
+    from sklearn.model_selection import train_test_split
+    i_fit, i_val = train_test_split(range(x.shape[0]), test_size=float(val_fraction), random_state=int(seed),
+                                    stratify=y.numpy())
+    i_fit, i_val = torch.as_tensor(i_fit), torch.as_tensor(i_val)
+    return x[i_fit], y[i_fit], x[i_val], y[i_val]
+
+
 @lru_cache(maxsize=8)
-def _dense_state(name: str, seed: int, epochs: int) -> tuple[dict, float]:
+def _dense_state(name: str, seed: int, epochs: int, val_fraction: float = 0.0) -> tuple[dict, float]:
     from workloads import zoo
     model, _ = zoo.build(name, seed=seed)
-    x, y, xt, yt = digits_data(seed)
+    x, y, _, _ = digits_validation(seed, val_fraction)
+    xt, yt = digits_data(seed)[2:]
     train(model, x, y, TrainConfig(epochs=epochs), seed=seed)
     return {k: v.clone() for k, v in model.state_dict().items()}, accuracy(model, xt, yt)
 
 
-def pretrained_digits(name: str, seed: int = 0, epochs: int = 30) -> tuple[nn.Module, float]:
+def pretrained_digits(name: str, seed: int = 0, epochs: int = 30, val_fraction: float = 0.0) -> tuple[nn.Module, float]:
     """Zoo model ``name`` (``mlp_digits`` or ``cnn_digits``) trained dense on the digits split of
-    ``seed`` from the zoo's ``seed`` weights; returns ``(model, test accuracy in percent)``.
-    Cached per process: later calls return a fresh copy of the same weights."""
+    ``seed`` from the zoo's ``seed`` weights; returns ``(model, test accuracy in percent)``. With
+    ``val_fraction``, trained only on the fit part of :func:`digits_validation` (the held-out rows
+    stay unseen). Cached per process: later calls return a fresh copy of the same weights."""
     from workloads import zoo
     if name not in DIGITS_MODELS:
         raise SearchError(f"model '{name}': real-data training is available for {', '.join(DIGITS_MODELS)}")
-    state, acc = _dense_state(name, int(seed), int(epochs))
+    state, acc = _dense_state(name, int(seed), int(epochs), float(val_fraction))
     model, _ = zoo.build(name, seed=seed)
     model.load_state_dict(state)
     return model.eval(), acc

@@ -13,7 +13,8 @@ import torch
 from workloads import NM, parse_pattern
 
 from .errors import SearchError
-from .finetune import DIGITS_MODELS, TrainConfig, accuracy, digits_data, pretrained_digits, train
+from .finetune import (DIGITS_MODELS, TrainConfig, accuracy, digits_data, digits_validation, pretrained_digits,
+                       train)
 from .sparsifier import OBJECTIVES, HardwareAwareSparsifier, _check_budget, loss_sensitivity, retained_magnitude
 
 PROXIES = ("sensitivity", "magnitude")
@@ -108,13 +109,16 @@ def prune_digits(model: str, accelerator, budget: float, objective: str = "laten
     return PruneResult(net, report, perms)
 
 
-def digits_cost(model: str, accelerator, seed: int = 0, batch: int = 1, candidates=None, dense_epochs: int = 30):
-    """The trained dense digits model and its :class:`search.HardwareCost` tables at ``batch``."""
+def digits_cost(model: str, accelerator, seed: int = 0, batch: int = 1, candidates=None, dense_epochs: int = 30,
+                val_fraction: float = 0.0):
+    """The trained dense digits model (on the fit part only with ``val_fraction``, see
+    :func:`search.finetune.digits_validation`), its test accuracy and its :class:`search.HardwareCost`
+    tables at ``batch``."""
     import accel
     from workloads.tracer import trace
     from .cost import HardwareCost
     acc = accelerator if isinstance(accelerator, accel.Accelerator) else accel.load(accelerator)
-    net, dense_acc = pretrained_digits(model, seed=seed, epochs=dense_epochs)
+    net, dense_acc = pretrained_digits(model, seed=seed, epochs=dense_epochs, val_fraction=val_fraction)
     xt = digits_data(seed)[2]
     wl = trace(net, (xt[:batch],)).replace(name=model)
     if candidates is None:
@@ -122,10 +126,11 @@ def digits_cost(model: str, accelerator, seed: int = 0, batch: int = 1, candidat
     return net, dense_acc, HardwareCost(wl, acc, candidates=candidates)
 
 
-def digits_proxy(kind: str, net, cost, seed: int = 0):
-    """The ``(L, C)`` proxy table ``kind`` (``sensitivity`` or ``magnitude``) of a :func:`digits_cost`."""
+def digits_proxy(kind: str, net, cost, seed: int = 0, val_fraction: float = 0.0):
+    """The ``(L, C)`` proxy table ``kind`` (``sensitivity`` or ``magnitude``) of a :func:`digits_cost`
+    (the sensitivity on the rows the model was trained on)."""
     if kind == "sensitivity":
-        x, y, _, _ = digits_data(seed)
+        x, y, _, _ = digits_validation(seed, val_fraction)
         return loss_sensitivity(net, x, y)(cost)
     if kind == "magnitude":
         return retained_magnitude(cost)
@@ -153,9 +158,19 @@ def finetuned_accuracy(model: str, seed: int, masks: dict, epochs: int = 5, dens
     """Test accuracy (percent) of the trained dense ``model`` (or of ``net``, e.g. a permuted copy of
     it, which is trained in place) after fixed-mask fine-tuning under ``masks`` (``{parameter name:
     bool array}``, e.g. :meth:`HardwareCost.masks`)."""
+    return finetuned_accuracies(model, seed, masks, epochs, dense_epochs, net=net)[1]
+
+
+def finetuned_accuracies(model: str, seed: int, masks: dict, epochs: int = 5, dense_epochs: int = 30,
+                         val_fraction: float = 0.0, net: torch.nn.Module | None = None) -> tuple[float | None, float]:
+    """One evaluation: fixed-mask fine-tuning of the dense ``model`` (or ``net``) under ``masks`` on
+    the fit part of :func:`search.finetune.digits_validation`, then ``(validation accuracy, test
+    accuracy)`` in percent (validation None when ``val_fraction`` is 0). Selection should look only
+    at the first; the second is what gets reported."""
     if net is None:
-        net, _ = pretrained_digits(model, seed=seed, epochs=dense_epochs)
-    x, y, xt, yt = digits_data(seed)
+        net, _ = pretrained_digits(model, seed=seed, epochs=dense_epochs, val_fraction=val_fraction)
+    x, y, xv, yv = digits_validation(seed, val_fraction)
+    xt, yt = digits_data(seed)[2:]
     tm = {k: torch.as_tensor(v) for k, v in masks.items()}
     train(net, x, y, TrainConfig(epochs=epochs, lr=1e-3), seed=seed, masks=tm)
-    return accuracy(net, xt, yt)
+    return (accuracy(net, xv, yv) if len(yv) else None), accuracy(net, xt, yt)

@@ -14,6 +14,7 @@ from search.errors import SearchError
 from search.finetune import TrainConfig, train
 from search.permute import (apply_to_gemm, apply_to_model, channel_view, permute_cycles, permute_magnitude,
                             permute_model, producer_pairs)
+from search.adaptive import hv2, predict_lcb, proxy_pool, select_adaptive
 from search.prune import covers
 from search.sparsifier import HardwareAwareSparsifier, loss_sensitivity
 from search.torchmask import gemm_mask
@@ -196,6 +197,94 @@ def test_covers_is_weak_set_dominance_point_by_point():
 
 
 # ---------------------------------------------------------------------------------------------- fine-tuning
+# ---------------------------------------------------------------------------------------------- accuracy in the loop
+def test_hv2_matches_pymoo_hypervolume(rng):
+    from search.algorithms import hypervolume
+    for n in (1, 2, 5, 12):
+        P = np.column_stack([rng.uniform(-1, 2.5, n), rng.uniform(0.2, 1.1, n)])
+        assert hv2(P) == pytest.approx(hypervolume(P, ref=(2.0, 1.0)), abs=1e-12)
+    assert hv2(np.zeros((0, 2))) == 0.0
+
+
+def test_adaptive_selection_fills_the_largest_front_gap():
+    # measured after the two initial points: (0.0, 0.2) and (-1.0, 0.9); the front's big gap lies
+    # between them. Candidates 2 (cost 0.5) and 3 (cost 0.85) have the same proxy score, so the same
+    # predicted value; only candidate 2 adds much hypervolume, and it must be picked first.
+    costs = [0.2, 0.9, 0.5, 0.85, 0.95]
+    scores = [0.0, -1.0, -0.5, -0.5, -2.0]
+    truth = {0: 0.0, 1: -1.0, 2: -0.6, 3: -0.6, 4: -1.2}
+    calls = []
+
+    def evaluate(i):
+        calls.append(i)
+        return truth[i]
+    sel = select_adaptive(costs, scores, evaluate, 3, initial=[0, 1])
+    assert sel.order == (0, 1, 2) and sel.phases == ("initial", "initial", "gap")
+    assert calls == [0, 1, 2] and sel.values == (0.0, -1.0, -0.6)
+    # the lower confidence bound is the least-squares line minus kappa residual sds
+    pred = predict_lcb(np.array(scores), [0, 1, 2], [0.0, -1.0, -0.6], kappa=1.0)
+    slope, icpt = np.polyfit([0.0, -1.0, -0.5], [0.0, -1.0, -0.6], 1)
+    sd = np.sqrt(np.mean((np.array([0.0, -1.0, -0.6]) - (icpt + slope * np.array([0.0, -1.0, -0.5]))) ** 2))
+    assert pred[4] == pytest.approx(icpt + slope * -2.0 - sd)
+
+
+def test_adaptive_selection_counts_every_evaluation_once():
+    rng = np.random.default_rng(3)
+    costs, scores = rng.uniform(0.3, 1.0, 20), rng.normal(size=20)
+    calls = []
+
+    def evaluate(i):
+        calls.append(i)
+        return float(scores[i] + rng.normal(scale=0.1))
+    sel = select_adaptive(costs, scores, evaluate, 8, initial=[5, 5, 7], spread=(0.25, 0.5, 0.75))
+    assert len(calls) == 8 == sel.evaluations and len(set(calls)) == 8 and list(sel.order) == calls
+    assert sel.phases == ("initial",) * 2 + ("spread",) * 3 + ("gap",) * 3
+    # spread: the proxy's best candidate below each fraction of the cost range
+    lo, hi = costs.min(), costs.max()
+    first = [i for i in range(20) if i not in (5, 7) and costs[i] <= lo + 0.25 * (hi - lo) + 1e-12]
+    assert sel.order[2] == min(first, key=lambda i: scores[i])
+    calls.clear()
+    assert select_adaptive(costs[:4], scores[:4], evaluate, 10).evaluations == 4 == len(calls)   # all there are
+    with pytest.raises(SearchError, match="evals"):
+        select_adaptive(costs, scores, evaluate, 0)
+    with pytest.raises(SearchError, match="initial candidate 20"):
+        select_adaptive(costs, scores, evaluate, 3, initial=[20])
+    with pytest.raises(SearchError, match="as many scores"):
+        select_adaptive(costs, scores[:3], evaluate, 3)
+
+
+def test_proxy_pool_is_the_first_fronts_of_proxy_and_cycles():
+    from search.prune import digits_cost
+    _, _, cost = digits_cost("mlp_digits", "vegeta-flex", seed=0, candidates=["dense", "2:4", "1:4", "2:8"],
+                             dense_epochs=1)
+    proxy = np.random.default_rng(0).uniform(-1, 0, cost.allowed.shape)
+    proxy[:, 0] = 0.0
+    every = np.array(list(itertools.product(*[list(o) for o in cost.options])))
+    s, c = cost.evaluate_table(proxy, every), cost.evaluate(every)["cycles"]
+    front = {tuple(a) for a, si, ci in zip(every, s, c)
+             if not any((s2 >= si and c2 <= ci) and (s2 > si or c2 < ci) for s2, c2 in zip(s, c))}
+    one = proxy_pool(cost, proxy, fronts=1)
+    assert {tuple(a) for a in one} == front
+    assert np.all(np.diff(cost.evaluate(one)["cycles"]) >= 0)
+    two = {tuple(a) for a in proxy_pool(cost, proxy, fronts=2)}
+    assert front < two
+    # without enumeration: the exact choice at many budgets, all on the first front
+    assert {tuple(a) for a in proxy_pool(cost, proxy, fronts=1, enumerate_up_to=1)} <= front
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded():
+    from search.finetune import digits_validation
+    x, y, _, _ = zoo.digits_split(0)
+    xf, yf, xv, yv = digits_validation(0, 0.2)
+    assert len(yv) == -(-len(y) // 5) and len(yf) + len(yv) == len(y) and set(yv.tolist()) == set(range(10))
+    both = torch.cat([xf, xv])              # a partition of the training split (as multisets of rows)
+    assert sorted(map(tuple, both.tolist())) == sorted(map(tuple, x.tolist()))
+    assert all(torch.equal(a, b) for a, b in zip(digits_validation(0, 0.2), (xf, yf, xv, yv)))
+    assert torch.equal(digits_validation(0, 0.0)[0], x)
+    with pytest.raises(SearchError, match="val_fraction"):
+        digits_validation(0, 1.0)
+
+
 def test_fine_tuning_keeps_masks_fixed_and_srste_ends_nm():
     model, _ = zoo.build("mlp_digits", seed=0)
     x, y, _, _ = zoo.digits_split(0)
