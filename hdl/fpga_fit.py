@@ -6,7 +6,7 @@ for ECP5 and placed and routed with nextpnr-ecp5; each result is cached as JSON 
 into the committed data files: the measurement table ``hdl/data/fpga_grid.csv`` and the model's
 coefficients ``accel/data/fpga_model.json``, with the error on the held-out points.
 
-    python -m hdl.fpga_fit run     # synthesize and place what is not cached yet (slow: minutes a point)
+    python -m hdl.fpga_fit run [KEY [router2]]   # synthesize and place what is not cached yet (slow: minutes a point)
     python -m hdl.fpga_fit fit     # fit and write the data files
     python -m hdl.fpga_fit table   # the committed table beside the model's estimates (Markdown)
 """
@@ -56,14 +56,15 @@ GRID = [Point(4, 4, 2, 4), Point(4, 4, 1, 4), Point(4, 4, 4, 4), Point(4, 4, 2, 
         Point(12, 12, 4, 4, held_out=True), Point(8, 16, 2, 8, held_out=True)]
 
 
-def measure(point: Point, pnr: bool = True, log=print) -> dict:
-    """One grid point: synthesis counts and, with ``pnr``, the placed Fmax (cached)."""
+def measure(point: Point, pnr: bool = True, log=print, router: str = "router1") -> dict:
+    """One grid point: synthesis counts and, with ``pnr``, the placed Fmax (cached; ``router``:
+    nextpnr's router for a point not placed yet, recorded with the result)."""
     path = CACHE / f"{point.key}{'_pnr' if pnr else ''}.json"
     if path.exists():
         return json.loads(path.read_text())
     t0 = time.perf_counter()
     dsp = point.r * point.c <= DSP_LIMIT or not pnr
-    rep = synth("nm_array", point.params, target="ecp5", pnr=pnr, device=DEVICE, dsp=dsp)
+    rep = synth("nm_array", point.params, target="ecp5", pnr=pnr, device=DEVICE, dsp=dsp, router=router)
     row = {**rep.to_dict(), "dsp_mapped": dsp, "wall_seconds": round(time.perf_counter() - t0, 1)}
     row.pop("by_type")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ def measure(point: Point, pnr: bool = True, log=print) -> dict:
     return row
 
 
-def run(pnr: bool = True, log=print, only: str = "") -> None:
+def run(pnr: bool = True, log=print, only: str = "", router: str = "router1") -> None:
     """Synthesis counts of every point first (minutes), then place and route (longer), so that an
     interrupted run still has the whole resource table. ``only``: points whose key contains it."""
     points = [p for p in GRID if only in p.key]
@@ -81,7 +82,7 @@ def run(pnr: bool = True, log=print, only: str = "") -> None:
         measure(point, pnr=False, log=log)
     if pnr:
         for point in points:
-            measure(point, pnr=True, log=log)
+            measure(point, pnr=True, log=log, router=router)
 
 
 def _cached(point: Point) -> tuple[dict | None, dict]:
@@ -104,7 +105,8 @@ def table_rows() -> list[dict]:
                      "dsp": d["dsp"], "bram": d["bram"], "mux": d["mux"],
                      "pnr_dsp_mapped": int(point.r * point.c <= DSP_LIMIT) if pnr else "",
                      "fmax_mhz": pnr.get("fmax_mhz") or "", "synth_seconds": d["seconds"],
-                     "pnr_seconds": pnr.get("seconds", ""), "yosys": d["yosys"].split(" (")[0]})
+                     "pnr_seconds": pnr.get("seconds", ""),
+                     "pnr_router": pnr.get("router", "router1") if pnr else "", "yosys": d["yosys"].split(" (")[0]})
     return rows
 
 
@@ -149,7 +151,7 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else "run"
     only = sys.argv[2] if len(sys.argv) > 2 else ""
     if what == "run":
-        run(only=only)
+        run(only=only, router=sys.argv[3] if len(sys.argv) > 3 else "router1")
     elif what == "synth":
         run(pnr=False, only=only)
     elif what == "fit":

@@ -14,7 +14,7 @@ from accel import AccelConfigError
 from accel.fpga import DEVICES, MODEL_PATH, estimate_array, features, fit_array_model, read_grid
 from hdl import HdlError
 from hdl.fpga_fit import GRID, TABLE
-from hdl.synth import _tool, parse_params, synth
+from hdl.synth import _tool, critical_path, parse_params, synth
 from sparsim.cli import main
 
 
@@ -37,6 +37,24 @@ def test_parse_params_and_bad_input():
         synth("nm_array", {}, target="xilinx", pnr=True)
     with pytest.raises(HdlError, match="--target vivado: expected one of ecp5, xilinx, generic"):
         synth("nm_array", {}, target="vivado")
+    with pytest.raises(HdlError, match="router 'router3': expected one of router1, router2"):
+        synth("nm_array", {}, pnr=True, router="router3")
+
+
+def test_critical_path_summary_of_a_nextpnr_report():
+    """The slowest path of a report (the shape nextpnr-ecp5 writes with --report) is summed up with
+    the RTL lines of the unit it runs through, in path order, each once."""
+    def step(kind, delay, cell, src=()):
+        return {"type": kind, "delay": delay, "from": {"cell": cell}, "to": {"cell": cell}, "sources": list(src)}
+    fast = {"from": "posedge clk", "to": "posedge clk", "path": [step("clk-to-q", 0.5, "a"), step("setup", 0.1, "b")]}
+    slow = {"from": "posedge clk", "to": "posedge clk", "path": [
+        step("clk-to-q", 0.5, "u.adv_q"), step("routing", 2.0, "u.x", ["unit.sv:120.5-120.9"]),
+        step("logic", 0.25, "u.x", ["unit.sv:120.5-120.9"]), step("routing", 3.0, "u.y", ["unit.sv:88.1-88.4", "top.sv:3.1-3.2"]),
+        step("logic", 0.25, "u.y"), step("setup", 0.2, "u.ps_q")]}
+    cp = critical_path({"critical_paths": [fast, slow, {"from": "x", "to": "y", "path": []}]})
+    assert cp == {"ns": 6.2, "logic_ns": 0.5, "routing_ns": 5.0, "logic_steps": 2, "from": "u.adv_q", "to": "u.ps_q",
+                  "rtl_lines": ["unit.sv:120", "unit.sv:88"]}
+    assert critical_path({}) == {} and critical_path({"critical_paths": []}) == {}
 
 
 # ------------------------------------------------------------------ the fitted model (committed data)
@@ -152,6 +170,10 @@ def test_synth_and_place_a_small_array_against_the_model(capsys):
     assert set(doc["synthesized"]) == {"lut", "ff", "carry", "dsp", "bram", "fmax_mhz"}
     if row["fmax_mhz"]:
         assert doc["synthesized"]["fmax_mhz"] == pytest.approx(row["fmax_mhz"], rel=0.15)
+    # the critical path's delay is the clock period the Fmax comes from, and it names lines of the RTL
+    cp = doc["pnr"]["critical_path"]
+    assert cp["ns"] == pytest.approx(1000 / doc["synthesized"]["fmax_mhz"], rel=0.02)
+    assert cp["rtl_lines"] and doc["pnr"]["router"] == "router1"
 
 
 def test_fpga_yaml_is_a_complete_section_for_a_preset_without_a_budget(tmp_path):
