@@ -28,6 +28,10 @@ MODEL = HDL.parent / "accel" / "data" / "fpga_model.json"
 DEVICE = "85k"
 # the 85k has 156 MULT18X18D: a larger array is placed with its multipliers in LUTs (``dsp=False``)
 DSP_LIMIT = 156
+DEVICE_LUT = 83640            # LUT4s of the 85k (Lattice FPGA-DS-02012)
+# LUT4s of one 8-bit multiplier mapped to logic (``synth_ecp5 -nodsp``): measured on the placed 4x4
+# 2:4 array, 7,054 LUT4 without DSPs against 1,113 with 16 MULT18X18D: (7054 - 1113) / 16
+LUT_PER_SOFT_MULT8 = 371
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,24 @@ def measure(point: Point, pnr: bool = True, log=print, router: str = "router1") 
     return row
 
 
+def unplaceable(point: Point) -> str:
+    """Why ``point`` cannot be placed on the 85k ('' when it can): more multipliers than MULT18X18D
+    blocks, and with the multipliers in LUTs more LUT4s than the device has (estimated from its
+    synthesis counts, cached or from the model)."""
+    pes = point.r * point.c
+    if pes <= DSP_LIMIT:
+        return ""
+    counts, _ = _cached(point)
+    if counts is None:
+        from accel.fpga import estimate_array
+        counts = estimate_array(point.r, point.c, point.n, point.m, point.dw)
+    soft = counts["lut"] + pes * LUT_PER_SOFT_MULT8 * (point.dw / 8) ** 2
+    if soft <= DEVICE_LUT:
+        return ""
+    return (f"{pes} multipliers > {DSP_LIMIT} MULT18X18D, and in LUTs about {soft:,.0f} LUT4 "
+            f"({counts['lut']:,} + {pes} x {LUT_PER_SOFT_MULT8 * (point.dw / 8) ** 2:.0f}) > {DEVICE_LUT:,}")
+
+
 def run(pnr: bool = True, log=print, only: str = "", router: str = "router1") -> None:
     """Synthesis counts of every point first (minutes), then place and route (longer), so that an
     interrupted run still has the whole resource table. ``only``: points whose key contains it."""
@@ -82,6 +104,10 @@ def run(pnr: bool = True, log=print, only: str = "", router: str = "router1") ->
         measure(point, pnr=False, log=log)
     if pnr:
         for point in points:
+            why = unplaceable(point)
+            if why:
+                log(f"{point.key}: not placed on the {DEVICE}: {why}")
+                continue
             measure(point, pnr=True, log=log, router=router)
 
 
@@ -140,6 +166,8 @@ def markdown() -> str:
         fmax = r["fmax_mhz"] if r["fmax_mhz"] not in ("", None) else "-"
         if fmax != "-" and not int(r["pnr_dsp_mapped"] or 0):
             fmax = f"{fmax} (no DSP)"
+        elif fmax == "-" and rr * cc > DSP_LIMIT:
+            fmax = "does not fit"
         pnr = f"{r['pnr_seconds']:.0f}" if r["pnr_seconds"] not in ("", None) else ""
         lines.append(f"| {rr}x{cc} | {n}:{m} | {dw} | {'yes' if int(r['held_out']) else 'no'} | {r['lut']:.0f} | "
                      f"{r['ff']:.0f} | {r['carry']:.0f} | {r['dsp']:.0f} | {r['bram']:.0f} | {fmax} | {est['lut']} | "

@@ -13,7 +13,7 @@ import accel
 from accel import AccelConfigError
 from accel.fpga import DEVICES, MODEL_PATH, estimate_array, features, fit_array_model, read_grid
 from hdl import HdlError
-from hdl.fpga_fit import GRID, TABLE
+from hdl.fpga_fit import DEVICE_LUT, DSP_LIMIT, GRID, TABLE, Point, unplaceable
 from hdl.synth import _tool, critical_path, parse_params, synth
 from sparsim.cli import main
 
@@ -39,6 +39,15 @@ def test_parse_params_and_bad_input():
         synth("nm_array", {}, target="vivado")
     with pytest.raises(HdlError, match="router 'router3': expected one of router1, router2"):
         synth("nm_array", {}, pnr=True, router="router3")
+
+
+def test_arrays_too_large_for_the_85k_are_not_placed():
+    """An array with more multipliers than the 85k's MULT18X18D blocks is placed with its multipliers
+    in LUTs only if that fits: 16x16 (256 multipliers, ~371 LUT4 each) does not, 12x12 (144) takes DSPs."""
+    why = unplaceable(Point(16, 16, 2, 4))
+    assert f"256 multipliers > {DSP_LIMIT} MULT18X18D" in why and f"> {DEVICE_LUT:,}" in why
+    assert unplaceable(Point(12, 12, 4, 4)) == "" and unplaceable(Point(4, 4, 2, 4)) == ""
+    assert unplaceable(Point(12, 14, 2, 4)) == ""     # 168 multipliers in LUTs: ~74k LUT4, fits
 
 
 def test_critical_path_summary_of_a_nextpnr_report():
