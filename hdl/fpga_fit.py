@@ -52,6 +52,8 @@ class Point:
         return f"R{self.r}_C{self.c}_N{self.n}_M{self.m}_DW{self.dw}"
 
 
+# 16x16 is synthesized only: it cannot be placed on the 85k (see ``unplaceable``); 12x12 and 8x16
+# are the largest arrays that place with their multipliers in MULT18X18D blocks
 GRID = [Point(4, 4, 2, 4), Point(4, 4, 1, 4), Point(4, 4, 4, 4), Point(4, 4, 2, 8),
         Point(8, 8, 2, 4), Point(8, 8, 1, 4), Point(8, 8, 4, 4, held_out=True), Point(8, 8, 2, 8, held_out=True),
         Point(4, 4, 2, 4, 16),
