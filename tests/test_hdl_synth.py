@@ -50,6 +50,24 @@ def test_arrays_too_large_for_the_85k_are_not_placed():
     assert unplaceable(Point(12, 14, 2, 4)) == ""     # 168 multipliers in LUTs: ~74k LUT4, fits
 
 
+def test_synth_prints_the_critical_path_of_a_placed_run(monkeypatch, capsys):
+    """``sparsim synth --pnr`` says where the clock is limited (the tools replaced by a canned report
+    shaped as nextpnr's; the real run is the slow test below)."""
+    import hdl.synth
+    from hdl.synth import PnrReport, SynthReport
+    cp = {"ns": 15.405, "logic_ns": 6.55, "routing_ns": 8.33, "logic_steps": 36, "from": "a", "to": "b",
+          "rtl_lines": ["unit.sv:169", "unit.sv:179", "unit.sv:181"]}
+    rep = SynthReport(unit="nm_array", params={"R": 4, "C": 4, "N": 2, "M": 4, "DW": 8, "AW": 32}, target="ecp5",
+                      yosys="Yosys 0.70", lut=1128, ff=1658, carry=147, dsp=16, bram=0.0, mux=145, cells=3000,
+                      seconds=1.0, by_type={}, pnr=PnrReport(device="LFE5U-85F", fmax_mhz=64.91, fits=True,
+                                                             utilization={}, seconds=90.0, critical_path=cp))
+    monkeypatch.setattr(hdl.synth, "synth", lambda *a, **k: rep)
+    assert main(["synth", "--unit", "nm_array", "--params", "R=4,C=4,N=2,M=4", "--pnr"]) == 0
+    out = capsys.readouterr().out
+    assert "Fmax 64.91 MHz" in out
+    assert "critical path 15.405 ns: logic 6.55 ns in 36 steps, routing 8.33 ns, through nm_array.sv lines 169, 179, 181" in out
+
+
 def test_critical_path_summary_of_a_nextpnr_report():
     """The slowest path of a report (the shape nextpnr-ecp5 writes with --report) is summed up with
     the RTL lines of the unit it runs through, in path order, each once."""
