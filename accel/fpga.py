@@ -48,6 +48,7 @@ DEVICES = {
 }
 RESOURCES = ("lut", "ff", "carry", "dsp")
 PERIOD_TERMS = ("constant", "log2(R*C)", "log2(M)", "log2(R/N)")
+TEXT_COLUMNS = ("yosys", "pnr_router")          # the measurement table's non-numeric columns
 
 
 def _log2(x: float) -> float:
@@ -83,7 +84,7 @@ def read_grid(path) -> list[dict]:
     out = []
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            out.append({k: (float(v) if v not in ("", None) and k != "yosys" else v) for k, v in row.items()})
+            out.append({k: (float(v) if v not in ("", None) and k not in TEXT_COLUMNS else v) for k, v in row.items()})
     return out
 
 

@@ -34,3 +34,19 @@ per_pe = fpga_usage(sat)
 print(f"sat-vcu1525 ({sat.compute.rows}x{sat.compute.cols}, 2:8, 16-bit): array model (ECP5 LUT4/FF/MULT18) "
       f"LUT {est['lut']:,} FF {est['ff']:,} DSP {est['dsp']:,} Fmax {est['fmax_mhz']} MHz; preset per-PE "
       f"(XCVU9P) LUT {per_pe.lut:,} FF {per_pe.ff:,} DSP {per_pe.dsp:,} at {sat.compute.clock_hz / 1e6:.0f} MHz")
+
+# A published structured-sparse FPGA array beside the model: MCBBS (Liu & Brown, "Leveraging
+# Fine-grained Structured Sparsity for CNN Inference on Systolic Array Architectures", FPL 2021;
+# figures from github.com/mustard-seed/SparseDNNAccelerator README, "Results"). Intel Arria 10
+# GX1150, int8, a 24x7 systolic array of PEs with 16 multipliers each, every multiplier fed through a
+# 4:1 activation mux (pruning range of 4 clusters of 1 weight: the N:4 pattern at 1:4 and 2:4), whole
+# accelerator (OpenCL shell, buffers, DDR, a pooling engine). Only the multiplier count is comparable
+# across families (an Arria 10 DSP block holds two 18x19 multipliers, a MULT18X18D one 18x18).
+MCBBS = {"config": "24x7M1_C1R4P16G8", "multipliers": 24 * 7 * 16, "alm": 336_000, "dsp_blocks": 1352,
+         "m20k": 1785, "fmax_mhz": 242}
+for rr, cc in ((48, 56), (16, 168)):
+    e = estimate_array(rr, cc, 1, 4, 8, model=model)
+    print(f"MCBBS ({MCBBS['multipliers']:,} int8 multipliers, N:4; Arria 10): {MCBBS['alm']:,} ALM, "
+          f"{MCBBS['dsp_blocks']:,} DSP blocks (= {2 * MCBBS['dsp_blocks']:,} multipliers), {MCBBS['m20k']:,} M20K, "
+          f"{MCBBS['fmax_mhz']} MHz | array model {rr}x{cc} 1:4 (ECP5): LUT4 {e['lut']:,} FF {e['ff']:,} "
+          f"MULT18 {e['dsp']:,} Fmax {e['fmax_mhz']} MHz")

@@ -22,6 +22,7 @@ device utilization (wrapper included).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,7 @@ UNITS = {
     "nm_array": (check_array_params, {"R": 8, "C": 8, "N": 2, "M": 4, "DW": 8, "AW": 32}),
 }
 ECP5_DEVICES = {"25k": "LFE5U-25F", "45k": "LFE5U-45F", "85k": "LFE5U-85F"}
+ROUTERS = ("router1", "router2")
 
 
 def _ports(unit: str, p: dict) -> list[tuple[str, str, int]]:
@@ -91,10 +93,14 @@ class PnrReport:
     utilization: dict             # resource -> {"used", "available"} (wrapper included)
     seconds: float
     message: str = ""             # why it does not fit, or nextpnr's last words on failure
+    critical_path: dict = field(default_factory=dict)   # see :func:`critical_path`
+    router: str = "router1"
+    phase_seconds: dict = field(default_factory=dict)   # nextpnr's own timings: placer, router
 
     def to_dict(self) -> dict:
         return {"device": self.device, "fmax_mhz": self.fmax_mhz, "fits": self.fits,
-                "utilization": self.utilization, "seconds": round(self.seconds, 2), "message": self.message}
+                "utilization": self.utilization, "seconds": round(self.seconds, 2), "message": self.message,
+                "critical_path": self.critical_path, "router": self.router, "phase_seconds": self.phase_seconds}
 
 
 @dataclass(frozen=True)
@@ -192,17 +198,20 @@ def _count(target: str, by_type: dict) -> dict:
 
 
 def synth(unit: str, params: dict, target: str = "ecp5", pnr: bool = False, device: str = "85k",
-          dsp: bool = True, yosys: str | None = None, seed: int = 1) -> SynthReport:
+          dsp: bool = True, yosys: str | None = None, seed: int = 1, router: str = "router1") -> SynthReport:
     """Synthesize ``unit`` with ``params`` for ``target``; with ``pnr`` (ECP5), place and route it.
 
     ``dsp=False`` maps multipliers to LUTs (ECP5 ``-nodsp``), for arrays with more multipliers
-    than the device has DSP blocks."""
+    than the device has DSP blocks. ``router``: nextpnr's router (``router1``, its default for ECP5,
+    or ``router2``)."""
     if target not in TARGETS:
         raise HdlError(f"--target {target}: expected one of {', '.join(TARGETS)}")
     if pnr and target != "ecp5":
         raise HdlError(f"--pnr: place and route runs on ECP5 (nextpnr-ecp5); got --target {target}")
     if device not in ECP5_DEVICES:
         raise HdlError(f"--device {device}: expected one of {', '.join(ECP5_DEVICES)}")
+    if router not in ROUTERS:
+        raise HdlError(f"router {router!r}: expected one of {', '.join(ROUTERS)}")
     p = check_params(unit, params)
     rtl_params = {k: v for k, v in p.items() if k not in DERIVED}
     exe = yosys_path(yosys)
@@ -239,17 +248,18 @@ def synth(unit: str, params: dict, target: str = "ecp5", pnr: bool = False, devi
         key = next((k for k in mods if unit in k and "pnr_top" not in k), None) if pnr else next(iter(mods))
         by_type = dict(mods[key]["num_cells_by_type"])
         t_synth = time.perf_counter() - t0
-        placed = _place(nextpnr, netlist, device, seed, tmp) if pnr else None
+        placed = _place(nextpnr, netlist, device, seed, tmp, router) if pnr else None
     counts = _count(target, by_type)
     return SynthReport(unit=unit, params=rtl_params, target=target, yosys=yosys_version(exe), **counts,
                        cells=sum(by_type.values()), seconds=t_synth, by_type=by_type, pnr=placed)
 
 
-def _place(nextpnr: str, netlist: Path, device: str, seed: int, tmp: Path) -> PnrReport:
+def _place(nextpnr: str, netlist: Path, device: str, seed: int, tmp: Path, router: str = "router1") -> PnrReport:
     report = tmp / "pnr.json"
     t0 = time.perf_counter()
     r = subprocess.run([nextpnr, f"--{device}", "--json", netlist.name, "--report", report.name, "--freq", "100",
-                        "--timing-allow-fail", "--seed", str(seed), "--threads", "1"],
+                        "--timing-allow-fail", "--seed", str(seed), "--threads", "1", "--router", router,
+                        "--log", "nextpnr.log"],
                        capture_output=True, text=True, cwd=tmp)
     seconds = time.perf_counter() - t0
     name = ECP5_DEVICES[device]
@@ -257,14 +267,49 @@ def _place(nextpnr: str, netlist: Path, device: str, seed: int, tmp: Path) -> Pn
         text = (r.stderr or r.stdout).strip().splitlines()
         errs = [x for x in text if "ERROR" in x] or text[-1:]
         return PnrReport(device=name, fmax_mhz=None, fits=False, utilization={}, seconds=seconds,
-                         message=errs[0].strip() if errs else f"nextpnr exited with {r.returncode}")
+                         message=errs[0].strip() if errs else f"nextpnr exited with {r.returncode}", router=router)
     doc = json.loads(report.read_text())
     util = {k: {"used": v["used"], "available": v["available"]} for k, v in doc.get("utilization", {}).items()
             if v.get("used")}
     fmax = doc.get("fmax", {})
     achieved = [v["achieved"] for v in fmax.values() if "achieved" in v]
     return PnrReport(device=name, fmax_mhz=round(min(achieved), 2) if achieved else None, fits=True,
-                     utilization=util, seconds=seconds)
+                     utilization=util, seconds=seconds, critical_path=critical_path(doc), router=router,
+                     phase_seconds=phase_seconds(tmp / "nextpnr.log"))
+
+
+def phase_seconds(log: Path) -> dict:
+    """Placer and router times nextpnr prints in its log (``HeAP Placer Time: 12.3s``, ``Router1 time
+    45.6s``, ...), summed per phase name."""
+    out: dict[str, float] = {}
+    if not log.exists():
+        return out
+    for m in re.finditer(r"Info:\s+(\w[\w ]*?)\s+[Tt]ime:?\s+([\d.]+)s", log.read_text(errors="replace")):
+        out[m.group(1)] = round(out.get(m.group(1), 0.0) + float(m.group(2)), 2)
+    return out
+
+
+def critical_path(report: dict) -> dict:
+    """The slowest clock-to-clock path of a nextpnr JSON report, summed up: total, logic and routing
+    delay (ns), logic steps, its first and last cells, and the RTL lines of the unit it runs through
+    (``unit.sv:LINE``, in path order), which tell which part of the design limits the clock."""
+    paths = [p for p in report.get("critical_paths", []) if p.get("path")]
+    if not paths:
+        return {}
+    worst = max(paths, key=lambda p: sum(s.get("delay", 0.0) for s in p["path"]))
+    steps = worst["path"]
+    lines = []
+    for s in steps:
+        for src in s.get("sources", []):
+            if src.startswith("unit.sv:"):
+                line = "unit.sv:" + src.split(":")[1].split(".")[0]
+                if line not in lines:
+                    lines.append(line)
+    return {"ns": round(sum(s.get("delay", 0.0) for s in steps), 3),
+            "logic_ns": round(sum(s.get("delay", 0.0) for s in steps if s.get("type") == "logic"), 3),
+            "routing_ns": round(sum(s.get("delay", 0.0) for s in steps if s.get("type") == "routing"), 3),
+            "logic_steps": sum(1 for s in steps if s.get("type") == "logic"),
+            "from": steps[0]["from"]["cell"][:120], "to": steps[-1]["to"]["cell"][:120], "rtl_lines": lines}
 
 
 def report_document(rep: SynthReport) -> dict:

@@ -221,6 +221,12 @@ def cmd_synth(args) -> int:
         if p.fits:
             util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in p.utilization.items())
             print(f"  nextpnr-ecp5 on {p.device}: Fmax {p.fmax_mhz} MHz, fits ({util}), {p.seconds:.1f} s")
+            cp = p.critical_path
+            if cp:
+                where = f", through {rep.unit}.sv lines {', '.join(x.split(':')[1] for x in cp['rtl_lines'])}" \
+                    if cp["rtl_lines"] else ""
+                print(f"  critical path {cp['ns']} ns: logic {cp['logic_ns']} ns in {cp['logic_steps']} steps, "
+                      f"routing {cp['routing_ns']} ns{where}")
         else:
             print(f"  nextpnr-ecp5 on {p.device}: does not fit or route: {p.message}")
     for path in (args.out, args.fpga_yaml):

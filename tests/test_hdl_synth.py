@@ -13,8 +13,8 @@ import accel
 from accel import AccelConfigError
 from accel.fpga import DEVICES, MODEL_PATH, estimate_array, features, fit_array_model, read_grid
 from hdl import HdlError
-from hdl.fpga_fit import GRID, TABLE
-from hdl.synth import _tool, parse_params, synth
+from hdl.fpga_fit import DEVICE_LUT, DSP_LIMIT, GRID, TABLE, Point, unplaceable
+from hdl.synth import _tool, critical_path, parse_params, synth
 from sparsim.cli import main
 
 
@@ -37,6 +37,51 @@ def test_parse_params_and_bad_input():
         synth("nm_array", {}, target="xilinx", pnr=True)
     with pytest.raises(HdlError, match="--target vivado: expected one of ecp5, xilinx, generic"):
         synth("nm_array", {}, target="vivado")
+    with pytest.raises(HdlError, match="router 'router3': expected one of router1, router2"):
+        synth("nm_array", {}, pnr=True, router="router3")
+
+
+def test_arrays_too_large_for_the_85k_are_not_placed():
+    """An array with more multipliers than the 85k's MULT18X18D blocks is placed with its multipliers
+    in LUTs only if that fits: 16x16 (256 multipliers, ~371 LUT4 each) does not, 12x12 (144) takes DSPs."""
+    why = unplaceable(Point(16, 16, 2, 4))
+    assert f"256 multipliers > {DSP_LIMIT} MULT18X18D" in why and f"> {DEVICE_LUT:,}" in why
+    assert unplaceable(Point(12, 12, 4, 4)) == "" and unplaceable(Point(4, 4, 2, 4)) == ""
+    assert unplaceable(Point(12, 14, 2, 4)) == ""     # 168 multipliers in LUTs: ~74k LUT4, fits
+
+
+def test_synth_prints_the_critical_path_of_a_placed_run(monkeypatch, capsys):
+    """``sparsim synth --pnr`` says where the clock is limited (the tools replaced by a canned report
+    shaped as nextpnr's; the real run is the slow test below)."""
+    import hdl.synth
+    from hdl.synth import PnrReport, SynthReport
+    cp = {"ns": 15.405, "logic_ns": 6.55, "routing_ns": 8.33, "logic_steps": 36, "from": "a", "to": "b",
+          "rtl_lines": ["unit.sv:169", "unit.sv:179", "unit.sv:181"]}
+    rep = SynthReport(unit="nm_array", params={"R": 4, "C": 4, "N": 2, "M": 4, "DW": 8, "AW": 32}, target="ecp5",
+                      yosys="Yosys 0.70", lut=1128, ff=1658, carry=147, dsp=16, bram=0.0, mux=145, cells=3000,
+                      seconds=1.0, by_type={}, pnr=PnrReport(device="LFE5U-85F", fmax_mhz=64.91, fits=True,
+                                                             utilization={}, seconds=90.0, critical_path=cp))
+    monkeypatch.setattr(hdl.synth, "synth", lambda *a, **k: rep)
+    assert main(["synth", "--unit", "nm_array", "--params", "R=4,C=4,N=2,M=4", "--pnr"]) == 0
+    out = capsys.readouterr().out
+    assert "Fmax 64.91 MHz" in out
+    assert "critical path 15.405 ns: logic 6.55 ns in 36 steps, routing 8.33 ns, through nm_array.sv lines 169, 179, 181" in out
+
+
+def test_critical_path_summary_of_a_nextpnr_report():
+    """The slowest path of a report (the shape nextpnr-ecp5 writes with --report) is summed up with
+    the RTL lines of the unit it runs through, in path order, each once."""
+    def step(kind, delay, cell, src=()):
+        return {"type": kind, "delay": delay, "from": {"cell": cell}, "to": {"cell": cell}, "sources": list(src)}
+    fast = {"from": "posedge clk", "to": "posedge clk", "path": [step("clk-to-q", 0.5, "a"), step("setup", 0.1, "b")]}
+    slow = {"from": "posedge clk", "to": "posedge clk", "path": [
+        step("clk-to-q", 0.5, "u.adv_q"), step("routing", 2.0, "u.x", ["unit.sv:120.5-120.9"]),
+        step("logic", 0.25, "u.x", ["unit.sv:120.5-120.9"]), step("routing", 3.0, "u.y", ["unit.sv:88.1-88.4", "top.sv:3.1-3.2"]),
+        step("logic", 0.25, "u.y"), step("setup", 0.2, "u.ps_q")]}
+    cp = critical_path({"critical_paths": [fast, slow, {"from": "x", "to": "y", "path": []}]})
+    assert cp == {"ns": 6.2, "logic_ns": 0.5, "routing_ns": 5.0, "logic_steps": 2, "from": "u.adv_q", "to": "u.ps_q",
+                  "rtl_lines": ["unit.sv:120", "unit.sv:88"]}
+    assert critical_path({}) == {} and critical_path({"critical_paths": []}) == {}
 
 
 # ------------------------------------------------------------------ the fitted model (committed data)
@@ -152,6 +197,10 @@ def test_synth_and_place_a_small_array_against_the_model(capsys):
     assert set(doc["synthesized"]) == {"lut", "ff", "carry", "dsp", "bram", "fmax_mhz"}
     if row["fmax_mhz"]:
         assert doc["synthesized"]["fmax_mhz"] == pytest.approx(row["fmax_mhz"], rel=0.15)
+    # the critical path's delay is the clock period the Fmax comes from, and it names lines of the RTL
+    cp = doc["pnr"]["critical_path"]
+    assert cp["ns"] == pytest.approx(1000 / doc["synthesized"]["fmax_mhz"], rel=0.02)
+    assert cp["rtl_lines"] and doc["pnr"]["router"] == "router1"
 
 
 def test_fpga_yaml_is_a_complete_section_for_a_preset_without_a_budget(tmp_path):
