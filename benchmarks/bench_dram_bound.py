@@ -142,7 +142,7 @@ def min_dram(layer, acc, rule: str = "engine"):
     best, where = np.inf, None
     tn, tk = (x.ravel() for x in np.meshgrid(tiles["n"], tiles["k"], indexing="ij"))
     cn, ck = -(-p.n // tn), -(-p.k // tk)
-    for tmv in tiles["m"]:
+    for tmv in tiles["m"][::-1]:                  # largest first: ties show the largest tile
         tm = np.full_like(tn, tmv)
         cm = -(-p.m // tm)
         for order in ORDERS:
