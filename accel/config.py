@@ -253,7 +253,7 @@ def build(doc: dict, source: str = "") -> Accelerator:
                                read_energy_pj_per_byte=rd_pj,
                                write_energy_pj_per_byte=m.num("write_energy_pj_per_byte", rd_pj, positive=False),
                                holds=tuple(holds), banks=m.int("banks", 1),
-                               double_buffered=m.bool("double_buffered", True)))
+                               **_buffering(m)))
     for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT):
         if not any(op in mem.holds for mem in memories):
             raise AccelConfigError(f"memories: no memory holds '{op.value}'; every operand needs one "
@@ -284,6 +284,17 @@ def build(doc: dict, source: str = "") -> Accelerator:
                                f"(needs DSP {usage.dsp}/{fpga.dsp}, BRAM36 {usage.bram36}/{fpga.bram36}, "
                                f"LUT {usage.lut}/{fpga.lut}, FF {usage.ff}/{fpga.ff})")
     return acc
+
+
+def _buffering(m: _Ctx) -> dict:
+    """``memories[i].double_buffered``: true (halves), false (the whole memory, no overlap) or
+    ``streamed`` (the stationary tile once, the streamed tiles twice, in the whole memory)."""
+    v = m.get("double_buffered", True)
+    if isinstance(v, str) and v.strip().lower() == "streamed":
+        return {"double_buffered": True, "streamed": True}
+    if not isinstance(v, bool):
+        raise AccelConfigError(f"{m.where('double_buffered')}: expected true, false or streamed, got {_show(v)}")
+    return {"double_buffered": v}
 
 
 def _fpga_energy(e: _Ctx, fpga: FpgaBudget | None, compute: ComputeArray) -> tuple[dict | None, EnergyTable | None]:

@@ -141,10 +141,15 @@ class Memory:
     holds: tuple[Operand, ...]
     banks: int = 1
     double_buffered: bool = True
+    #: ``double_buffered: streamed``: the mapping's stationary tile is held once and only the streamed
+    #: tiles are double buffered, within the whole memory (``double_buffered`` stays True; see
+    #: :mod:`simulator.mapping`)
+    streamed: bool = False
 
     @property
     def usable_bytes(self) -> int:
-        """Bytes one working set may use: half when double buffered (the other half prefetches)."""
+        """Bytes one working set may use: half when double buffered (the other half prefetches). A
+        ``streamed`` memory may hold more (its stationary tile once); this is its plain half."""
         return self.size_bytes // 2 if self.double_buffered else self.size_bytes
 
 

@@ -80,7 +80,7 @@ def _problem(layer, acc):
     dmap = engine.DATAFLOWS[acc.compute.dataflow]
     cands, ncols, live_n = engine._candidates(layer, acc, dmap)[:3]
     cand = next(c for c in cands if c.n == 0)
-    p = engine._problem(layer, acc, dmap, cand, ncols, live_n)
+    p = engine._map_problem(layer, dmap, cand, engine._LayerSetup(layer, acc, dmap, ncols, live_n))
     gran = {dmap.rows: acc.compute.rows, dmap.cols: acc.compute.cols, dmap.stream: 1}
     return p, gran, {op: acc.memory_for(op) for op in _OPS}
 

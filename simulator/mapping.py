@@ -178,10 +178,15 @@ def footprints(p: MapProblem, tm: int, tn: int, tk: int, ck: int):
 
 
 def pipeline_cycles(compute, sram, load, write, steps, double_buffered: bool, prologue=0.0, epilogue=0.0,
-                    fold=0.0) -> float:
+                    fold=0.0, reload=None) -> float:
     """Cycles of a layer: ``compute`` (array), ``sram`` (busiest port), ``load`` and ``write`` (DRAM
     time), ``steps`` tiles; ``prologue``/``epilogue``: the first fold's stationary tile load and
-    the last fold's write-back; ``fold``: one fold's compute. See the module docstring. Scalars."""
+    the last fold's write-back; ``fold``: one fold's compute; ``reload``: with a resident tile held
+    once (``double_buffered: streamed``), the array cycles its reloads take (then double buffered).
+    See the module docstring. Scalars."""
+    if reload is not None:
+        return float(_streamed_cycles(float(compute), float(sram), float(load), float(write), float(prologue),
+                                      float(epilogue), float(fold), float(reload)))
     return float(_pipeline_cycles(float(compute), float(sram), float(load), float(write), bool(double_buffered),
                                   float(prologue), float(epilogue), float(fold)))
 
@@ -198,13 +203,95 @@ def _pipeline_cycles(compute, sram, load, write, double_buffered, prologue, epil
 
 
 @jit
+def _streamed_cycles(compute, sram, load, write, prologue, epilogue, fold, reload):
+    """:func:`_pipeline_cycles` double buffered with ``reload`` cycles on the array's side (the
+    resident tile's reloads, which cannot overlap the compute that uses them), never above single
+    buffering (the layer can always run load, compute, write-back in turn)."""
+    c = max(compute, sram)
+    transfer = load + write
+    p, e = min(prologue, load), min(epilogue, write)
+    return min(max(p + c + e + reload, transfer + min(fold, transfer)), load + c + write)
+
+
+@jit
+def _stationary(order, cm, cn, ck):
+    """The operand a mapping holds across its innermost loop with more than one trip (the one that
+    loop does not index): 0 activation (``n`` innermost), 1 weight and its metadata (``m``), 3 the
+    output tile (``k``); -1 when every loop runs once. ``order`` indexes :data:`ORDERS`."""
+    if order == 0:     # m>n>k
+        return 3 if ck > 1 else (0 if cn > 1 else (1 if cm > 1 else -1))
+    if order == 1:     # m>k>n
+        return 0 if cn > 1 else (3 if ck > 1 else (1 if cm > 1 else -1))
+    return 1 if cm > 1 else (3 if ck > 1 else (0 if cn > 1 else -1))     # n>k>m
+
+
+@jit
+def _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used, usable, size, streamed):
+    """The buffers of a mapping on a design with ``double_buffered: streamed`` memories:
+    (fits, double buffered, the operands (bits 0..3: activation, weight, metadata, output) whose
+    resident tile is held once). Per streamed memory, the first that fits of: its operands' tiles
+    within half of it (``true``); the stationary operand's tile once and the others' twice within
+    all of it (the resident tile is then single: its reloads are exposed; with one step, one group
+    and every loop run once, every tile once); the tiles once within all of it (then the layer runs
+    single buffered). Other memories as described. Several groups with every loop run once hold
+    nothing across steps: every tile twice."""
+    stat = _stationary(order, cm, cn, ck)
+    every = stat < 0 and groups == 1
+    fp = (fa, fw, fmeta, fo)
+    fits, double, resident = True, True, 0
+    for j in range(usable.shape[0]):
+        if not used[j]:
+            continue
+        u, held = 0.0, 0.0
+        for op in range(4):
+            if op_mem[op] == j:
+                u += fp[op]
+                if every or (stat >= 0 and (op == stat or (stat == 1 and op == 2))):
+                    held += fp[op]
+        if u <= usable[j]:
+            continue
+        if not streamed[j]:
+            fits = False
+        elif 2.0 * u - held <= size[j]:
+            for op in range(4):
+                if op_mem[op] == j and (every or (stat >= 0 and (op == stat or (stat == 1 and op == 2)))):
+                    resident |= 1 << op
+        elif u <= size[j]:
+            double = False
+        else:
+            fits = False
+    return fits, double, resident
+
+
+@jit
+def _reload_cycles(resident, groups, cm, cn, ck, a, w, meta, out_wr, bw):
+    """Array cycles lost to the resident tiles' reloads: all but the first of the ``R`` distinct
+    resident tiles (``R`` = groups x the tile counts of the dimensions the stationary operand has)
+    wait for their own DRAM transfer (loads; the output's: the write-back that frees its buffer)."""
+    if resident == 0:
+        return 0.0
+    if resident & 1:
+        r, nbytes = cm * ck, a
+    elif resident & 8:
+        r, nbytes = cm * cn, out_wr
+    else:
+        r, nbytes = ck * cn, (w if resident & 2 else 0.0) + (meta if resident & 4 else 0.0)
+    r = r * groups
+    return (r - 1) / r * nbytes / bw
+
+
+@jit
 def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k, a_cut_free, a_pass_bytes,
             a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
-            prologue, epilogue, fold):
+            prologue, epilogue, fold, size, streamed, groups):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
     and the chosen mapping's :func:`dram_traffic`)."""
     n_mem = usable.shape[0]
+    any_streamed = False
+    for j in range(n_mem):
+        if used[j] and streamed[j]:
+            any_streamed = True
     b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
     b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
     for o in range(3):
@@ -228,23 +315,34 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
                     a, w, meta, out_wr, psum_rd = tr
                     fa, fw, fmeta, fo = _footprints(tm, tn, tk, ck, a_tile_factor, w_tile_factor, meta_tile_factor,
                                                     acc_bytes, psum_on_chip)
-                    fits = True
-                    for j in range(n_mem):      # per memory, the tiles it holds (in operand order)
-                        if used[j]:
-                            u = 0.0
-                            if op_mem[0] == j:
-                                u += fa
-                            if op_mem[1] == j:
-                                u += fw
-                            if op_mem[2] == j:
-                                u += fmeta
-                            if op_mem[3] == j:
-                                u += fo
-                            if not u <= usable[j]:
-                                fits = False
                     load = (a + w + meta + psum_rd) / bw
                     write = out_wr / bw
-                    cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue, epilogue, fold)
+                    if any_streamed:
+                        fits, dbl, resident = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used,
+                                                            usable, size, streamed)
+                        if dbl and double_buffered:
+                            cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
+                                                   _reload_cycles(resident, groups, cm, cn, ck, a, w, meta, out_wr,
+                                                                  bw))
+                        else:
+                            cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue, fold)
+                    else:
+                        fits = True
+                        for j in range(n_mem):      # per memory, the tiles it holds (in operand order)
+                            if used[j]:
+                                u = 0.0
+                                if op_mem[0] == j:
+                                    u += fa
+                                if op_mem[1] == j:
+                                    u += fw
+                                if op_mem[2] == j:
+                                    u += fmeta
+                                if op_mem[3] == j:
+                                    u += fo
+                                if not u <= usable[j]:
+                                    fits = False
+                        cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue, epilogue,
+                                               fold)
                     dram = a + w + meta + psum_rd + out_wr
                     vol = tm * tn * tk
                     i = (im * tiles_n.shape[0] + jn) * tiles_k.shape[0] + ik
@@ -268,21 +366,26 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
 
 
 def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, double_buffered: bool, bw: float,
-           prologue: float, epilogue: float, fold: float):
+           prologue: float, epilogue: float, fold: float, size=None, streamed=None):
     """The best mapping of ``p`` over the grid ``tiles[m] x tiles[n] x tiles[k]`` and every order in
     :data:`ORDERS`: the fewest pipeline cycles among the mappings that fit, then the fewest DRAM
     bytes, the fewest compute cycles, the largest tile (when nothing fits: the smallest tile).
     ``compute``/``port``: array and busiest-port cycles per tile of the streamed dimension;
     ``op_mem``: the memory index holding activation, weight, metadata, output; ``used``/``usable``
-    per memory. Returns ``(Mapping, cycles, (a, w, meta, out_wr, psum_rd), index of the stream tile)``."""
+    per memory, ``size``/``streamed`` its whole bytes and whether it is ``double_buffered: streamed``
+    (default: none is). Returns ``(Mapping, cycles, (a, w, meta, out_wr, psum_rd), index of the stream
+    tile)``."""
     tm_, tn_, tk_ = tiles["m"], tiles["n"], tiles["k"]
     stream = DIMS.index(p.stream)
+    if streamed is None:
+        size, streamed = np.asarray(usable, dtype=np.float64), np.zeros(len(usable), dtype=np.bool_)
     o, im, jn, ik, ok, cyc, traffic = _search(
         tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), _RELOAD, p.m, p.n, p.k, p.a_cut_free, float(p.a_pass_bytes),
         float(p.a_halo_bytes), float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(p.meta_bytes),
         float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes),
         float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable, bool(double_buffered), float(bw),
-        float(prologue), float(epilogue), float(fold))
+        float(prologue), float(epilogue), float(fold), np.asarray(size, dtype=np.float64),
+        np.asarray(streamed, dtype=np.bool_), p.groups)
     tm, tn, tk = int(tm_[im]), int(tn_[jn]), int(tk_[ik])
     mapping = Mapping(order=ORDERS[o], tile_m=tm, tile_n=tn, tile_k=tk, count_m=-(-max(1, p.m) // tm),
                       count_n=-(-max(1, p.n) // tn), count_k=-(-max(1, p.k) // tk), groups=p.groups, fits=bool(ok))

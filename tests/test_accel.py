@@ -68,6 +68,29 @@ def test_memory_errors():
     del doc["compute"]["rows"]
     with pytest.raises(AccelConfigError, match="compute.rows: required key is missing"):
         accel.build(doc)
+    for bad in ("stream", 1, "yes"):
+        doc = base_doc()
+        doc["memories"][2]["double_buffered"] = bad
+        with pytest.raises(AccelConfigError, match=r"memories\[2\].double_buffered: expected true, false or "
+                                                   r"streamed, got " + repr(bad)):
+            accel.build(doc)
+
+
+def test_double_buffered_streamed():
+    doc = base_doc()
+    doc["memories"][0]["double_buffered"] = "Streamed"
+    doc["memories"][1]["double_buffered"] = False
+    a = accel.build(doc)
+    assert [(m.double_buffered, m.streamed) for m in a.memories] == [(True, True), (False, False), (True, False)]
+    # the examples a user runs: vegeta-flex's 1 MiB as one streamed pool, and its three buffers streamed
+    from pathlib import Path
+    root = Path(__file__).parent.parent / "examples" / "accel"
+    pool = accel.load_yaml(root / "vegeta-flex-pool-streamed.yaml")
+    assert [(m.size_bytes, m.streamed) for m in pool.memories] == [(1 << 20, True)]
+    assert pool.compute == accel.load("vegeta-flex").compute
+    three = accel.load_yaml(root / "vegeta-flex-streamed.yaml")
+    assert [m.size_bytes for m in three.memories] == [m.size_bytes for m in accel.load("vegeta-flex").memories]
+    assert all(m.streamed for m in three.memories)
 
 
 def test_fpga_budget_refuses_designs_that_do_not_fit():

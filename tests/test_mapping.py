@@ -12,7 +12,9 @@ import accel
 from accel import Operand
 from simulator import plan_layer
 from simulator.dataflow import DATAFLOWS
-from simulator.mapping import MapProblem, pipeline_cycles, search, tile_candidates
+from simulator import engine
+from simulator.mapping import (ORDERS, MapProblem, _stationary, _streamed_fit, dram_traffic, footprints,
+                               pipeline_cycles, search, tile_candidates)
 from workloads import NM, Layer, LayerKind, Unstructured, WeightLayout
 
 from . import naive
@@ -202,7 +204,9 @@ def _check_properties(shape, d):
 
 def _no_worse(base, grown, what):
     assert grown.cycles <= base.cycles, what
-    if grown.compute_cycles >= base.compute_cycles and grown.sram_port_cycles >= base.sram_port_cycles:
+    # (streamed memories: or for fewer bytes of resident-tile reloads exposed to the array)
+    if (grown.compute_cycles >= base.compute_cycles and grown.sram_port_cycles >= base.sram_port_cycles
+            and grown.extra.get("reload_bytes", 0.0) >= base.extra.get("reload_bytes", 0.0)):
         assert grown.dram_bytes <= base.dram_bytes * (1 + 1e-9), what
     else:
         TRADES.append((base.dram_bytes, grown.dram_bytes))
@@ -215,6 +219,69 @@ TRADES: list = []
 @given(layers, designs)
 def test_memory_model_properties(shape, d):
     _check_properties(shape, d)
+
+
+def _check_streamed(shape, d):
+    """``double_buffered: streamed`` on every memory: bounded by compulsory bytes and the array; never
+    slower than the same memories single buffered (false), never slower nor more DRAM bytes than
+    halves (true: the same trade relaxation as growing a buffer), and monotone in buffers and bandwidth."""
+    layer, _ = _masked(shape)
+    halves = plan_layer(layer, _make(d))
+    assume(halves.mapping.fits)
+    plan = plan_layer(layer, _make(d, double="streamed"))
+    assert plan.mapping.fits                       # it holds whatever halves hold
+    assert plan.dram_bytes >= plan.compulsory_bytes * (1 - 1e-9)
+    assert plan.cycles >= plan.compute_cycles
+    assert plan.cycles <= plan_layer(layer, _make(d, double=False)).cycles
+    _no_worse(halves, plan, "streamed vs halves")
+    for i in range(3):
+        sizes = tuple(s * 4 if j == i else s for j, s in enumerate(d["sizes"]))
+        _no_worse(plan, plan_layer(layer, _make(d, double="streamed", sizes=sizes)), f"streamed, memory {i} grown")
+    _no_worse(plan, plan_layer(layer, _make(d, double="streamed", bw=d["bw"] * 4)), "streamed, bandwidth grown")
+
+
+@settings(max_examples=200, **PROPERTY_SETTINGS)
+@given(layers, designs)
+def test_streamed_buffering_properties(shape, d):
+    _check_streamed(shape, d)
+
+
+@pytest.mark.slow
+@settings(max_examples=800, **PROPERTY_SETTINGS)
+@given(layers, designs)
+def test_streamed_buffering_properties_many(shape, d):
+    _check_streamed(shape, d)
+
+
+def test_streamed_pool_holds_the_stationary_tile_once():
+    """A 1024 x 768 x 768 GEMM in a 1 MiB pool: halves re-read the weights 4 times (256 token rows
+    held); streamed holds 512 rows once and streams 32-column weight tiles twice, so it can read the
+    weights twice, at the price of one exposed reload of the 512 x 768 activation tile."""
+    def pool(db):
+        return accel.build({
+            "name": "pool", "compute": {"rows": 32, "cols": 32, "dataflow": "ws", "clock_hz": 1e9,
+                                        "activation_bits": 16, "weight_bits": 16, "accumulator_bits": 32},
+            "memories": [{"name": "pool", "size_bytes": 1 << 20, "read_bw_bytes_per_cycle": 640,
+                          "holds": ["activation", "weight", "output"], "double_buffered": db}],
+            "dram": {"bandwidth_bytes_per_s": 16e9}})
+    layer = Layer(name="q", kind=LayerKind.LINEAR, m=1024, n=768, k=768)
+    acc = pool("streamed")
+    dmap = DATAFLOWS[acc.compute.dataflow]
+    cands, ncols, live_n = engine._candidates(layer, acc, dmap)[:3]
+    ls = engine._LayerSetup(layer, acc, dmap, ncols, live_n)
+    p = engine._map_problem(layer, dmap, cands[0], ls)
+    fp = footprints(p, 512, 32, 768, 1)
+    # A (index 0) is stationary: n is the innermost loop with more than one trip
+    assert _stationary(0, 2, 24, 1) == 0
+    fits, double, resident = _streamed_fit(0, 2, 24, 1, 1, *fp, ls.op_mem, ls.used, ls.usable, ls.size, ls.streamed)
+    assert fits and double and resident == 1       # 768 KiB + 2 x (48 + 64) KiB <= 1 MiB; not in halves
+    assert sum(fp) > (1 << 20) // 2
+    a, w, _, out_wr, _ = dram_traffic(p, "m>n>k", 2, 24, 1)
+    assert (a, w, out_wr) == (1024 * 768 * 2, 2 * 768 * 768 * 2, 1024 * 768 * 2)
+    # the engine: never slower than halves or no double buffering; halves move more bytes
+    plan, halves, single = plan_layer(layer, acc), plan_layer(layer, pool(True)), plan_layer(layer, pool(False))
+    assert plan.cycles <= min(halves.cycles, single.cycles)
+    assert plan.dram_bytes <= halves.dram_bytes
 
 
 @pytest.mark.slow
@@ -234,13 +301,24 @@ def test_pipeline_double_buffering_exact_cases():
     assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, False) == 1150.0
     # the SRAM ports overlap the compute: the longer of the two counts
     assert pipeline_cycles(100.0, 400.0, 10.0, 10.0, 4, True, 1.0, 1.0, 10.0) == 402.0
+    # streamed: the resident tile's reloads on the array's side, never beyond single buffering
+    assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, True, 5.0, 7.0, 10.0, reload=30.0) == 1042.0
+    assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, True, 5.0, 7.0, 10.0, reload=500.0) == 1150.0
+    assert pipeline_cycles(10.0, 0.0, 100.0, 50.0, 8, True, 5.0, 7.0, 10.0, reload=30.0) == 160.0
+
+
+def test_stationary_operand_of_every_order():
+    for o, order in enumerate(ORDERS):
+        for counts in itertools.product((1, 2), repeat=3):
+            want = naive.stationary(order, *counts)
+            assert _stationary(o, *counts) == (-1 if want is None else want), (order, counts)
 
 
 # ------------------------------------------------------------------ the compiled search vs plain Python
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 300), st.integers(1, 90), st.integers(1, 200), st.sampled_from(["m", "n", "k"]),
-       st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3))
-def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_mem):
+       st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3), st.booleans())
+def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_mem, with_streamed):
     rng = np.random.default_rng(seed)
     dims = [d for d in "mnk" if d != stream]
     p = MapProblem(m=m, n=n, k=k, groups=int(rng.integers(1, 4)), stream=stream, row_dim=dims[0], col_dim=dims[1],
@@ -263,6 +341,8 @@ def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_me
     bw = float(rng.choice([0.5, 4.0, 64.0]))
     args = (op_mem, used, usable, double, bw, float(rng.integers(0, 50)), float(rng.integers(0, 50)),
             float(rng.integers(0, 500)))
+    if with_streamed:   # double_buffered: streamed memories (whole bytes twice the usable half)
+        args += (usable * 2, rng.integers(0, 2, n_mem).astype(bool))
     mapping, cyc, traffic, j = search(p, tiles, compute, port, *args)
     ok, r_cyc, _, order, pick = naive.mapper_search(p, tiles, compute, port, *args)
     idx = pick[0]
