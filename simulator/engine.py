@@ -483,8 +483,9 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
         executed = m_rows * int((cand.kprime * ncols).sum())
         double, extra = ls.double, {"n": cand.n, "m": cand.m}
         if ls.streamed.any():
-            double, reload = _streamed_buffers(mapping, o, (a, w, meta, out_wr), ls, p)
-            extra["reload_cycles"], extra["reload_bytes"] = reload, reload * ls.bw
+            double, reload, resident = _streamed_buffers(mapping, o, (a, w, meta, out_wr), ls, p)
+            # the resident tiles' exposed reloads, for the event engine and the tests
+            extra.update(reload_cycles=reload, reload_bytes=reload * ls.bw, reload_operand=resident)
         return LayerPlan(
             name=layer.name, mode=cand.label, mapping=mapping, folds=int(folds_j), compute_cycles=compute_cycles,
             dram_read_bytes={Operand.ACTIVATION: a, Operand.WEIGHT: w, Operand.METADATA: meta, Operand.OUTPUT: psum_rd},
@@ -496,10 +497,11 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     return cycles, dram, make
 
 
-def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p: MapProblem) -> tuple[bool, float]:
+def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p: MapProblem):
     """For a design with ``double_buffered: streamed`` memories, how the chosen mapping uses them
     (the mapper's own rule, :func:`simulator.mapping._streamed_fit`): whether the layer runs double
-    buffered, and the array cycles the resident tiles' reloads take (0 when none is held once)."""
+    buffered, the array cycles the resident tiles' reloads take (0 when none is held once), and the
+    resident operand (an :class:`accel.Operand`, or None)."""
     mp = mapping
     fp = _footprints(mp.tile_m, mp.tile_n, mp.tile_k, mp.count_k, float(p.a_tile_factor), float(p.w_tile_factor),
                      float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
@@ -507,7 +509,10 @@ def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p:
                                         ls.used, ls.usable, ls.size, ls.streamed)
     double = bool(double and ls.double)
     reload = float(_reload_cycles(resident, mp.groups, mp.count_m, mp.count_n, mp.count_k, *traffic, ls.bw))
-    return double, (reload if double else 0.0)
+    if not double or reload <= 0.0:
+        return double, 0.0, None
+    return double, reload, next(op for bit, op in ((1, Operand.ACTIVATION), (8, Operand.OUTPUT),
+                                                     (2, Operand.WEIGHT), (4, Operand.METADATA)) if resident & bit)
 
 
 def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) -> LayerPlan:
