@@ -85,7 +85,10 @@ class LayerPlan:
     compute, traffic and SRAM port time evenly over them (``step_*``) and runs them through
     :func:`simulator.mapping.pipeline_cycles` to get ``cycles``. An event engine takes the same
     per-step quantities (DMA loads per operand, compute, write-back) and schedules them on its own
-    resources. Totals are per layer; bytes are bytes, cycles are array clock cycles.
+    resources. Totals are per layer; bytes are bytes, cycles are array clock cycles. On a design
+    with ``double_buffered: streamed`` memories, ``double_buffered`` says whether this layer runs
+    double buffered and ``extra`` holds ``reload_cycles`` / ``reload_bytes`` (the resident tiles'
+    exposed reloads, :mod:`simulator.mapping`) and ``reload_operand`` (an ``Operand`` or None).
     """
 
     name: str

@@ -44,6 +44,17 @@ port's time for the array's accesses, when longer: the array reads the buffers w
 So double buffering is never slower than single buffering, a single-fold DRAM-bound layer costs
 ``L + W + min(C, L + W)``, not twice its DRAM time, and the time never rises when a buffer or the
 bandwidth grows (a bigger buffer only adds mappings; every term falls with the bandwidth).
+
+``double_buffered: streamed`` (a memory's third setting): the mapping's stationary tile (the operand
+its innermost loop with more than one trip does not index: A for ``n``, W and metadata for ``m``, the
+output tile for ``k``; every tile when one group's loops all run once) is held once and the other
+tiles twice, within the whole memory. The resident tile is then single buffered: the array waits
+for each reload, all but the first of its ``R`` distinct tiles (``R`` = groups x the tile counts of
+its dimensions; for the output tile the wait is the write-back that frees it), ``s`` one tile's DRAM
+time: ``min(max(p + C + e + (R - 1) s, L + W + min(f, L + W)), L + C + W)``. Per mapping and memory
+the first that fits of: halves (as ``true``, nothing exposed), this split, the whole memory once (as
+``false``: the layer runs single buffered). So a streamed memory is never slower than ``true`` or
+``false`` with the same size, and every guarantee above holds for it (``tests/test_mapping.py``).
 """
 from __future__ import annotations
 
