@@ -527,9 +527,37 @@ def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) 
     the dataflow; plans are kept per process under that key (:data:`_PLANS`), so repeated layers
     (a ResNet's identical blocks) and repeated designs cost one mapping search."""
     dmap = dmap or DATAFLOWS[acc.compute.dataflow]
+    best = _shared_plan(layer, acc, dmap, _design_key(acc, dmap))
+    # a copy under this layer's name (callers may keep or change what a plan holds)
+    return replace(best, name=layer.name, dram_read_bytes=dict(best.dram_read_bytes),
+                   sram_read_bytes=dict(best.sram_read_bytes), sram_write_bytes=dict(best.sram_write_bytes),
+                   extra=dict(best.extra))
+
+
+def _design_key(acc: Accelerator, dmap: DataflowMap):
+    """What a plan depends on of the design (see :func:`plan_layer`), hashed once per workload."""
+    return _Hashed((acc.compute, acc.memories, acc.dram_bytes_per_cycle, dmap))
+
+
+class _Hashed:
+    """A key whose hash is computed once (equal when the wrapped keys are equal)."""
+
+    __slots__ = ("key", "hash")
+
+    def __init__(self, key):
+        self.key, self.hash = key, hash(key)
+
+    def __hash__(self):
+        return self.hash
+
+    def __eq__(self, other):
+        return isinstance(other, _Hashed) and self.hash == other.hash and self.key == other.key
+
+
+def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> LayerPlan:
+    """The plan of ``layer`` as kept in :data:`_PLANS` (shared: callers must not change it)."""
     cands, ncols, live_n, nnz, stats = _candidates(layer, acc, dmap)
-    key = (acc.compute, acc.memories, acc.dram_bytes_per_cycle, dmap, int(layer.m), int(layer.n), int(layer.k),
-           int(layer.groups), layer.phase, layer.conv, stats)
+    key = (design, int(layer.m), int(layer.n), int(layer.k), int(layer.groups), layer.phase, layer.conv, stats)
     best = _PLANS.get(key)
     if best is None:
         ls = _LayerSetup(layer, acc, dmap, ncols, live_n)
@@ -543,10 +571,7 @@ def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) 
                 chosen = ((cycles, dram), cand.n, make)
         best = chosen[2]()
         _PLANS.put(key, best)
-    # a copy under this layer's name (callers may keep or change what a plan holds)
-    return replace(best, name=layer.name, dram_read_bytes=dict(best.dram_read_bytes),
-                   sram_read_bytes=dict(best.sram_read_bytes), sram_write_bytes=dict(best.sram_write_bytes),
-                   extra=dict(best.extra))
+    return best
 
 
 class _Lru:
@@ -697,4 +722,6 @@ def _fast_rows(workload: Workload, accelerator: Accelerator) -> list[dict]:
         raise SimulationError(f"accelerator '{accelerator.name}': cores: {len(accelerator.cores.cores)} cores "
                               f"share DRAM; only engine='event' simulates several cores")
     dmap = DATAFLOWS[accelerator.compute.dataflow]
-    return [simulate_layer(layer, accelerator, dmap) for layer in workload.layers]
+    design = _design_key(accelerator, dmap)
+    # the shared plans, read and not kept: no copies
+    return [_row(_shared_plan(layer, accelerator, dmap, design), layer, accelerator) for layer in workload.layers]

@@ -297,81 +297,97 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
             prologue, epilogue, fold, size, streamed, groups):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
-    and the chosen mapping's :func:`dram_traffic`)."""
+    and the chosen mapping's :func:`dram_traffic`). One pass over the tile grid: whether a tile fits
+    does not depend on the order (but with a ``streamed`` memory), the traffic and the time do; each
+    order keeps its own best."""
     n_mem = usable.shape[0]
     any_streamed = False
     for j in range(n_mem):
         if used[j] and streamed[j]:
             any_streamed = True
-    b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
-    b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
-    for o in range(3):
-        # fitting: fewest (cycles, DRAM bytes, compute cycles), then the largest tile;
-        # none fits: the smallest tile, then fewest (cycles, DRAM bytes). Ties: the first in grid order.
-        f_i, f_cyc, f_dram, f_comp, f_vol, f_tr = -1, 0.0, 0.0, 0.0, 0, (0.0, 0.0, 0.0, 0.0, 0.0)
-        x_i, x_cyc, x_dram, x_vol, x_tr = -1, 0.0, 0.0, 0, (0.0, 0.0, 0.0, 0.0, 0.0)
-        for im in range(tiles_m.shape[0]):
-            tm = tiles_m[im]
-            cm = -(-max(1, m) // tm)
-            for jn in range(tiles_n.shape[0]):
-                tn = tiles_n[jn]
-                cn = -(-max(1, n) // tn)
-                for ik in range(tiles_k.shape[0]):
-                    tk = tiles_k[ik]
-                    ck = -(-max(1, k) // tk)
-                    s = im if stream == 0 else (jn if stream == 1 else ik)
-                    comp = compute_s[s]
+    n_tm, n_tn, n_tk = tiles_m.shape[0], tiles_n.shape[0], tiles_k.shape[0]
+    # per order: fitting: fewest (cycles, DRAM bytes, compute cycles), then the largest tile;
+    # none fits: the smallest tile, then fewest (cycles, DRAM bytes). Ties: the first in grid order.
+    f_i = np.full(3, -1, dtype=np.int64)
+    f_cyc = np.zeros(3)
+    f_dram = np.zeros(3)
+    f_comp = np.zeros(3)
+    f_vol = np.zeros(3, dtype=np.int64)
+    f_tr = np.zeros((3, 5))
+    x_i = np.full(3, -1, dtype=np.int64)
+    x_cyc = np.zeros(3)
+    x_dram = np.zeros(3)
+    x_vol = np.zeros(3, dtype=np.int64)
+    x_tr = np.zeros((3, 5))
+    for im in range(n_tm):
+        tm = tiles_m[im]
+        cm = -(-max(1, m) // tm)
+        for jn in range(n_tn):
+            tn = tiles_n[jn]
+            cn = -(-max(1, n) // tn)
+            for ik in range(n_tk):
+                tk = tiles_k[ik]
+                ck = -(-max(1, k) // tk)
+                s = im if stream == 0 else (jn if stream == 1 else ik)
+                comp = compute_s[s]
+                fa, fw, fmeta, fo = _footprints(tm, tn, tk, ck, a_tile_factor, w_tile_factor, meta_tile_factor,
+                                                acc_bytes, psum_on_chip)
+                fits = True
+                for j in range(n_mem):      # per memory, the tiles it holds (in operand order)
+                    if used[j]:
+                        u = 0.0
+                        if op_mem[0] == j:
+                            u += fa
+                        if op_mem[1] == j:
+                            u += fw
+                        if op_mem[2] == j:
+                            u += fmeta
+                        if op_mem[3] == j:
+                            u += fo
+                        if not u <= usable[j]:
+                            fits = False
+                vol = tm * tn * tk
+                i = (im * n_tn + jn) * n_tk + ik
+                dbl, resident = True, 0
+                for o in range(3):
+                    if any_streamed:   # a streamed memory holds the order's stationary tile once
+                        fits, dbl, resident = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used,
+                                                            usable, size, streamed)
+                    if not fits and f_i[o] >= 0:
+                        continue
                     tr = _traffic(reload, o, cm, cn, ck, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes,
                                   w_bytes, meta_bytes, o_final_bytes, psum_bytes)
                     a, w, meta, out_wr, psum_rd = tr
-                    fa, fw, fmeta, fo = _footprints(tm, tn, tk, ck, a_tile_factor, w_tile_factor, meta_tile_factor,
-                                                    acc_bytes, psum_on_chip)
                     load = (a + w + meta + psum_rd) / bw
                     write = out_wr / bw
-                    if any_streamed:
-                        fits, dbl, resident = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used,
-                                                            usable, size, streamed)
-                        if dbl and double_buffered:
-                            cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
-                                                   _reload_cycles(resident, groups, cm, cn, ck, a, w, meta, out_wr,
-                                                                  bw))
-                        else:
-                            cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue, fold)
+                    if not any_streamed:
+                        cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue, epilogue, fold)
+                    elif dbl and double_buffered:
+                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
+                                               _reload_cycles(resident, groups, cm, cn, ck, a, w, meta, out_wr, bw))
                     else:
-                        fits = True
-                        for j in range(n_mem):      # per memory, the tiles it holds (in operand order)
-                            if used[j]:
-                                u = 0.0
-                                if op_mem[0] == j:
-                                    u += fa
-                                if op_mem[1] == j:
-                                    u += fw
-                                if op_mem[2] == j:
-                                    u += fmeta
-                                if op_mem[3] == j:
-                                    u += fo
-                                if not u <= usable[j]:
-                                    fits = False
-                        cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue, epilogue,
-                                               fold)
+                        cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue, fold)
                     dram = a + w + meta + psum_rd + out_wr
-                    vol = tm * tn * tk
-                    i = (im * tiles_n.shape[0] + jn) * tiles_k.shape[0] + ik
                     if fits:
-                        if f_i < 0 or cyc < f_cyc or (cyc == f_cyc and (dram < f_dram or (dram == f_dram and (
-                                comp < f_comp or (comp == f_comp and vol > f_vol))))):
-                            f_i, f_cyc, f_dram, f_comp, f_vol, f_tr = i, cyc, dram, comp, vol, tr
-                    elif f_i < 0:
-                        if x_i < 0 or vol < x_vol or (vol == x_vol and (cyc < x_cyc or (cyc == x_cyc
-                                                                                       and dram < x_dram))):
-                            x_i, x_cyc, x_dram, x_vol, x_tr = i, cyc, dram, vol, tr
-        if f_i >= 0:
-            i, ok, cyc, dram, tr = f_i, True, f_cyc, f_dram, f_tr
+                        if f_i[o] < 0 or cyc < f_cyc[o] or (cyc == f_cyc[o] and (dram < f_dram[o] or (
+                                dram == f_dram[o] and (comp < f_comp[o] or (comp == f_comp[o] and vol > f_vol[o]))))):
+                            f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
+                            f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
+                    elif x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (cyc < x_cyc[o] or (
+                            cyc == x_cyc[o] and dram < x_dram[o]))):
+                        x_i[o], x_cyc[o], x_dram[o], x_vol[o] = i, cyc, dram, vol
+                        x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
+    b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
+    b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
+    for o in range(3):
+        if f_i[o] >= 0:
+            i, ok, cyc, dram = f_i[o], True, f_cyc[o], f_dram[o]
+            tr = (f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4])
         else:
-            i, ok, cyc, dram, tr = x_i, False, x_cyc, x_dram, x_tr
+            i, ok, cyc, dram = x_i[o], False, x_cyc[o], x_dram[o]
+            tr = (x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4])
         if b_o < 0 or (ok and not b_ok) or (ok == b_ok and (cyc < b_cyc or (cyc == b_cyc and dram < b_dram))):
-            nk = tiles_k.shape[0]
-            b_o, b_im, b_in, b_ik = o, i // (tiles_n.shape[0] * nk), (i // nk) % tiles_n.shape[0], i % nk
+            b_o, b_im, b_in, b_ik = o, i // (n_tn * n_tk), (i // n_tk) % n_tn, i % n_tk
             b_ok, b_cyc, b_dram, b_tr = ok, cyc, dram, tr
     return b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_tr
 

@@ -21,6 +21,7 @@ after overrides, the workload's identity, the pattern and sparsim's version.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -39,7 +40,9 @@ STANDARD_AXES = {"models": "model", "accelerators": "accelerator", "sparsity": "
 TRAINING_MODES = ("bdwp", "forward-only-sparse", "dense")
 
 
+@functools.lru_cache(maxsize=1)
 def sparsim_version() -> str:
+    """The installed sparsim's version (read once: every point's configuration names it)."""
     from importlib import metadata
     try:
         return metadata.version("sparsim")

@@ -26,13 +26,26 @@ POINT_COLUMNS = ["key", "axes", "config", "status", "error"] + TOTALS + DESIGN +
 FINISHED = ("ok", "infeasible")
 
 
+_LAYER_COLUMNS: list[str] = []
+
+
 def _layer_columns() -> list[str]:
     from simulator.columns import COLUMNS   # not simulator.engine: that imports Numba
+    _LAYER_COLUMNS[:] = COLUMNS
     return list(COLUMNS)
 
 
+#: types sqlite3 binds as they are (a float NaN is stored as NULL, as _py makes it)
+_PLAIN = frozenset({int, float, str, type(None)})
+
+
 def _py(v):
-    """A value sqlite3 can bind (NumPy scalars to Python ones)."""
+    """A value sqlite3 can bind (NumPy scalars to Python ones; NaN as NULL)."""
+    t = type(v)
+    if t is int or t is str or v is None:
+        return v
+    if t is float:
+        return None if v != v else v
     if hasattr(v, "item"):
         v = v.item()
     if isinstance(v, float) and math.isnan(v):
@@ -102,8 +115,10 @@ class Store:
         row["axes"] = json.dumps(point.axes_dict())
         row["config"] = json.dumps(point.config(), sort_keys=True)
         values = [_py(row.get(c)) for c in POINT_COLUMNS]
-        lcols = _layer_columns()
-        layer_rows = [[point.key, i] + [_py(lr.get(c)) for c in lcols] for i, lr in enumerate(result["layers"])]
+        lcols = _LAYER_COLUMNS or _layer_columns()
+        layer_rows = [[point.key, i, *map(lr.get, lcols)] for i, lr in enumerate(result["layers"])]
+        if not all(_PLAIN.issuperset(map(type, row)) for row in layer_rows):
+            layer_rows = [row[:2] + [_py(v) for v in row[2:]] for row in layer_rows]
         with self.db:   # commits, or rolls back on an exception
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("DELETE FROM layers WHERE point_key = ?", (point.key,))
