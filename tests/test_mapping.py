@@ -204,9 +204,11 @@ def _check_properties(shape, d):
 
 def _no_worse(base, grown, what):
     assert grown.cycles <= base.cycles, what
-    # (streamed memories: or for fewer bytes of resident-tile reloads exposed to the array)
+    # (streamed memories: or for fewer bytes of resident-tile reloads exposed to the array, or for
+    # overlap: a layer run single buffered in the whole memory, double buffered in the grown design)
     if (grown.compute_cycles >= base.compute_cycles and grown.sram_port_cycles >= base.sram_port_cycles
-            and grown.extra.get("reload_bytes", 0.0) >= base.extra.get("reload_bytes", 0.0)):
+            and grown.extra.get("reload_bytes", 0.0) >= base.extra.get("reload_bytes", 0.0)
+            and not (grown.double_buffered and not base.double_buffered)):
         assert grown.dram_bytes <= base.dram_bytes * (1 + 1e-9), what
     else:
         TRADES.append((base.dram_bytes, grown.dram_bytes))
