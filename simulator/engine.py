@@ -219,13 +219,15 @@ def _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, prelo
     """Over the (group, block)s of a mode and for each stream tile size: the array folds, the sum of
     their cycles, and the stream chunks of the longest block; with the folds before chunking and the
     longest stream. Dimensions are 0 (m), 1 (n), 2 (k); a block's m is ``m_rows``, its k
-    ``kprime``, its n ``ncols``; a block with no live column or reduction has no folds."""
+    ``kprime``, its n ``ncols``; a block with no live column or reduction has no folds. Blocks in a
+    row that stream equally long share one pass over the tile sizes (integer sums: exact)."""
     nt = tiles.shape[0]
     folds = np.zeros(nt, dtype=np.int64)
     fold_sum = np.zeros(nt, dtype=np.int64)
     chunks_max = np.ones(nt, dtype=np.int64)
     weight_folds = 0
     longest = 0
+    run_t, run_base = -1, 0     # the current run of blocks streaming run_t rows, and their base folds
     for gi in range(kprime.shape[0]):
         for bi in range(kprime.shape[1]):
             kp, nc = kprime[gi, bi], ncols[gi, bi]
@@ -235,33 +237,44 @@ def _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, prelo
             longest = max(longest, t)
             base = -(-d_rows // r) * -(-d_cols // c) if (nc > 0 and kp > 0) else 0
             weight_folds += base
-            for ti in range(nt):
-                ts = tiles[ti]
-                chunks = max(1, -(-t // ts))
-                chunks_max[ti] = max(chunks_max[ti], chunks)
-                t_last = t - (chunks - 1) * ts
-                per = ((chunks - 1) * fold_time(preload_rows, r, c, ts) + fold_time(preload_rows, r, c, t_last)
-                       + chunks * overhead)
-                folds[ti] += base * chunks
-                fold_sum[ti] += base * per
+            if t == run_t:
+                run_base += base
+                continue
+            if run_t >= 0:
+                _fold_run(run_t, run_base, tiles, r, c, preload_rows, overhead, folds, fold_sum, chunks_max)
+            run_t, run_base = t, base
+    if run_t >= 0:
+        _fold_run(run_t, run_base, tiles, r, c, preload_rows, overhead, folds, fold_sum, chunks_max)
     return folds, fold_sum, chunks_max, weight_folds, longest
 
 
 @jit
-def _rtl_compute(weight_folds, stream, tile, r, c, load_per_row, stream_per_row, fill_extra):
-    """:func:`simulator.mapping.rtl_cycles` rounded up to whole cycles (compiled, for :func:`_mode_cost`)."""
+def _fold_run(t, base, tiles, r, c, preload_rows, overhead, folds, fold_sum, chunks_max):
+    """Add ``base`` folds each streaming ``t`` rows, cut into chunks of every tile size."""
+    for ti in range(tiles.shape[0]):
+        ts = tiles[ti]
+        chunks = max(1, -(-t // ts))
+        chunks_max[ti] = max(chunks_max[ti], chunks)
+        t_last = t - (chunks - 1) * ts
+        per = ((chunks - 1) * fold_time(preload_rows, r, c, ts) + fold_time(preload_rows, r, c, t_last)
+               + chunks * overhead)
+        folds[ti] += base * chunks
+        fold_sum[ti] += base * per
+
+
+@jit
+def _rtl_compute(weight_folds, stream, tile, r, c, load_per_row, stream_per_row, fill_extra, values, counts):
+    """:func:`simulator.mapping.rtl_cycles` rounded up to whole cycles (compiled, for :func:`_mode_cost`;
+    ``values``/``counts``: scratch arrays of two)."""
     if weight_folds == 0:
         return 0.0
     chunks = -(-stream // tile)
     last = stream - (chunks - 1) * tile
-    if chunks > 1:
-        values = np.array([float(tile), float(last)])
-        counts = np.array([chunks - 1, 1], dtype=np.int64)
-    else:
-        values = np.array([float(last)])
-        counts = np.array([1], dtype=np.int64)
-    return np.ceil(_double_buffered_runs(values, counts, weight_folds, float(r), float(c), load_per_row,
-                                         stream_per_row, fill_extra) - 1e-9)
+    values[0], values[1] = float(tile), float(last)
+    counts[0], counts[1] = chunks - 1, 1
+    first = 0 if chunks > 1 else 1
+    return np.ceil(_double_buffered_runs(values[first:], counts[first:], weight_folds, float(r), float(c),
+                                         load_per_row, stream_per_row, fill_extra) - 1e-9)
 
 
 @jit
@@ -285,10 +298,12 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                                                                  r, c, preload_rows, overhead, tiles)
     nt = tiles.shape[0]
     compute = np.empty(nt, dtype=np.float64)
+    values, counts = np.empty(2, dtype=np.float64), np.empty(2, dtype=np.int64)
     for i in range(nt):
         if rtl:
             # WS: every block streams the same m rows, so the fold sequence is one chunk pattern repeated
-            compute[i] = _rtl_compute(weight_folds, longest, tiles[i], r, c, load_per_row, stream_per_row, fill_extra)
+            compute[i] = _rtl_compute(weight_folds, longest, tiles[i], r, c, load_per_row, stream_per_row, fill_extra,
+                                      values, counts)
         else:
             compute[i] = float(fold_sum[i] - 1) + latency if fold_sum[i] > 0 else 0.0
     # the array's buffer reads per stream tile: A per fold of n (IS: per chunk of n), W and its

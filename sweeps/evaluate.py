@@ -2,8 +2,9 @@
 
 A worker keeps what points share: each model traced once, each (model, sparsity, training) masked
 once (on a local pool, once for all workers: :mod:`sweeps.prepared`), each accelerator document
-built once, and (in :mod:`simulator.maskcache`) each masked layer's statistics per array geometry. So a point costs what changes between points: the fold arithmetic
-of its design. Every failure is caught and returned as the point's ``error``; nothing is raised.
+built once, and (in :mod:`simulator.maskcache`) each masked layer's statistics per array geometry.
+So a point costs what changes between points: the fold arithmetic of its design. Every failure is
+caught and returned as the point's ``error``; nothing is raised.
 """
 from __future__ import annotations
 

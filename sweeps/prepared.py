@@ -28,8 +28,6 @@ import pickle
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 FORMAT = 1
 FOLDER = ".sparsim-cache"
 
@@ -42,6 +40,8 @@ def cache_folder(out) -> Path:
 @functools.lru_cache(maxsize=1)
 def _versions() -> dict:
     from importlib import metadata
+
+    import numpy as np
 
     import workloads
 
@@ -113,6 +113,7 @@ def _shared(folder: Path, name: str, make, pack, unpack):
     """The object stored under ``name`` in ``folder``, made by ``make()`` by the first process that
     needs it (the others wait for it and load it). A folder that cannot be written only costs the
     sharing: the object is made here."""
+    folder = Path(folder)
     path = folder / f"{name}.pkl"
     got = _read(path)
     if got is not None:
@@ -151,6 +152,7 @@ def masked(folder: Path, model: str, batch: int, seed: int, training, sparsity, 
 def _pack(wl):
     """``wl`` without weight values (a layer whose weight has no name keeps it: without a name it
     would no longer count as a weight layer), masks as bits."""
+    import numpy as np
     layers, masks = [], []
     for layer in wl.layers:
         keep = layer.weight if layer.weight_name is None else None
@@ -162,6 +164,7 @@ def _pack(wl):
 
 
 def _unpack(packed):
+    import numpy as np
     wl, masks = packed
     for layer, m in zip(wl.layers, masks):
         if m is not None:

@@ -373,6 +373,65 @@ def test_mask_cache_gives_the_numbers_of_a_cold_run():
         pd.testing.assert_frame_equal(got, simulate(wl, a).layers, check_exact=True)
 
 
+
+def test_prepared_workloads_on_disk_simulate_like_ones_made_in_memory(tmp_path):
+    """sweeps.prepared: each traced model and masked workload is made once into the cache folder
+    (weights dropped, masks packed); points simulated from it equal points made in memory, and a
+    process that finds the files prepared imports no torch."""
+    import pickle
+    from sweeps import evaluate as ev
+    spec = load_spec({"models": ["cnn_digits"], "accelerators": ["vegeta-flex", "sat-vcu1525"],
+                      "sparsity": ["unstructured:0.5", "2:4", {"conv*": "1:4"}], "training": [None, "bdwp"],
+                      "overrides": {"compute.dataflow": ["ws", "os"]}})
+    pts = list(spec.points)
+
+    def run(cache):
+        ev._MASKED.clear()
+        ev._TRACED.clear()
+        out = [ev.evaluate(p, cache) for p in pts]
+        for r in out:
+            r.pop("elapsed_s")
+        return out
+    in_memory = run(None)
+    assert {r["status"] for r in in_memory} == {"ok"}
+    assert run(tmp_path) == in_memory           # made here
+    assert run(tmp_path) == in_memory           # loaded
+    files = sorted(f.name.split("-")[0] for f in tmp_path.glob("*.pkl"))
+    assert files == ["masked"] * len({p.workload_key for p in pts}) + ["traced"]
+    (tmp_path / "pts.pkl").write_bytes(pickle.dumps(pts))
+    code = ("import pickle, sys; from sweeps.evaluate import evaluate; pts = pickle.load(open(sys.argv[1], 'rb')); "
+            "rs = [evaluate(p, sys.argv[2]) for p in pts]; print([r['status'] for r in rs].count('error'), "
+            "'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "pts.pkl"), str(tmp_path)], capture_output=True,
+                         text=True, env=ENV, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.split() == ["0", "False"], out.stdout + out.stderr
+
+
+def test_prepared_file_is_made_once_and_again_when_unreadable(tmp_path):
+    import numpy as np
+    from sweeps import prepared
+    from workloads import Layer, LayerKind, WeightLayout, Workload
+    rng = np.random.default_rng(0)
+    mask = rng.random((24, 4, 3, 3)) < 0.4        # 24 outputs in 2 groups, 4 inputs per group, 3x3
+    layer = Layer(name="c", kind=LayerKind.CONV2D, m=10, n=12, k=36, groups=2, weight_name="c.w",
+                  weight=rng.standard_normal(mask.shape).astype(np.float32), weight_layout=WeightLayout.CONV,
+                  mask=mask, pattern=None)
+    wl = Workload(name="w", layers=(layer,))
+    calls = []
+
+    def make():
+        calls.append(1)
+        return wl
+    got = [prepared.masked(tmp_path, "m", 1, 0, None, "mask", make) for _ in range(2)]
+    assert len(calls) == 1 and got[0] is wl
+    back = got[1].layers[0]
+    assert back.weight is None and back.weight_name == "c.w" and back.pattern_label == layer.pattern_label
+    assert back.mask.dtype == np.bool_ and np.array_equal(back.gemm_mask(), layer.gemm_mask())
+    (path,) = tmp_path.glob("masked-*.pkl")
+    path.write_bytes(b"not a pickle")
+    prepared.masked(tmp_path, "m", 1, 0, None, "mask", make)
+    assert len(calls) == 2
+
 def test_point_key_hashes_its_full_config():
     import hashlib
     from sweeps.spec import _canonical
