@@ -445,9 +445,12 @@ def _map_problem(layer: Layer, dmap: DataflowMap, cand: _Candidate, ls: _LayerSe
         psum_on_chip=(dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows)
 
 
-def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup):
+def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup, costs: dict):
     """``(cycles, DRAM bytes, make)`` of ``layer`` in mode ``cand`` with its best mapping, where
-    ``make()`` builds its :class:`LayerPlan` (only the chosen mode's is built)."""
+    ``make()`` builds its :class:`LayerPlan` (only the chosen mode's is built). ``costs``: the
+    layer's :func:`_mode_cost` results so far, by what they depend on of the mode (its compressed
+    reduction, stored slots and metadata bits): a 2:4 mask costs the same in 1:4 and 2:4 modes of
+    passes hardware, and is costed once."""
     comp = ls.comp
     m_rows, a_b, w_b, acc_b = ls.m_rows, ls.a_b, ls.w_b, ls.acc_b
     p = _map_problem(layer, dmap, cand, ls)
@@ -463,19 +466,22 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     prologue = min(comp.rows, ls.full[dmap.rows]) * min(comp.cols, ls.full[dmap.cols]) * stat_b / ls.bw
     timing = ls.timing
     row_dim, col_dim, stream_dim = ls.dims
-    (o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w,
-     psum_r) = _mode_cost(
-        np.ascontiguousarray(cand.kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), m_rows,
-        row_dim, col_dim, stream_dim, int(comp.rows), int(comp.cols), int(comp.rows) if dmap.preload else 0,
-        int(timing.fold_overhead_cycles), ls.rtl, float(timing.pipeline_latency_cycles),
-        float(timing.weight_load_cycles_per_row), float(timing.stream_cycles_per_row),
-        float(timing.fill_drain_extra_cycles), tm_, tn_, tk_, float(ls.a_total), ls.a_fold_bytes,
-        float(cand.stored_slots * w_b), float(meta_bytes), ls.w_fold_mult, float(ls.psum_stream_bytes), float(acc_b),
-        ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, bool(ls.double), float(ls.bw), float(prologue),
-        float(ls.epilogue), _RELOAD, ls.n_max, kp_max, p.a_cut_free, float(p.a_pass_bytes), float(p.a_halo_bytes),
-        float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
-        float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
-        ls.streamed, ls.g)
+    sig = (cand.kprime.dtype.str, cand.kprime.shape, cand.kprime.tobytes(), cand.stored_slots, meta_tile_factor)
+    got = costs.get(sig)
+    if got is None:
+        got = costs[sig] = _mode_cost(
+            np.ascontiguousarray(cand.kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), m_rows,
+            row_dim, col_dim, stream_dim, int(comp.rows), int(comp.cols), int(comp.rows) if dmap.preload else 0,
+            int(timing.fold_overhead_cycles), ls.rtl, float(timing.pipeline_latency_cycles),
+            float(timing.weight_load_cycles_per_row), float(timing.stream_cycles_per_row),
+            float(timing.fill_drain_extra_cycles), tm_, tn_, tk_, float(ls.a_total), ls.a_fold_bytes,
+            float(cand.stored_slots * w_b), float(meta_bytes), ls.w_fold_mult, float(ls.psum_stream_bytes), float(acc_b),
+            ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, bool(ls.double), float(ls.bw), float(prologue),
+            float(ls.epilogue), _RELOAD, ls.n_max, kp_max, p.a_cut_free, float(p.a_pass_bytes), float(p.a_halo_bytes),
+            float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
+            float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
+            ls.streamed, ls.g)
+    o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r = got
     a, w, meta, out_wr, psum_rd = traffic
     compute_cycles = int(compute_j)
     cycles = max(int(math.floor(cyc + 0.5)), compute_cycles)
@@ -576,9 +582,9 @@ def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> L
     best = _PLANS.get(key)
     if best is None:
         ls = _LayerSetup(layer, acc, dmap, ncols, live_n)
-        chosen = None
+        chosen, costs = None, {}
         for cand in cands:
-            cycles, dram, make = _mode_plan(layer, dmap, cand, ncols, nnz, ls)
+            cycles, dram, make = _mode_plan(layer, dmap, cand, ncols, nnz, ls, costs)
             # the fewest cycles, then DRAM bytes; ties: dense first (no metadata), then the mode
             # with fewer passes (larger N)
             if chosen is None or (cycles, dram) < chosen[0] or (
