@@ -91,6 +91,15 @@ class TimingModel(str, enum.Enum):
     RTL = "rtl"
 
 
+class MapperObjective(str, enum.Enum):
+    """What the fast engine's mapper (:mod:`simulator.mapping`) minimizes first, per layer: the
+    pipeline's ``cycles`` (then DRAM bytes), or the ``dram`` bytes (then cycles). Key
+    ``mapper.objective``."""
+
+    CYCLES = "cycles"
+    DRAM = "dram"
+
+
 @dataclass(frozen=True)
 class Timing:
     """Cycle parameters; the defaults reproduce SCALE-Sim, ``sparsim calibrate`` fits them to RTL."""
@@ -239,6 +248,7 @@ class Accelerator:
     description: str = ""
     source: str = ""
     cores: "MultiCore | None" = None   # several arrays sharing DRAM (accel.multicore); None: one core
+    mapper_objective: MapperObjective = MapperObjective.CYCLES   # mapper.objective
 
     def memory_for(self, operand: Operand) -> Memory:
         for mem in self.memories:
@@ -280,4 +290,5 @@ class Accelerator:
             "dram_bandwidth_bytes_per_s": self.dram.bandwidth_bytes_per_s,
             "node_nm": self.energy.node_nm, "data_type": c.data_type, "dram_technology": self.dram.technology,
             "energy_model": self.energy.model, "energy_source": self.energy.source,
+            "mapper_objective": self.mapper_objective.value,
         }

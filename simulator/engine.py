@@ -18,7 +18,8 @@ workload's cost is the sum of its layers' (the search relies on it). Per layer:
    WS and IS map k to rows, so K' sets the row folds; OS streams k, so K' shortens the stream.
 4. **Mode.** Every mode the hardware has (dense, and each usable N:M mode when zeros are skipped)
    is costed, memory included; the fewest cycles win, then the fewest DRAM bytes (on ties dense,
-   then the larger N). ``zero_handling: gate`` keeps dense timing and saves MAC energy.
+   then the larger N; ``mapper.objective: dram`` ranks DRAM bytes first, here and in the mapper).
+   ``zero_handling: gate`` keeps dense timing and saves MAC energy.
 5. **Folds and mapping** (:mod:`simulator.mapping`). The mapper tiles the layer into the buffers
    and picks the loop order; a tile of the streamed dimension cuts the stream into chunks, each a
    fold. Folds follow the accelerator's fold rule: ``scalesim`` (each ``2R + C + T - 2`` cycles
@@ -50,7 +51,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from accel import Accelerator, Dataflow, NmOverflow, Operand, TimingModel, ZeroHandling
+from accel import Accelerator, Dataflow, MapperObjective, NmOverflow, Operand, TimingModel, ZeroHandling
 from workloads import Layer, Phase, Workload
 
 from .columns import COLUMNS, column_values
@@ -283,7 +284,7 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw,
                double_buffered, bw, prologue, epilogue, reload, n, k, a_cut_free, a_pass_bytes, a_halo_bytes,
                a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
-               psum_bytes, psum_on_chip, size, streamed, groups):
+               psum_bytes, psum_on_chip, size, streamed, groups, dram_first):
     """One mode of one layer, everything that varies with the stream tile size in one compiled call:
     per stream tile candidate the folds and compute cycles (:func:`_fold_tiles`; the ``rtl`` rule,
     or the fold sum minus one plus ``latency``), the array's buffer reads (activation, weight,
@@ -353,7 +354,7 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                                          a_cut_free, a_pass_bytes, a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes,
                                          meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes, psum_bytes,
                                          acc_b, psum_on_chip, op_mem, used, usable, double_buffered, bw, prologue,
-                                         epilogue, one_fold, size, streamed, groups)
+                                         epilogue, one_fold, size, streamed, groups, dram_first)
     j = im if stream_dim == 0 else (jn if stream_dim == 1 else ik)
     return (o, im, jn, ik, ok, cyc, tr, compute[j], folds[j], a_rd[j], w_rd[j], meta_rd[j], port[j], psum_w,
             psum_r)
@@ -385,7 +386,8 @@ class _LayerSetup:
 
     __slots__ = ("comp", "names", "g", "k", "m_rows", "a_b", "w_b", "acc_b", "live_cols", "n_max", "conv", "mems",
                  "double", "op_mem", "used", "usable", "read_bw", "write_bw", "bw", "epilogue", "dims", "a_total",
-                 "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full", "size", "streamed")
+                 "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full", "size", "streamed",
+                 "dram_first")
 
     def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n):
         comp = self.comp = acc.compute
@@ -414,6 +416,7 @@ class _LayerSetup:
             raise SimulationError(f"accelerator '{acc.name}': compute.timing.fold_overhead_cycles: expected an "
                                   f"integer, got {timing.fold_overhead_cycles!r}")
         self.rtl = timing.model is TimingModel.RTL
+        self.dram_first = acc.mapper_objective is MapperObjective.DRAM
         self.full = {"m": int(layer.m), "n": int(layer.n), "k": int(layer.k)}   # before compression
 
 
@@ -480,7 +483,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             float(ls.epilogue), _RELOAD, ls.n_max, kp_max, p.a_cut_free, float(p.a_pass_bytes), float(p.a_halo_bytes),
             float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
             float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
-            ls.streamed, ls.g)
+            ls.streamed, ls.g, ls.dram_first)
     o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r = got
     a, w, meta, out_wr, psum_rd = traffic
     compute_cycles = int(compute_j)
@@ -557,7 +560,7 @@ def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) 
 
 def _design_key(acc: Accelerator, dmap: DataflowMap):
     """What a plan depends on of the design (see :func:`plan_layer`), hashed once per workload."""
-    return _Hashed((acc.compute, acc.memories, acc.dram_bytes_per_cycle, dmap))
+    return _Hashed((acc.compute, acc.memories, acc.dram_bytes_per_cycle, dmap, acc.mapper_objective))
 
 
 class _Hashed:
@@ -585,11 +588,11 @@ def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> L
         chosen, costs = None, {}
         for cand in cands:
             cycles, dram, make = _mode_plan(layer, dmap, cand, ncols, nnz, ls, costs)
-            # the fewest cycles, then DRAM bytes; ties: dense first (no metadata), then the mode
-            # with fewer passes (larger N)
-            if chosen is None or (cycles, dram) < chosen[0] or (
-                    (cycles, dram) == chosen[0] and 0 < chosen[1] < cand.n):
-                chosen = ((cycles, dram), cand.n, make)
+            # the fewest cycles, then DRAM bytes (mapper.objective: dram: the other way round);
+            # ties: dense first (no metadata), then the mode with fewer passes (larger N)
+            rank = (dram, cycles) if ls.dram_first else (cycles, dram)
+            if chosen is None or rank < chosen[0] or (rank == chosen[0] and 0 < chosen[1] < cand.n):
+                chosen = (rank, cand.n, make)
         best = chosen[2]()
         _PLANS.put(key, best)
     return best

@@ -28,7 +28,8 @@ image re-reads a halo of ``(kernel - stride)`` input rows.
 The candidates are a restricted, vectorized space: for each dimension about 15 tile sizes (every
 count of tiles from 1 to 8 and every power of two), for each of the three orders. The chosen mapping has
 the fewest cycles of the whole pipeline (below), then the fewest DRAM bytes, then the largest
-tiles. ``tests/test_mapping.py`` checks it against an exhaustive search over the same space.
+tiles; with ``mapper.objective: dram`` (an accelerator key) the fewest DRAM bytes, then cycles.
+``tests/test_mapping.py`` checks it against an exhaustive search over the same space.
 
 Pipeline. The DRAM channel and the array are two resources working at once; ``L`` and ``W`` are the
 layer's load and write-back time at the DRAM bandwidth, ``C`` its compute (or the busiest buffer
@@ -295,11 +296,12 @@ def _reload_cycles(resident, groups, cm, cn, ck, a, w, meta, out_wr, bw):
 def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k, a_cut_free, a_pass_bytes,
             a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
-            prologue, epilogue, fold, size, streamed, groups):
+            prologue, epilogue, fold, size, streamed, groups, dram_first):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
     and the chosen mapping's :func:`dram_traffic`). One pass over the tile grid: whether a tile fits
     does not depend on the order (but with a ``streamed`` memory), the traffic and the time do; each
-    order keeps its own best."""
+    order keeps its own best. ``dram_first``: rank DRAM bytes before cycles (``mapper.objective:
+    dram``); otherwise cycles before DRAM bytes."""
     n_mem = usable.shape[0]
     any_streamed = False
     for j in range(n_mem):
@@ -308,6 +310,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
     n_tm, n_tn, n_tk = tiles_m.shape[0], tiles_n.shape[0], tiles_k.shape[0]
     # per order: fitting: fewest (cycles, DRAM bytes, compute cycles), then the largest tile;
     # none fits: the smallest tile, then fewest (cycles, DRAM bytes). Ties: the first in grid order.
+    # With dram_first, (DRAM bytes, cycles) in both places.
     f_i = np.full(3, -1, dtype=np.int64)
     f_cyc = np.zeros(3)
     f_dram = np.zeros(3)
@@ -368,13 +371,16 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
                     else:
                         cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue, fold)
                     dram = a + w + meta + psum_rd + out_wr
+                    k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
                     if fits:
-                        if f_i[o] < 0 or cyc < f_cyc[o] or (cyc == f_cyc[o] and (dram < f_dram[o] or (
-                                dram == f_dram[o] and (comp < f_comp[o] or (comp == f_comp[o] and vol > f_vol[o]))))):
+                        s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
+                        if f_i[o] < 0 or k1 < s1 or (k1 == s1 and (k2 < s2 or (
+                                k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and vol > f_vol[o]))))):
                             f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
                             f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
-                    elif x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (cyc < x_cyc[o] or (
-                            cyc == x_cyc[o] and dram < x_dram[o]))):
+                        continue
+                    s1, s2 = (x_dram[o], x_cyc[o]) if dram_first else (x_cyc[o], x_dram[o])
+                    if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and k2 < s2))):
                         x_i[o], x_cyc[o], x_dram[o], x_vol[o] = i, cyc, dram, vol
                         x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
     b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
@@ -386,17 +392,19 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
         else:
             i, ok, cyc, dram = x_i[o], False, x_cyc[o], x_dram[o]
             tr = (x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4])
-        if b_o < 0 or (ok and not b_ok) or (ok == b_ok and (cyc < b_cyc or (cyc == b_cyc and dram < b_dram))):
+        k1, k2, s1, s2 = (dram, cyc, b_dram, b_cyc) if dram_first else (cyc, dram, b_cyc, b_dram)
+        if b_o < 0 or (ok and not b_ok) or (ok == b_ok and (k1 < s1 or (k1 == s1 and k2 < s2))):
             b_o, b_im, b_in, b_ik = o, i // (n_tn * n_tk), (i // n_tk) % n_tn, i % n_tk
             b_ok, b_cyc, b_dram, b_tr = ok, cyc, dram, tr
     return b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_tr
 
 
 def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, double_buffered: bool, bw: float,
-           prologue: float, epilogue: float, fold: float, size=None, streamed=None):
+           prologue: float, epilogue: float, fold: float, size=None, streamed=None, objective: str = "cycles"):
     """The best mapping of ``p`` over the grid ``tiles[m] x tiles[n] x tiles[k]`` and every order in
     :data:`ORDERS`: the fewest pipeline cycles among the mappings that fit, then the fewest DRAM
-    bytes, the fewest compute cycles, the largest tile (when nothing fits: the smallest tile).
+    bytes (``objective="dram"``: the fewest DRAM bytes, then cycles), the fewest compute cycles, the
+    largest tile (when nothing fits: the smallest tile).
     ``compute``/``port``: array and busiest-port cycles per tile of the streamed dimension;
     ``op_mem``: the memory index holding activation, weight, metadata, output; ``used``/``usable``
     per memory, ``size``/``streamed`` its whole bytes and whether it is ``double_buffered: streamed``
@@ -412,7 +420,7 @@ def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, doub
         float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes),
         float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable, bool(double_buffered), float(bw),
         float(prologue), float(epilogue), float(fold), np.asarray(size, dtype=np.float64),
-        np.asarray(streamed, dtype=np.bool_), p.groups)
+        np.asarray(streamed, dtype=np.bool_), p.groups, objective == "dram")
     tm, tn, tk = int(tm_[im]), int(tn_[jn]), int(tk_[ik])
     mapping = Mapping(order=ORDERS[o], tile_m=tm, tile_n=tn, tile_k=tk, count_m=-(-max(1, p.m) // tm),
                       count_n=-(-max(1, p.n) // tn), count_k=-(-max(1, p.k) // tk), groups=p.groups, fits=bool(ok))

@@ -226,13 +226,14 @@ def streamed_buffers(order, counts, groups, fp, op_mem, used, usable, size, stre
 
 
 def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro, epi, fold, size=None,
-                  streamed=None):
+                  streamed=None, objective="cycles"):
     """The mapper's rule over the grid, one mapping at a time in plain Python, with the scalar cost
     formulas (dram_traffic, footprints, pipeline_cycles): per order, among the mappings that fit the
     fewest (cycles, DRAM bytes, compute cycles) then the largest tile, else the smallest tile then the
     fewest (cycles, DRAM bytes); the first in grid order on ties; across orders the first order
     unless another is feasible where it is not, or has fewer (cycles, DRAM bytes). With ``streamed``
-    memories (``size``: their whole bytes) the buffers follow :func:`streamed_buffers`."""
+    memories (``size``: their whole bytes) the buffers follow :func:`streamed_buffers`. ``objective``
+    ``"dram"``: (DRAM bytes, cycles) in place of (cycles, DRAM bytes) everywhere."""
     import itertools
 
     from simulator.mapping import ORDERS, dram_traffic, footprints, pipeline_cycles
@@ -261,10 +262,13 @@ def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro
                 cyc = pipeline_cycles(*args, double, pro, epi, fold)
             rows.append((idx, fits, cyc, a + w + meta + psum_rd + out_wr, float(compute[s]), tm * tn * tk,
                          (a, w, meta, out_wr, psum_rd)))
+        def rank(r):      # (cycles, DRAM bytes) or, with the dram objective, (DRAM bytes, cycles)
+            return (r[3], r[2]) if objective == "dram" else (r[2], r[3])
+
         ok = [r for r in rows if r[1]]
-        pick = (min(ok, key=lambda r: (r[2], r[3], r[4], -r[5])) if ok
-                else min(rows, key=lambda r: (r[5], r[2], r[3])))
+        pick = (min(ok, key=lambda r: (*rank(r), r[4], -r[5])) if ok
+                else min(rows, key=lambda r: (r[5], *rank(r))))
         cand = (bool(ok), pick[2], pick[3], order, pick)
-        if best is None or (cand[0], -cand[1], -cand[2]) > (best[0], -best[1], -best[2]):
+        if best is None or (cand[0], *(-x for x in rank(cand[4]))) > (best[0], *(-x for x in rank(best[4]))):
             best = cand
     return best

@@ -93,6 +93,26 @@ def test_double_buffered_streamed():
     assert all(m.streamed for m in three.memories)
 
 
+def test_mapper_objective_key():
+    assert accel.build(base_doc()).mapper_objective is accel.MapperObjective.CYCLES     # the default
+    doc = base_doc()
+    doc["mapper"] = {"objective": "DRAM"}
+    a = accel.build(doc)
+    assert a.mapper_objective is accel.MapperObjective.DRAM and a.to_dict()["mapper_objective"] == "dram"
+    assert "mapper" in accel.config.KEYS[""] and accel.config.KEYS["mapper"] == ("objective",)
+    for bad, msg in (({"objective": "bytes"}, r"mapper.objective: expected one of cycles, dram, got 'bytes'"),
+                     ({"objectiv": "dram"}, r"mapper.objectiv: unknown key; expected one of objective"),
+                     ("dram", r"mapper: expected a mapping, got 'dram'")):
+        doc["mapper"] = bad
+        with pytest.raises(AccelConfigError, match=msg):
+            accel.build(doc)
+    # the pooled streamed example ranks DRAM bytes first; the three-buffer one keeps the default
+    from pathlib import Path
+    root = Path(__file__).parent.parent / "examples" / "accel"
+    assert accel.load_yaml(root / "vegeta-flex-pool-streamed.yaml").mapper_objective is accel.MapperObjective.DRAM
+    assert accel.load_yaml(root / "vegeta-flex-streamed.yaml").mapper_objective is accel.MapperObjective.CYCLES
+
+
 def test_fpga_budget_refuses_designs_that_do_not_fit():
     doc = yaml.safe_load(accel.presets.path("sat-vcu1525").read_text())
     doc["compute"]["rows"], doc["compute"]["cols"] = 128, 128  # 16384 PEs > 6840 DSPs

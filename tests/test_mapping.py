@@ -21,7 +21,7 @@ from . import naive
 
 
 def design(rows=4, cols=4, dataflow="ws", sizes=(4096, 4096, 4096), bw=8.0, double=True, timing="scalesim",
-           modes=("dense",), overflow="passes", port_bw=1e9, shared=False):
+           modes=("dense",), overflow="passes", port_bw=1e9, shared=False, objective=None):
     mems = [{"name": "a", "size_bytes": int(sizes[0]), "read_bw_bytes_per_cycle": port_bw, "holds": ["activation"],
              "double_buffered": double},
             {"name": "w", "size_bytes": int(sizes[1]), "read_bw_bytes_per_cycle": port_bw, "holds": ["weight"],
@@ -32,11 +32,14 @@ def design(rows=4, cols=4, dataflow="ws", sizes=(4096, 4096, 4096), bw=8.0, doub
         mems[0]["holds"] = ["activation", "weight"]
         mems[0]["size_bytes"] = int(sizes[0] + sizes[1])
         del mems[1]
-    return accel.build({
+    doc = {
         "name": "p", "compute": {"rows": rows, "cols": cols, "dataflow": dataflow, "clock_hz": 1e9,
                                  "sparse_modes": list(modes), "nm_overflow": overflow, "timing": {"model": timing},
                                  "activation_bits": 8, "weight_bits": 8, "accumulator_bits": 32},
-        "memories": mems, "dram": {"bandwidth_bytes_per_s": bw * 1e9}})
+        "memories": mems, "dram": {"bandwidth_bytes_per_s": bw * 1e9}}
+    if objective is not None:
+        doc["mapper"] = {"objective": objective}
+    return accel.build(doc)
 
 
 def layer_of(m, n, k, mask=None, seed=0):
@@ -161,7 +164,7 @@ def _make(d, **over):
     timing = "rtl" if d["rtl"] and d["dataflow"] == "ws" else "scalesim"
     return design(rows=d["rows"], cols=d["cols"], dataflow=d["dataflow"], sizes=d["sizes"], bw=d["bw"],
                   double=d.get("double", True), timing=timing, modes=d["modes"], overflow=d["overflow"],
-                  port_bw=d["port_bw"], shared=d["shared"])
+                  port_bw=d["port_bw"], shared=d["shared"], objective=d.get("objective"))
 
 
 def _masked(shape):
@@ -286,6 +289,49 @@ def test_streamed_pool_holds_the_stationary_tile_once():
     assert plan.dram_bytes <= halves.dram_bytes
 
 
+def _check_dram_objective(shape, d):
+    """``mapper.objective: dram`` against the default (same layer, same design, halves, streamed or
+    single buffered memories): never more DRAM bytes, never fewer cycles (the default takes the
+    fewest), and the bounds every plan keeps (compulsory bytes, compute cycles, MACs)."""
+    layer, _ = _masked(shape)
+    cyc_plan = plan_layer(layer, _make(d))
+    assume(cyc_plan.mapping.fits)
+    plan = plan_layer(layer, _make(d, objective="dram"))
+    assert plan.mapping.fits
+    assert plan.dram_bytes <= cyc_plan.dram_bytes * (1 + 1e-12)
+    assert plan.cycles >= cyc_plan.cycles
+    assert plan.dram_bytes >= plan.compulsory_bytes * (1 - 1e-9)
+    assert plan.cycles >= plan.compute_cycles
+    assert plan.effective_macs == cyc_plan.effective_macs and plan.executed_macs >= plan.effective_macs
+    # the same objective named explicitly is the default, bit for bit
+    assert plan_layer(layer, _make(d, objective="cycles")) == cyc_plan
+
+
+@settings(max_examples=150, **PROPERTY_SETTINGS)
+@given(layers, designs, st.sampled_from([True, False, "streamed"]))
+def test_dram_objective_properties(shape, d, double):
+    _check_dram_objective(shape, {**d, "double": double})
+
+
+def test_dram_objective_plans_are_not_shared_with_the_default():
+    """The BERT query GEMM of the streamed-pool test: the default keeps 256 token rows in halves
+    (compute-bound); ``dram`` holds 512 rows once and reads the weights twice. Plans for the two
+    objectives are kept apart in the plan cache."""
+    def pool(objective):
+        return accel.build({
+            "name": "pool", "compute": {"rows": 32, "cols": 32, "dataflow": "ws", "clock_hz": 1e9,
+                                        "activation_bits": 16, "weight_bits": 16, "accumulator_bits": 32},
+            "memories": [{"name": "pool", "size_bytes": 1 << 20, "read_bw_bytes_per_cycle": 640,
+                          "holds": ["activation", "weight", "output"], "double_buffered": "streamed"}],
+            "dram": {"bandwidth_bytes_per_s": 16e9}, "mapper": {"objective": objective}})
+    layer = Layer(name="q", kind=LayerKind.LINEAR, m=1024, n=768, k=768)
+    engine._PLANS.clear()
+    fast, lean = plan_layer(layer, pool("cycles")), plan_layer(layer, pool("dram"))
+    assert lean.dram_bytes < fast.dram_bytes and lean.cycles > fast.cycles
+    assert plan_layer(layer, pool("cycles")) == fast          # from the cache, the default's own plan
+    assert len(engine._PLANS._d) == 2
+
+
 @pytest.mark.slow
 @settings(max_examples=1500, **{**PROPERTY_SETTINGS, "derandomize": True})
 @given(layers, designs)
@@ -317,10 +363,10 @@ def test_stationary_operand_of_every_order():
 
 
 # ------------------------------------------------------------------ the compiled search vs plain Python
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 300), st.integers(1, 90), st.integers(1, 200), st.sampled_from(["m", "n", "k"]),
-       st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3), st.booleans())
-def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_mem, with_streamed):
+       st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3), st.booleans(), st.sampled_from(["cycles", "dram"]))
+def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_mem, with_streamed, objective):
     rng = np.random.default_rng(seed)
     dims = [d for d in "mnk" if d != stream]
     p = MapProblem(m=m, n=n, k=k, groups=int(rng.integers(1, 4)), stream=stream, row_dim=dims[0], col_dim=dims[1],
@@ -345,8 +391,10 @@ def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_me
             float(rng.integers(0, 500)))
     if with_streamed:   # double_buffered: streamed memories (whole bytes twice the usable half)
         args += (usable * 2, rng.integers(0, 2, n_mem).astype(bool))
-    mapping, cyc, traffic, j = search(p, tiles, compute, port, *args)
-    ok, r_cyc, _, order, pick = naive.mapper_search(p, tiles, compute, port, *args)
+    if not with_streamed:
+        args += (None, None)
+    mapping, cyc, traffic, j = search(p, tiles, compute, port, *args, objective=objective)
+    ok, r_cyc, _, order, pick = naive.mapper_search(p, tiles, compute, port, *args, objective=objective)
     idx = pick[0]
     assert (mapping.order, mapping.fits, mapping.tile_m, mapping.tile_n, mapping.tile_k) == \
         (order, ok, *(int(tiles[d][i]) for d, i in zip("mnk", idx)))
