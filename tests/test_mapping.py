@@ -258,17 +258,20 @@ def test_streamed_buffering_properties_many(shape, d):
     _check_streamed(shape, d)
 
 
+def pool(db, objective="cycles"):
+    """vegeta-flex's array with a 1 MiB pool holding every operand."""
+    return accel.build({
+        "name": "pool", "compute": {"rows": 32, "cols": 32, "dataflow": "ws", "clock_hz": 1e9,
+                                    "activation_bits": 16, "weight_bits": 16, "accumulator_bits": 32},
+        "memories": [{"name": "pool", "size_bytes": 1 << 20, "read_bw_bytes_per_cycle": 640,
+                      "holds": ["activation", "weight", "output"], "double_buffered": db}],
+        "dram": {"bandwidth_bytes_per_s": 16e9}, "mapper": {"objective": objective}})
+
+
 def test_streamed_pool_holds_the_stationary_tile_once():
     """A 1024 x 768 x 768 GEMM in a 1 MiB pool: halves re-read the weights 4 times (256 token rows
     held); streamed holds 512 rows once and streams 32-column weight tiles twice, so it can read the
     weights twice, at the price of one exposed reload of the 512 x 768 activation tile."""
-    def pool(db):
-        return accel.build({
-            "name": "pool", "compute": {"rows": 32, "cols": 32, "dataflow": "ws", "clock_hz": 1e9,
-                                        "activation_bits": 16, "weight_bits": 16, "accumulator_bits": 32},
-            "memories": [{"name": "pool", "size_bytes": 1 << 20, "read_bw_bytes_per_cycle": 640,
-                          "holds": ["activation", "weight", "output"], "double_buffered": db}],
-            "dram": {"bandwidth_bytes_per_s": 16e9}})
     layer = Layer(name="q", kind=LayerKind.LINEAR, m=1024, n=768, k=768)
     acc = pool("streamed")
     dmap = DATAFLOWS[acc.compute.dataflow]
@@ -317,18 +320,11 @@ def test_dram_objective_plans_are_not_shared_with_the_default():
     """The BERT query GEMM of the streamed-pool test: the default keeps 256 token rows in halves
     (compute-bound); ``dram`` holds 512 rows once and reads the weights twice. Plans for the two
     objectives are kept apart in the plan cache."""
-    def pool(objective):
-        return accel.build({
-            "name": "pool", "compute": {"rows": 32, "cols": 32, "dataflow": "ws", "clock_hz": 1e9,
-                                        "activation_bits": 16, "weight_bits": 16, "accumulator_bits": 32},
-            "memories": [{"name": "pool", "size_bytes": 1 << 20, "read_bw_bytes_per_cycle": 640,
-                          "holds": ["activation", "weight", "output"], "double_buffered": "streamed"}],
-            "dram": {"bandwidth_bytes_per_s": 16e9}, "mapper": {"objective": objective}})
     layer = Layer(name="q", kind=LayerKind.LINEAR, m=1024, n=768, k=768)
     engine._PLANS.clear()
-    fast, lean = plan_layer(layer, pool("cycles")), plan_layer(layer, pool("dram"))
+    fast, lean = plan_layer(layer, pool("streamed")), plan_layer(layer, pool("streamed", "dram"))
     assert lean.dram_bytes < fast.dram_bytes and lean.cycles > fast.cycles
-    assert plan_layer(layer, pool("cycles")) == fast          # from the cache, the default's own plan
+    assert plan_layer(layer, pool("streamed")) == fast        # from the cache, the default's own plan
     assert len(engine._PLANS._d) == 2
 
 
