@@ -295,7 +295,8 @@ def test_streamed_pool_holds_the_stationary_tile_once():
 def _check_dram_objective(shape, d):
     """``mapper.objective: dram`` against the default (same layer, same design, halves, streamed or
     single buffered memories): never more DRAM bytes, never fewer cycles (the default takes the
-    fewest), and the bounds every plan keeps (compulsory bytes, compute cycles, MACs)."""
+    fewest), the bounds every plan keeps (compulsory bytes, compute cycles, MACs), and DRAM bytes
+    non-increasing in each buffer and in the bandwidth."""
     layer, _ = _masked(shape)
     cyc_plan = plan_layer(layer, _make(d))
     assume(cyc_plan.mapping.fits)
@@ -308,6 +309,13 @@ def _check_dram_objective(shape, d):
     assert plan.effective_macs == cyc_plan.effective_macs and plan.executed_macs >= plan.effective_macs
     # the same objective named explicitly is the default, bit for bit
     assert plan_layer(layer, _make(d, objective="cycles")) == cyc_plan
+    # the fewest bytes over a superset of fitting mappings (a buffer grown) or the same set (more
+    # bandwidth): DRAM bytes never rise (cycles may: a byte-saving mapping that now fits can be slower)
+    for i in range(3):
+        sizes = tuple(s * 4 if j == i else s for j, s in enumerate(d["sizes"]))
+        grown = plan_layer(layer, _make(d, objective="dram", sizes=sizes))
+        assert grown.dram_bytes <= plan.dram_bytes * (1 + 1e-12), f"memory {i} grown"
+    assert plan_layer(layer, _make(d, objective="dram", bw=d["bw"] * 4)).dram_bytes <= plan.dram_bytes * (1 + 1e-12)
 
 
 @settings(max_examples=150, **PROPERTY_SETTINGS)
