@@ -13,10 +13,12 @@ from .errors import AccelConfigError, AccelError, FpgaFitError
 from .fpga import fpga_usage
 from .scalesim_cfg import load_cfg
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, FpgaUsage, Memory,
-                   MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
+                   MapperObjective, MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel,
+                   ZeroHandling)
 
 __all__ = ["load", "build", "presets", "Accelerator", "ComputeArray", "Dataflow", "Dram", "EnergyTable",
-           "FpgaBudget", "FpgaUsage", "Memory", "MetadataFormat", "NmOverflow", "Operand", "SparseSupport", "Timing", "TimingModel",
+           "FpgaBudget", "FpgaUsage", "MapperObjective", "Memory", "MetadataFormat", "NmOverflow", "Operand",
+           "SparseSupport", "Timing", "TimingModel",
            "ZeroHandling", "AccelError", "AccelConfigError", "FpgaFitError", "fpga_usage", "default_table"]
 
 

@@ -18,7 +18,7 @@ from .energy import (DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, FPGA_FIGURES, br
                      dram_pj_per_byte, fpga_energy_data, fpga_family, fpga_figures, fpga_table, sram_pj_per_byte)
 from .errors import AccelConfigError, FpgaFitError
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
-from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, Memory,
+from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
                    MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
 
 _REQUIRED = object()
@@ -122,7 +122,8 @@ def _parse_mode(text, where: str) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------------------------------- build
-_TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga", "cores")
+_TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga", "cores",
+        "mapper")
 _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_bits", "accumulator_bits",
             "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
@@ -133,6 +134,7 @@ _FPGA = ("device", "dsp", "bram36", "lut", "ff", "clock_hz", "macs_per_dsp", "lu
 _TIMING = ("fold_overhead_cycles", "pipeline_latency_cycles", "model", "weight_load_cycles_per_row",
            "stream_cycles_per_row", "fill_drain_extra_cycles")
 _DRAM = ("bandwidth_bytes_per_s", "energy_pj_per_byte", "technology") + DRAM_SYSTEM_KEYS
+_MAPPER = ("objective",)
 
 #: Every key a description may hold, by section (dotted path; ``""`` is the top level, ``memories``
 #: the keys of each ``memories[i]``). :func:`build` accepts these and nothing else; tools that
@@ -140,7 +142,7 @@ _DRAM = ("bandwidth_bytes_per_s", "energy_pj_per_byte", "technology") + DRAM_SYS
 #: :mod:`accel.multicore`; ``energy.mac_pj`` is a mapping of data types or widths to pJ.
 KEYS: dict[str, tuple[str, ...]] = {
     "": _TOP, "compute": _COMPUTE, "compute.timing": _TIMING, "memories": _MEMORY, "dram": _DRAM,
-    "energy": _ENERGY, "fpga": _FPGA,
+    "energy": _ENERGY, "fpga": _FPGA, "mapper": _MAPPER,
 }
 
 
@@ -253,7 +255,7 @@ def build(doc: dict, source: str = "") -> Accelerator:
                                read_energy_pj_per_byte=rd_pj,
                                write_energy_pj_per_byte=m.num("write_energy_pj_per_byte", rd_pj, positive=False),
                                holds=tuple(holds), banks=m.int("banks", 1),
-                               double_buffered=m.bool("double_buffered", True)))
+                               **_buffering(m)))
     for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT):
         if not any(op in mem.holds for mem in memories):
             raise AccelConfigError(f"memories: no memory holds '{op.value}'; every operand needs one "
@@ -272,9 +274,11 @@ def build(doc: dict, source: str = "") -> Accelerator:
                 energy_pj_per_byte=d.num("energy_pj_per_byte", dram_pj_per_byte(tech), positive=False),
                 technology=tech, **dram_system(d))
 
+    mp = _Ctx(top.get("mapper", {}), "mapper", _MAPPER)
     acc = Accelerator(name=name, compute=compute, memories=tuple(memories), dram=dram, energy=table, fpga=fpga,
                       description=top.str("description", ""), source=top.str("source", source),
-                      cores=parse_cores(top, doc, build, _Ctx))
+                      cores=parse_cores(top, doc, build, _Ctx),
+                      mapper_objective=mp.enum("objective", MapperObjective, "cycles"))
     if fpga is not None:
         from .fpga import fpga_usage
         usage = fpga_usage(acc)
@@ -284,6 +288,17 @@ def build(doc: dict, source: str = "") -> Accelerator:
                                f"(needs DSP {usage.dsp}/{fpga.dsp}, BRAM36 {usage.bram36}/{fpga.bram36}, "
                                f"LUT {usage.lut}/{fpga.lut}, FF {usage.ff}/{fpga.ff})")
     return acc
+
+
+def _buffering(m: _Ctx) -> dict:
+    """``memories[i].double_buffered``: true (halves), false (the whole memory, no overlap) or
+    ``streamed`` (the stationary tile once, the streamed tiles twice, in the whole memory)."""
+    v = m.get("double_buffered", True)
+    if isinstance(v, str) and v.strip().lower() == "streamed":
+        return {"double_buffered": True, "streamed": True}
+    if not isinstance(v, bool):
+        raise AccelConfigError(f"{m.where('double_buffered')}: expected true, false or streamed, got {_show(v)}")
+    return {"double_buffered": v}
 
 
 def _fpga_energy(e: _Ctx, fpga: FpgaBudget | None, compute: ComputeArray) -> tuple[dict | None, EnergyTable | None]:

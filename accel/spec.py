@@ -91,6 +91,15 @@ class TimingModel(str, enum.Enum):
     RTL = "rtl"
 
 
+class MapperObjective(str, enum.Enum):
+    """What the fast engine's mapper (:mod:`simulator.mapping`) minimizes first, per layer: the
+    pipeline's ``cycles`` (then DRAM bytes), or the ``dram`` bytes (then cycles). Key
+    ``mapper.objective``."""
+
+    CYCLES = "cycles"
+    DRAM = "dram"
+
+
 @dataclass(frozen=True)
 class Timing:
     """Cycle parameters; the defaults reproduce SCALE-Sim, ``sparsim calibrate`` fits them to RTL."""
@@ -141,10 +150,15 @@ class Memory:
     holds: tuple[Operand, ...]
     banks: int = 1
     double_buffered: bool = True
+    #: ``double_buffered: streamed``: the mapping's stationary tile is held once and only the streamed
+    #: tiles are double buffered, within the whole memory (``double_buffered`` stays True; see
+    #: :mod:`simulator.mapping`)
+    streamed: bool = False
 
     @property
     def usable_bytes(self) -> int:
-        """Bytes one working set may use: half when double buffered (the other half prefetches)."""
+        """Bytes one working set may use: half when double buffered (the other half prefetches). A
+        ``streamed`` memory may hold more (its stationary tile once); this is its plain half."""
         return self.size_bytes // 2 if self.double_buffered else self.size_bytes
 
 
@@ -234,6 +248,7 @@ class Accelerator:
     description: str = ""
     source: str = ""
     cores: "MultiCore | None" = None   # several arrays sharing DRAM (accel.multicore); None: one core
+    mapper_objective: MapperObjective = MapperObjective.CYCLES   # mapper.objective
 
     def memory_for(self, operand: Operand) -> Memory:
         for mem in self.memories:
@@ -275,4 +290,5 @@ class Accelerator:
             "dram_bandwidth_bytes_per_s": self.dram.bandwidth_bytes_per_s,
             "node_nm": self.energy.node_nm, "data_type": c.data_type, "dram_technology": self.dram.technology,
             "energy_model": self.energy.model, "energy_source": self.energy.source,
+            "mapper_objective": self.mapper_objective.value,
         }

@@ -18,7 +18,8 @@ workload's cost is the sum of its layers' (the search relies on it). Per layer:
    WS and IS map k to rows, so K' sets the row folds; OS streams k, so K' shortens the stream.
 4. **Mode.** Every mode the hardware has (dense, and each usable N:M mode when zeros are skipped)
    is costed, memory included; the fewest cycles win, then the fewest DRAM bytes (on ties dense,
-   then the larger N). ``zero_handling: gate`` keeps dense timing and saves MAC energy.
+   then the larger N; ``mapper.objective: dram`` ranks DRAM bytes first, here and in the mapper).
+   ``zero_handling: gate`` keeps dense timing and saves MAC energy.
 5. **Folds and mapping** (:mod:`simulator.mapping`). The mapper tiles the layer into the buffers
    and picks the loop order; a tile of the streamed dimension cuts the stream into chunks, each a
    fold. Folds follow the accelerator's fold rule: ``scalesim`` (each ``2R + C + T - 2`` cycles
@@ -50,7 +51,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from accel import Accelerator, Dataflow, NmOverflow, Operand, TimingModel, ZeroHandling
+from accel import Accelerator, Dataflow, MapperObjective, NmOverflow, Operand, TimingModel, ZeroHandling
 from workloads import Layer, Phase, Workload
 
 from .columns import COLUMNS, column_values
@@ -61,7 +62,8 @@ from .errors import SimulationError
 from .limits import check_workload
 from .maskcache import mask_entry
 from .kernels import _double_buffered_runs
-from .mapping import _RELOAD, DIMS, ORDERS, Mapping, _search, tile_candidates
+from .mapping import (_RELOAD, DIMS, ORDERS, MapProblem, Mapping, _footprints, _reload_cycles, _search, _streamed_fit,
+                      tile_candidates)
 
 _OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
 
@@ -84,7 +86,10 @@ class LayerPlan:
     compute, traffic and SRAM port time evenly over them (``step_*``) and runs them through
     :func:`simulator.mapping.pipeline_cycles` to get ``cycles``. An event engine takes the same
     per-step quantities (DMA loads per operand, compute, write-back) and schedules them on its own
-    resources. Totals are per layer; bytes are bytes, cycles are array clock cycles.
+    resources. Totals are per layer; bytes are bytes, cycles are array clock cycles. On a design
+    with ``double_buffered: streamed`` memories, ``double_buffered`` says whether this layer runs
+    double buffered and ``extra`` holds ``reload_cycles`` / ``reload_bytes`` (the resident tiles'
+    exposed reloads, :mod:`simulator.mapping`) and ``reload_operand`` (an ``Operand`` or None).
     """
 
     name: str
@@ -279,7 +284,7 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw,
                double_buffered, bw, prologue, epilogue, reload, n, k, a_cut_free, a_pass_bytes, a_halo_bytes,
                a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
-               psum_bytes, psum_on_chip):
+               psum_bytes, psum_on_chip, size, streamed, groups, dram_first):
     """One mode of one layer, everything that varies with the stream tile size in one compiled call:
     per stream tile candidate the folds and compute cycles (:func:`_fold_tiles`; the ``rtl`` rule,
     or the fold sum minus one plus ``latency``), the array's buffer reads (activation, weight,
@@ -349,7 +354,7 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                                          a_cut_free, a_pass_bytes, a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes,
                                          meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes, psum_bytes,
                                          acc_b, psum_on_chip, op_mem, used, usable, double_buffered, bw, prologue,
-                                         epilogue, one_fold)
+                                         epilogue, one_fold, size, streamed, groups, dram_first)
     j = im if stream_dim == 0 else (jn if stream_dim == 1 else ik)
     return (o, im, jn, ik, ok, cyc, tr, compute[j], folds[j], a_rd[j], w_rd[j], meta_rd[j], port[j], psum_w,
             psum_r)
@@ -360,7 +365,8 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
 def _buffers(memories: tuple):
     """Per buffer set: the memory of each operand, whether all are double buffered, and for the
     mapper the memory index of each operand (activation, weight, metadata, output), which memories
-    hold any, their usable bytes and read and write bandwidths."""
+    hold any, their usable bytes and read and write bandwidths, their whole bytes and which are
+    ``double_buffered: streamed``."""
     mems = {op: next(mem for mem in memories if op in mem.holds) for op in _OPS}
     names = [mem.name for mem in memories]
     op_mem = np.array([names.index(mems[op].name) for op in _OPS], dtype=np.int64)
@@ -369,7 +375,10 @@ def _buffers(memories: tuple):
     usable = np.array([float(mem.usable_bytes) for mem in memories], dtype=np.float64)
     read_bw = np.array([float(mem.read_bw_bytes_per_cycle) for mem in memories], dtype=np.float64)
     write_bw = np.array([float(mem.write_bw_bytes_per_cycle) for mem in memories], dtype=np.float64)
-    return mems, all(mem.double_buffered for mem in memories), op_mem, used, usable, read_bw, write_bw
+    size = np.array([float(mem.size_bytes) for mem in memories], dtype=np.float64)
+    streamed = np.array([mem.streamed for mem in memories], dtype=np.bool_)
+    return (mems, all(mem.double_buffered for mem in memories), op_mem, used, usable, read_bw, write_bw, size,
+            streamed)
 
 
 class _LayerSetup:
@@ -377,7 +386,8 @@ class _LayerSetup:
 
     __slots__ = ("comp", "names", "g", "k", "m_rows", "a_b", "w_b", "acc_b", "live_cols", "n_max", "conv", "mems",
                  "double", "op_mem", "used", "usable", "read_bw", "write_bw", "bw", "epilogue", "dims", "a_total",
-                 "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full")
+                 "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full", "size", "streamed",
+                 "dram_first")
 
     def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n):
         comp = self.comp = acc.compute
@@ -391,7 +401,7 @@ class _LayerSetup:
         self.n_max = int(live_n.max(initial=0))
         self.conv = _conv_sizes(layer, a_b)
         (self.mems, self.double, self.op_mem, self.used, self.usable, self.read_bw,
-         self.write_bw) = _buffers(acc.memories)
+         self.write_bw, self.size, self.streamed) = _buffers(acc.memories)
         self.bw = acc.dram_bytes_per_cycle
         self.epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / self.bw
         self.dims = (DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream))
@@ -406,20 +416,16 @@ class _LayerSetup:
             raise SimulationError(f"accelerator '{acc.name}': compute.timing.fold_overhead_cycles: expected an "
                                   f"integer, got {timing.fold_overhead_cycles!r}")
         self.rtl = timing.model is TimingModel.RTL
+        self.dram_first = acc.mapper_objective is MapperObjective.DRAM
         self.full = {"m": int(layer.m), "n": int(layer.n), "k": int(layer.k)}   # before compression
 
 
-def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup, costs: dict):
-    """``(cycles, DRAM bytes, make)`` of ``layer`` in mode ``cand`` with its best mapping, where
-    ``make()`` builds its :class:`LayerPlan` (only the chosen mode's is built). ``costs``: the
-    layer's :func:`_mode_cost` results so far, by what they depend on of the mode (its compressed
-    reduction, stored slots and metadata bits): a 2:4 mask costs the same in 1:4 and 2:4 modes of
-    passes hardware, and is costed once."""
+def _map_problem(layer: Layer, dmap: DataflowMap, cand: _Candidate, ls: _LayerSetup) -> MapProblem:
+    """The mapper's problem for ``layer`` in mode ``cand`` (what :func:`_mode_plan` searches)."""
     comp = ls.comp
     m_rows, k, a_b, w_b, acc_b = ls.m_rows, ls.k, ls.a_b, ls.w_b, ls.acc_b
     live_cols = ls.live_cols
     kp_max = int(cand.kprime.max(initial=0))
-    # the mapper's problem (the fields of simulator.mapping.MapProblem)
     a_gemm = m_rows * k * ls.g * a_b if live_cols and kp_max else 0.0   # no live column: nothing is read
     a_pass, halo, factor, cut_free = a_gemm, 0.0, 1.0, 0
     o_final = m_rows * live_cols * a_b
@@ -433,8 +439,26 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             o_final = min(fmap, o_final)              # dX leaves through col2im as the feature map
     meta_bits = comp.sparse.metadata_bits(cand.n, cand.m) if cand.n > 0 else 0.0
     k_ratio = k / kp_max if kp_max else 1.0
-    w_bytes, meta_bytes, meta_tile_factor = cand.stored_slots * w_b, cand.stored_slots * meta_bits / 8, meta_bits / 8
-    psum_on_chip = (dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows
+    return MapProblem(
+        m=m_rows, n=ls.n_max, k=kp_max, groups=ls.g, stream=dmap.stream, row_dim=dmap.rows, col_dim=dmap.cols,
+        rows=comp.rows, cols=comp.cols, a_pass_bytes=a_pass, a_halo_bytes=halo, a_cut_free=cut_free,
+        a_gemm_bytes=a_gemm, a_tile_factor=a_b * factor * k_ratio, w_bytes=cand.stored_slots * w_b,
+        meta_bytes=cand.stored_slots * meta_bits / 8, w_tile_factor=w_b, meta_tile_factor=meta_bits / 8,
+        o_final_bytes=o_final, psum_bytes=m_rows * live_cols * acc_b, acc_bytes=acc_b,
+        psum_on_chip=(dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows)
+
+
+def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup, costs: dict):
+    """``(cycles, DRAM bytes, make)`` of ``layer`` in mode ``cand`` with its best mapping, where
+    ``make()`` builds its :class:`LayerPlan` (only the chosen mode's is built). ``costs``: the
+    layer's :func:`_mode_cost` results so far, by what they depend on of the mode (its compressed
+    reduction, stored slots and metadata bits): a 2:4 mask costs the same in 1:4 and 2:4 modes of
+    passes hardware, and is costed once."""
+    comp = ls.comp
+    m_rows, a_b, w_b, acc_b = ls.m_rows, ls.a_b, ls.w_b, ls.acc_b
+    p = _map_problem(layer, dmap, cand, ls)
+    kp_max = p.k
+    meta_bytes, meta_tile_factor = p.meta_bytes, p.meta_tile_factor
     gran = {dmap.rows: comp.rows, dmap.cols: comp.cols, dmap.stream: 1}
     size = {"m": m_rows, "n": ls.n_max, "k": kp_max}
     tm_, tn_, tk_ = (tile_candidates(max(1, size[d]), gran[d]) for d in DIMS)
@@ -445,7 +469,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     prologue = min(comp.rows, ls.full[dmap.rows]) * min(comp.cols, ls.full[dmap.cols]) * stat_b / ls.bw
     timing = ls.timing
     row_dim, col_dim, stream_dim = ls.dims
-    sig = (cand.kprime.dtype.str, cand.kprime.shape, cand.kprime.tobytes(), cand.stored_slots, meta_bits)
+    sig = (cand.kprime.dtype.str, cand.kprime.shape, cand.kprime.tobytes(), cand.stored_slots, meta_tile_factor)
     got = costs.get(sig)
     if got is None:
         got = costs[sig] = _mode_cost(
@@ -456,9 +480,10 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             float(timing.fill_drain_extra_cycles), tm_, tn_, tk_, float(ls.a_total), ls.a_fold_bytes,
             float(cand.stored_slots * w_b), float(meta_bytes), ls.w_fold_mult, float(ls.psum_stream_bytes), float(acc_b),
             ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, bool(ls.double), float(ls.bw), float(prologue),
-            float(ls.epilogue), _RELOAD, ls.n_max, kp_max, cut_free, float(a_pass), float(halo), float(a_gemm),
-            float(a_b * factor * k_ratio), float(w_bytes), float(meta_bytes), float(w_b), float(meta_tile_factor),
-            float(o_final), float(m_rows * live_cols * acc_b), bool(psum_on_chip))
+            float(ls.epilogue), _RELOAD, ls.n_max, kp_max, p.a_cut_free, float(p.a_pass_bytes), float(p.a_halo_bytes),
+            float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
+            float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
+            ls.streamed, ls.g, ls.dram_first)
     o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r = got
     a, w, meta, out_wr, psum_rd = traffic
     compute_cycles = int(compute_j)
@@ -483,15 +508,38 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
         rd[mems[Operand.OUTPUT].name] += psum_r + out_wr
         wr[mems[Operand.OUTPUT].name] += psum_w + psum_rd
         executed = m_rows * int((cand.kprime * ncols).sum())
+        double, extra = ls.double, {"n": cand.n, "m": cand.m}
+        if ls.streamed.any():
+            double, reload, resident = _streamed_buffers(mapping, o, (a, w, meta, out_wr), ls, p)
+            # the resident tiles' exposed reloads, for the event engine and the tests
+            extra.update(reload_cycles=reload, reload_bytes=reload * ls.bw, reload_operand=resident)
         return LayerPlan(
             name=layer.name, mode=cand.label, mapping=mapping, folds=int(folds_j), compute_cycles=compute_cycles,
             dram_read_bytes={Operand.ACTIVATION: a, Operand.WEIGHT: w, Operand.METADATA: meta, Operand.OUTPUT: psum_rd},
-            dram_write_bytes=out_wr, compulsory_bytes=a_pass + w_bytes + meta_bytes + o_final,
-            sram_read_bytes=rd, sram_write_bytes=wr, sram_port_cycles=float(port), double_buffered=ls.double,
+            dram_write_bytes=out_wr, compulsory_bytes=p.a_pass_bytes + p.w_bytes + meta_bytes + p.o_final_bytes,
+            sram_read_bytes=rd, sram_write_bytes=wr, sram_port_cycles=float(port), double_buffered=double,
             cycles=cycles, executed_macs=executed, effective_macs=m_rows * nnz,
-            weight_loads=int(round(cand.stored_slots * float(w_rd / max(w_bytes, 1e-30)))) if w_bytes else 0,
-            meta_sram_read_bytes=float(meta_rd), extra={"n": cand.n, "m": cand.m})
+            weight_loads=int(round(cand.stored_slots * float(w_rd / max(p.w_bytes, 1e-30)))) if p.w_bytes else 0,
+            meta_sram_read_bytes=float(meta_rd), extra=extra)
     return cycles, dram, make
+
+
+def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p: MapProblem):
+    """For a design with ``double_buffered: streamed`` memories, how the chosen mapping uses them
+    (the mapper's own rule, :func:`simulator.mapping._streamed_fit`): whether the layer runs double
+    buffered, the array cycles the resident tiles' reloads take (0 when none is held once), and the
+    resident operand (an :class:`accel.Operand`, or None)."""
+    mp = mapping
+    fp = _footprints(mp.tile_m, mp.tile_n, mp.tile_k, mp.count_k, float(p.a_tile_factor), float(p.w_tile_factor),
+                     float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
+    _, double, resident = _streamed_fit(order, mp.count_m, mp.count_n, mp.count_k, mp.groups, *fp, ls.op_mem,
+                                        ls.used, ls.usable, ls.size, ls.streamed)
+    double = bool(double and ls.double)
+    reload = float(_reload_cycles(resident, mp.groups, mp.count_m, mp.count_n, mp.count_k, *traffic, ls.bw))
+    if not double or reload <= 0.0:
+        return double, 0.0, None
+    return double, reload, next(op for bit, op in ((1, Operand.ACTIVATION), (8, Operand.OUTPUT),
+                                                     (2, Operand.WEIGHT), (4, Operand.METADATA)) if resident & bit)
 
 
 def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) -> LayerPlan:
@@ -512,7 +560,7 @@ def plan_layer(layer: Layer, acc: Accelerator, dmap: DataflowMap | None = None) 
 
 def _design_key(acc: Accelerator, dmap: DataflowMap):
     """What a plan depends on of the design (see :func:`plan_layer`), hashed once per workload."""
-    return _Hashed((acc.compute, acc.memories, acc.dram_bytes_per_cycle, dmap))
+    return _Hashed((acc.compute, acc.memories, acc.dram_bytes_per_cycle, dmap, acc.mapper_objective))
 
 
 class _Hashed:
@@ -540,11 +588,11 @@ def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> L
         chosen, costs = None, {}
         for cand in cands:
             cycles, dram, make = _mode_plan(layer, dmap, cand, ncols, nnz, ls, costs)
-            # the fewest cycles, then DRAM bytes; ties: dense first (no metadata), then the mode
-            # with fewer passes (larger N)
-            if chosen is None or (cycles, dram) < chosen[0] or (
-                    (cycles, dram) == chosen[0] and 0 < chosen[1] < cand.n):
-                chosen = ((cycles, dram), cand.n, make)
+            # the fewest cycles, then DRAM bytes (mapper.objective: dram: the other way round);
+            # ties: dense first (no metadata), then the mode with fewer passes (larger N)
+            rank = (dram, cycles) if ls.dram_first else (cycles, dram)
+            if chosen is None or rank < chosen[0] or (rank == chosen[0] and 0 < chosen[1] < cand.n):
+                chosen = (rank, cand.n, make)
         best = chosen[2]()
         _PLANS.put(key, best)
     return best

@@ -93,6 +93,8 @@ class LayerPlan:
     out_slots: int
     tail_cycles: int            # compute_cycles - sum of fold cycles (SCALE-Sim's minus one, latency)
     sram_extra: float           # cycles the SRAM ports add over the folds' compute
+    reload_cycles: float = 0.0  # double_buffered: streamed: the array waits for its resident tiles' reloads
+    reload_stall: str = "activation"   # ... charged to this stall kind
 
     @property
     def folds(self) -> int:
@@ -110,8 +112,12 @@ def layer_plan(layer: Layer, acc: Accelerator) -> LayerPlan:
     row = _row(fp, layer, acc)
     n = int(fp.folds)
     busy = max(float(fp.compute_cycles), float(fp.sram_port_cycles))
+    # a resident tile held once (double_buffered: streamed) is reloaded while the array waits: the
+    # fast engine's exposed reload time, spread over the folds as array time, charged as a load stall
+    reload = float(fp.extra.get("reload_cycles", 0.0))
+    op = fp.extra.get("reload_operand")
     if n:
-        run_folds, run_busy = np.array([n], dtype=np.int64), np.array([busy / n])
+        run_folds, run_busy = np.array([n], dtype=np.int64), np.array([(busy + reload) / n])
     else:
         run_folds, run_busy = np.zeros(0, dtype=np.int64), np.zeros(0)
     load = {op: fp.dram_read_bytes.get(op, 0.0) / n if n else 0.0 for op in _LOAD_OPS}
@@ -122,7 +128,8 @@ def layer_plan(layer: Layer, acc: Accelerator) -> LayerPlan:
     in_slots, out_slots = _slots(fp, layer, acc)
     return LayerPlan(row=row, run_folds=run_folds, run_busy=run_busy, load_bytes=load, store_bytes=store,
                      in_slots=in_slots, out_slots=out_slots, tail_cycles=0,
-                     sram_extra=busy - float(fp.compute_cycles) if n else 0.0)
+                     sram_extra=busy - float(fp.compute_cycles) if n else 0.0, reload_cycles=reload if n else 0.0,
+                     reload_stall="writeback" if op is Operand.OUTPUT else (op.value if op is not None else "activation"))
 
 
 def _fold_tiles(acc: Accelerator, fp) -> dict:
@@ -155,6 +162,8 @@ def _slots(fp, layer: Layer, acc: Accelerator) -> tuple[int, int]:
                                   f"{math.ceil(tile):,}")
     if not fp.mapping.fits:
         return 1, 1
+    if any(mem.streamed for mem in acc.memories) and not fp.double_buffered:
+        return 1, 1    # the streamed memories' tiles fit only once: the mapper ran the layer single buffered
     out_mem = acc.memory_for(Operand.OUTPUT)
     ins = [acc.memory_for(op) for op in _LOAD_OPS]
     return (2 if all(mem.double_buffered for mem in ins) else 1), (2 if out_mem.double_buffered else 1)
@@ -449,7 +458,8 @@ def _run_task(env, task: Task, mem: MemorySystem, trace: list | None):
         yield env.timeout(plan.tail_cycles)
     task.end = env.now
     st["sram"] = plan.sram_extra
-    task.compute_busy = float(busy.sum())
+    st[plan.reload_stall] += plan.reload_cycles
+    task.compute_busy = float(busy.sum()) - plan.reload_cycles
     if trace is not None:
         for j in range(n):
             trace.append((core, task.layer_index, j, int(sizes[j]), ld[j, 0], ld[j, 3], comp_t[j, 0],

@@ -57,6 +57,7 @@ def format_sim_table(result) -> str:
     a = result.accelerator
     out += ["", f"{result.workload['name']} (batch {result.workload['batch']}) on {a['name']} "
                 f"({a['rows']}x{a['cols']} {a['dataflow']}, {a.get('timing_model', 'scalesim')} fold rule, "
+                f"{'mapper: DRAM bytes first, ' if a.get('mapper_objective') == 'dram' else ''}"
                 f"{a['clock_hz'] / 1e6:g} MHz): "
                 f"{_fmt_int(t['cycles'])} cycles ({_fmt_int(t['compute_cycles'])} compute + "
                 f"{_fmt_int(t['stall_cycles'])} stall) = {t['latency_s'] * 1e3:.3f} ms, "

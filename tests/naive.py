@@ -179,15 +179,65 @@ def fold_count(m, n, k, rows, cols, dataflow, tile):
     return -(-sc // cols) * -(-sr // rows) * -(-t // tile)
 
 
-def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro, epi, fold):
+def stationary(order, cm, cn, ck):
+    """The operand held across the innermost loop with more than one trip: 0 activation (n), 1 weight
+    (m), 3 output (k); None when every loop runs once."""
+    count = {"m": cm, "n": cn, "k": ck}
+    inner = [d for d in order.split(">") if count[d] > 1]
+    return {"n": 0, "m": 1, "k": 3}[inner[-1]] if inner else None
+
+
+def streamed_buffers(order, counts, groups, fp, op_mem, used, usable, size, streamed, traffic, bw):
+    """``double_buffered: streamed`` written out: (fits, double buffered, resident reload cycles).
+    A streamed memory is used as halves if its tiles fit half of it, else with the stationary tile
+    once and the others twice in all of it (the stationary operand's reloads, all but the first of
+    its R distinct tiles, are exposed), else once in all of it (single buffered)."""
+    cm, cn, ck = counts
+    stat = stationary(order, cm, cn, ck)
+    held_ops = ({0: {0}, 1: {1, 2}, 3: {3}}[stat] if stat is not None
+                else ({0, 1, 2, 3} if groups == 1 else set()))
+    fits, double, resident = True, True, set()
+    for j in range(len(usable)):
+        if not used[j]:
+            continue
+        ops = [op for op in range(4) if op_mem[op] == j]
+        u = sum(fp[op] for op in ops)
+        if u <= usable[j]:
+            continue
+        if not streamed[j]:
+            fits = False
+        elif sum(fp[op] * (1 if op in held_ops else 2) for op in ops) <= size[j]:
+            resident |= held_ops & set(ops)
+        elif u <= size[j]:
+            double = False
+        else:
+            fits = False
+    a, w, meta, out_wr = traffic[:4]
+    if not resident:
+        return fits, double, 0.0
+    if 0 in resident:
+        r, nbytes = cm * ck, a
+    elif 3 in resident:
+        r, nbytes = cm * cn, out_wr
+    else:
+        r, nbytes = ck * cn, (w if 1 in resident else 0.0) + (meta if 2 in resident else 0.0)
+    r *= groups
+    return fits, double, (r - 1) / r * nbytes / bw
+
+
+def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro, epi, fold, size=None,
+                  streamed=None, objective="cycles"):
     """The mapper's rule over the grid, one mapping at a time in plain Python, with the scalar cost
     formulas (dram_traffic, footprints, pipeline_cycles): per order, among the mappings that fit the
     fewest (cycles, DRAM bytes, compute cycles) then the largest tile, else the smallest tile then the
     fewest (cycles, DRAM bytes); the first in grid order on ties; across orders the first order
-    unless another is feasible where it is not, or has fewer (cycles, DRAM bytes)."""
+    unless another is feasible where it is not, or has fewer (cycles, DRAM bytes). With ``streamed``
+    memories (``size``: their whole bytes) the buffers follow :func:`streamed_buffers`. ``objective``
+    ``"dram"``: (DRAM bytes, cycles) in place of (cycles, DRAM bytes) everywhere."""
     import itertools
 
     from simulator.mapping import ORDERS, dram_traffic, footprints, pipeline_cycles
+    any_streamed = streamed is not None and any(bool(streamed[j]) and used[j] for j in range(len(usable)))
     best = None
     stream = "mnk".index(p.stream)
     for order in ORDERS:
@@ -196,19 +246,29 @@ def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro
             tm, tn, tk = (int(tiles[d][i]) for d, i in zip("mnk", idx))
             cm, cn, ck = -(-max(1, p.m) // tm), -(-max(1, p.n) // tn), -(-max(1, p.k) // tk)
             a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck)
-            use = [0.0] * len(usable)
-            for j, f in zip(op_mem, footprints(p, tm, tn, tk, ck)):
-                use[j] += f
-            fits = all(use[j] <= usable[j] for j in range(len(usable)) if used[j])
+            fp = footprints(p, tm, tn, tk, ck)
             s = idx[stream]
-            cyc = pipeline_cycles(float(compute[s]), float(port[s]), (a + w + meta + psum_rd) / bw, out_wr / bw, 0,
-                                  double, pro, epi, fold)
+            args = (float(compute[s]), float(port[s]), (a + w + meta + psum_rd) / bw, out_wr / bw, 0)
+            if any_streamed:
+                fits, dbl, reload = streamed_buffers(order, (cm, cn, ck), p.groups, fp, op_mem, used, usable, size,
+                                                     streamed, (a, w, meta, out_wr), bw)
+                cyc = (pipeline_cycles(*args, True, pro, epi, fold, reload=reload) if dbl and double
+                       else pipeline_cycles(*args, False))
+            else:
+                use = [0.0] * len(usable)
+                for j, f in zip(op_mem, fp):
+                    use[j] += f
+                fits = all(use[j] <= usable[j] for j in range(len(usable)) if used[j])
+                cyc = pipeline_cycles(*args, double, pro, epi, fold)
             rows.append((idx, fits, cyc, a + w + meta + psum_rd + out_wr, float(compute[s]), tm * tn * tk,
                          (a, w, meta, out_wr, psum_rd)))
+        def rank(r):      # (cycles, DRAM bytes) or, with the dram objective, (DRAM bytes, cycles)
+            return (r[3], r[2]) if objective == "dram" else (r[2], r[3])
+
         ok = [r for r in rows if r[1]]
-        pick = (min(ok, key=lambda r: (r[2], r[3], r[4], -r[5])) if ok
-                else min(rows, key=lambda r: (r[5], r[2], r[3])))
+        pick = (min(ok, key=lambda r: (*rank(r), r[4], -r[5])) if ok
+                else min(rows, key=lambda r: (r[5], *rank(r))))
         cand = (bool(ok), pick[2], pick[3], order, pick)
-        if best is None or (cand[0], -cand[1], -cand[2]) > (best[0], -best[1], -best[2]):
+        if best is None or (cand[0], *(-x for x in rank(cand[4]))) > (best[0], *(-x for x in rank(best[4]))):
             best = cand
     return best

@@ -68,6 +68,49 @@ def test_memory_errors():
     del doc["compute"]["rows"]
     with pytest.raises(AccelConfigError, match="compute.rows: required key is missing"):
         accel.build(doc)
+    for bad in ("stream", 1, "yes"):
+        doc = base_doc()
+        doc["memories"][2]["double_buffered"] = bad
+        with pytest.raises(AccelConfigError, match=r"memories\[2\].double_buffered: expected true, false or "
+                                                   r"streamed, got " + repr(bad)):
+            accel.build(doc)
+
+
+def test_double_buffered_streamed():
+    doc = base_doc()
+    doc["memories"][0]["double_buffered"] = "Streamed"
+    doc["memories"][1]["double_buffered"] = False
+    a = accel.build(doc)
+    assert [(m.double_buffered, m.streamed) for m in a.memories] == [(True, True), (False, False), (True, False)]
+    # the examples a user runs: vegeta-flex's 1 MiB as one streamed pool, and its three buffers streamed
+    from pathlib import Path
+    root = Path(__file__).parent.parent / "examples" / "accel"
+    pool = accel.load_yaml(root / "vegeta-flex-pool-streamed.yaml")
+    assert [(m.size_bytes, m.streamed) for m in pool.memories] == [(1 << 20, True)]
+    assert pool.compute == accel.load("vegeta-flex").compute
+    three = accel.load_yaml(root / "vegeta-flex-streamed.yaml")
+    assert [m.size_bytes for m in three.memories] == [m.size_bytes for m in accel.load("vegeta-flex").memories]
+    assert all(m.streamed for m in three.memories)
+
+
+def test_mapper_objective_key():
+    assert accel.build(base_doc()).mapper_objective is accel.MapperObjective.CYCLES     # the default
+    doc = base_doc()
+    doc["mapper"] = {"objective": "DRAM"}
+    a = accel.build(doc)
+    assert a.mapper_objective is accel.MapperObjective.DRAM and a.to_dict()["mapper_objective"] == "dram"
+    assert "mapper" in accel.config.KEYS[""] and accel.config.KEYS["mapper"] == ("objective",)
+    for bad, msg in (({"objective": "bytes"}, r"mapper.objective: expected one of cycles, dram, got 'bytes'"),
+                     ({"objectiv": "dram"}, r"mapper.objectiv: unknown key; expected one of objective"),
+                     ("dram", r"mapper: expected a mapping, got 'dram'")):
+        doc["mapper"] = bad
+        with pytest.raises(AccelConfigError, match=msg):
+            accel.build(doc)
+    # the pooled streamed example ranks DRAM bytes first; the three-buffer one keeps the default
+    from pathlib import Path
+    root = Path(__file__).parent.parent / "examples" / "accel"
+    assert accel.load_yaml(root / "vegeta-flex-pool-streamed.yaml").mapper_objective is accel.MapperObjective.DRAM
+    assert accel.load_yaml(root / "vegeta-flex-streamed.yaml").mapper_objective is accel.MapperObjective.CYCLES
 
 
 def test_fpga_budget_refuses_designs_that_do_not_fit():

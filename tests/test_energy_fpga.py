@@ -140,3 +140,18 @@ def test_fpga_model_needs_an_fpga_section_and_a_known_family():
     assert accel.build(doc).energy.static_power_w == 3.5
     del doc["energy"]                                   # unknown device, nothing said: the ASIC table
     assert accel.build(doc).energy.model == "asic"
+
+
+def test_ecp5_static_power_from_the_quoted_core_currents():
+    """ECP5 static power = the quoted VCC core current x 1.1 V (77 mA for the 12F/25F die, 212 mA for
+    the 85F); the 45F is interpolated in LUTs between them (accel/data/fpga_energy.json)."""
+    from accel.fpga import DEVICES
+    fam = fpga_energy_data()["families"]["ecp5"]
+    dev = fam["devices"]
+    assert dev["ecp5-25k"]["static_power_w"] == pytest.approx(0.077 * fam["vcore_v"], abs=1e-4)
+    assert dev["ecp5-85k"]["static_power_w"] == pytest.approx(0.212 * fam["vcore_v"], abs=1e-4)
+    lut = {name: DEVICES[name]["lut"] for name in dev}
+    frac = (lut["ecp5-45k"] - lut["ecp5-25k"]) / (lut["ecp5-85k"] - lut["ecp5-25k"])
+    assert dev["ecp5-45k"]["static_power_w"] == pytest.approx((0.077 + frac * 0.135) * fam["vcore_v"], abs=1e-4)
+    assert "INTERPOLATED" in dev["ecp5-45k"]["static_source"]
+    assert "ASSUMPTION" in fpga_energy_data()["families"]["xilinx-ultrascale+"]["devices"]["xcvu9p"]["static_source"]

@@ -131,6 +131,26 @@ def test_pipeline_overlaps_micro_batches(rng):
     assert (res.cores["tasks"] == 4 * res.layers.groupby("core").size().sort_index().to_numpy()).all()
 
 
+@pytest.mark.parametrize("example", ["vegeta-flex-streamed.yaml", "vegeta-flex-pool-streamed.yaml"])
+def test_streamed_buffers_agree_with_fast_engine(example, rng):
+    """double_buffered: streamed: the fast engine's exposed resident reloads become array time and a
+    load stall in the event engine; totals agree within 2 %."""
+    acc = accel.load_yaml(EXAMPLES / example)
+    proj = Layer(name="query", kind=LayerKind.LINEAR, m=1024, n=768, k=768)    # BERT-base b8's query
+    wl = wl_of(*small_workload(rng).layers, proj)
+    fast = simulate(wl, acc)
+    ev = simulate(wl, acc, engine="event")
+    assert list(ev.layers["fast_cycles"]) == list(fast.layers["cycles"])
+    assert abs(ev.totals["cycles"] - fast.totals["cycles"]) <= 0.02 * fast.totals["cycles"]
+    plan = layer_plan(proj, acc)
+    if example == "vegeta-flex-streamed.yaml":   # 256 of 1024 token rows resident in the 512 KiB buffer
+        assert plan.reload_cycles == pytest.approx(3 / 4 * 1024 * 768 * 2 / acc.dram_bytes_per_cycle)
+        assert plan.reload_stall == "activation" and plan.in_slots == 2
+        assert ev.layers["stall_activation_cycles"].iloc[-1] >= plan.reload_cycles
+    parts = ev.layers[STALL_COLUMNS].sum(axis=1)
+    assert ((parts - ev.layers["stall_cycles"]).abs() <= 0.01 * ev.layers["cycles"] + 3).all()
+
+
 def test_dram_latency_adds_time(rng):
     wl = small_workload(rng)
     doc = doc_of("vegeta-flex")

@@ -12,14 +12,16 @@ import accel
 from accel import Operand
 from simulator import plan_layer
 from simulator.dataflow import DATAFLOWS
-from simulator.mapping import MapProblem, pipeline_cycles, search, tile_candidates
+from simulator import engine
+from simulator.mapping import (ORDERS, MapProblem, _stationary, _streamed_fit, dram_traffic, footprints,
+                               pipeline_cycles, search, tile_candidates)
 from workloads import NM, Layer, LayerKind, Unstructured, WeightLayout
 
 from . import naive
 
 
 def design(rows=4, cols=4, dataflow="ws", sizes=(4096, 4096, 4096), bw=8.0, double=True, timing="scalesim",
-           modes=("dense",), overflow="passes", port_bw=1e9, shared=False):
+           modes=("dense",), overflow="passes", port_bw=1e9, shared=False, objective=None):
     mems = [{"name": "a", "size_bytes": int(sizes[0]), "read_bw_bytes_per_cycle": port_bw, "holds": ["activation"],
              "double_buffered": double},
             {"name": "w", "size_bytes": int(sizes[1]), "read_bw_bytes_per_cycle": port_bw, "holds": ["weight"],
@@ -30,11 +32,14 @@ def design(rows=4, cols=4, dataflow="ws", sizes=(4096, 4096, 4096), bw=8.0, doub
         mems[0]["holds"] = ["activation", "weight"]
         mems[0]["size_bytes"] = int(sizes[0] + sizes[1])
         del mems[1]
-    return accel.build({
+    doc = {
         "name": "p", "compute": {"rows": rows, "cols": cols, "dataflow": dataflow, "clock_hz": 1e9,
                                  "sparse_modes": list(modes), "nm_overflow": overflow, "timing": {"model": timing},
                                  "activation_bits": 8, "weight_bits": 8, "accumulator_bits": 32},
-        "memories": mems, "dram": {"bandwidth_bytes_per_s": bw * 1e9}})
+        "memories": mems, "dram": {"bandwidth_bytes_per_s": bw * 1e9}}
+    if objective is not None:
+        doc["mapper"] = {"objective": objective}
+    return accel.build(doc)
 
 
 def layer_of(m, n, k, mask=None, seed=0):
@@ -159,7 +164,7 @@ def _make(d, **over):
     timing = "rtl" if d["rtl"] and d["dataflow"] == "ws" else "scalesim"
     return design(rows=d["rows"], cols=d["cols"], dataflow=d["dataflow"], sizes=d["sizes"], bw=d["bw"],
                   double=d.get("double", True), timing=timing, modes=d["modes"], overflow=d["overflow"],
-                  port_bw=d["port_bw"], shared=d["shared"])
+                  port_bw=d["port_bw"], shared=d["shared"], objective=d.get("objective"))
 
 
 def _masked(shape):
@@ -202,7 +207,11 @@ def _check_properties(shape, d):
 
 def _no_worse(base, grown, what):
     assert grown.cycles <= base.cycles, what
-    if grown.compute_cycles >= base.compute_cycles and grown.sram_port_cycles >= base.sram_port_cycles:
+    # (streamed memories: or for fewer bytes of resident-tile reloads exposed to the array, or for
+    # overlap: a layer run single buffered in the whole memory, double buffered in the grown design)
+    if (grown.compute_cycles >= base.compute_cycles and grown.sram_port_cycles >= base.sram_port_cycles
+            and grown.extra.get("reload_bytes", 0.0) >= base.extra.get("reload_bytes", 0.0)
+            and not (grown.double_buffered and not base.double_buffered)):
         assert grown.dram_bytes <= base.dram_bytes * (1 + 1e-9), what
     else:
         TRADES.append((base.dram_bytes, grown.dram_bytes))
@@ -215,6 +224,116 @@ TRADES: list = []
 @given(layers, designs)
 def test_memory_model_properties(shape, d):
     _check_properties(shape, d)
+
+
+def _check_streamed(shape, d):
+    """``double_buffered: streamed`` on every memory: bounded by compulsory bytes and the array; never
+    slower than the same memories single buffered (false), never slower nor more DRAM bytes than
+    halves (true: the same trade relaxation as growing a buffer), and monotone in buffers and bandwidth."""
+    layer, _ = _masked(shape)
+    halves = plan_layer(layer, _make(d))
+    assume(halves.mapping.fits)
+    plan = plan_layer(layer, _make(d, double="streamed"))
+    assert plan.mapping.fits                       # it holds whatever halves hold
+    assert plan.dram_bytes >= plan.compulsory_bytes * (1 - 1e-9)
+    assert plan.cycles >= plan.compute_cycles
+    assert plan.cycles <= plan_layer(layer, _make(d, double=False)).cycles
+    _no_worse(halves, plan, "streamed vs halves")
+    for i in range(3):
+        sizes = tuple(s * 4 if j == i else s for j, s in enumerate(d["sizes"]))
+        _no_worse(plan, plan_layer(layer, _make(d, double="streamed", sizes=sizes)), f"streamed, memory {i} grown")
+    _no_worse(plan, plan_layer(layer, _make(d, double="streamed", bw=d["bw"] * 4)), "streamed, bandwidth grown")
+
+
+@settings(max_examples=200, **PROPERTY_SETTINGS)
+@given(layers, designs)
+def test_streamed_buffering_properties(shape, d):
+    _check_streamed(shape, d)
+
+
+@pytest.mark.slow
+@settings(max_examples=800, **PROPERTY_SETTINGS)
+@given(layers, designs)
+def test_streamed_buffering_properties_many(shape, d):
+    _check_streamed(shape, d)
+
+
+def pool(db, objective="cycles"):
+    """vegeta-flex's array with a 1 MiB pool holding every operand."""
+    return accel.build({
+        "name": "pool", "compute": {"rows": 32, "cols": 32, "dataflow": "ws", "clock_hz": 1e9,
+                                    "activation_bits": 16, "weight_bits": 16, "accumulator_bits": 32},
+        "memories": [{"name": "pool", "size_bytes": 1 << 20, "read_bw_bytes_per_cycle": 640,
+                      "holds": ["activation", "weight", "output"], "double_buffered": db}],
+        "dram": {"bandwidth_bytes_per_s": 16e9}, "mapper": {"objective": objective}})
+
+
+def test_streamed_pool_holds_the_stationary_tile_once():
+    """A 1024 x 768 x 768 GEMM in a 1 MiB pool: halves re-read the weights 4 times (256 token rows
+    held); streamed holds 512 rows once and streams 32-column weight tiles twice, so it can read the
+    weights twice, at the price of one exposed reload of the 512 x 768 activation tile."""
+    layer = Layer(name="q", kind=LayerKind.LINEAR, m=1024, n=768, k=768)
+    acc = pool("streamed")
+    dmap = DATAFLOWS[acc.compute.dataflow]
+    cands, ncols, live_n = engine._candidates(layer, acc, dmap)[:3]
+    ls = engine._LayerSetup(layer, acc, dmap, ncols, live_n)
+    p = engine._map_problem(layer, dmap, cands[0], ls)
+    fp = footprints(p, 512, 32, 768, 1)
+    # A (index 0) is stationary: n is the innermost loop with more than one trip
+    assert _stationary(0, 2, 24, 1) == 0
+    fits, double, resident = _streamed_fit(0, 2, 24, 1, 1, *fp, ls.op_mem, ls.used, ls.usable, ls.size, ls.streamed)
+    assert fits and double and resident == 1       # 768 KiB + 2 x (48 + 64) KiB <= 1 MiB; not in halves
+    assert sum(fp) > (1 << 20) // 2
+    a, w, _, out_wr, _ = dram_traffic(p, "m>n>k", 2, 24, 1)
+    assert (a, w, out_wr) == (1024 * 768 * 2, 2 * 768 * 768 * 2, 1024 * 768 * 2)
+    # the engine: never slower than halves or no double buffering; halves move more bytes
+    plan, halves, single = plan_layer(layer, acc), plan_layer(layer, pool(True)), plan_layer(layer, pool(False))
+    assert plan.cycles <= min(halves.cycles, single.cycles)
+    assert plan.dram_bytes <= halves.dram_bytes
+
+
+def _check_dram_objective(shape, d):
+    """``mapper.objective: dram`` against the default (same layer, same design, halves, streamed or
+    single buffered memories): never more DRAM bytes, never fewer cycles (the default takes the
+    fewest), the bounds every plan keeps (compulsory bytes, compute cycles, MACs), and DRAM bytes
+    non-increasing in each buffer and in the bandwidth."""
+    layer, _ = _masked(shape)
+    cyc_plan = plan_layer(layer, _make(d))
+    assume(cyc_plan.mapping.fits)
+    plan = plan_layer(layer, _make(d, objective="dram"))
+    assert plan.mapping.fits
+    assert plan.dram_bytes <= cyc_plan.dram_bytes * (1 + 1e-12)
+    assert plan.cycles >= cyc_plan.cycles
+    assert plan.dram_bytes >= plan.compulsory_bytes * (1 - 1e-9)
+    assert plan.cycles >= plan.compute_cycles
+    assert plan.effective_macs == cyc_plan.effective_macs and plan.executed_macs >= plan.effective_macs
+    # the same objective named explicitly is the default, bit for bit
+    assert plan_layer(layer, _make(d, objective="cycles")) == cyc_plan
+    # the fewest bytes over a superset of fitting mappings (a buffer grown) or the same set (more
+    # bandwidth): DRAM bytes never rise (cycles may: a byte-saving mapping that now fits can be slower)
+    for i in range(3):
+        sizes = tuple(s * 4 if j == i else s for j, s in enumerate(d["sizes"]))
+        grown = plan_layer(layer, _make(d, objective="dram", sizes=sizes))
+        assert grown.dram_bytes <= plan.dram_bytes * (1 + 1e-12), f"memory {i} grown"
+    assert plan_layer(layer, _make(d, objective="dram", bw=d["bw"] * 4)).dram_bytes <= plan.dram_bytes * (1 + 1e-12)
+
+
+@settings(max_examples=150, **PROPERTY_SETTINGS)
+@given(layers, designs, st.sampled_from([True, False, "streamed"]))
+def test_dram_objective_properties(shape, d, double):
+    _check_dram_objective(shape, {**d, "double": double})
+
+
+def test_dram_objective_plans_are_not_shared_with_the_default():
+    """The BERT query GEMM of the streamed-pool test: the default keeps 256 token rows in halves
+    (compute-bound); ``dram`` holds 512 rows once and reads the weights twice. Plans for the two
+    objectives are kept apart in the plan cache."""
+    layer = Layer(name="q", kind=LayerKind.LINEAR, m=1024, n=768, k=768)
+    engine._PLANS.clear()
+    fast, lean = plan_layer(layer, pool("streamed")), plan_layer(layer, pool("streamed", "dram"))
+    assert lean.dram_bytes < fast.dram_bytes and lean.cycles > fast.cycles
+    assert plan_layer(layer, pool("streamed")) == fast        # from the cache, the default's own plan
+    assert len(engine._PLANS._d) == 2
 
 
 @pytest.mark.slow
@@ -234,13 +353,24 @@ def test_pipeline_double_buffering_exact_cases():
     assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, False) == 1150.0
     # the SRAM ports overlap the compute: the longer of the two counts
     assert pipeline_cycles(100.0, 400.0, 10.0, 10.0, 4, True, 1.0, 1.0, 10.0) == 402.0
+    # streamed: the resident tile's reloads on the array's side, never beyond single buffering
+    assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, True, 5.0, 7.0, 10.0, reload=30.0) == 1042.0
+    assert pipeline_cycles(1000.0, 0.0, 100.0, 50.0, 8, True, 5.0, 7.0, 10.0, reload=500.0) == 1150.0
+    assert pipeline_cycles(10.0, 0.0, 100.0, 50.0, 8, True, 5.0, 7.0, 10.0, reload=30.0) == 160.0
+
+
+def test_stationary_operand_of_every_order():
+    for o, order in enumerate(ORDERS):
+        for counts in itertools.product((1, 2), repeat=3):
+            want = naive.stationary(order, *counts)
+            assert _stationary(o, *counts) == (-1 if want is None else want), (order, counts)
 
 
 # ------------------------------------------------------------------ the compiled search vs plain Python
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 300), st.integers(1, 90), st.integers(1, 200), st.sampled_from(["m", "n", "k"]),
-       st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3))
-def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_mem):
+       st.integers(0, 2**31 - 1), st.booleans(), st.integers(1, 3), st.booleans(), st.sampled_from(["cycles", "dram"]))
+def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_mem, with_streamed, objective):
     rng = np.random.default_rng(seed)
     dims = [d for d in "mnk" if d != stream]
     p = MapProblem(m=m, n=n, k=k, groups=int(rng.integers(1, 4)), stream=stream, row_dim=dims[0], col_dim=dims[1],
@@ -263,8 +393,12 @@ def test_compiled_search_equals_plain_python(m, n, k, stream, seed, double, n_me
     bw = float(rng.choice([0.5, 4.0, 64.0]))
     args = (op_mem, used, usable, double, bw, float(rng.integers(0, 50)), float(rng.integers(0, 50)),
             float(rng.integers(0, 500)))
-    mapping, cyc, traffic, j = search(p, tiles, compute, port, *args)
-    ok, r_cyc, _, order, pick = naive.mapper_search(p, tiles, compute, port, *args)
+    if with_streamed:   # double_buffered: streamed memories (whole bytes twice the usable half)
+        args += (usable * 2, rng.integers(0, 2, n_mem).astype(bool))
+    if not with_streamed:
+        args += (None, None)
+    mapping, cyc, traffic, j = search(p, tiles, compute, port, *args, objective=objective)
+    ok, r_cyc, _, order, pick = naive.mapper_search(p, tiles, compute, port, *args, objective=objective)
     idx = pick[0]
     assert (mapping.order, mapping.fits, mapping.tile_m, mapping.tile_n, mapping.tile_k) == \
         (order, ok, *(int(tiles[d][i]) for d, i in zip("mnk", idx)))

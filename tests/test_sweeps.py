@@ -73,6 +73,17 @@ def test_zip_groups_vary_together_and_where_drops():
     assert not {p.key for p in other.points} & {p.key for p in spec.points}
 
 
+def test_mapper_objective_override():
+    """``mapper.objective`` is an accelerator key like any other: a sweep axis, part of the point key."""
+    spec = load_spec({**BASE, "sparsity": ["dense"], "overrides": {"mapper.objective": ["cycles", "dram"]}})
+    docs = [json.loads(p.accelerator_doc)["mapper"] for p in spec.points]
+    assert docs == [{"objective": "cycles"}, {"objective": "dram"}]
+    assert len({p.key for p in spec.points}) == 2
+    with pytest.raises(SweepSpecError, match=r"overrides.mapper.objective\[0\] = 'bytes' .*mapper.objective: "
+                                             r"expected one of cycles, dram"):
+        load_spec({**BASE, "overrides": {"mapper.objective": ["bytes"]}})
+
+
 def test_memory_override_by_name_and_index():
     spec = load_spec({**BASE, "overrides": {"memories.ifmap_sram.size_bytes": [65536],
                                             "memories[1].size_bytes": [32768]}})
