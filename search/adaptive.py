@@ -52,17 +52,10 @@ class Selection:
 
 
 def hv2(points, ref=(2.0, 1.0)) -> float:
-    """Exact 2-D hypervolume of ``points`` ``(value, cost)`` (both minimized) below ``ref``."""
-    P = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    P = P[np.all(P < np.asarray(ref, dtype=np.float64), axis=1)]
-    if len(P) == 0:
-        return 0.0
-    P = P[np.lexsort((P[:, 0], P[:, 1]))]            # by cost, then value
-    area, best = 0.0, float(ref[0])
-    for (v, c), c_next in zip(P, np.append(P[1:, 1], ref[1])):
-        best = min(best, float(v))
-        area += (float(ref[0]) - best) * (float(c_next) - float(c))
-    return area
+    """Hypervolume of ``points`` ``(value, cost)`` (both minimized) below ``ref``
+    (:func:`search.algorithms.hypervolume`, pymoo's, in two dimensions)."""
+    from .algorithms import hypervolume
+    return hypervolume(np.asarray(points, dtype=np.float64).reshape(-1, 2), ref=ref)
 
 
 def predict_lcb(scores: np.ndarray, seen: Sequence[int], values: Sequence[float], kappa: float) -> np.ndarray:

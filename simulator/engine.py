@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -60,6 +58,7 @@ from .dataflow import DATAFLOWS, DataflowMap, fold_time
 from ._jit import jit
 from .errors import SimulationError
 from .limits import check_workload
+from .lru import Lru
 from .maskcache import mask_entry
 from .kernels import _double_buffered_runs
 from .mapping import (_RELOAD, DIMS, ORDERS, MapProblem, Mapping, _footprints, _reload_cycles, _search, _streamed_fit,
@@ -598,32 +597,8 @@ def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> L
     return best
 
 
-class _Lru:
-    """A small thread-safe LRU map (Dask may simulate in several threads of one process)."""
-
-    def __init__(self, limit: int):
-        self.limit, self._d, self._lock = limit, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            got = self._d.get(key)
-            if got is not None:
-                self._d.move_to_end(key)
-            return got
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._d[key] = value
-            while len(self._d) > self.limit:
-                self._d.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-
-
 #: plans per (design, dataflow, layer shape, mask statistics); see :func:`plan_layer`
-_PLANS = _Lru(8192)
+_PLANS = Lru(8192)
 
 
 # ------------------------------------------------------------------------------------------ energy

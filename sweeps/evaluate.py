@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
-from collections import OrderedDict
+
+from simulator.lru import Lru
 
 from .spec import Point
 
@@ -24,26 +24,9 @@ DESIGN = ["dataflow", "rows", "cols", "pes", "clock_hz", "dram_bytes_per_cycle"]
 FPGA = ["fpga_device", "fpga_dsp", "fpga_bram36", "fpga_lut", "fpga_ff", "budget_dsp", "budget_bram36",
         "budget_lut", "budget_ff"]
 
-_TRACED: OrderedDict = OrderedDict()    # (model, batch, seed) -> Workload
-_MASKED: OrderedDict = OrderedDict()    # Point.workload_key -> Workload
-_ACCELS: OrderedDict = OrderedDict()    # accelerator document JSON -> (Accelerator | None, fpga dict, reason)
-_LIMITS = {"traced": 3, "masked": 6, "accels": 512}
-
-
-_LOCK = threading.Lock()     # Dask may run several points at once in one process (threads)
-
-
-def _lru(cache: OrderedDict, key, make, limit: int):
-    with _LOCK:
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-    value = make()
-    with _LOCK:
-        cache[key] = value
-        while len(cache) > limit:
-            cache.popitem(last=False)
-    return value
+_TRACED = Lru(3)       # (model, batch, seed) -> Workload
+_MASKED = Lru(6)       # Point.workload_key -> Workload
+_ACCELS = Lru(512)     # accelerator document JSON -> (Accelerator | None, fpga dict, reason)
 
 
 def _trace(model: str, batch: int, seed: int):
@@ -64,7 +47,7 @@ def workload_for(point: Point, cache=None):
         return prepared.traced(cache, model, batch, seed, lambda: _trace(model, batch, seed))
 
     def mask():
-        wl = _lru(_TRACED, (model, batch, seed), trace, _LIMITS["traced"])
+        wl = _TRACED.get_or_make((model, batch, seed), trace)
         sp = point.sparsity
         wl = wl.sparsify(dict(sp) if isinstance(sp, tuple) else sp)
         if point.training:
@@ -75,7 +58,7 @@ def workload_for(point: Point, cache=None):
         if cache is None:
             return mask()
         return prepared.masked(cache, model, batch, seed, point.training, point.sparsity, mask)
-    return _lru(_MASKED, point.workload_key, make, _LIMITS["masked"])
+    return _MASKED.get_or_make(point.workload_key, make)
 
 
 def accelerator_for(doc_json: str):
@@ -102,7 +85,7 @@ def accelerator_for(doc_json: str):
                   "pes": acc.compute.pes, "clock_hz": acc.compute.clock_hz,
                   "dram_bytes_per_cycle": acc.dram_bytes_per_cycle}
         return (None if reason else acc), {**fpga, **design}, reason
-    return _lru(_ACCELS, doc_json, make, _LIMITS["accels"])
+    return _ACCELS.get_or_make(doc_json, make)
 
 
 def evaluate(point: Point, cache=None) -> dict:
