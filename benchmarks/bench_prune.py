@@ -37,7 +37,12 @@ accuracy, every evaluated point; uniform is its 3 points (2:4, 1:4, 2:8) with th
 Per seed: hypervolume (reference: 2 points of drop, 1.0 x dense cycles) of front and random (paired,
 same seed) and point-by-point coverage (:func:`search.prune.covers`). Evaluations are memoized per
 seed (fine-tuning is deterministic, so an assignment both pick is computed once; each method still
-counts it).
+counts it). How much of a difference belongs to the particular test set: the front - random
+hypervolume over 1000 bootstrap resamples of the test rows (the same rows for every model; nothing
+is re-selected or re-trained). With ``--exhaustive`` (mlp_digits: 64 assignments), also the front
+against 1000 random searches, and where the accuracy differences lie: mean test / validation drop
+per layer and pattern over all assignments, and how well validation drop and the proxy rank the
+test drops (Spearman).
 """
 from __future__ import annotations
 
@@ -207,19 +212,51 @@ def part_acc(seeds, epochs, models, accels, proxy_kind):
                   f"seeds within 0.5: {sum(d <= 0.5 for d in drops)}/{seeds}")
 
 
+def _test_bootstrap(dense_hit, front_hits, random_hits, front_cycles, random_cycles, seed, draws=1000):
+    """Front - random hypervolume when the test rows are resampled with replacement (the same rows for
+    every model): how much of a difference is the particular test set's. Returns mean, 5 and 95 %
+    quantiles and the share of resamples in which the front is higher."""
+    n = len(dense_hit)
+    rng = np.random.default_rng(99 + seed)
+    F, R = np.array(front_hits, dtype=np.float64), np.array(random_hits, dtype=np.float64)
+    d = np.asarray(dense_hit, dtype=np.float64)
+    diff = []
+    for _ in range(draws):
+        idx = rng.integers(0, n, n)
+        dense = 100 * d[idx].mean()
+        f = np.column_stack([dense - 100 * F[:, idx].mean(axis=1), front_cycles])
+        r = np.column_stack([dense - 100 * R[:, idx].mean(axis=1), random_cycles])
+        diff.append(_hv(f) - _hv(r))
+    diff = np.array(diff)
+    return {"mean": float(diff.mean()), "lo": float(np.percentile(diff, 5)), "hi": float(np.percentile(diff, 95)),
+            "p": float(np.mean(diff > 0))}
+
+
+def _structure(cost, every, test_drop, val_drop, kept):
+    """Where the accuracy differences lie, over every assignment: mean test / validation drop per layer
+    and pattern, and how well validation drop and the proxy rank the test drops (Spearman)."""
+    from scipy.stats import spearmanr
+    for li, layer in enumerate(cost.layer_names):
+        per = [f"{cost.candidate_names[c]} {test_drop[every[:, li] == c].mean():+.2f}/{val_drop[every[:, li] == c].mean():+.2f}"
+               for c in cost.options[li]]
+        print(f"      {layer}: mean drop test/validation by pattern: {', '.join(per)}")
+    print(f"      rank correlation with the test drop: validation drop {spearmanr(val_drop, test_drop)[0]:+.2f}, "
+          f"proxy {spearmanr(-np.asarray(kept), test_drop)[0]:+.2f}")
+
+
 def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_seed=0, exhaustive=0,
                accel_name="vegeta-flex"):
     """Accuracy in the loop vs random search at equal evaluations (see the module docstring)."""
     import itertools
 
     from search.adaptive import proxy_pool, select_adaptive
-    from search.finetune import accuracy, digits_validation
+    from search.finetune import accuracy, digits_data, digits_validation, pretrained_digits
     from search.prune import covers, digits_cost, digits_proxy, finetuned_accuracies
     UNI = ("2:4", "1:4", "2:8")
     for model in models:
         hv = {"front": [], "random": [], "uniform": []}
         cov = {"uniform": [], "random": []}
-        beat = []
+        beat, boot = [], []
         t0 = time.perf_counter()
         print(f"{model} on {accel_name}: adaptive front vs random search, {evals} evaluations each (one evaluation ="
               f" {epochs} fixed-mask fine-tuning epochs on the fit part + validation and test accuracy); selection "
@@ -239,11 +276,16 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                 keys = [tuple(a) for a in pool]
             ratio = cost.evaluate(pool)["cycles"] / dense
             memo = {}       # fine-tuning is deterministic: the same assignment gives the same accuracies
+            xt, yt = digits_data(seed)[2:]
 
-            def ev(a):
+            def ev(a):      # (validation %, test %, which test rows it gets right)
                 key = tuple(int(v) for v in a)
                 if key not in memo:
-                    memo[key] = finetuned_accuracies(model, seed, cost.masks(a), epochs, val_fraction=val_fraction)
+                    tuned, _ = pretrained_digits(model, seed=seed, val_fraction=val_fraction)
+                    va, ta = finetuned_accuracies(model, seed, cost.masks(a), epochs, val_fraction=val_fraction,
+                                                  net=tuned)
+                    with torch.no_grad():
+                        memo[key] = (va, ta, (tuned(xt).argmax(dim=1) == yt).numpy())
                 return memo[key]
             # seeded with the uniform points: the front then weakly dominates them by construction
             sel = select_adaptive(ratio, -cost.evaluate_table(proxy, pool), lambda i: dense_val - ev(pool[i])[0],
@@ -268,6 +310,13 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                   f"{cov['uniform'][-1]['strict']}")
             print(f"    random  {fmt(pts['random'])}; covered {sum(cov['random'][-1]['covered'])}/{len(rnd)}, "
                   f"strict: {cov['random'][-1]['strict']}")
+            with torch.no_grad():
+                dense_hit = (net(xt).argmax(dim=1) == yt).numpy()
+            boot.append(_test_bootstrap(dense_hit, [ev(x)[2] for x in fr], [ev(x)[2] for x in rnd],
+                                        [p[1] for p in pts["front"]], [p[1] for p in pts["random"]], seed))
+            print(f"    test rows resampled (1000 bootstraps of the {len(yt)}): front - random hypervolume "
+                  f"{boot[-1]['mean']:+.3f} [5-95 %: {boot[-1]['lo']:+.3f}, {boot[-1]['hi']:+.3f}], front higher in "
+                  f"{boot[-1]['p']:.0%}")
             if len(every) <= exhaustive:    # every assignment evaluated: many random searches, not one
                 allp = np.array([(dense_test - ev(x)[1], cost.totals(x)["cycles"] / dense) for x in every])
                 draws = np.random.default_rng(10_000 + seed)
@@ -276,12 +325,17 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                 print(f"    all {len(every)} assignments evaluated: the front's hypervolume beats {beat[-1]:.1%} of 1000 "
                       f"random searches of {len(rnd)} (random median {np.median(others):.3f}); best possible with "
                       f"all {len(every)}: {_hv(allp):.3f}")
+                _structure(cost, every, allp[:, 0], np.array([dense_val - ev(x)[0] for x in every]),
+                           cost.evaluate_table(proxy, every))
         wins = sum(f > r for f, r in zip(hv["front"], hv["random"]))
         diff = [f - r for f, r in zip(hv["front"], hv["random"])]
         print(f"  {seeds} seeds ({time.perf_counter() - t0:.0f} s); hypervolume of test (drop <= 2 points, cycles <= "
               f"dense; higher is better): " + ", ".join(f"{k} {_ms(v)}" for k, v in hv.items()))
         print(f"  front - random hypervolume per seed: {', '.join(f'{d:+.3f}' for d in diff)}; front higher on "
               f"{wins}/{seeds} seeds")
+        shares = ", ".join(f"{b['p']:.0%}" for b in boot)
+        print(f"  test rows resampled: front higher than random in {shares} of "
+              f"1000 bootstraps per seed (mean {statistics.mean(b['p'] for b in boot):.0%})")
         if beat:
             print(f"  share of 1000 random searches (of {evals}) per seed whose hypervolume the front beats: "
                   f"{', '.join(f'{b:.1%}' for b in beat)}; mean {statistics.mean(beat):.1%}")
