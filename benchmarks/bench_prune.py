@@ -1,10 +1,10 @@
 """Hardware-aware pruning: permutation efficacy and time, cycles before/after permutation, and real
 accuracy on scikit-learn digits at cycle budgets (front vs uniform patterns vs random search).
 
-    python benchmarks/bench_prune.py [--full] [--part perm|acc|front|all] [--seeds N] [--epochs 10]
+    python benchmarks/bench_prune.py [--full] [--part perm|acc|front|noise|all] [--seeds N] [--epochs 10]
                                      [--models mlp_digits,cnn_digits] [--accels vegeta-flex,sat-vcu1525]
                                      [--proxy sensitivity|magnitude] [--evals 10] [--val 0.2]
-                                     [--first-seed 0] [--exhaustive 64]
+                                     [--first-seed 0] [--exhaustive 64] [--repeats 4]
 
 The default (what ``make bench`` runs) is quick: the permutation part and the accuracy part for one
 model (cnn_digits) and one seed. ``--full`` is the closing table: 5 seeds, mlp_digits and cnn_digits.
@@ -43,6 +43,10 @@ is re-selected or re-trained). With ``--exhaustive`` (mlp_digits: 64 assignments
 against 1000 random searches, and where the accuracy differences lie: mean test / validation drop
 per layer and pattern over all assignments, and how well validation drop and the proxy rank the
 test drops (Spearman).
+
+Part ``noise`` (not in ``all``): every mlp_digits assignment fine-tuned ``--repeats`` times with
+different training seeds: the run-to-run sd of one assignment's test accuracy against the spread of
+the assignments' mean accuracies (what a selection could exploit), per seed.
 """
 from __future__ import annotations
 
@@ -346,10 +350,46 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                   f"better (all covered and strict): {sum(c['better'] for c in cs)}/{len(cs)}")
 
 
+def part_noise(seeds, epochs, val_fraction, repeats, first_seed=0, model="mlp_digits", accel_name="vegeta-flex"):
+    """How much of the accuracy differences between assignments is structure and how much the
+    fine-tuning run: every assignment of ``model`` fine-tuned ``repeats`` times (training seeds
+    seed + 1000 r; r = 0 is the evaluation part ``front`` uses), on the same fit part, measured on
+    the same validation and test rows."""
+    import itertools
+
+    from search.finetune import TrainConfig, accuracy, digits_data, digits_validation, pretrained_digits, train
+    from search.prune import digits_cost
+    print(f"{model} on {accel_name}: every assignment fine-tuned {repeats} times ({epochs} epochs, training seeds "
+          f"seed + 1000 r); drops in points of test accuracy")
+    for seed in range(first_seed, first_seed + seeds):
+        t0 = time.perf_counter()
+        net, dense_test, cost = digits_cost(model, accel_name, seed=seed, candidates=["dense", "2:4", "1:4", "2:8"],
+                                            val_fraction=val_fraction)
+        x, y, xv, yv = digits_validation(seed, val_fraction)
+        xt, yt = digits_data(seed)[2:]
+        every = np.array(list(itertools.product(*[list(o) for o in cost.options])))
+        test, val = np.zeros((len(every), repeats)), np.zeros((len(every), repeats))
+        for i, a in enumerate(every):
+            masks = {k: torch.as_tensor(v) for k, v in cost.masks(a).items()}
+            for r in range(repeats):
+                tuned, _ = pretrained_digits(model, seed=seed, val_fraction=val_fraction)
+                train(tuned, x, y, TrainConfig(epochs=epochs, lr=1e-3), seed=seed + 1000 * r, masks=masks)
+                test[i, r], val[i, r] = accuracy(tuned, xt, yt), accuracy(tuned, xv, yv)
+        noise = float(np.sqrt(test.var(axis=1, ddof=1).mean()))
+        vnoise = float(np.sqrt(val.var(axis=1, ddof=1).mean()))
+        means = dense_test - test.mean(axis=1)
+        structure = float(np.sqrt(max(means.var(ddof=1) - noise ** 2 / repeats, 0.0)))
+        first = ", ".join(f"{cost.candidate_names[c]} {means[every[:, 0] == c].mean():+.2f}" for c in cost.options[0])
+        print(f"  seed {seed} ({time.perf_counter() - t0:.0f} s): one run's test accuracy sd {noise:.2f} (validation "
+              f"{vnoise:.2f}); spread of the assignments' mean drops: sd {means.std(ddof=1):.2f}, beyond run noise "
+              f"{structure:.2f}; mean drop by {cost.layer_names[0]} pattern: {first}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true", help="the closing table: 5 seeds, both digits models")
-    ap.add_argument("--part", default="all", choices=["perm", "acc", "front", "all"])
+    ap.add_argument("--part", default="all", choices=["perm", "acc", "front", "noise", "all"],
+                    help="noise (not in all): every mlp_digits assignment fine-tuned --repeats times")
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 1, --full 5)")
     ap.add_argument("--epochs", type=int, default=10, help="fixed-mask fine-tuning epochs per evaluated point")
     ap.add_argument("--models", default=None, help="default cnn_digits, --full mlp_digits,cnn_digits")
@@ -361,6 +401,7 @@ def main(argv=None):
                     "settings were chosen on seeds 5..9)")
     ap.add_argument("--exhaustive", type=int, default=None, help="part front: evaluate every assignment when there "
                     "are at most this many and compare with 1000 random searches (default 0, --full 64: mlp_digits)")
+    ap.add_argument("--repeats", type=int, default=4, help="part noise: fine-tuning runs per assignment")
     ap.add_argument("--val", type=float, default=0.2, help="share of the training split held out for selection")
     args = ap.parse_args(argv)
     seeds = args.seeds or (5 if args.full else 1)
@@ -373,6 +414,8 @@ def main(argv=None):
     if args.part in ("acc", "front", "all"):
         exhaustive = args.exhaustive if args.exhaustive is not None else (64 if args.full else 0)
         part_front(seeds, args.epochs, models, args.proxy, args.evals, args.val, args.first_seed, exhaustive)
+    if args.part == "noise":
+        part_noise(seeds, args.epochs, args.val, args.repeats, args.first_seed)
 
 
 if __name__ == "__main__":
