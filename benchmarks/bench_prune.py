@@ -1,10 +1,10 @@
 """Hardware-aware pruning: permutation efficacy and time, cycles before/after permutation, and real
 accuracy on scikit-learn digits at cycle budgets (front vs uniform patterns vs random search).
 
-    python benchmarks/bench_prune.py [--full] [--part perm|acc|front|all] [--seeds N] [--epochs 10]
+    python benchmarks/bench_prune.py [--full] [--part perm|acc|front|noise|all] [--seeds N] [--epochs 10]
                                      [--models mlp_digits,cnn_digits] [--accels vegeta-flex,sat-vcu1525]
                                      [--proxy sensitivity|magnitude] [--evals 10] [--val 0.2]
-                                     [--first-seed 0] [--exhaustive 64]
+                                     [--first-seed 0] [--exhaustive 64] [--repeats 4]
 
 The default (what ``make bench`` runs) is quick: the permutation part and the accuracy part for one
 model (cnn_digits) and one seed. ``--full`` is the closing table: 5 seeds, mlp_digits and cnn_digits.
@@ -37,7 +37,16 @@ accuracy, every evaluated point; uniform is its 3 points (2:4, 1:4, 2:8) with th
 Per seed: hypervolume (reference: 2 points of drop, 1.0 x dense cycles) of front and random (paired,
 same seed) and point-by-point coverage (:func:`search.prune.covers`). Evaluations are memoized per
 seed (fine-tuning is deterministic, so an assignment both pick is computed once; each method still
-counts it).
+counts it). How much of a difference belongs to the particular test set: the front - random
+hypervolume over 1000 bootstrap resamples of the test rows (the same rows for every model; nothing
+is re-selected or re-trained). With ``--exhaustive`` (mlp_digits: 64 assignments), also the front
+against 1000 random searches, and where the accuracy differences lie: mean test / validation drop
+per layer and pattern over all assignments, and how well validation drop and the proxy rank the
+test drops (Spearman).
+
+Part ``noise`` (not in ``all``): every mlp_digits assignment fine-tuned ``--repeats`` times with
+different training seeds: the run-to-run sd of one assignment's test accuracy against the spread of
+the assignments' mean accuracies (what a selection could exploit), per seed.
 """
 from __future__ import annotations
 
@@ -207,19 +216,51 @@ def part_acc(seeds, epochs, models, accels, proxy_kind):
                   f"seeds within 0.5: {sum(d <= 0.5 for d in drops)}/{seeds}")
 
 
+def _test_bootstrap(dense_hit, front_hits, random_hits, front_cycles, random_cycles, seed, draws=1000):
+    """Front - random hypervolume when the test rows are resampled with replacement (the same rows for
+    every model): how much of a difference is the particular test set's. Returns mean, 5 and 95 %
+    quantiles and the share of resamples in which the front is higher."""
+    n = len(dense_hit)
+    rng = np.random.default_rng(99 + seed)
+    F, R = np.array(front_hits, dtype=np.float64), np.array(random_hits, dtype=np.float64)
+    d = np.asarray(dense_hit, dtype=np.float64)
+    diff = []
+    for _ in range(draws):
+        idx = rng.integers(0, n, n)
+        dense = 100 * d[idx].mean()
+        f = np.column_stack([dense - 100 * F[:, idx].mean(axis=1), front_cycles])
+        r = np.column_stack([dense - 100 * R[:, idx].mean(axis=1), random_cycles])
+        diff.append(_hv(f) - _hv(r))
+    diff = np.array(diff)
+    return {"mean": float(diff.mean()), "lo": float(np.percentile(diff, 5)), "hi": float(np.percentile(diff, 95)),
+            "p": float(np.mean(diff > 0))}
+
+
+def _structure(cost, every, test_drop, val_drop, kept):
+    """Where the accuracy differences lie, over every assignment: mean test / validation drop per layer
+    and pattern, and how well validation drop and the proxy rank the test drops (Spearman)."""
+    from scipy.stats import spearmanr
+    for li, layer in enumerate(cost.layer_names):
+        per = [f"{cost.candidate_names[c]} {test_drop[every[:, li] == c].mean():+.2f}/{val_drop[every[:, li] == c].mean():+.2f}"
+               for c in cost.options[li]]
+        print(f"      {layer}: mean drop test/validation by pattern: {', '.join(per)}")
+    print(f"      rank correlation with the test drop: validation drop {spearmanr(val_drop, test_drop)[0]:+.2f}, "
+          f"proxy {spearmanr(-np.asarray(kept), test_drop)[0]:+.2f}")
+
+
 def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_seed=0, exhaustive=0,
                accel_name="vegeta-flex"):
     """Accuracy in the loop vs random search at equal evaluations (see the module docstring)."""
     import itertools
 
     from search.adaptive import proxy_pool, select_adaptive
-    from search.finetune import accuracy, digits_validation
+    from search.finetune import accuracy, digits_data, digits_validation, pretrained_digits
     from search.prune import covers, digits_cost, digits_proxy, finetuned_accuracies
     UNI = ("2:4", "1:4", "2:8")
     for model in models:
         hv = {"front": [], "random": [], "uniform": []}
         cov = {"uniform": [], "random": []}
-        beat = []
+        beat, boot = [], []
         t0 = time.perf_counter()
         print(f"{model} on {accel_name}: adaptive front vs random search, {evals} evaluations each (one evaluation ="
               f" {epochs} fixed-mask fine-tuning epochs on the fit part + validation and test accuracy); selection "
@@ -239,11 +280,16 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                 keys = [tuple(a) for a in pool]
             ratio = cost.evaluate(pool)["cycles"] / dense
             memo = {}       # fine-tuning is deterministic: the same assignment gives the same accuracies
+            xt, yt = digits_data(seed)[2:]
 
-            def ev(a):
+            def ev(a):      # (validation %, test %, which test rows it gets right)
                 key = tuple(int(v) for v in a)
                 if key not in memo:
-                    memo[key] = finetuned_accuracies(model, seed, cost.masks(a), epochs, val_fraction=val_fraction)
+                    tuned, _ = pretrained_digits(model, seed=seed, val_fraction=val_fraction)
+                    va, ta = finetuned_accuracies(model, seed, cost.masks(a), epochs, val_fraction=val_fraction,
+                                                  net=tuned)
+                    with torch.no_grad():
+                        memo[key] = (va, ta, (tuned(xt).argmax(dim=1) == yt).numpy())
                 return memo[key]
             # seeded with the uniform points: the front then weakly dominates them by construction
             sel = select_adaptive(ratio, -cost.evaluate_table(proxy, pool), lambda i: dense_val - ev(pool[i])[0],
@@ -268,6 +314,13 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                   f"{cov['uniform'][-1]['strict']}")
             print(f"    random  {fmt(pts['random'])}; covered {sum(cov['random'][-1]['covered'])}/{len(rnd)}, "
                   f"strict: {cov['random'][-1]['strict']}")
+            with torch.no_grad():
+                dense_hit = (net(xt).argmax(dim=1) == yt).numpy()
+            boot.append(_test_bootstrap(dense_hit, [ev(x)[2] for x in fr], [ev(x)[2] for x in rnd],
+                                        [p[1] for p in pts["front"]], [p[1] for p in pts["random"]], seed))
+            print(f"    test rows resampled (1000 bootstraps of the {len(yt)}): front - random hypervolume "
+                  f"{boot[-1]['mean']:+.3f} [5-95 %: {boot[-1]['lo']:+.3f}, {boot[-1]['hi']:+.3f}], front higher in "
+                  f"{boot[-1]['p']:.0%}")
             if len(every) <= exhaustive:    # every assignment evaluated: many random searches, not one
                 allp = np.array([(dense_test - ev(x)[1], cost.totals(x)["cycles"] / dense) for x in every])
                 draws = np.random.default_rng(10_000 + seed)
@@ -276,12 +329,17 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                 print(f"    all {len(every)} assignments evaluated: the front's hypervolume beats {beat[-1]:.1%} of 1000 "
                       f"random searches of {len(rnd)} (random median {np.median(others):.3f}); best possible with "
                       f"all {len(every)}: {_hv(allp):.3f}")
+                _structure(cost, every, allp[:, 0], np.array([dense_val - ev(x)[0] for x in every]),
+                           cost.evaluate_table(proxy, every))
         wins = sum(f > r for f, r in zip(hv["front"], hv["random"]))
         diff = [f - r for f, r in zip(hv["front"], hv["random"])]
         print(f"  {seeds} seeds ({time.perf_counter() - t0:.0f} s); hypervolume of test (drop <= 2 points, cycles <= "
               f"dense; higher is better): " + ", ".join(f"{k} {_ms(v)}" for k, v in hv.items()))
         print(f"  front - random hypervolume per seed: {', '.join(f'{d:+.3f}' for d in diff)}; front higher on "
               f"{wins}/{seeds} seeds")
+        shares = ", ".join(f"{b['p']:.0%}" for b in boot)
+        print(f"  test rows resampled: front higher than random in {shares} of "
+              f"1000 bootstraps per seed (mean {statistics.mean(b['p'] for b in boot):.0%})")
         if beat:
             print(f"  share of 1000 random searches (of {evals}) per seed whose hypervolume the front beats: "
                   f"{', '.join(f'{b:.1%}' for b in beat)}; mean {statistics.mean(beat):.1%}")
@@ -292,10 +350,46 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                   f"better (all covered and strict): {sum(c['better'] for c in cs)}/{len(cs)}")
 
 
+def part_noise(seeds, epochs, val_fraction, repeats, first_seed=0, model="mlp_digits", accel_name="vegeta-flex"):
+    """How much of the accuracy differences between assignments is structure and how much the
+    fine-tuning run: every assignment of ``model`` fine-tuned ``repeats`` times (training seeds
+    seed + 1000 r; r = 0 is the evaluation part ``front`` uses), on the same fit part, measured on
+    the same validation and test rows."""
+    import itertools
+
+    from search.finetune import TrainConfig, accuracy, digits_data, digits_validation, pretrained_digits, train
+    from search.prune import digits_cost
+    print(f"{model} on {accel_name}: every assignment fine-tuned {repeats} times ({epochs} epochs, training seeds "
+          f"seed + 1000 r); drops in points of test accuracy")
+    for seed in range(first_seed, first_seed + seeds):
+        t0 = time.perf_counter()
+        net, dense_test, cost = digits_cost(model, accel_name, seed=seed, candidates=["dense", "2:4", "1:4", "2:8"],
+                                            val_fraction=val_fraction)
+        x, y, xv, yv = digits_validation(seed, val_fraction)
+        xt, yt = digits_data(seed)[2:]
+        every = np.array(list(itertools.product(*[list(o) for o in cost.options])))
+        test, val = np.zeros((len(every), repeats)), np.zeros((len(every), repeats))
+        for i, a in enumerate(every):
+            masks = {k: torch.as_tensor(v) for k, v in cost.masks(a).items()}
+            for r in range(repeats):
+                tuned, _ = pretrained_digits(model, seed=seed, val_fraction=val_fraction)
+                train(tuned, x, y, TrainConfig(epochs=epochs, lr=1e-3), seed=seed + 1000 * r, masks=masks)
+                test[i, r], val[i, r] = accuracy(tuned, xt, yt), accuracy(tuned, xv, yv)
+        noise = float(np.sqrt(test.var(axis=1, ddof=1).mean()))
+        vnoise = float(np.sqrt(val.var(axis=1, ddof=1).mean()))
+        means = dense_test - test.mean(axis=1)
+        structure = float(np.sqrt(max(means.var(ddof=1) - noise ** 2 / repeats, 0.0)))
+        first = ", ".join(f"{cost.candidate_names[c]} {means[every[:, 0] == c].mean():+.2f}" for c in cost.options[0])
+        print(f"  seed {seed} ({time.perf_counter() - t0:.0f} s): one run's test accuracy sd {noise:.2f} (validation "
+              f"{vnoise:.2f}); spread of the assignments' mean drops: sd {means.std(ddof=1):.2f}, beyond run noise "
+              f"{structure:.2f}; mean drop by {cost.layer_names[0]} pattern: {first}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true", help="the closing table: 5 seeds, both digits models")
-    ap.add_argument("--part", default="all", choices=["perm", "acc", "front", "all"])
+    ap.add_argument("--part", default="all", choices=["perm", "acc", "front", "noise", "all"],
+                    help="noise (not in all): every mlp_digits assignment fine-tuned --repeats times")
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 1, --full 5)")
     ap.add_argument("--epochs", type=int, default=10, help="fixed-mask fine-tuning epochs per evaluated point")
     ap.add_argument("--models", default=None, help="default cnn_digits, --full mlp_digits,cnn_digits")
@@ -307,6 +401,7 @@ def main(argv=None):
                     "settings were chosen on seeds 5..9)")
     ap.add_argument("--exhaustive", type=int, default=None, help="part front: evaluate every assignment when there "
                     "are at most this many and compare with 1000 random searches (default 0, --full 64: mlp_digits)")
+    ap.add_argument("--repeats", type=int, default=4, help="part noise: fine-tuning runs per assignment")
     ap.add_argument("--val", type=float, default=0.2, help="share of the training split held out for selection")
     args = ap.parse_args(argv)
     seeds = args.seeds or (5 if args.full else 1)
@@ -319,6 +414,8 @@ def main(argv=None):
     if args.part in ("acc", "front", "all"):
         exhaustive = args.exhaustive if args.exhaustive is not None else (64 if args.full else 0)
         part_front(seeds, args.epochs, models, args.proxy, args.evals, args.val, args.first_seed, exhaustive)
+    if args.part == "noise":
+        part_noise(seeds, args.epochs, args.val, args.repeats, args.first_seed)
 
 
 if __name__ == "__main__":

@@ -253,6 +253,34 @@ def test_adaptive_selection_counts_every_evaluation_once():
         select_adaptive(costs, scores[:3], evaluate, 3)
 
 
+def test_bench_test_bootstrap_resamples_rows_shared_by_every_model():
+    """benchmarks/bench_prune.py's bootstrap of the test rows: identical sets give exactly 0 in every
+    resample; a front whose one model gets a superset of the random model's rows right (at the same
+    cycles) is never worse, and strictly better whenever a resample holds one of the extra rows."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+    here = Path(__file__).parent.parent / "benchmarks"
+    spec = importlib.util.spec_from_file_location("bench_prune_t", here / "bench_prune.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(here))
+    try:
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.pop(0)
+    rng = np.random.default_rng(3)
+    dense = rng.random(200) < 0.95             # 1 row = 0.5 points
+    a = dense.copy()
+    a[np.flatnonzero(dense)[:2]] = False       # the random model misses 2 rows dense gets right: drop 1.0
+    same = bench._test_bootstrap(dense, [a], [a], [0.5], [0.5], seed=0, draws=50)
+    assert same["mean"] == same["lo"] == same["hi"] == 0.0 and same["p"] == 0.0
+    b = a.copy()
+    b[np.flatnonzero(dense)[0]] = True         # the front's model gets one of them back: drop 0.5
+    up = bench._test_bootstrap(dense, [b], [a], [0.5], [0.5], seed=0, draws=300)
+    assert up["lo"] >= 0.0 and up["mean"] > 0.0
+    assert 0.45 < up["p"] < 0.8                # the extra row is in a resample with probability 1 - (199/200)^200
+
+
 def test_proxy_pool_is_the_first_fronts_of_proxy_and_cycles():
     from search.prune import digits_cost
     _, _, cost = digits_cost("mlp_digits", "vegeta-flex", seed=0, candidates=["dense", "2:4", "1:4", "2:8"],
