@@ -73,14 +73,21 @@ def _name(kind: str, identity: dict) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path, while_waiting=None):
+    """Hold an exclusive lock on ``path``; when another process holds it, call ``while_waiting()``
+    (work this process needs anyway) before waiting for it."""
     try:
         import fcntl
     except ImportError:                      # pragma: no cover - no POSIX locks: each process makes its own
         yield
         return
     with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if while_waiting is not None:
+                while_waiting()
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -109,10 +116,10 @@ def _read(path: Path):
         return None
 
 
-def _shared(folder: Path, name: str, make, pack, unpack):
+def _shared(folder: Path, name: str, make, pack, unpack, while_waiting=None):
     """The object stored under ``name`` in ``folder``, made by ``make()`` by the first process that
-    needs it (the others wait for it and load it). A folder that cannot be written only costs the
-    sharing: the object is made here."""
+    needs it (the others call ``while_waiting()``, wait for it and load it). A folder that cannot
+    be written only costs the sharing: the object is made here."""
     folder = Path(folder)
     path = folder / f"{name}.pkl"
     got = _read(path)
@@ -120,7 +127,7 @@ def _shared(folder: Path, name: str, make, pack, unpack):
         return unpack(got)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = _locked(folder / f"{name}.lock")
+        lock = _locked(folder / f"{name}.lock", while_waiting)
         lock.__enter__()
     except OSError:
         return make()
@@ -136,17 +143,17 @@ def _shared(folder: Path, name: str, make, pack, unpack):
         lock.__exit__(None, None, None)
 
 
-def traced(folder: Path, model: str, batch: int, seed: int, make):
+def traced(folder: Path, model: str, batch: int, seed: int, make, while_waiting=None):
     """The traced model (weights included: masks are chosen on them)."""
     name = _name("traced", {**_model_identity(model), "batch": batch, "seed": seed})
-    return _shared(folder, name, make, lambda wl: wl, lambda wl: wl)
+    return _shared(folder, name, make, lambda wl: wl, lambda wl: wl, while_waiting)
 
 
-def masked(folder: Path, model: str, batch: int, seed: int, training, sparsity, make):
+def masked(folder: Path, model: str, batch: int, seed: int, training, sparsity, make, while_waiting=None):
     """The masked (and for training, expanded) workload, without weight values."""
     name = _name("masked", {**_model_identity(model), "batch": batch, "seed": seed, "training": training,
                             "sparsity": sparsity})
-    return _shared(folder, name, make, _pack, _unpack)
+    return _shared(folder, name, make, _pack, _unpack, while_waiting)
 
 
 def _pack(wl):
