@@ -28,7 +28,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2
 FOLDER = ".sparsim-cache"
 
 
@@ -158,13 +158,17 @@ def masked(folder: Path, model: str, batch: int, seed: int, training, sparsity, 
 
 def _pack(wl):
     """``wl`` without weight values (a layer whose weight has no name keeps it: without a name it
-    would no longer count as a weight layer), masks as bits."""
+    would no longer count as a weight layer), masks as bits with the statistics the simulator
+    reads of them (:func:`simulator.maskcache.statistics`: computed here once for every worker)."""
     import numpy as np
+
+    from simulator import maskcache
     layers, masks = [], []
     for layer in wl.layers:
         keep = layer.weight if layer.weight_name is None else None
         mask = layer.mask
-        masks.append(None if mask is None else (mask.shape, np.packbits(mask, axis=None)))
+        masks.append(None if mask is None else (mask.shape, np.packbits(mask, axis=None),
+                                                maskcache.statistics(layer)))
         layers.append(layer.replace(weight=keep, mask=None) if mask is not None or keep is not layer.weight
                       else layer)
     return wl.replace(layers=tuple(layers)), masks
@@ -172,11 +176,14 @@ def _pack(wl):
 
 def _unpack(packed):
     import numpy as np
+
+    from simulator import maskcache
     wl, masks = packed
     for layer, m in zip(wl.layers, masks):
         if m is not None:
-            shape, bits = m
+            shape, bits, stats = m
             size = int(np.prod(shape))
             # the layer was checked when it was made; its mask goes back as the same bool array
             object.__setattr__(layer, "mask", np.unpackbits(bits, count=size).reshape(shape).view(np.bool_))
+            maskcache.seed(layer, stats)
     return wl

@@ -420,6 +420,7 @@ def test_prepared_workloads_on_disk_simulate_like_ones_made_in_memory(tmp_path):
 
 def test_prepared_file_is_made_once_and_again_when_unreadable(tmp_path):
     import numpy as np
+    from simulator.kernels import as_u8
     from sweeps import prepared
     from workloads import Layer, LayerKind, WeightLayout, Workload
     rng = np.random.default_rng(0)
@@ -438,6 +439,18 @@ def test_prepared_file_is_made_once_and_again_when_unreadable(tmp_path):
     back = got[1].layers[0]
     assert back.weight is None and back.weight_name == "c.w" and back.pattern_label == layer.pattern_label
     assert back.mask.dtype == np.bool_ and np.array_equal(back.gemm_mask(), layer.gemm_mask())
+    # the mask statistics come with it (made once by the process that masked it), equal to fresh ones
+    from simulator import maskcache
+    seeded = maskcache.mask_entry(back)
+    assert seeded._u8 is None                        # read from the file, not computed here
+    fresh = maskcache.MaskEntry(None, *maskcache.statistics(layer))
+    maskcache.clear()
+    again = maskcache.mask_entry(back)              # computed from the mask read back
+    for e in (seeded, again):
+        assert np.array_equal(e.live, fresh.live) and e.live.dtype == fresh.live.dtype
+        assert np.array_equal(e.live_k, fresh.live_k) and e.live_k.dtype == fresh.live_k.dtype
+        assert e.nnz == fresh.nnz and type(e.nnz) is type(fresh.nnz)
+        assert np.array_equal(e.u8, as_u8(layer.gemm_mask())) and e.u8.flags.c_contiguous
     (path,) = tmp_path.glob("masked-*.pkl")
     path.write_bytes(b"not a pickle")
     prepared.masked(tmp_path, "m", 1, 0, None, "mask", make)
