@@ -4,7 +4,8 @@ vegeta-flex preset, with 1 and 2 local workers; then the cost of re-running the 
 Run: .venv/bin/python benchmarks/bench_sweep.py   (or `make bench`)
 Prints points per second over the whole run (worker start-up, tracing and masking included: each
 run starts with no prepared workloads) and after the first point (steady state), the 1 -> 2
-worker ratio, a second 2-worker run that finds the workloads prepared on disk, and the resume
+worker ratio, then 2 and 1 workers again on the workloads the first 2-worker run prepared on disk
+(the same ratio without tracing and masking), and the resume
 time (spec loaded + store read + nothing to run), in process and as a whole `sparsim sweep`
 command (which imports neither torch nor Numba when nothing is left to run). CPU times are printed too: a shared machine's wall clock says
 more about the other jobs than about the code.
@@ -56,10 +57,11 @@ def main():
             evaluate(p)
         cpu2 = (time.process_time() - c0) / len(other)
         print(f"one warm point in process, masks already built: {cpu2 * 1e3:.1f} ms CPU over {len(other)} points")
-        rates = {}
+        rates, cpus = {}, {}
         # each worker count in its own folder: models traced and masked in the run (the workers share
-        # them through <folder>/.sparsim-cache); then 2 workers again on the prepared workloads
-        runs = [(1, "w1", "w1.db", "cold"), (2, "w2", "w2.db", "cold"), (2, "w2", "again.db", "prepared")]
+        # them through <folder>/.sparsim-cache); then 2 and 1 workers again on the prepared workloads
+        runs = [(1, "w1", "w1.db", "cold"), (2, "w2", "w2.db", "cold"), (2, "w2", "again.db", "prepared"),
+                (1, "w2", "again1.db", "prepared")]
         for workers, folder, name, state in runs:
             (Path(tmp) / folder).mkdir(exist_ok=True)
             db = Path(tmp) / folder / name
@@ -70,16 +72,20 @@ def main():
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             child_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             steady = (s.ran - 1) / (s.seconds - s.first_s) if s.seconds > s.first_s else float("nan")
-            if state == "cold":
-                rates[workers] = (s.ran / s.seconds, steady)
+            rates[state, workers] = (s.ran / s.seconds, steady)
+            cpus[state, workers] = (child_cpu + parent_cpu) / max(1, s.ran) * 1e3
             what = ("start-up, tracing, masking included" if state == "cold" else
-                    "workloads already prepared on disk by the run above")
+                    "workloads already prepared on disk by the cold 2-worker run")
             print(f"{n} ResNet-50 points, {workers} worker(s): {s.seconds:6.1f} s, {s.ran / s.seconds:6.1f} points/s "
                   f"overall; first point after {s.first_s:5.1f} s, then {steady:6.1f} points/s "
                   f"({s.ok} ok, {s.errors} failed); workers' CPU {child_cpu:.1f} s = "
                   f"{child_cpu / max(1, s.ran) * 1e3:.1f} ms per point ({what}); this process "
                   f"{parent_cpu:.1f} s CPU = {parent_cpu / max(1, s.ran) * 1e3:.1f} ms per point (store, progress)")
-        print(f"1 -> 2 workers: {rates[2][0] / rates[1][0]:.2f}x overall, {rates[2][1] / rates[1][1]:.2f}x steady")
+        for state in ("cold", "prepared"):
+            (o1, s1), (o2, s2) = rates[state, 1], rates[state, 2]
+            print(f"1 -> 2 workers{', workloads prepared' if state == 'prepared' else ''}: {o2 / o1:.2f}x overall, "
+                  f"{s2 / s1:.2f}x steady; CPU per point (workers + this process) {cpus[state, 1]:.1f} ms with 1, "
+                  f"{cpus[state, 2]:.1f} ms with 2 (load average {os.getloadavg()[0]:.1f})")
         db = Path(tmp) / "w2" / "w2.db"
         t0 = time.perf_counter()
         again = run_sweep(load_spec(spec_path), db, workers=2, progress=False)

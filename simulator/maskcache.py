@@ -20,13 +20,23 @@ _ENTRIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 class MaskEntry:
     """What the engine needs of one layer's mask; ``u8`` is None for a dense layer."""
 
-    __slots__ = ("u8", "live", "live_k", "nnz", "_blocks", "_counts", "derived")
+    __slots__ = ("_u8", "_layer", "live", "live_k", "nnz", "_blocks", "_counts", "derived")
 
-    def __init__(self, u8, live, live_k, nnz):
-        self.u8, self.live, self.live_k, self.nnz = u8, live, live_k, nnz
+    def __init__(self, u8, live, live_k, nnz, layer=None):
+        self._u8, self.live, self.live_k, self.nnz = u8, live, live_k, nnz
+        # a seeded entry (see seed) makes its uint8 mask from the layer on first use
+        self._layer = None if layer is None else weakref.ref(layer)
         self._blocks: dict = {}
         self._counts: dict = {}
         self.derived: dict = {}   # what the engine derives from the statistics, keyed by its inputs
+
+    @property
+    def u8(self):
+        """The mask as a C-contiguous uint8 ``(groups, k, n)`` array (None for a dense layer)."""
+        if self._u8 is None and self._layer is not None:
+            self._u8 = as_u8(self._layer().gemm_mask())
+            self._layer = None
+        return self._u8
 
     def blocks(self, block_width: int):
         """``column_blocks(live, block_width)``, computed once per width."""
@@ -59,6 +69,23 @@ def mask_entry(layer) -> MaskEntry:
                               int(np.count_nonzero(u8)))
         _ENTRIES[layer] = entry
     return entry
+
+
+def statistics(layer):
+    """``(live, live_k, nnz)`` of a masked layer (see :func:`seed`), or None when it is dense."""
+    if layer.mask is None:
+        return None
+    entry = mask_entry(layer)
+    return entry.live, entry.live_k, entry.nnz
+
+
+def seed(layer, stats) -> None:
+    """Give ``layer`` the statistics :func:`statistics` returned for an equal mask (a workload
+    read back from disk: the process that masked it computed them), so they are not computed
+    again; its uint8 mask is made on first use."""
+    if stats is not None and layer not in _ENTRIES:
+        live, live_k, nnz = stats
+        _ENTRIES[layer] = MaskEntry(None, live, live_k, nnz, layer)
 
 
 def clear() -> None:

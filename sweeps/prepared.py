@@ -28,7 +28,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2
 FOLDER = ".sparsim-cache"
 
 
@@ -73,14 +73,21 @@ def _name(kind: str, identity: dict) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path, while_waiting=None):
+    """Hold an exclusive lock on ``path``; when another process holds it, call ``while_waiting()``
+    (work this process needs anyway) before waiting for it."""
     try:
         import fcntl
     except ImportError:                      # pragma: no cover - no POSIX locks: each process makes its own
         yield
         return
     with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if while_waiting is not None:
+                while_waiting()
+            fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -109,10 +116,10 @@ def _read(path: Path):
         return None
 
 
-def _shared(folder: Path, name: str, make, pack, unpack):
+def _shared(folder: Path, name: str, make, pack, unpack, while_waiting=None):
     """The object stored under ``name`` in ``folder``, made by ``make()`` by the first process that
-    needs it (the others wait for it and load it). A folder that cannot be written only costs the
-    sharing: the object is made here."""
+    needs it (the others call ``while_waiting()``, wait for it and load it). A folder that cannot
+    be written only costs the sharing: the object is made here."""
     folder = Path(folder)
     path = folder / f"{name}.pkl"
     got = _read(path)
@@ -120,7 +127,7 @@ def _shared(folder: Path, name: str, make, pack, unpack):
         return unpack(got)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = _locked(folder / f"{name}.lock")
+        lock = _locked(folder / f"{name}.lock", while_waiting)
         lock.__enter__()
     except OSError:
         return make()
@@ -136,28 +143,32 @@ def _shared(folder: Path, name: str, make, pack, unpack):
         lock.__exit__(None, None, None)
 
 
-def traced(folder: Path, model: str, batch: int, seed: int, make):
+def traced(folder: Path, model: str, batch: int, seed: int, make, while_waiting=None):
     """The traced model (weights included: masks are chosen on them)."""
     name = _name("traced", {**_model_identity(model), "batch": batch, "seed": seed})
-    return _shared(folder, name, make, lambda wl: wl, lambda wl: wl)
+    return _shared(folder, name, make, lambda wl: wl, lambda wl: wl, while_waiting)
 
 
-def masked(folder: Path, model: str, batch: int, seed: int, training, sparsity, make):
+def masked(folder: Path, model: str, batch: int, seed: int, training, sparsity, make, while_waiting=None):
     """The masked (and for training, expanded) workload, without weight values."""
     name = _name("masked", {**_model_identity(model), "batch": batch, "seed": seed, "training": training,
                             "sparsity": sparsity})
-    return _shared(folder, name, make, _pack, _unpack)
+    return _shared(folder, name, make, _pack, _unpack, while_waiting)
 
 
 def _pack(wl):
     """``wl`` without weight values (a layer whose weight has no name keeps it: without a name it
-    would no longer count as a weight layer), masks as bits."""
+    would no longer count as a weight layer), masks as bits with the statistics the simulator
+    reads of them (:func:`simulator.maskcache.statistics`: computed here once for every worker)."""
     import numpy as np
+
+    from simulator import maskcache
     layers, masks = [], []
     for layer in wl.layers:
         keep = layer.weight if layer.weight_name is None else None
         mask = layer.mask
-        masks.append(None if mask is None else (mask.shape, np.packbits(mask, axis=None)))
+        masks.append(None if mask is None else (mask.shape, np.packbits(mask, axis=None),
+                                                maskcache.statistics(layer)))
         layers.append(layer.replace(weight=keep, mask=None) if mask is not None or keep is not layer.weight
                       else layer)
     return wl.replace(layers=tuple(layers)), masks
@@ -165,11 +176,14 @@ def _pack(wl):
 
 def _unpack(packed):
     import numpy as np
+
+    from simulator import maskcache
     wl, masks = packed
     for layer, m in zip(wl.layers, masks):
         if m is not None:
-            shape, bits = m
+            shape, bits, stats = m
             size = int(np.prod(shape))
             # the layer was checked when it was made; its mask goes back as the same bool array
             object.__setattr__(layer, "mask", np.unpackbits(bits, count=size).reshape(shape).view(np.bool_))
+            maskcache.seed(layer, stats)
     return wl

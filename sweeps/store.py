@@ -116,7 +116,9 @@ class Store:
         row["config"] = json.dumps(point.config(), sort_keys=True)
         values = [_py(row.get(c)) for c in POINT_COLUMNS]
         lcols = _LAYER_COLUMNS or _layer_columns()
-        layer_rows = [[point.key, i, *map(lr.get, lcols)] for i, lr in enumerate(result["layers"])]
+        columns = result["layers"]      # {column: [value per layer]} (see sweeps.evaluate)
+        layer_rows = ([[point.key, i, *row] for i, row in enumerate(zip(*(columns[c] for c in lcols)))]
+                      if columns else [])
         if not all(_PLAIN.issuperset(map(type, row)) for row in layer_rows):
             layer_rows = [row[:2] + [_py(v) for v in row[2:]] for row in layer_rows]
         with self.db:   # commits, or rolls back on an exception

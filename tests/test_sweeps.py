@@ -420,6 +420,7 @@ def test_prepared_workloads_on_disk_simulate_like_ones_made_in_memory(tmp_path):
 
 def test_prepared_file_is_made_once_and_again_when_unreadable(tmp_path):
     import numpy as np
+    from simulator.kernels import as_u8
     from sweeps import prepared
     from workloads import Layer, LayerKind, WeightLayout, Workload
     rng = np.random.default_rng(0)
@@ -438,10 +439,63 @@ def test_prepared_file_is_made_once_and_again_when_unreadable(tmp_path):
     back = got[1].layers[0]
     assert back.weight is None and back.weight_name == "c.w" and back.pattern_label == layer.pattern_label
     assert back.mask.dtype == np.bool_ and np.array_equal(back.gemm_mask(), layer.gemm_mask())
+    # the mask statistics come with it (made once by the process that masked it), equal to fresh ones
+    from simulator import maskcache
+    seeded = maskcache.mask_entry(back)
+    assert seeded._u8 is None                        # read from the file, not computed here
+    fresh = maskcache.MaskEntry(None, *maskcache.statistics(layer))
+    maskcache.clear()
+    again = maskcache.mask_entry(back)              # computed from the mask read back
+    for e in (seeded, again):
+        assert np.array_equal(e.live, fresh.live) and e.live.dtype == fresh.live.dtype
+        assert np.array_equal(e.live_k, fresh.live_k) and e.live_k.dtype == fresh.live_k.dtype
+        assert e.nnz == fresh.nnz and type(e.nnz) is type(fresh.nnz)
+        assert np.array_equal(e.u8, as_u8(layer.gemm_mask())) and e.u8.flags.c_contiguous
     (path,) = tmp_path.glob("masked-*.pkl")
     path.write_bytes(b"not a pickle")
     prepared.masked(tmp_path, "m", 1, 0, None, "mask", make)
     assert len(calls) == 2
+
+def test_a_process_waiting_for_a_prepared_file_does_its_own_work_first(tmp_path):
+    import threading
+    from sweeps import prepared
+    hooks, ready = [], threading.Event()
+
+    def waiting():
+        hooks.append("waited")
+        ready.set()
+    got = []
+    with prepared._locked(tmp_path / "x.lock"):     # another process is making it
+        t = threading.Thread(target=lambda: got.append(
+            prepared._shared(tmp_path, "x", lambda: "made", lambda o: o, lambda o: o, waiting)))
+        t.start()
+        assert ready.wait(30)
+        assert not got                              # still waiting for the lock
+    t.join(30)
+    assert got == ["made"] and hooks == ["waited"]
+    # free lock, or the file already made: no waiting, no hook
+    assert prepared._shared(tmp_path, "x", lambda: "again", lambda o: o, lambda o: o, waiting) == "made"
+    assert prepared._shared(tmp_path, "y", lambda: "y", lambda o: o, lambda o: o, waiting) == "y"
+    assert hooks == ["waited"]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_tasks_prepare_the_next_workloads_ahead(workers):
+    from sweeps.runner import _tasks
+    points = load_spec({**BASE, "sparsity": ["dense", "2:4", "1:4", "unstructured:0.5"], "batch": [1, 2]}).points
+    tasks = _tasks(points, workers)
+    flat = [p.key for t in tasks for p in t]
+    assert sorted(flat) == sorted(p.key for p in points)            # every point once
+    assert all(len({p.workload_key for p in t}) == 1 for t in tasks)  # one workload per task
+    wk = [t[0].workload_key for t in tasks]
+    order = list(dict.fromkeys(wk))                                 # workloads by their first task
+    assert len(order) > workers
+    assert len(set(wk[:workers])) == workers                        # workers start on different ones
+    for i, w in enumerate(order[:-workers]):
+        # workload i + workers is started before workload i's other tasks
+        rest = [j for j, x in enumerate(wk) if x == w][1:]
+        assert not rest or wk.index(order[i + workers]) < rest[0]
+
 
 def test_point_key_hashes_its_full_config():
     import hashlib
