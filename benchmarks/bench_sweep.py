@@ -2,6 +2,8 @@
 vegeta-flex preset, with 1 and 2 local workers; then the cost of re-running the finished sweep.
 
 Run: .venv/bin/python benchmarks/bench_sweep.py   (or `make bench`)
+     .venv/bin/python benchmarks/bench_sweep.py --repeat 5   (the 1 -> 2 worker ratios as medians of
+     5 paired rounds, beside the machine's own ratio for two processes; about 6 minutes)
 Prints points per second over the whole run (worker start-up, tracing and masking included: each
 run starts with no prepared workloads) and after the first point (steady state), the 1 -> 2
 worker ratio, then 2 and 1 workers again on the workloads the first 2-worker run prepared on disk
@@ -10,8 +12,11 @@ time (spec loaded + store read + nothing to run), in process and as a whole `spa
 command (which imports neither torch nor Numba when nothing is left to run). CPU times are printed too: a shared machine's wall clock says
 more about the other jobs than about the code.
 """
+import argparse
 import os
 import resource
+import statistics
+import threading
 import subprocess
 import sys
 import tempfile
@@ -34,8 +39,81 @@ SPEC = {
 }
 
 
+def _timed_run(spec, db, workers):
+    """(summary, CPU seconds of this process and of the workers that ended) of one sweep run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    c0 = time.process_time()
+    s = run_sweep(spec, db, workers=workers, progress=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s, time.process_time() - c0, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def _paired(tmp: Path, spec_path: Path, rounds: int) -> None:
+    """The 1 -> 2 worker ratio, cold and prepared, as the median of ``rounds`` rounds run back to back
+    (a shared VM's speed drifts, so one pair says little); and in each round the machine's own ratio:
+    the same prepared points split in two halves (every other array height), run by two 1-worker
+    sweeps at the same time, against the same halves one after the other. No sweep can scale better
+    than two independent processes do on the machine."""
+    spec = load_spec(spec_path)
+    halves = []
+    for i in range(2):
+        doc = yaml.safe_load(spec_path.read_text())
+        doc["overrides"]["compute.rows"] = doc["overrides"]["compute.rows"][i::2]
+        half = tmp / f"half{i}.yaml"
+        half.write_text(yaml.safe_dump(doc))
+        halves.append(load_spec(half))
+    got = {"cold": [], "prepared": [], "machine": []}
+    for r in range(rounds):
+        base = tmp / f"round{r}"
+        base.mkdir()
+        t = {}
+        for workers in (1, 2):                 # cold: each in a new folder, nothing prepared
+            (base / f"c{workers}").mkdir()
+            t["cold", workers] = _timed_run(spec, base / f"c{workers}" / "r.db", workers)[0].seconds
+        for workers in (1, 2):                 # prepared: the folder the cold 2-worker run prepared
+            t["prepared", workers] = _timed_run(spec, base / "c2" / f"p{workers}.db", workers)[0].seconds
+        w0 = time.perf_counter()
+        for i, h in enumerate(halves):
+            run_sweep(h, base / "c2" / f"seq{i}.db", workers=1, progress=False)
+        seq = time.perf_counter() - w0
+        threads = [threading.Thread(target=run_sweep, args=(h, base / "c2" / f"par{i}.db"),
+                                    kwargs={"workers": 1, "progress": False}) for i, h in enumerate(halves)]
+        w0 = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        par = time.perf_counter() - w0
+        got["cold"].append(t["cold", 1] / t["cold", 2])
+        got["prepared"].append(t["prepared", 1] / t["prepared", 2])
+        got["machine"].append(seq / par)
+        print(f"round {r + 1}: cold 1 worker {t['cold', 1]:.1f} s, 2 workers {t['cold', 2]:.1f} s "
+              f"({got['cold'][-1]:.2f}x); prepared {t['prepared', 1]:.1f} s, {t['prepared', 2]:.1f} s "
+              f"({got['prepared'][-1]:.2f}x); machine: two halves one after the other {seq:.1f} s, at the same "
+              f"time {par:.1f} s ({got['machine'][-1]:.2f}x) (load average {os.getloadavg()[0]:.1f})", flush=True)
+    med = {k: statistics.median(v) for k, v in got.items()}
+    print(f"1 -> 2 workers, median of {rounds} rounds: cold {med['cold']:.2f}x (range {min(got['cold']):.2f}-"
+          f"{max(got['cold']):.2f}), prepared {med['prepared']:.2f}x ({min(got['prepared']):.2f}-"
+          f"{max(got['prepared']):.2f}); two independent 1-worker sweeps on this machine {med['machine']:.2f}x "
+          f"({min(got['machine']):.2f}-{max(got['machine']):.2f}): the sweep reaches "
+          f"{med['prepared'] / med['machine']:.0%} of the machine's own scaling on prepared workloads, "
+          f"{med['cold'] / med['machine']:.0%} cold")
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=0, metavar="N",
+                    help="only the paired 1 -> 2 worker rounds, N of them, and their medians")
+    args = ap.parse_args()
+    if args.repeat < 0:
+        ap.error(f"--repeat: expected an integer >= 0, got {args.repeat}")
     root = Path(__file__).resolve().parent.parent
+    if args.repeat:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec_path = Path(tmp) / "spec.yaml"
+            spec_path.write_text(yaml.safe_dump(SPEC))
+            _paired(Path(tmp), spec_path, args.repeat)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "spec.yaml"
         spec_path.write_text(yaml.safe_dump(SPEC))
