@@ -101,7 +101,7 @@ def _paired(tmp: Path, spec_path: Path, rounds: int) -> None:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=0, metavar="N",
                     help="only the paired 1 -> 2 worker rounds, N of them, and their medians")
     args = ap.parse_args()
