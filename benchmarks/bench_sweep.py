@@ -3,7 +3,7 @@ vegeta-flex preset, with 1 and 2 local workers; then the cost of re-running the 
 
 Run: .venv/bin/python benchmarks/bench_sweep.py   (or `make bench`)
      .venv/bin/python benchmarks/bench_sweep.py --repeat 5   (the 1 -> 2 worker ratios as medians of
-     5 paired rounds, beside the machine's own ratio for two processes; about 6 minutes)
+     5 paired rounds, beside two independent processes doing the same work; about 8 minutes)
 Prints points per second over the whole run (worker start-up, tracing and masking included: each
 run starts with no prepared workloads) and after the first point (steady state), the 1 -> 2
 worker ratio, then 2 and 1 workers again on the workloads the first 2-worker run prepared on disk
@@ -50,10 +50,11 @@ def _timed_run(spec, db, workers):
 
 def _paired(tmp: Path, spec_path: Path, rounds: int) -> None:
     """The 1 -> 2 worker ratio, cold and prepared, as the median of ``rounds`` rounds run back to back
-    (a shared VM's speed drifts, so one pair says little); and in each round the machine's own ratio:
-    the same prepared points split in two halves (every other array height), run by two 1-worker
-    sweeps at the same time, against the same halves one after the other. No sweep can scale better
-    than two independent processes do on the machine."""
+    (a shared VM's speed drifts, so one pair says little); and in each round what two independent
+    processes do with the same prepared points: split in two halves (every other array height), run
+    by two 1-worker sweeps at the same time (to compare with the 2-worker sweep) and one after the
+    other (their ratio is the machine's own 2-process speed-up: 2.00 where two processes do not slow
+    each other)."""
     spec = load_spec(spec_path)
     halves = []
     for i in range(2):
@@ -62,7 +63,7 @@ def _paired(tmp: Path, spec_path: Path, rounds: int) -> None:
         half = tmp / f"half{i}.yaml"
         half.write_text(yaml.safe_dump(doc))
         halves.append(load_spec(half))
-    got = {"cold": [], "prepared": [], "machine": []}
+    got = {"cold": [], "prepared": [], "machine": [], "pool2": [], "halves": []}
     for r in range(rounds):
         base = tmp / f"round{r}"
         base.mkdir()
@@ -87,17 +88,22 @@ def _paired(tmp: Path, spec_path: Path, rounds: int) -> None:
         got["cold"].append(t["cold", 1] / t["cold", 2])
         got["prepared"].append(t["prepared", 1] / t["prepared", 2])
         got["machine"].append(seq / par)
+        got["pool2"].append(t["prepared", 2])
+        got["halves"].append(par)
         print(f"round {r + 1}: cold 1 worker {t['cold', 1]:.1f} s, 2 workers {t['cold', 2]:.1f} s "
               f"({got['cold'][-1]:.2f}x); prepared {t['prepared', 1]:.1f} s, {t['prepared', 2]:.1f} s "
-              f"({got['prepared'][-1]:.2f}x); machine: two halves one after the other {seq:.1f} s, at the same "
-              f"time {par:.1f} s ({got['machine'][-1]:.2f}x) (load average {os.getloadavg()[0]:.1f})", flush=True)
-    med = {k: statistics.median(v) for k, v in got.items()}
-    print(f"1 -> 2 workers, median of {rounds} rounds: cold {med['cold']:.2f}x (range {min(got['cold']):.2f}-"
-          f"{max(got['cold']):.2f}), prepared {med['prepared']:.2f}x ({min(got['prepared']):.2f}-"
-          f"{max(got['prepared']):.2f}); two independent 1-worker sweeps on this machine {med['machine']:.2f}x "
-          f"({min(got['machine']):.2f}-{max(got['machine']):.2f}): the sweep reaches "
-          f"{med['prepared'] / med['machine']:.0%} of the machine's own scaling on prepared workloads, "
-          f"{med['cold'] / med['machine']:.0%} cold")
+              f"({got['prepared'][-1]:.2f}x); the same prepared points as two 1-worker sweeps of half each: "
+              f"one after the other {seq:.1f} s, at the same time {par:.1f} s ({got['machine'][-1]:.2f}x) "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+
+    def m(k, f="{:.2f}"):
+        v = got[k]
+        return f"{f.format(statistics.median(v))} ({f.format(min(v))}-{f.format(max(v))})"
+    print(f"1 -> 2 workers, median (range) of {rounds} rounds: cold {m('cold')}x, prepared {m('prepared')}x")
+    print(f"the prepared points, 2 workers: {m('pool2', '{:.1f}')} s; as two independent 1-worker sweeps of "
+          f"half each at the same time: {m('halves', '{:.1f}')} s; those two halves one after the other "
+          f"against at the same time (this machine's own 2-process speed-up, 2.00x where two processes "
+          f"do not slow each other): {m('machine')}x")
 
 
 def main():
