@@ -149,12 +149,7 @@ def main():
         for workers, folder, name, state in runs:
             (Path(tmp) / folder).mkdir(exist_ok=True)
             db = Path(tmp) / folder / name
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            c0 = time.process_time()
-            s = run_sweep(spec, db, workers=workers, progress=False)
-            parent_cpu = time.process_time() - c0
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            child_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            s, parent_cpu, child_cpu = _timed_run(spec, db, workers)
             steady = (s.ran - 1) / (s.seconds - s.first_s) if s.seconds > s.first_s else float("nan")
             rates[state, workers] = (s.ran / s.seconds, steady)
             cpus[state, workers] = (child_cpu + parent_cpu) / max(1, s.ran) * 1e3
