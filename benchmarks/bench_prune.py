@@ -357,24 +357,21 @@ def part_noise(seeds, epochs, val_fraction, repeats, first_seed=0, model="mlp_di
     the same validation and test rows."""
     import itertools
 
-    from search.finetune import TrainConfig, accuracy, digits_data, digits_validation, pretrained_digits, train
-    from search.prune import digits_cost
+    from search.finetune import pretrained_digits
+    from search.prune import digits_cost, finetuned_accuracies
     print(f"{model} on {accel_name}: every assignment fine-tuned {repeats} times ({epochs} epochs, training seeds "
           f"seed + 1000 r); drops in points of test accuracy")
     for seed in range(first_seed, first_seed + seeds):
         t0 = time.perf_counter()
         net, dense_test, cost = digits_cost(model, accel_name, seed=seed, candidates=["dense", "2:4", "1:4", "2:8"],
                                             val_fraction=val_fraction)
-        x, y, xv, yv = digits_validation(seed, val_fraction)
-        xt, yt = digits_data(seed)[2:]
         every = np.array(list(itertools.product(*[list(o) for o in cost.options])))
         test, val = np.zeros((len(every), repeats)), np.zeros((len(every), repeats))
         for i, a in enumerate(every):
-            masks = {k: torch.as_tensor(v) for k, v in cost.masks(a).items()}
             for r in range(repeats):
                 tuned, _ = pretrained_digits(model, seed=seed, val_fraction=val_fraction)
-                train(tuned, x, y, TrainConfig(epochs=epochs, lr=1e-3), seed=seed + 1000 * r, masks=masks)
-                test[i, r], val[i, r] = accuracy(tuned, xt, yt), accuracy(tuned, xv, yv)
+                val[i, r], test[i, r] = finetuned_accuracies(model, seed, cost.masks(a), epochs, val_fraction=val_fraction,
+                                                             net=tuned, train_seed=seed + 1000 * r)
         noise = float(np.sqrt(test.var(axis=1, ddof=1).mean()))
         vnoise = float(np.sqrt(val.var(axis=1, ddof=1).mean()))
         means = dense_test - test.mean(axis=1)

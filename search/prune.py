@@ -162,15 +162,18 @@ def finetuned_accuracy(model: str, seed: int, masks: dict, epochs: int = 5, dens
 
 
 def finetuned_accuracies(model: str, seed: int, masks: dict, epochs: int = 5, dense_epochs: int = 30,
-                         val_fraction: float = 0.0, net: torch.nn.Module | None = None) -> tuple[float | None, float]:
+                         val_fraction: float = 0.0, net: torch.nn.Module | None = None,
+                         train_seed: int | None = None) -> tuple[float | None, float]:
     """One evaluation: fixed-mask fine-tuning of the dense ``model`` (or ``net``) under ``masks`` on
     the fit part of :func:`search.finetune.digits_validation`, then ``(validation accuracy, test
     accuracy)`` in percent (validation None when ``val_fraction`` is 0). Selection should look only
-    at the first; the second is what gets reported."""
+    at the first; the second is what gets reported. ``train_seed`` (default ``seed``) seeds the
+    fine-tuning run alone: the data split stays ``seed``'s."""
     if net is None:
         net, _ = pretrained_digits(model, seed=seed, epochs=dense_epochs, val_fraction=val_fraction)
     x, y, xv, yv = digits_validation(seed, val_fraction)
     xt, yt = digits_data(seed)[2:]
     tm = {k: torch.as_tensor(v) for k, v in masks.items()}
-    train(net, x, y, TrainConfig(epochs=epochs, lr=1e-3), seed=seed, masks=tm)
+    train(net, x, y, TrainConfig(epochs=epochs, lr=1e-3), seed=seed if train_seed is None else train_seed,
+          masks=tm)
     return (accuracy(net, xv, yv) if len(yv) else None), accuracy(net, xt, yt)
