@@ -5,6 +5,7 @@ accuracy on scikit-learn digits at cycle budgets (front vs uniform patterns vs r
                                      [--models mlp_digits,cnn_digits] [--accels vegeta-flex,sat-vcu1525]
                                      [--proxy sensitivity|magnitude] [--evals 10] [--val 0.2]
                                      [--first-seed 0] [--exhaustive 64] [--repeats 4]
+                                     [--all-candidates] [--ehvi-seed 0]
 
 The default (what ``make bench`` runs) is quick: the permutation part and the accuracy part for one
 model (cnn_digits) and one seed. ``--full`` is the closing table: 5 seeds, mlp_digits and cnn_digits.
@@ -27,12 +28,14 @@ Part ``front``, on vegeta-flex: the (accuracy drop, cycles) front of accuracy-in
 against random search at equal evaluations. One evaluation = fine-tuning one assignment (the dense
 model, trained on the fit part of the training split, under that assignment's masks, ``--epochs``
 epochs) and measuring validation and test accuracy. ``--val`` (default 20 %) of the training split
-is held out as validation (stratified, seeded); it is never trained on. The adaptive method
-(:func:`search.adaptive.select_adaptive`) uses cheap things freely (simulated cycles of every
-assignment, the one-shot ``loss_sensitivity`` proxy on the fit part, its first two non-dominated
-fronts as the candidate pool), starts from the 3 uniform assignments (so its front weakly dominates
-them by construction) and sees only *validation* accuracy; random search gets the same
-``--evals`` evaluations (distinct uniformly random assignments). Both are reported on *test*
+is held out as validation (stratified, seeded); it is never trained on. The method
+(:func:`search.adaptive.select_noisy_ehvi`) uses cheap things freely (simulated cycles of every
+assignment, the one-shot ``loss_sensitivity`` proxy on the fit part; every assignment is a
+candidate), starts from the 3 uniform assignments (so its front weakly dominates them by
+construction) and sees only *validation* accuracy; random search gets the same ``--evals``
+evaluations (distinct uniformly random assignments). The previous rule
+(:func:`search.adaptive.select_adaptive` on the proxy's first two fronts) runs beside it as "gap
+rule", with the same evaluations. Both are reported on *test*
 accuracy, every evaluated point; uniform is its 3 points (2:4, 1:4, 2:8) with the same evaluation.
 Per seed: hypervolume (reference: 2 points of drop, 1.0 x dense cycles) of front and random (paired,
 same seed) and point-by-point coverage (:func:`search.prune.covers`). Evaluations are memoized per
@@ -249,18 +252,18 @@ def _structure(cost, every, test_drop, val_drop, kept):
 
 
 def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_seed=0, exhaustive=0,
-               accel_name="vegeta-flex"):
+               accel_name="vegeta-flex", all_candidates=False, ehvi_seed=0):
     """Accuracy in the loop vs random search at equal evaluations (see the module docstring)."""
     import itertools
 
-    from search.adaptive import proxy_pool, select_adaptive
+    from search.adaptive import proxy_pool, select_adaptive, select_noisy_ehvi
     from search.finetune import accuracy, digits_data, digits_validation, pretrained_digits
     from search.prune import covers, digits_cost, digits_proxy, finetuned_accuracies
     UNI = ("2:4", "1:4", "2:8")
     for model in models:
-        hv = {"front": [], "random": [], "uniform": []}
+        hv = {"front": [], "gap rule": [], "random": [], "uniform": []}
         cov = {"uniform": [], "random": []}
-        beat, boot = [], []
+        beat, gap_beat, boot = [], [], []
         t0 = time.perf_counter()
         print(f"{model} on {accel_name}: adaptive front vs random search, {evals} evaluations each (one evaluation ="
               f" {epochs} fixed-mask fine-tuning epochs on the fit part + validation and test accuracy); selection "
@@ -291,22 +294,31 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                     with torch.no_grad():
                         memo[key] = (va, ta, (tuned(xt).argmax(dim=1) == yt).numpy())
                 return memo[key]
-            # seeded with the uniform points: the front then weakly dominates them by construction
-            sel = select_adaptive(ratio, -cost.evaluate_table(proxy, pool), lambda i: dense_val - ev(pool[i])[0],
-                                  evals, initial=[keys.index(tuple(a)) for a in uni])
-            fr = [pool[i] for i in sel.order]
             every = np.array(list(itertools.product(*[list(o) for o in cost.options])))
+            # the method: noisy expected hypervolume improvement over the proxy's pool, seeded with the
+            # uniform points, so its front weakly dominates them
+            cands = every if all_candidates else pool
+            ckeys = [tuple(a) for a in cands]
+            sel = select_noisy_ehvi(cands, cost.evaluate(cands)["cycles"] / dense, proxy,
+                                    lambda i: dense_val - ev(cands[i])[0], evals,
+                                    initial=[ckeys.index(tuple(a)) for a in uni], seed=ehvi_seed)
+            fr = [cands[i] for i in sel.order]
+            # the previous rule (sessions 2-4), side by side: the gap rule on a line from proxy to drop
+            gap = select_adaptive(ratio, -cost.evaluate_table(proxy, pool), lambda i: dense_val - ev(pool[i])[0],
+                                  evals, initial=[keys.index(tuple(a)) for a in uni])
+            gp = [pool[i] for i in gap.order]
             rng = np.random.default_rng(seed)
             rnd = list(every[rng.choice(len(every), size=min(evals, len(every)), replace=False)])
             pts = {kind: [(dense_test - ev(x)[1], cost.totals(x)["cycles"] / dense) for x in pop]
-                   for kind, pop in (("front", fr), ("random", rnd), ("uniform", uni))}
+                   for kind, pop in (("front", fr), ("gap rule", gp), ("random", rnd), ("uniform", uni))}
             for kind in hv:
                 hv[kind].append(_hv(pts[kind]))
             for kind in cov:
                 cov[kind].append(covers(pts["front"], pts[kind]))
             fmt = lambda ps: ", ".join(f"({d:+.2f}, {c:.3f})" for d, c in ps)  # noqa: E731
-            print(f"  seed {seed}: pool {len(pool)} candidates; HV front {hv['front'][-1]:.3f}, random "
-                  f"{hv['random'][-1]:.3f}, uniform {hv['uniform'][-1]:.3f}")
+            print(f"  seed {seed}: {len(cands)} candidates; HV front {hv['front'][-1]:.3f}, random "
+                  f"{hv['random'][-1]:.3f}, uniform {hv['uniform'][-1]:.3f}; previous gap rule (pool of "
+                  f"{len(pool)}) {hv['gap rule'][-1]:.3f}")
             print(f"    front   {' | '.join(f'{ph[0]}:' + '/'.join(cost.patterns(x)) for ph, x in zip(sel.phases, fr))}")
             print(f"            test (drop, cycles): {fmt(pts['front'])}")
             print(f"    uniform {', '.join(UNI)}: {fmt(pts['uniform'])}; covered "
@@ -326,23 +338,26 @@ def part_front(seeds, epochs, models, proxy_kind, evals, val_fraction, first_see
                 draws = np.random.default_rng(10_000 + seed)
                 others = [_hv(allp[draws.choice(len(every), size=len(rnd), replace=False)]) for _ in range(1000)]
                 beat.append(float(np.mean(np.array(others) < hv["front"][-1])))
+                gap_beat.append(float(np.mean(np.array(others) < hv["gap rule"][-1])))
                 print(f"    all {len(every)} assignments evaluated: the front's hypervolume beats {beat[-1]:.1%} of 1000 "
                       f"random searches of {len(rnd)} (random median {np.median(others):.3f}); best possible with "
                       f"all {len(every)}: {_hv(allp):.3f}")
                 _structure(cost, every, allp[:, 0], np.array([dense_val - ev(x)[0] for x in every]),
                            cost.evaluate_table(proxy, every))
         wins = sum(f > r for f, r in zip(hv["front"], hv["random"]))
+        gap_wins = sum(f > r for f, r in zip(hv["gap rule"], hv["random"]))
         diff = [f - r for f, r in zip(hv["front"], hv["random"])]
         print(f"  {seeds} seeds ({time.perf_counter() - t0:.0f} s); hypervolume of test (drop <= 2 points, cycles <= "
               f"dense; higher is better): " + ", ".join(f"{k} {_ms(v)}" for k, v in hv.items()))
         print(f"  front - random hypervolume per seed: {', '.join(f'{d:+.3f}' for d in diff)}; front higher on "
-              f"{wins}/{seeds} seeds")
+              f"{wins}/{seeds} seeds (the previous gap rule: {gap_wins}/{seeds})")
         shares = ", ".join(f"{b['p']:.0%}" for b in boot)
         print(f"  test rows resampled: front higher than random in {shares} of "
               f"1000 bootstraps per seed (mean {statistics.mean(b['p'] for b in boot):.0%})")
         if beat:
             print(f"  share of 1000 random searches (of {evals}) per seed whose hypervolume the front beats: "
-                  f"{', '.join(f'{b:.1%}' for b in beat)}; mean {statistics.mean(beat):.1%}")
+                  f"{', '.join(f'{b:.1%}' for b in beat)}; mean {statistics.mean(beat):.1%} (the previous gap rule: "
+                  f"mean {statistics.mean(gap_beat):.1%})")
         for kind, cs in cov.items():
             print(f"  front vs {kind}: {kind} points weakly dominated by a front point "
                   f"{sum(sum(c['covered']) for c in cs)}/{sum(len(c['covered']) for c in cs)}; seeds where a front "
@@ -395,9 +410,12 @@ def main(argv=None):
     ap.add_argument("--evals", type=int, default=10, help="fine-tuning evaluations each for the adaptive front and "
                     "random search")
     ap.add_argument("--first-seed", type=int, default=0, help="part front: seeds first..first+N-1 (the method's "
-                    "settings were chosen on seeds 5..9)")
+                    "settings were chosen on seeds 5..9 and 20..34, checked on 35..49)")
     ap.add_argument("--exhaustive", type=int, default=None, help="part front: evaluate every assignment when there "
                     "are at most this many and compare with 1000 random searches (default 0, --full 64: mlp_digits)")
+    ap.add_argument("--all-candidates", action="store_true", help="part front: the method may pick any assignment, "
+                    "not only the proxy's pool")
+    ap.add_argument("--ehvi-seed", type=int, default=0, help="part front: the method's Monte Carlo seed")
     ap.add_argument("--repeats", type=int, default=4, help="part noise: fine-tuning runs per assignment")
     ap.add_argument("--val", type=float, default=0.2, help="share of the training split held out for selection")
     args = ap.parse_args(argv)
@@ -410,7 +428,8 @@ def main(argv=None):
         part_acc(seeds, args.epochs, models, args.accels.split(","), args.proxy)
     if args.part in ("acc", "front", "all"):
         exhaustive = args.exhaustive if args.exhaustive is not None else (64 if args.full else 0)
-        part_front(seeds, args.epochs, models, args.proxy, args.evals, args.val, args.first_seed, exhaustive)
+        part_front(seeds, args.epochs, models, args.proxy, args.evals, args.val, args.first_seed, exhaustive,
+                   all_candidates=args.all_candidates, ehvi_seed=args.ehvi_seed)
     if args.part == "noise":
         part_noise(seeds, args.epochs, args.val, args.repeats, args.first_seed)
 

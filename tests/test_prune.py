@@ -14,7 +14,8 @@ from search.errors import SearchError
 from search.finetune import TrainConfig, train
 from search.permute import (apply_to_gemm, apply_to_model, channel_view, permute_cycles, permute_magnitude,
                             permute_model, producer_pairs)
-from search.adaptive import hv2, predict_lcb, proxy_pool, select_adaptive
+from search.adaptive import (hv2, hv2_batch, layer_features, predict_lcb, proxy_pool, select_adaptive,
+                             select_noisy_ehvi)
 from search.prune import covers
 from search.sparsifier import HardwareAwareSparsifier, loss_sensitivity
 from search.torchmask import gemm_mask
@@ -252,6 +253,68 @@ def test_adaptive_selection_counts_every_evaluation_once():
     with pytest.raises(SearchError, match="as many scores"):
         select_adaptive(costs, scores[:3], evaluate, 3)
 
+
+
+def test_hv2_batch_equals_hv2_row_by_row(rng):
+    costs = np.array([0.3, 0.55, 0.34, 1.2, 0.9, 0.3])        # one beyond the reference, two tied
+    V = rng.uniform(-1.0, 2.5, size=(50, len(costs)))
+    got = hv2_batch(V, costs)
+    assert got.shape == (50,)
+    for row, h in zip(V, got):
+        assert h == pytest.approx(hv2(np.column_stack([row, costs])), abs=1e-12)
+    assert hv2_batch(V[:, 3:4], costs[3:4]).tolist() == [0.0] * 50      # nothing below the reference
+
+
+def test_layer_features_of_an_additive_model():
+    proxy = np.array([[0.0, -0.1, -0.4], [0.0, -0.2, -0.3]])
+    X = layer_features([[0, 0], [1, 2], [2, 1]], proxy)
+    assert X.tolist() == [[1, 0.0, 0, 0, 0, 0], [1, pytest.approx(0.4), 1, 0, 0, 1],
+                          [1, pytest.approx(0.6), 0, 1, 1, 0]]
+    with pytest.raises(SearchError, match=r"shape \(P, 2\) with options in 0..2"):
+        layer_features([[0, 3]], proxy)
+
+
+def _toy_layers():
+    """Two layers, options dense / moderate / aggressive; layer 0's aggressive option costs 3 points,
+    everything else next to nothing; cost falls with every sparser option."""
+    import itertools
+    A = np.array(list(itertools.product(range(3), range(3))))
+    effect = np.array([[0.0, 0.1, 3.0], [0.0, 0.1, 0.2]])
+    drop = effect[0, A[:, 0]] + effect[1, A[:, 1]]
+    cost = 1.0 - 0.3 * A[:, 0] / 2 - 0.2 * A[:, 1] / 2
+    proxy = -np.array([[0.0, 0.01, 0.3], [0.0, 0.01, 0.02]])
+    return A, drop, cost, proxy
+
+
+def test_noisy_ehvi_counts_evaluations_and_learns_which_layer_hurts():
+    A, drop, cost, proxy = _toy_layers()
+    calls = []
+
+    def evaluate(i):
+        calls.append(i)
+        return float(drop[i])
+    sel = select_noisy_ehvi(A, cost, proxy, evaluate, 5, initial=[0, 0, 8])      # dense, then all-aggressive
+    assert len(calls) == 5 == sel.evaluations and len(set(calls)) == 5 and list(sel.order) == calls
+    assert sel.phases == ("initial", "initial") + ("ehvi",) * 3 and sel.values == tuple(drop[calls])
+    # all-aggressive measured 3.2 points: the picks go to the cheap points that keep layer 0 moderate
+    picked = [tuple(A[i]) for i in sel.order[2:]]
+    assert (1, 2) in picked and all(a[0] != 2 for a in picked)
+    again = select_noisy_ehvi(A, cost, proxy, lambda i: float(drop[i]), 5, initial=[0, 8])
+    assert again.order == sel.order                       # seeded: the same picks every time
+    assert select_noisy_ehvi(A, cost, proxy, lambda i: float(drop[i]), 50).evaluations == 9    # all there are
+
+
+def test_noisy_ehvi_rejects_bad_input():
+    A, drop, cost, proxy = _toy_layers()
+    ev = lambda i: float(drop[i])       # noqa: E731
+    with pytest.raises(SearchError, match="evals must be a positive integer"):
+        select_noisy_ehvi(A, cost, proxy, ev, 0)
+    with pytest.raises(SearchError, match="initial candidate 9 is not in 0..8"):
+        select_noisy_ehvi(A, cost, proxy, ev, 3, initial=[9])
+    with pytest.raises(SearchError, match="as many assignments as costs"):
+        select_noisy_ehvi(A, cost[:4], proxy, ev, 3)
+    with pytest.raises(SearchError, match="tau must be a positive number"):
+        select_noisy_ehvi(A, cost, proxy, ev, 3, tau=0.0)
 
 def test_bench_test_bootstrap_resamples_rows_shared_by_every_model():
     """benchmarks/bench_prune.py's bootstrap of the test rows: identical sets give exactly 0 in every
