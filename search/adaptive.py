@@ -58,6 +58,39 @@ class Selection:
         return len(self.order)
 
 
+class _Evaluations:
+    """The bookkeeping both selection rules share: argument checks, the evaluation budget, the
+    ``initial`` phase, and the order, values and phases of every call of ``evaluate``."""
+
+    def __init__(self, who: str, n: int, evaluate: Callable[[int], float], evals, initial: Sequence[int]):
+        if not isinstance(evals, (int, np.integer)) or evals < 1:
+            raise SearchError(f"{who}: evals must be a positive integer, got {evals!r}")
+        for i in initial:
+            if not 0 <= int(i) < n:
+                raise SearchError(f"{who}: initial candidate {i} is not in 0..{n - 1}")
+        self.n, self.evaluate, self.budget = n, evaluate, min(int(evals), n)
+        self.order, self.values, self.phases = [], [], []
+        for i in dict.fromkeys(int(i) for i in initial):
+            if not self.done:
+                self.run(i, "initial")
+
+    @property
+    def done(self) -> bool:
+        return len(self.order) >= self.budget
+
+    def run(self, i, phase: str):
+        self.order.append(int(i))
+        self.values.append(float(self.evaluate(int(i))))
+        self.phases.append(phase)
+
+    def free(self) -> list[int]:
+        seen = set(self.order)
+        return [i for i in range(self.n) if i not in seen]
+
+    def selection(self) -> Selection:
+        return Selection(tuple(self.order), tuple(self.values), tuple(self.phases))
+
+
 def hv2(points, ref=(2.0, 1.0)) -> float:
     """Hypervolume of ``points`` ``(value, cost)`` (both minimized) below ``ref``
     (:func:`search.algorithms.hypervolume`, pymoo's, in two dimensions)."""
@@ -93,37 +126,22 @@ def select_adaptive(costs, scores, evaluate: Callable[[int], float], evals: int,
     if scores.shape != costs.shape or n == 0:
         raise SearchError(f"select_adaptive: expected as many scores as costs (at least one), got {len(scores)} "
                           f"scores and {n} costs")
-    if not isinstance(evals, (int, np.integer)) or evals < 1:
-        raise SearchError(f"select_adaptive: evals must be a positive integer, got {evals!r}")
-    for i in initial:
-        if not 0 <= int(i) < n:
-            raise SearchError(f"select_adaptive: initial candidate {i} is not in 0..{n - 1}")
-    order, values, phases = [], [], []
-
-    def run(i, phase):
-        order.append(int(i))
-        values.append(float(evaluate(int(i))))
-        phases.append(phase)
-
-    budget = min(int(evals), n)
-    for i in dict.fromkeys(int(i) for i in initial):
-        if len(order) < budget:
-            run(i, "initial")
+    ev = _Evaluations("select_adaptive", n, evaluate, evals, initial)
     lo, hi = float(costs.min()), float(costs.max())
     for f in spread:
-        if len(order) >= budget:
+        if ev.done:
             break
-        free = [i for i in range(n) if i not in order and costs[i] <= lo + (hi - lo) * f + 1e-12]
+        free = [i for i in ev.free() if costs[i] <= lo + (hi - lo) * f + 1e-12]
         if free:
-            run(min(free, key=lambda i: (scores[i], costs[i])), "spread")
-    while len(order) < budget:
-        free = [i for i in range(n) if i not in order]
-        pred = predict_lcb(scores, order, values, kappa)
-        measured = np.column_stack([values, costs[order]])
+            ev.run(min(free, key=lambda i: (scores[i], costs[i])), "spread")
+    while not ev.done:
+        free = ev.free()
+        pred = predict_lcb(scores, ev.order, ev.values, kappa)
+        measured = np.column_stack([ev.values, costs[ev.order]])
         base = hv2(measured, ref)
         gain = [hv2(np.vstack([measured, [pred[i], costs[i]]]), ref) - base for i in free]
-        run(free[min(range(len(free)), key=lambda j: (-gain[j], pred[free[j]], costs[free[j]]))], "gap")
-    return Selection(tuple(order), tuple(values), tuple(phases))
+        ev.run(free[min(range(len(free)), key=lambda j: (-gain[j], pred[free[j]], costs[free[j]]))], "gap")
+    return ev.selection()
 
 
 def hv2_batch(values, costs, ref=(2.0, 1.0)) -> np.ndarray:
@@ -197,11 +215,6 @@ def select_noisy_ehvi(assignments, costs, proxy, evaluate: Callable[[int], float
     if n == 0 or len(a) != n:
         raise SearchError(f"select_noisy_ehvi: expected as many assignments as costs (at least one), got {len(a)} "
                           f"assignments and {n} costs")
-    if not isinstance(evals, (int, np.integer)) or evals < 1:
-        raise SearchError(f"select_noisy_ehvi: evals must be a positive integer, got {evals!r}")
-    for i in initial:
-        if not 0 <= int(i) < n:
-            raise SearchError(f"select_noisy_ehvi: initial candidate {i} is not in 0..{n - 1}")
     for name, v in (("tau", tau), ("eta", eta), ("rho", rho), ("slope_sd", slope_sd), ("offset_sd", offset_sd)):
         if not np.isfinite(v) or v < 0 or (name != "eta" and v == 0):
             raise SearchError(f"select_noisy_ehvi: {name} must be a positive number of the value's units, got {v!r}")
@@ -211,20 +224,10 @@ def select_noisy_ehvi(assignments, costs, proxy, evaluate: Callable[[int], float
     shared[:, :2] = 0.0                       # the split's shift multiplies the (layer, option) indicators only
     prior_inv = np.diag(1.0 / np.array([offset_sd ** 2, slope_sd ** 2] + [tau ** 2] * (k - 2)))
     rng = np.random.default_rng(seed)
-    order, values, phases = [], [], []
-
-    def run(i, phase):
-        order.append(int(i))
-        values.append(float(evaluate(int(i))))
-        phases.append(phase)
-
-    budget = min(int(evals), n)
-    for i in dict.fromkeys(int(i) for i in initial):
-        if len(order) < budget:
-            run(i, "initial")
-    while len(order) < budget:
-        seen = np.array(order, dtype=np.int64)
-        Xs, y = X[seen], np.array(values)
+    ev = _Evaluations("select_noisy_ehvi", n, evaluate, evals, initial)
+    while not ev.done:
+        seen = np.array(ev.order, dtype=np.int64)
+        Xs, y = X[seen], np.array(ev.values)
         if len(seen):
             noise_inv = np.linalg.inv(eta ** 2 * shared[seen] @ shared[seen].T + rho ** 2 * np.eye(len(seen)))
             cov = np.linalg.inv(prior_inv + Xs.T @ noise_inv @ Xs)
@@ -236,12 +239,12 @@ def select_noisy_ehvi(assignments, costs, proxy, evaluate: Callable[[int], float
         shift = rng.normal(0.0, eta, size=(samples, k))
         shift[:, :2] = 0.0
         target = theta @ X.T + shift @ shared.T + rng.normal(0.0, rho, size=(samples, n))
-        free = np.array([i for i in range(n) if i not in set(order)])
+        free = ev.free()
         base = target[:, seen]
-        gain = np.array([hv2_batch(np.column_stack([base, target[:, i]]), np.append(costs[seen], costs[i]), ref).mean()
-                         for i in free])
-        run(free[int(np.argmax(gain))], "ehvi")
-    return Selection(tuple(order), tuple(values), tuple(phases))
+        gain = [hv2_batch(np.column_stack([base, target[:, i]]), np.append(costs[seen], costs[i]), ref).mean()
+                for i in free]
+        ev.run(free[int(np.argmax(gain))], "ehvi")
+    return ev.selection()
 
 
 def proxy_pool(cost, proxy: np.ndarray, metric: str = "cycles", fronts: int = 2, enumerate_up_to: int = 4096,
