@@ -30,8 +30,8 @@ model, trained on the fit part of the training split, under that assignment's ma
 epochs) and measuring validation and test accuracy. ``--val`` (default 20 %) of the training split
 is held out as validation (stratified, seeded); it is never trained on. The method
 (:func:`search.adaptive.select_noisy_ehvi`) uses cheap things freely (simulated cycles of every
-assignment, the one-shot ``loss_sensitivity`` proxy on the fit part; every assignment is a
-candidate), starts from the 3 uniform assignments (so its front weakly dominates them by
+assignment, the one-shot ``loss_sensitivity`` proxy on the fit part, its first two non-dominated
+fronts as the candidates; ``--all-candidates``: every assignment), starts from the 3 uniform assignments (so its front weakly dominates them by
 construction) and sees only *validation* accuracy; random search gets the same ``--evals``
 evaluations (distinct uniformly random assignments). The previous rule
 (:func:`search.adaptive.select_adaptive` on the proxy's first two fronts) runs beside it as "gap
