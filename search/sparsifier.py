@@ -262,10 +262,7 @@ class HardwareAwareSparsifier(BaseSparsifier):
         cost = HardwareCost(wl, self.accelerator, candidates=cands, pins=pins, per_layer=per_layer,
                             progress=self.progress)
         for name, p in fixed.items():       # a pinned pattern is the only choice (not "it or dense")
-            li = cost.layer_names.index(name)
-            cost.allowed[li] = False
-            cost.allowed[li, cost.candidate_names.index(p)] = True
-            cost.options[li] = np.flatnonzero(cost.allowed[li])
+            cost.restrict(name, [cost.candidate_names.index(p)])
         return cost
 
     def step(self, use_path: bool = True) -> None:
