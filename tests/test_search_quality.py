@@ -159,3 +159,17 @@ def test_tied_weights_cost_is_the_sum_over_uses_and_mixed_assignments_are_refuse
     # a pin on one use holds every use dense
     pinned = HardwareCost(wl, accel.load("vegeta-flex"), ["2:4"], pins=["blk#2"])
     assert list(pinned.options[i]) == [0]
+
+
+# ------------------------------------------------------------------------------------------ pattern text
+def test_pattern_text_parses_back_to_the_same_mask(rng):
+    """Before: str() kept 6 digits; unstructured:0.398263 kept 939,620 weights where the mask kept 939,621."""
+    from workloads import Block, Channel, Unstructured, parse_pattern
+    w = rng.standard_normal((1, 4608, 512)).astype(np.float32)       # ResNet-50's 3x3x512x512 conv
+    p = Unstructured(939621 / w.size)
+    q = parse_pattern(str(p))
+    assert q == p and int(q.mask(w).sum()) == int(p.mask(w).sum()) == 939621
+    for d in rng.random(20):
+        for pat in (Unstructured(d), Channel(d), Block(2, 2, d)):
+            assert parse_pattern(str(pat)) == pat
+    assert str(Unstructured(0.3)) == "unstructured:0.3" and str(Channel(1.0)) == "channel:1"
