@@ -61,10 +61,13 @@ def _check_data(x, y):
 
 
 def _modules_by_param(model: nn.Module) -> dict[str, nn.Module]:
+    """``{parameter name: module}`` of every weight :mod:`search.torchmask` can mask."""
+    from .torchmask import tensor_of
     out = {}
     for name, mod in model.named_modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)):
-            out[f"{name}.weight" if name else "weight"] = mod
+        t = tensor_of(mod)
+        if t is not None:
+            out[f"{name}.{t}" if name else t] = mod
     return out
 
 
@@ -88,7 +91,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
         if name not in params:
             raise SearchError(f"fine-tuning: model has no parameter '{name}'")
         if name in pats and name not in by_param:
-            raise SearchError(f"fine-tuning: '{name}' is not the weight of an nn.Conv2d or nn.Linear")
+            raise SearchError(f"fine-tuning: '{name}' is not a weight search.torchmask can mask (nn.Conv1d/2d/3d, "
+                              f"nn.Linear, nn.MultiheadAttention in_proj_weight, transformers Conv1D)")
     if mode == "srste" and not pats:
         raise SearchError("fine-tuning mode 'srste' needs patterns={'layer.weight': 'N:M', ...}")
     masks = {k: m.to(torch.bool) for k, m in masks.items()}

@@ -173,3 +173,94 @@ def test_pattern_text_parses_back_to_the_same_mask(rng):
         for pat in (Unstructured(d), Channel(d), Block(2, 2, d)):
             assert parse_pattern(str(pat)) == pat
     assert str(Unstructured(0.3)) == "unstructured:0.3" and str(Channel(1.0)) == "channel:1"
+
+
+# ------------------------------------------------------------------------------------------ layer coverage
+class _Kinds(nn.Module):
+    """One of each layer type issue 23 names: Conv1d, Conv3d, MultiheadAttention, transformers' Conv1D."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers.pytorch_utils import Conv1D
+        self.c1 = nn.Conv1d(16, 32, 3)
+        self.c3 = nn.Conv3d(8, 16, 3)
+        self.mha = nn.MultiheadAttention(32, 2, batch_first=True)
+        self.hf = Conv1D(64, 32)            # GPT-2's projection: weight (in=32, out=64)
+
+    def forward(self, x1, x3, t):
+        a = self.c1(x1).mean()
+        b = self.c3(x3).mean()
+        o, _ = self.mha(t, t, t, need_weights=False)
+        return a + b + self.hf(o).mean()
+
+
+def _kinds():
+    torch.manual_seed(0)
+    return _Kinds().eval(), (torch.randn(1, 16, 12), torch.randn(1, 8, 5, 5, 5), torch.randn(1, 6, 32))
+
+
+def test_every_layer_type_is_pruned_and_resimulates_to_the_reported_cost():
+    """Before: the default config held Conv2d and Linear only; these layers stayed dense without a word."""
+    from search.sparsifier import HardwareAwareSparsifier
+    model, inputs = _kinds()
+    sp = HardwareAwareSparsifier("vegeta-flex", inputs, budget=0.75, candidates=["dense", "2:4", "1:4"])
+    sp.prepare(model, None)
+    fqns = {g["tensor_fqn"] for g in sp.groups}
+    assert fqns == {"c1.weight", "c3.weight", "mha.in_proj_weight", "mha.out_proj.weight", "hf.weight"}
+    assert sp.skipped == {}
+    sp.step()
+    pats = sp.patterns()
+    assert all(pats[f] != "dense" for f in ("c1.weight", "c3.weight", "mha.in_proj_weight", "hf.weight")), pats
+    reported = sp.totals()
+    sp.squash_mask()
+    wl = sparsim.trace(model, inputs)
+    acc = accel.load("vegeta-flex")
+    res = simulate(wl, acc)
+    assert res.totals["cycles"] == reported["cycles"] <= 0.75 * reported["dense"]["cycles"]
+    by = {l.weight_name: l for l in wl.layers if l.weight_name}
+    for f in ("c1.weight", "c3.weight", "mha.in_proj_weight", "hf.weight"):
+        n, m = map(int, pats[f].split(":"))
+        gm = by[f].gemm_mask()                  # the model's zeros, in the simulator's reduction order
+        g, k, cols = gm.shape
+        assert (gm[:, : k - k % m].reshape(g, -1, m, cols).sum(axis=2) <= n).all(), f
+
+
+def test_a_weight_no_mask_can_be_put_on_is_named():
+    from search.sparsifier import HardwareAwareSparsifier
+
+    class Proj(nn.Module):                   # a weight used through F.linear, not an nn.Linear
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(64, 64))
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.w)
+
+    class WithCustom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = Proj()
+            self.fc = nn.Linear(64, 8)
+
+        def forward(self, x):
+            return self.fc(self.up(x))
+
+    sp = HardwareAwareSparsifier("vegeta-flex", (torch.randn(4, 64),), budget=0.3)
+    with pytest.warns(UserWarning, match=r"up\.w \(Proj\)"):
+        sp.prepare(WithCustom(), None)
+    assert sp.skipped == {"up.w": "Proj"}
+    with pytest.raises(SearchError, match=r"below the cheapest.*up\.w \(Proj\)"):
+        sp.step()
+
+
+def test_sparsifier_ties_a_module_called_twice():
+    from search.sparsifier import HardwareAwareSparsifier
+    model, inputs = _reused_workload()[0], (torch.randint(0, 64, (1, 8)),)
+    sp = HardwareAwareSparsifier("vegeta-flex", inputs, budget=0.8, candidates=["dense", "2:4", "1:4"])
+    sp.prepare(model, None)
+    sp.step()
+    cost, a = sp.last
+    assert a[cost.layer_names.index("blk")] == a[cost.layer_names.index("blk#2")]
+    rep = sp.totals()
+    sp.squash_mask()
+    assert simulate(sparsim.trace(model, inputs), accel.load("vegeta-flex")).totals["cycles"] == rep["cycles"]
