@@ -264,3 +264,89 @@ def test_sparsifier_ties_a_module_called_twice():
     rep = sp.totals()
     sp.squash_mask()
     assert simulate(sparsim.trace(model, inputs), accel.load("vegeta-flex")).totals["cycles"] == rep["cycles"]
+
+
+# ------------------------------------------------------------------------------------------ prune any model
+_USER_MODEL = '''
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16 * 8, 64)
+        self.fc2 = nn.Linear(64, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
+
+
+def build(batch=1):
+    return Net(), (torch.randn(batch, 4, 8),)
+
+
+def data():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 4, 8, generator=g)
+    y = (x[:, 0].sum(dim=1) > 0).long() + (x[:, 1].sum(dim=1) > 1).long()
+    return x[:200], y[:200], x[200:], y[200:]
+
+
+def loaders():
+    from torch.utils.data import DataLoader, TensorDataset
+    x, y, xt, yt = data()
+    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True), DataLoader(TensorDataset(xt, yt), batch_size=50)
+
+
+def evaluate(model, test):
+    x, y = test if isinstance(test, tuple) else next(iter(test))
+    with torch.no_grad():
+        return float((model(x).argmax(dim=1) == y).float().mean()) * 100
+'''
+
+
+def test_prune_cli_on_a_user_model_file_with_its_data_and_evaluate(tmp_path, capsys):
+    import json
+    from sparsim.cli import main
+    f = tmp_path / "user_net.py"
+    f.write_text(_USER_MODEL)
+    rep = tmp_path / "r.json"
+    rc = main(["prune", "--model", f"{f}:build", "--accel", "vegeta-flex", "--budget", "0.8", "--epochs", "2",
+               "--dense-epochs", "3", "--report", str(rep)])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    r = json.loads(rep.read_text())
+    assert r["model"] == "user_net:build" and r["metric"] == "evaluate"
+    assert set(r["patterns"]) == {"conv", "fc1", "fc2"} and r["cycles"] <= 0.8 * r["dense_cycles"]
+    assert "user_net:build on vegeta-flex" in out and r["skipped"] == {}
+    # loaders instead of tensors, and the default metric (top-1 accuracy)
+    rc = main(["prune", "--model", f"{f}:build", "--data", f"{f}:loaders", "--evaluate", f"{f}:evaluate",
+               "--accel", "vegeta-flex", "--budget", "0.8", "--epochs", "1"])
+    assert rc == 0
+
+
+def test_infeasible_budget_is_refused_before_any_training(tmp_path, capsys, monkeypatch):
+    """Before: `--budget 0.5` trained the dense model for 15 s and then failed on a half-drawn progress bar."""
+    import search.prune as sp
+    from sparsim.cli import main
+
+    def no_training(*a, **k):
+        raise AssertionError("trained before the budget was checked")
+    monkeypatch.setattr(sp, "pretrained_digits", no_training)
+    monkeypatch.setattr(sp, "_fit", no_training)
+    rc = main(["prune", "--model", "cnn_digits", "--accel", "vegeta-flex", "--budget", "0.5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--budget 0.5: below the cheapest assignment" in err and len(err.strip().splitlines()) == 1
+    rc = main(["prune", "--model", "cnn_digits", "--accel", "vegeta-flex", "--budget", "0.8", "--candidates", "2:4,3:q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "3:q" in err
+    f = tmp_path / "user_net.py"
+    f.write_text(_USER_MODEL)
+    rc = main(["prune", "--model", f"{f}:build", "--accel", "vegeta-flex", "--budget", "0.2", "--dense-epochs", "5"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "below the cheapest assignment" in err
+    rc = main(["prune", "--model", f"{f}:build", "--data", f"{f}:nodata", "--accel", "vegeta-flex", "--budget", "0.8"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "has no function 'nodata'" in err
