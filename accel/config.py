@@ -401,13 +401,16 @@ def read_yaml_document(path: Path, what: str, error: type[Exception] = AccelConf
         raise error(f"{what} {path}: not valid YAML ({e})") from None
 
 
-def read_yaml(path: Path, _stack=()) -> dict:
+def read_yaml(path: Path, _stack=(), files: list | None = None) -> dict:
     """Read a YAML description, resolving ``include:`` (paths relative to the file; the including
-    document's own keys win over included ones)."""
+    document's own keys win over included ones). ``files``: a list each file read is appended to
+    (the description, then what it includes), for callers that key results by file content."""
     path = Path(path)
     if path.resolve() in _stack:
         raise AccelConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in _stack)})")
     doc = read_yaml_document(path, "accelerator file")
+    if files is not None:
+        files.append(path.resolve())
     if not isinstance(doc, dict):
         raise AccelConfigError(f"accelerator file {path}: expected a mapping at the top level")
     includes = doc.pop("include", None) or []
@@ -417,7 +420,7 @@ def read_yaml(path: Path, _stack=()) -> dict:
         raise AccelConfigError(f"{path}: include: expected a path or a list of paths")
     merged: dict = {}
     for inc in includes:
-        merged = _deep_merge(merged, read_yaml(path.parent / inc, _stack + (path.resolve(),)))
+        merged = _deep_merge(merged, read_yaml(path.parent / inc, _stack + (path.resolve(),), files))
     return _deep_merge(merged, doc)
 
 

@@ -77,7 +77,7 @@ def workload_for(point: Point, cache=None):
         return prepared.traced(cache, model, batch, seed, lambda: _trace(model, batch, seed), waiting)
 
     def mask():
-        wl = _TRACED.get_or_make((model, batch, seed), trace)
+        wl = _TRACED.get_or_make((model, batch, seed, point.model_sources), trace)
         sp = point.sparsity
         wl = wl.sparsify(dict(sp) if isinstance(sp, tuple) else sp)
         if point.training:

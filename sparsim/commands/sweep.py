@@ -52,6 +52,8 @@ def cmd_sweep(args) -> int:
     if not args.quiet:
         print(f"{spec.name}: {len(spec.points)} points over {', '.join(spec.axes)} -> {args.out}", file=sys.stderr)
     summary = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    if summary.superseded_line(args.out):
+        print(summary.superseded_line(args.out))
     print(summary.line())
     if summary.errors:
         from sweeps.store import load_results
@@ -66,12 +68,21 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _warn_stale(path) -> None:
+    """On stderr: which stored points are out of date with the files they were read from."""
+    from sweeps.store import stale_line
+    line = stale_line(path)
+    if line:
+        print(line, file=sys.stderr)
+
+
 def export_frame(path, where: str | None = None, all_columns: bool = False):
     """The table `sparsim results` writes: one row per point."""
     from sweeps.errors import SweepError
     from sweeps.expr import Expr
     from sweeps.store import load_results
     pts, _ = load_results(path)
+    _warn_stale(path)
     if where:
         expr = Expr(where, "--where", set(pts.columns))
         rows = pts.to_dict(orient="records")
@@ -124,6 +135,7 @@ def cmd_results(args) -> int:
 
 def cmd_report(args) -> int:
     from sweeps.report import write_report
+    _warn_stale(args.store)
     paths = write_report(args.store, args.out, point=args.point, color=args.color)
     for p in paths:
         print(f"wrote {p}")

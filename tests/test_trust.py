@@ -1,0 +1,122 @@
+"""Issue 25, trust in every number: a stored sweep point is the point the spec names today, impossible
+designs are refused or flagged, every output path is checked, bad inputs get one line."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sparsim.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODEL = """import torch
+from helper import WIDTH
+
+
+def build(batch=1):
+    m = torch.nn.Sequential(torch.nn.Linear(64, WIDTH), torch.nn.ReLU(), torch.nn.Linear(WIDTH, 10))
+    return m, (torch.randn(batch, 64),)
+"""
+ACC = """include: dram.yaml
+name: myacc
+compute: {rows: 16, cols: 16, dataflow: ws, clock_hz: 1.0e+9, sparse_modes: [dense, "2:4"]}
+memories:
+  - {name: ifmap_sram, size_bytes: 65536, read_bw_bytes_per_cycle: 64, holds: [activation]}
+  - {name: filter_sram, size_bytes: 65536, read_bw_bytes_per_cycle: 64, holds: [weight]}
+  - {name: ofmap_sram, size_bytes: 65536, read_bw_bytes_per_cycle: 64, holds: [output]}
+"""
+
+
+def _project(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "mymodel.py").write_text(MODEL)
+    (d / "helper.py").write_text("WIDTH = 128\n")
+    (d / "dram.yaml").write_text("dram: {bandwidth_bytes_per_s: 1.6e+10, technology: ddr4}\n")
+    (d / "acc.yaml").write_text(ACC)
+    spec = d / "s.yaml"
+    spec.write_text('models: [mymodel.py:build]\naccelerators: [acc.yaml]\nsparsity: [dense, "2:4"]\n')
+    return spec
+
+
+def _rows(db) -> list[tuple]:
+    from sweeps.store import load_results
+    pts, _ = load_results(db)
+    return sorted((r.sparsity, int(r.cycles), round(float(r.speedup), 9)) for r in pts.itertuples())
+
+
+def _sweep(spec, db):
+    from sweeps import load_spec
+    from sweeps.runner import run_sweep
+    return run_sweep(load_spec(spec), db, workers=0, progress=False)
+
+
+# ------------------------------------------------------------------------------ 1, 2: stale sweep rows
+@pytest.mark.parametrize("edit", ["model", "imported module", "accelerator", "included file"])
+def test_an_edited_file_gives_the_table_of_a_fresh_store(tmp_path, edit, capsys):
+    spec = _project(tmp_path / "p")
+    d = spec.parent
+    db = d / "s.db"
+    _sweep(spec, db)
+    first = _rows(db)
+    if edit == "model":
+        (d / "mymodel.py").write_text(MODEL.replace("torch.nn.Linear(64, WIDTH)", "torch.nn.Linear(64, 4 * WIDTH)")
+                                      .replace("torch.nn.Linear(WIDTH, 10)", "torch.nn.Linear(4 * WIDTH, 10)"))
+    elif edit == "imported module":
+        (d / "helper.py").write_text("WIDTH = 1024\n")
+    elif edit == "accelerator":
+        (d / "acc.yaml").write_text(ACC.replace("include: dram.yaml\n", "include: dram.yaml\n"
+                                                "dram: {bandwidth_bytes_per_s: 2.0e+9, technology: ddr4}\n"))
+    else:
+        (d / "dram.yaml").write_text("dram: {bandwidth_bytes_per_s: 2.0e+9, technology: ddr4}\n")
+    # results on the old store say it is out of date
+    assert main(["results", str(db)]) == 0
+    err = capsys.readouterr().err
+    assert "2 points were computed from files that have changed" in err, err
+    again = _sweep(spec, db)
+    assert again.ran == 2 and again.skipped == 0 and len(again.superseded) == 2
+    assert all("changed since it ran" in r for _, r in again.superseded)
+    fresh = tmp_path / "fresh" / "f.db"
+    fresh.parent.mkdir()
+    _sweep(spec, fresh)       # its own folder: no prepared workloads shared with the old run
+    assert _rows(db) == _rows(fresh) != first
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT COUNT(*) FROM superseded").fetchone()[0] == 2
+        assert c.execute("SELECT COUNT(*) FROM points").fetchone()[0] == 2
+    assert main(["results", str(db)]) == 0
+    assert "changed" not in capsys.readouterr().err
+
+
+def test_cli_says_what_it_superseded(tmp_path, capsys):
+    spec = _project(tmp_path)
+    db = tmp_path / "s.db"
+    assert main(["sweep", str(spec), "--out", str(db), "--quiet", "--workers", "0"]) == 0
+    (tmp_path / "dram.yaml").write_text("dram: {bandwidth_bytes_per_s: 2.0e+9, technology: ddr4}\n")
+    capsys.readouterr()
+    assert main(["sweep", str(spec), "--out", str(db), "--quiet", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "superseded 2 stored points (changed since it ran: " in out and "dram.yaml" in out
+
+
+def test_model_sources_follow_local_imports_only(tmp_path):
+    from workloads.modelspec import model_source_files
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("from .sub import X\n")
+    (tmp_path / "pkg" / "sub.py").write_text("X = 1\n")
+    (tmp_path / "m.py").write_text("import os\nimport torch\nfrom pkg import X\nimport h2\ndef build(): pass\n")
+    (tmp_path / "h2.py").write_text("from . import h3\n")
+    (tmp_path / "h3.py").write_text("")
+    (tmp_path / "unrelated.py").write_text("")
+    got = {Path(p).relative_to(tmp_path).as_posix() for p in model_source_files(f"{tmp_path}/m.py:build")}
+    assert got == {"m.py", "h2.py", "h3.py", "pkg/__init__.py", "pkg/sub.py"}
+    assert model_source_files("mlp_digits") == {}
+
+
+def test_zoo_point_keys_do_not_name_files():
+    """Zoo models and presets have no user files: their keys are what they were."""
+    from sweeps import load_spec
+    p = load_spec({"models": ["mlp_digits"], "accelerators": ["vegeta-flex"], "sparsity": ["dense"]}).points[0]
+    assert p.files == () and "sources" not in p.config()["workload"]
