@@ -120,3 +120,28 @@ def test_zoo_point_keys_do_not_name_files():
     from sweeps import load_spec
     p = load_spec({"models": ["mlp_digits"], "accelerators": ["vegeta-flex"], "sparsity": ["dense"]}).points[0]
     assert p.files == () and "sources" not in p.config()["workload"]
+
+
+# ------------------------------------------------------------------------------ 7: report per workload
+def test_report_ranks_and_draws_fronts_within_one_workload(tmp_path):
+    import re
+
+    from sweeps import load_spec
+    from sweeps.report import write_report
+    from sweeps.runner import run_sweep
+    db = tmp_path / "two.db"
+    run_sweep(load_spec({"models": ["mlp_digits", "cnn_digits"], "accelerators": ["vegeta-flex"],
+                         "sparsity": ["dense", "2:4"], "overrides": {"compute.rows": [8, 16]}}),
+              db, workers=0, progress=False)
+    write_report(db, tmp_path / "rep")
+    page = (tmp_path / "rep" / "report.html").read_text()
+    tables = re.findall(r"<table class='fastest'><caption>(.*?)</caption>(.*?)</table>", page)
+    assert [c for c, _ in tables] == ["model=mlp_digits", "model=cnn_digits"] or \
+        [c for c, _ in tables] == ["model=cnn_digits", "model=mlp_digits"]
+    for cap, body in tables:                    # each table holds its own workload only, fastest first
+        model = cap.split("=")[1]
+        cells = re.findall(r"<tr><td>([^<]*)</td>", body)
+        assert cells and set(cells) == {model}
+        cycles = [int(c.replace(",", "")) for c in re.findall(r"<td>([\d,]+)</td><td>[\d.]+ ms", body)]
+        assert cycles == sorted(cycles) and len(cycles) == 4
+    assert "Pareto front: model=mlp_digits" in page and "Pareto front: model=cnn_digits" in page
