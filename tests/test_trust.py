@@ -145,3 +145,127 @@ def test_report_ranks_and_draws_fronts_within_one_workload(tmp_path):
         cycles = [int(c.replace(",", "")) for c in re.findall(r"<td>([\d,]+)</td><td>[\d.]+ ms", body)]
         assert cycles == sorted(cycles) and len(cycles) == 4
     assert "Pareto front: model=mlp_digits" in page and "Pareto front: model=cnn_digits" in page
+
+
+# ------------------------------------------------------------------------------ 6, 8, 10: output paths
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory):
+    from sweeps import load_spec
+    from sweeps.runner import run_sweep
+    db = tmp_path_factory.mktemp("store") / "r.db"
+    run_sweep(load_spec({"models": ["mlp_digits"], "accelerators": ["vegeta-flex"], "sparsity": ["dense"]}),
+              db, workers=0, progress=False)
+    return db
+
+
+def _refused(capsys, argv, fragment):
+    """``argv`` exits 2 with one line holding ``fragment``, having printed nothing (it did not run)."""
+    rc = main(argv)
+    cap = capsys.readouterr()
+    lines = cap.err.strip().splitlines()
+    assert rc == 2 and cap.out == "" and len(lines) == 1 and fragment in lines[0], (rc, cap.out, cap.err)
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    # the accelerator / parameters / model given are bad too: the output is checked first, before anything runs
+    (["sweep", "SPEC", "--out", "TMP/x.csv"], "--out TMP/x.csv: expected a .db, .sqlite or .sqlite3 file name"),
+    (["calibrate", "--accel", "nosuch", "--out", "TMP/calib.json"], "expected a .yaml or .yml file name"),
+    (["calibrate", "--accel", "nosuch", "--report", "TMP/calib.yaml"], "--report TMP/calib.yaml: expected a .json"),
+    (["synth", "--unit", "nm_array", "--params", "N=5,M=4", "--out", "TMP/s.txt"], "--out TMP/s.txt: expected a .json"),
+    (["synth", "--unit", "nm_array", "--params", "N=5,M=4", "--fpga-yaml", "TMP/f.txt"], "expected a .yaml or .yml"),
+    (["prune", "--model", "nosuch", "--accel", "vegeta-flex", "--budget", "0.5", "--out", "TMP/p.txt"],
+     "--out TMP/p.txt: expected a .pt or .pth file name"),
+    (["prune", "--model", "nosuch", "--accel", "vegeta-flex", "--budget", "0.5", "--report", "TMP/p.txt"],
+     "--report TMP/p.txt: expected a .json file name"),
+])
+def test_output_extensions_agree_with_what_is_written(argv, fragment, tmp_path, capsys, tiny_store):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("models: [mlp_digits]\naccelerators: [vegeta-flex]\nsparsity: [dense]\n")
+    argv = [a.replace("TMP", str(tmp_path)).replace("SPEC", str(spec)) for a in argv]
+    _refused(capsys, argv, fragment.replace("TMP", str(tmp_path)))
+    assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob("calib.*"))
+
+
+def test_results_format_must_match_the_extension(tiny_store, tmp_path, capsys):
+    out = tmp_path / "r.parquet"
+    _refused(capsys, ["results", str(tiny_store), "--format", "csv", "--out", str(out)],
+             f"--format csv does not match --out {out}")
+    assert not out.exists()
+    assert main(["results", str(tiny_store), "--out", str(out)]) == 0       # the extension decides
+    assert pd.read_parquet(out)["model"].tolist() == ["mlp_digits"]
+    assert main(["results", str(tiny_store), "--format", "json", "--out", str(tmp_path / "r.json")]) == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs /proc")
+def test_unwritable_out_is_refused_before_the_run(capsys):
+    _refused(capsys, ["simulate", "--model", "mlp_digits", "--accel", "vegeta-flex", "--out", "/proc/r.json"],
+             "--out /proc/r.json: cannot write in directory /proc")
+
+
+def test_a_write_that_fails_after_the_run_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from simulator.result import SimResult
+
+    def full(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(SimResult, "save", full)
+    out = tmp_path / "r.json"
+    assert main(["simulate", "--model", "mlp_digits", "--accel", "vegeta-flex", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sparsim simulate: error: --out {out}: writing failed (No space left on device)"]
+
+
+def test_sweep_into_a_missing_folder_says_so(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("models: [mlp_digits]\naccelerators: [vegeta-flex]\nsparsity: [dense]\n")
+    _refused(capsys, ["sweep", str(spec), "--out", str(tmp_path / "nodir" / "x.db")],
+             f"directory {tmp_path / 'nodir'} does not exist")
+
+
+# ------------------------------------------------------------------------------ 9, 10, 12: messages
+def test_unquoted_nm_in_a_spec_says_to_quote_it(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("models: [mlp_digits]\naccelerators: [vegeta-flex]\nsparsity: [dense, 2:4]\n")
+    line = _refused(capsys, ["sweep", str(spec), "--out", str(tmp_path / "x.db")], "sparsity[1]: got the number 124")
+    assert 'quote the pattern: "2:4"' in line
+
+
+def test_synth_n_above_m_names_the_rule(capsys):
+    _refused(capsys, ["synth", "--unit", "nm_array", "--params", "R=8,C=8,N=5,M=4"], "N must be <= M")
+
+
+def test_calibrate_names_the_file_given(tmp_path, capsys):
+    import accel
+    text = accel.presets.path("vegeta-flex").read_text().replace("dataflow: ws", "dataflow: os")
+    f = tmp_path / "os_design.yaml"
+    f.write_text(text)
+    line = _refused(capsys, ["calibrate", "--accel", str(f), "--quick"], f"--accel {f}: the RTL array is weight")
+    assert "needs compute.dataflow: ws" in line
+
+
+def test_search_on_a_model_without_gemm_layers_is_one_line(tmp_path, capsys):
+    f = tmp_path / "nogemm.py"
+    f.write_text("import torch\n\n\ndef build():\n    return torch.nn.ReLU(), (torch.randn(1, 8),)\n")
+    _refused(capsys, ["search", "--model", f"{f}:build", "--accel", "vegeta-flex"], "has no GEMM layers")
+
+
+def test_trace_without_the_event_engine_is_refused_before_any_work(capsys):
+    # the model does not exist: the argument check must come before it is looked up
+    _refused(capsys, ["simulate", "--model", "nosuch_model", "--accel", "vegeta-flex", "--trace", "t"],
+             "--trace t: the per-tile timeline comes from the event engine; add --engine event")
+
+
+def test_search_rows_prints_at_most_that_many_front_rows(capsys):
+    from sparsim.commands.search import shown_rows
+    for n in range(1, 40):
+        for rows in range(1, 8):
+            for chosen in range(n):
+                got = shown_rows(n, rows, chosen)
+                assert chosen in got and len(got) <= rows and got == sorted(set(got))
+                assert n > rows or got == list(range(n))
+    assert main(["search", "--model", "mlp_digits", "--accel", "vegeta-flex", "--evals", "100", "--rows", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    front = [l for l in lines if l.startswith("front ")]
+    assert len(front) == 3 and any(l.startswith("front *") for l in front)

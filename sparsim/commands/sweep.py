@@ -45,9 +45,15 @@ def errors() -> list:
     return [SweepError]
 
 
+#: file names a results store may have (it is SQLite)
+STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
 def cmd_sweep(args) -> int:
+    from sparsim._io import check_writable
     from sweeps import load_spec
     from sweeps.runner import run_sweep
+    check_writable(args.out, "--out", STORE_SUFFIXES, "the results store is an SQLite file, e.g. results.db")
     spec = load_spec(args.spec)
     if not args.quiet:
         print(f"{spec.name}: {len(spec.points)} points over {', '.join(spec.axes)} -> {args.out}", file=sys.stderr)
@@ -103,14 +109,18 @@ def _isnan(v) -> bool:
 
 
 def cmd_results(args) -> int:
+    from sparsim._io import check_writable, writing
     from sweeps.errors import SweepError
     fmt = args.format
-    if fmt is None:
-        ext = (args.out or "").rsplit(".", 1)[-1].lower() if args.out and "." in args.out else "csv"
-        fmt = {"csv": "csv", "parquet": "parquet", "json": "json"}.get(ext)
-        if fmt is None:
-            raise SweepError(f"--out {args.out}: cannot tell the format from the extension; "
-                             f"give --format csv, parquet or json")
+    if args.out:
+        check_writable(args.out, "--out", (".csv", ".parquet", ".json"), "the file name says the format")
+        ext = args.out.rsplit(".", 1)[-1].lower()
+        if fmt is not None and fmt != ext:
+            raise SweepError(f"--format {fmt} does not match --out {args.out}: give a .{fmt} file name, or "
+                             f"--format {ext}")
+        fmt = ext
+    elif fmt is None:
+        fmt = "csv"
     if fmt == "parquet" and not args.out:
         raise SweepError("--format parquet: needs --out FILE (parquet is binary)")
     df = export_frame(args.store, args.where, args.all_columns)
@@ -121,12 +131,13 @@ def cmd_results(args) -> int:
     if args.out:
         import os
         tmp = args.out + ".tmp"
-        if fmt == "parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            with open(tmp, "w") as f:
-                f.write(text)
-        os.replace(tmp, args.out)
+        with writing(args.out, "--out"):
+            if fmt == "parquet":
+                df.to_parquet(tmp, index=False)
+            else:
+                with open(tmp, "w") as f:
+                    f.write(text)
+            os.replace(tmp, args.out)
         print(f"wrote {len(df)} rows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -134,9 +145,18 @@ def cmd_results(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from sparsim._io import OutputPathError, check_writable, writing
     from sweeps.report import write_report
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"--out {args.out}: is a file; expected a folder for report.html and the PNGs")
+    if out.is_dir():
+        check_writable(out / "report.html", "--out")
     _warn_stale(args.store)
-    paths = write_report(args.store, args.out, point=args.point, color=args.color)
+    with writing(args.out, "--out"):
+        paths = write_report(args.store, args.out, point=args.point, color=args.color)
     for p in paths:
         print(f"wrote {p}")
     return 0
