@@ -269,3 +269,20 @@ def test_search_rows_prints_at_most_that_many_front_rows(capsys):
     lines = capsys.readouterr().out.splitlines()
     front = [l for l in lines if l.startswith("front ")]
     assert len(front) == 3 and any(l.startswith("front *") for l in front)
+
+
+# ------------------------------------------------------------------------------ 3: tiny densities
+@pytest.mark.parametrize("pattern", ["channel:0.0001", "unstructured:0.0001", "block:4x4:0.0001"])
+def test_a_tiny_density_thins_every_layer_and_removes_none(pattern, tmp_path, capsys):
+    import numpy as np
+
+    from workloads.patterns import parse_pattern
+    w = np.random.default_rng(0).standard_normal((64, 10))
+    assert parse_pattern(pattern).mask(w).sum() >= 1
+    out = tmp_path / "r.json"
+    assert main(["simulate", "--model", "mlp_digits", "--accel", "vegeta-flex", "--sparsity", pattern,
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    layers = json.loads(out.read_text())["layers"]
+    assert len(layers) == 3
+    assert all(l["cycles"] > 0 and l["energy_pj"] > 0 and l["effective_macs"] > 0 for l in layers), layers
