@@ -286,3 +286,24 @@ def test_a_tiny_density_thins_every_layer_and_removes_none(pattern, tmp_path, ca
     layers = json.loads(out.read_text())["layers"]
     assert len(layers) == 3
     assert all(l["cycles"] > 0 and l["energy_pj"] > 0 and l["effective_macs"] > 0 for l in layers), layers
+
+
+# ------------------------------------------------------------------------------ 5: weight_mask shape
+def test_a_weight_mask_of_the_wrong_shape_is_refused(tmp_path, capsys):
+    f = tmp_path / "masked.py"
+    f.write_text("import torch\n\n\ndef build():\n    m = torch.nn.Sequential(torch.nn.Linear(8, 4))\n"
+                 "    m[0].register_buffer('weight_mask', torch.zeros(3, 3))\n    return m, (torch.randn(2, 8),)\n")
+    line = _refused(capsys, ["trace", "--model", f"{f}:build"], "layer '0': the model's mask for weight '0.weight'")
+    assert "has shape (3, 3), the weight (4, 8)" in line
+
+
+def test_a_weight_mask_that_broadcasts_is_used():
+    import torch
+    import torch.nn.utils.prune as prune
+
+    from workloads.tracer import trace
+    m = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    prune.identity(m[0], "weight")
+    m[0].weight_mask = torch.tensor([[1.0], [0.0], [1.0], [0.0]])       # one flag per output
+    layer = trace(m, (torch.randn(2, 8),)).layers[0]
+    assert layer.mask.shape == (4, 8) and layer.mask.sum() == 16 and layer.density == 0.5
