@@ -17,6 +17,7 @@ import yaml
 from .energy import (DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, FPGA_FIGURES, bram_pj_per_byte, default_table,
                      dram_pj_per_byte, fpga_energy_data, fpga_family, fpga_figures, fpga_table, sram_pj_per_byte)
 from .errors import AccelConfigError, FpgaFitError
+from .limits import check_buildable
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
 from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
                    MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
@@ -265,6 +266,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
         idx = next(i for i, mem in enumerate(memories) if Operand.WEIGHT in mem.holds)
         mem = memories[idx]
         memories[idx] = Memory(**{**vars(mem), "holds": mem.holds + (Operand.METADATA,)})
+
+    check_buildable(compute, memories)    # accel/limits.py: refuse what cannot be built
 
     d = _Ctx(top.get("dram"), "dram", _DRAM)
     tech = d.str("technology", "ddr3").lower()

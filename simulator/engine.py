@@ -662,6 +662,7 @@ def _row(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
         "dram_weight_bytes": plan.dram_read_bytes[Operand.WEIGHT] + plan.dram_read_bytes[Operand.METADATA],
         "dram_out_bytes": plan.dram_write_bytes + plan.dram_read_bytes[Operand.OUTPUT],
         "compulsory_bytes": plan.compulsory_bytes,
+        "fits": bool(mp.fits),     # not a column: SimResult.unfit names the layers where it is False
     }
 
 

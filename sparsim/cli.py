@@ -118,6 +118,8 @@ def cmd_simulate(args) -> int:
     wl = _load_workload(args)
     res = simulate(wl, acc, engine=args.engine, dataflow=args.dataflow, trace=bool(args.trace))
     print(format_sim_table(res))
+    if res.unfit_warning():
+        print(res.unfit_warning(), file=sys.stderr)
     if args.engine == "event":   # stall breakdown, cores, and the --trace files
         from simulator.trace_export import event_report
         print(event_report(res, args.trace))

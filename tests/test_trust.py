@@ -307,3 +307,37 @@ def test_a_weight_mask_that_broadcasts_is_used():
     m[0].weight_mask = torch.tensor([[1.0], [0.0], [1.0], [0.0]])       # one flag per output
     layer = trace(m, (torch.randn(2, 8),)).layers[0]
     assert layer.mask.shape == (4, 8) and layer.mask.sum() == 16 and layer.density == 0.5
+
+
+# ------------------------------------------------------------------------------ 4: impossible designs
+@pytest.mark.parametrize("edit, fragment", [
+    ({"rows: 32": "rows: 100000000", "cols: 32": "cols: 100000000"}, "compute.rows: 100,000,000 is above 65,536"),
+    ({"rows: 32": "rows: 8192", "cols: 32": "cols: 8192"}, "compute.rows x compute.cols: 8,192 x 8,192"),
+    ({"size_bytes: 524288": "size_bytes: 1099511627776"}, "memories[0].size_bytes: 1,099,511,627,776 B"),
+    ({"clock_hz: 1.0e\\+9": "clock_hz: 1.0e+12"}, "compute.clock_hz: 1e+12 Hz is above"),
+])
+def test_designs_that_cannot_be_built_are_refused_naming_the_key(edit, fragment, tmp_path, capsys):
+    import re
+
+    import accel
+    text = accel.presets.path("vegeta-flex").read_text()
+    for pattern, repl in edit.items():
+        text = re.sub(pattern, repl, text)
+    f = tmp_path / "big.yaml"
+    f.write_text(text)
+    _refused(capsys, ["simulate", "--model", "mlp_digits", "--accel", str(f)], fragment)
+
+
+def test_a_mapping_that_does_not_fit_is_warned_once_naming_the_layers(tmp_path, capsys):
+    import re
+
+    import accel
+    text = re.sub(r"size_bytes: \d+", "size_bytes: 1", accel.presets.path("vegeta-flex").read_text())
+    f = tmp_path / "tiny.yaml"
+    f.write_text(text)
+    assert main(["simulate", "--model", "mlp_digits", "--accel", str(f)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the mapping of 3 of 3 layers does not fit the buffers" in err[0]
+    assert "fc1, fc2, fc3" in err[0]
+    assert main(["simulate", "--model", "mlp_digits", "--accel", "vegeta-flex"]) == 0
+    assert capsys.readouterr().err == ""
