@@ -146,9 +146,24 @@ def _worker_start() -> None:
     """In each local worker: end the process without tearing the interpreter down. Freeing a traced
     model, torch and Numba's compiler object by object costs a worker 0.6-1.5 s of CPU when the
     pool shuts down, which the sweep waits for; results are all sent by then. Registered first, so
-    it runs after every other exit handler."""
+    it runs after every other exit handler.
+
+    And end the worker when the sweep process dies (``kill -9``, out of memory): a thread waits on
+    the parent's sentinel, so no worker (and, once they are gone, no resource tracker) outlives it."""
     import atexit
+    import multiprocessing as mp
+    import threading
     atexit.register(_exit_now)
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True,
+                         name="sparsim-exit-with-parent").start()
+
+
+def _exit_with_parent(sentinel) -> None:
+    from multiprocessing.connection import wait
+    wait([sentinel])            # readable once the parent process has ended
+    os._exit(1)
 
 
 def _exit_now() -> None:

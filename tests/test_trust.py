@@ -341,3 +341,63 @@ def test_a_mapping_that_does_not_fit_is_warned_once_naming_the_layers(tmp_path, 
     assert "fc1, fc2, fc3" in err[0]
     assert main(["simulate", "--model", "mlp_digits", "--accel", "vegeta-flex"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------------------ 11: no orphan workers
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads process children from /proc")
+def test_workers_and_resource_tracker_exit_when_the_sweep_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"models": ["mlp_digits"], "accelerators": ["vegeta-flex"],
+                                    "sparsity": ["dense", "2:4", "1:4"],
+                                    "overrides": {"compute.rows": list(range(4, 132, 4)),
+                                                  "compute.cols": list(range(4, 68, 4))}}))
+    db = tmp_path / "r.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "sparsim.cli", "sweep", str(spec), "--out", str(db),
+                             "--workers", "2", "--quiet"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        kids: set[int] = set()
+        while time.monotonic() < deadline and proc.poll() is None:
+            kids |= _children(proc.pid)
+            if len(kids) >= 3 and db.exists() and sqlite3.connect(db).execute(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'points'").fetchone()[0] and \
+                    sqlite3.connect(db).execute("SELECT COUNT(*) FROM points").fetchone()[0] > 0:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and len(kids) >= 3, "the sweep ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)          # the sweep process only, as `kill -9 PID` does
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [k for k in kids if _alive(k)], "worker processes outlived the sweep"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
