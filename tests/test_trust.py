@@ -401,3 +401,20 @@ def test_workers_and_resource_tracker_exit_when_the_sweep_is_killed(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# ------------------------------------------------------------------------------ README: example commands
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_specs_suggest_commands_that_run(example):
+    """The `sparsim report ... --color AXIS` an example suggests names one of its spec's columns."""
+    import re
+
+    from sweeps import load_spec
+    lines = [l for l in example.read_text().splitlines() if l.startswith("#") and "sparsim " in l]
+    if not lines:
+        pytest.skip("no command suggested")
+    axes = load_spec(example).axes
+    for line in lines:
+        color = re.search(r"--color (\S+)", line)
+        if color:
+            assert color.group(1) in axes, (line, axes)
