@@ -418,3 +418,22 @@ def test_example_specs_suggest_commands_that_run(example):
         color = re.search(r"--color (\S+)", line)
         if color:
             assert color.group(1) in axes, (line, axes)
+
+
+def test_a_sweep_flags_points_whose_mapping_does_not_fit(tmp_path, capsys):
+    import re
+
+    import accel
+    (tmp_path / "tiny.yaml").write_text(re.sub(r"size_bytes: \d+", "size_bytes: 1",
+                                               accel.presets.path("vegeta-flex").read_text()))
+    spec = tmp_path / "s.yaml"
+    spec.write_text("models: [mlp_digits]\naccelerators: [tiny.yaml, vegeta-flex]\nsparsity: [dense]\n")
+    db = tmp_path / "s.db"
+    assert main(["sweep", str(spec), "--out", str(db), "--quiet", "--workers", "0"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: 1 ok point has layers whose mapping does not fit")
+    from sweeps.store import load_results
+    pts, _ = load_results(db)
+    flagged = pts[pts["error"].notna()]
+    assert list(flagged["accelerator"]) == ["tiny.yaml"] and (pts["status"] == "ok").all()
+    assert "(3 layers: fc1, fc2, fc3)" in flagged["error"].iloc[0]

@@ -61,6 +61,7 @@ def cmd_sweep(args) -> int:
     if summary.superseded_line(args.out):
         print(summary.superseded_line(args.out))
     print(summary.line())
+    _warn_unfit(args.out)
     if summary.errors:
         from sweeps.store import load_results
         pts, _ = load_results(args.out)
@@ -72,6 +73,20 @@ def cmd_sweep(args) -> int:
             print(f"  ... and {len(failed) - 5} more (`sparsim results {args.out} --where \"status == 'error'\"`)",
                   file=sys.stderr)
     return 0
+
+
+def _warn_unfit(path) -> None:
+    """On stderr, once: how many ok points have layers whose mapping does not fit the buffers."""
+    import sqlite3
+
+    from sweeps.evaluate import UNFIT_NOTE
+    with sqlite3.connect(path) as db:
+        n = db.execute("SELECT COUNT(*) FROM points WHERE status = 'ok' AND error LIKE ?",
+                       (UNFIT_NOTE + "%",)).fetchone()[0]
+    if n:
+        print(f"warning: {n} ok point{'s have' if n != 1 else ' has'} layers whose mapping does not fit the buffers "
+              f"(their numbers are not what the hardware can do; the layers are in the error column: "
+              f"sparsim results {path} --where \"status == 'ok' and error != None\")", file=sys.stderr)
 
 
 def _warn_stale(path) -> None:
