@@ -342,3 +342,83 @@ def test_cli_llm_bad_input(tmp_path, capsys, argv, message):
     assert main(["llm", "--accel", "vegeta-cpu-l2", "--generate", "4", "--prompt", "8"] + argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+# ------------------------------------------------------------------------------------- architectures
+ARCHS = {
+    "qwen3": ({"model_type": "qwen3", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 300},
+              ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+               "mlp.up_proj", "mlp.down_proj"], (256, 128)),
+    "mistral": ({"model_type": "mistral", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+                 "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 300},
+                ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+                 "mlp.up_proj", "mlp.down_proj"], (128, 32)),
+    "gpt2": ({"model_type": "gpt2", "n_embd": 96, "n_layer": 2, "n_head": 4, "vocab_size": 300, "n_positions": 64},
+             ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"], (288, None)),
+    "qwen2_moe": ({"model_type": "qwen2_moe", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32,
+                   "shared_expert_intermediate_size": 128, "num_experts": 6, "num_experts_per_tok": 2,
+                   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 300},
+                  None, None),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_architectures_trace(arch):
+    doc, names, shapes = ARCHS[arch]
+    m = from_model(build_model(config_from_dict(doc), 2, seed=1), name=arch)
+    s = m.shape
+    assert len(m.blocks) == 2 and s.layers == 2
+    prefix = "transformer.h.0." if arch == "gpt2" else "model.layers.0."
+    got = [l.name[len(prefix):] for l in m.blocks[0]]
+    if names is not None:
+        assert got == names
+        first = m.blocks[0][0]
+        assert first.n == shapes[0] and (shapes[1] is None or m.blocks[0][1].n == shapes[1])
+    else:     # MoE: router, experts (gate_up + down each), shared expert and its gate
+        assert m.is_moe and s.experts == 6 and s.top_k == 2
+        assert sum(1 for n in got if n.startswith("mlp.experts.")) == 12
+        assert "mlp.gate" in got and "mlp.shared_expert.down_proj" in got
+    dec = m.decode_step(2, 20)
+    qk = dec.layer(prefix + ("attn.qk" if arch == "gpt2" else "self_attn.qk"))
+    assert qk.groups == 2 * s.kv_heads and qk.m == s.q_per_kv and qk.k == s.head_dim
+    assert s.params == sum(p.numel() for p in build_model(config_from_dict(doc), 2, seed=1).parameters())
+
+
+def test_builtin_parameter_counts_match_published():
+    from workloads.hf import BUILTIN, count_params
+    for name, entry in BUILTIN.items():
+        cfg, _ = __import__("workloads.hf", fromlist=["config_from_spec"]).config_from_spec(f"hf:{name}")
+        n = count_params(cfg)
+        assert abs(n / entry["published"] - 1) < 0.01, (name, n)
+
+
+def test_scaled_params_equal_the_whole_model():
+    from workloads.hf import count_params
+    cfg = config_from_dict(TINY_MOE)
+    one = from_model(build_model(cfg, 1), name="t", full_layers=2, record_inputs=False)
+    assert one.shape.params == count_params(cfg)
+
+
+def test_checkpoint_folder_loads_its_weights(tmp_path):
+    model = build_model(config_from_dict(TINY_LLAMA), 4, seed=3)
+    import torch
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[:, :128] = 0       # a pruned checkpoint: exact zeros
+    model.save_pretrained(tmp_path / "ckpt")
+    m = load_llm(f"hf:{tmp_path / 'ckpt'}", blocks=None)
+    up = {l.name: l for l in m.blocks[0]}["model.layers.0.mlp.up_proj"]
+    assert up.mask is not None and up.density == pytest.approx(0.5)
+    assert len(m.blocks) == 4
+
+
+def test_relu_model_activation_density_is_measured():
+    cfg = config_from_dict(dict(TINY_LLAMA, hidden_act="relu"))
+    m = from_model(build_model(cfg, 1), name="relu", full_layers=4)
+    d = m.input_density("model.layers.0.mlp.down_proj")      # relu(gate) * up: exact zeros where gate < 0
+    assert 0.35 < d < 0.65
+    assert m.input_density("model.layers.0.mlp.up_proj") == 1.0
+    skip = accel.load("edge-npu-lpddr5")
+    dense = from_model(build_model(config_from_dict(TINY_LLAMA), 1), name="silu", full_layers=4)
+    a, b = run_llm(dense, skip, 1, 16, 2), run_llm(m, skip, 1, 16, 2)
+    assert b.dram_bytes_per_token < a.dram_bytes_per_token
