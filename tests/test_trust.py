@@ -314,7 +314,9 @@ def test_a_weight_mask_that_broadcasts_is_used():
     ({"rows: 32": "rows: 100000000", "cols: 32": "cols: 100000000"}, "compute.rows: 100,000,000 is above 65,536"),
     ({"rows: 32": "rows: 8192", "cols: 32": "cols: 8192"}, "compute.rows x compute.cols: 8,192 x 8,192"),
     ({"size_bytes: 524288": "size_bytes: 1099511627776"}, "memories[0].size_bytes: 1,099,511,627,776 B"),
-    ({"clock_hz: 1.0e\\+9": "clock_hz: 1.0e+12"}, "compute.clock_hz: 1e+12 Hz is above"),
+    ({"clock_hz: 1.0e\\+9": "clock_hz: 2.0e+12"}, "compute.clock_hz: 2e+12 Hz is above"),
+    ({"rows: 32": "rows: 4096", "cols: 32": "cols: 4096", "clock_hz: 1.0e\\+9": "clock_hz: 1.0e+10"},
+     "compute.clock_hz: 16,777,216 PEs x 1e+10 Hz = 1.68e+17 MACs/s is above 1e+17"),
 ])
 def test_designs_that_cannot_be_built_are_refused_naming_the_key(edit, fragment, tmp_path, capsys):
     import re
