@@ -58,7 +58,8 @@ def prune_digits(model: str, accelerator, budget: float, objective: str = "laten
     check = dict(accelerator=accelerator, budget=budget, objective=objective, candidates=candidates, proxy=proxy,
                  finetune=finetune, epochs=epochs)
     acc = _precheck(untrained, (example,), **check)                     # before any training
-    net, dense_acc = pretrained_digits(model, seed=seed, epochs=dense_epochs)        # dense, trained
+    with _Deterministic():
+        net, dense_acc = pretrained_digits(model, seed=seed, epochs=dense_epochs)    # dense, trained
     return prune_model(net, (example,), (x, y, xt, yt), acc, budget, objective=objective, epochs=epochs,
                        permute=permute, permute_rounds=permute_rounds, seed=seed, finetune=finetune,
                        candidates=candidates, progress=progress, proxy=proxy, name=model, dense_metric=dense_acc,

@@ -152,8 +152,8 @@ def _seeds(text):
 
 
 def cmd_prune(args) -> int:
-    from sparsim._io import check_writable
-    check_writable(args.out, "--out")
+    from sparsim._io import check_writable, writing
+    check_writable(args.out, "--out", (".pt", ".pth"), "it is the pruned model's state_dict (torch.save)")
     check_writable(args.report, "--report", (".json",))
     seeds = _seeds(args.seeds) if args.seeds is not None else [args.seed]
     results = [run_one(args, s) for s in seeds]
@@ -170,11 +170,13 @@ def cmd_prune(args) -> int:
               f"{statistics.stdev(drop):.2f} (mean ± sd)")
     if args.out:
         import torch
-        _write_atomic(args.out, lambda path: torch.save(results[-1].model.state_dict(), path))
+        with writing(args.out, "--out"):
+            _write_atomic(args.out, lambda path: torch.save(results[-1].model.state_dict(), path))
         print(f"wrote {args.out}")
     if args.report:
         doc = r if len(results) == 1 else {"runs": [x.report for x in results]}
-        _write_atomic(args.report, lambda path: open(path, "w").write(json.dumps(doc, indent=2) + "\n"))
+        with writing(args.report, "--report"):
+            _write_atomic(args.report, lambda path: open(path, "w").write(json.dumps(doc, indent=2) + "\n"))
         print(f"wrote {args.report}")
     return 0
 
