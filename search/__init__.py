@@ -25,6 +25,13 @@ importance=None, progress=False)`` builds, once, the simulator's cost of every (
   ``cost.masks(assignment)`` -> ``{parameter name: bool array}``, ``cost.patterns(assignment)``,
   ``cost.uniform(pattern)``, ``cost.min_cost(metric)``.
 
+Layers that use one parameter (a tied head, a block called twice) are one decision variable:
+``cost.var_of`` (layer -> variable), ``cost.leaders``, ``cost.ties``, ``cost.n_vars``,
+``cost.var_table(table)`` (sums over each variable's layers), ``cost.expand(var_assignment)``,
+``cost.restrict(layer, columns)``; every solver works on variables, ``check_assignment`` refuses
+tied layers with different patterns. ``cost.pareto(proxy, metric)``: the complete exact front of
+(proxy, metric) (Nemhauser-Ullmann merge, ``search.knapsack.pareto_front``).
+
 ``importance={layer name: score}`` (broadcastable to ``(groups, k, n)``) picks masks on
 ``|W| * score`` instead of ``|W|`` (Wanda: ``score = ||x||`` per input feature).
 ``extra={layer name: patterns}`` adds candidates only that layer may take (columns after the

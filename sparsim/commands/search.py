@@ -97,7 +97,7 @@ def cmd_search(args) -> int:
           f"{info['accelerator']}")
     if res.objective == "pareto":
         print(f"front: {len(front)} points from {info['evals']} evaluations ({info['algorithm']}, "
-              f"seed {info['seed']}), "
+              f"seed {info['seed']}) and {info.get('exact_points', 0)} exact points, "
               f"hypervolume {info['hypervolume']:.4f}; random search with as many: {info['random_hypervolume']:.4f}")
     else:
         from search.knapsack import TIME_LIMIT
