@@ -31,7 +31,18 @@ def data():
     return x[:400], y[:400], x[400:], y[400:]
 
 
+def loaders():
+    """The same data as DataLoaders (``--data examples/prune_user_model.py:loaders``)."""
+    from torch.utils.data import DataLoader, TensorDataset
+    x, y, xt, yt = data()
+    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True), DataLoader(TensorDataset(xt, yt), batch_size=100)
+
+
 def evaluate(model, test):
-    x, y = test
+    batches = [test] if isinstance(test, tuple) else test        # tensors, or a loader's batches
+    right = total = 0
     with torch.no_grad():
-        return 100.0 * float((model(x).argmax(dim=1) == y).float().mean())
+        for x, y in batches:
+            right += int((model(x).argmax(dim=1) == y).sum())
+            total += len(y)
+    return 100.0 * right / total

@@ -1,6 +1,7 @@
 """Issue 23: exact Pareto fronts, tied weights, pattern round-trip, layer coverage, permutations for the
 chosen pattern, `sparsim prune` on a user model."""
 import itertools
+import pathlib
 
 import numpy as np
 import pytest
@@ -267,51 +268,14 @@ def test_sparsifier_ties_a_module_called_twice():
 
 
 # ------------------------------------------------------------------------------------------ prune any model
-_USER_MODEL = '''
-import torch
-import torch.nn as nn
-
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv1d(4, 16, 3, padding=1)
-        self.fc1 = nn.Linear(16 * 8, 64)
-        self.fc2 = nn.Linear(64, 3)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(torch.relu(self.conv(x)).flatten(1))))
-
-
-def build(batch=1):
-    return Net(), (torch.randn(batch, 4, 8),)
-
-
-def data():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(300, 4, 8, generator=g)
-    y = (x[:, 0].sum(dim=1) > 0).long() + (x[:, 1].sum(dim=1) > 1).long()
-    return x[:200], y[:200], x[200:], y[200:]
-
-
-def loaders():
-    from torch.utils.data import DataLoader, TensorDataset
-    x, y, xt, yt = data()
-    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True), DataLoader(TensorDataset(xt, yt), batch_size=50)
-
-
-def evaluate(model, test):
-    x, y = test if isinstance(test, tuple) else next(iter(test))
-    with torch.no_grad():
-        return float((model(x).argmax(dim=1) == y).float().mean()) * 100
-'''
+_USER_MODEL = pathlib.Path(__file__).resolve().parents[1] / "examples" / "prune_user_model.py"
 
 
 def test_prune_cli_on_a_user_model_file_with_its_data_and_evaluate(tmp_path, capsys):
     import json
     from sparsim.cli import main
     f = tmp_path / "user_net.py"
-    f.write_text(_USER_MODEL)
+    f.write_text(_USER_MODEL.read_text())
     rep = tmp_path / "r.json"
     rc = main(["prune", "--model", f"{f}:build", "--accel", "vegeta-flex", "--budget", "0.8", "--epochs", "2",
                "--dense-epochs", "3", "--report", str(rep)])
@@ -320,6 +284,7 @@ def test_prune_cli_on_a_user_model_file_with_its_data_and_evaluate(tmp_path, cap
     r = json.loads(rep.read_text())
     assert r["model"] == "user_net:build" and r["metric"] == "evaluate"
     assert set(r["patterns"]) == {"conv", "fc1", "fc2"} and r["cycles"] <= 0.8 * r["dense_cycles"]
+    assert 0 <= r["dense_accuracy"] <= 100 and 0 <= r["accuracy"] <= 100
     assert "user_net:build on vegeta-flex" in out and r["skipped"] == {}
     # loaders instead of tensors, and the default metric (top-1 accuracy)
     rc = main(["prune", "--model", f"{f}:build", "--data", f"{f}:loaders", "--evaluate", f"{f}:evaluate",
@@ -343,7 +308,7 @@ def test_infeasible_budget_is_refused_before_any_training(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert rc == 2 and "3:q" in err
     f = tmp_path / "user_net.py"
-    f.write_text(_USER_MODEL)
+    f.write_text(_USER_MODEL.read_text())
     rc = main(["prune", "--model", f"{f}:build", "--accel", "vegeta-flex", "--budget", "0.2", "--dense-epochs", "5"])
     err = capsys.readouterr().err
     assert rc == 2 and "below the cheapest assignment" in err
