@@ -422,3 +422,34 @@ def test_relu_model_activation_density_is_measured():
     dense = from_model(build_model(config_from_dict(TINY_LLAMA), 1), name="silu", full_layers=4)
     a, b = run_llm(dense, skip, 1, 16, 2), run_llm(m, skip, 1, 16, 2)
     assert b.dram_bytes_per_token < a.dram_bytes_per_token
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+def test_sweep_llm_axes(tmp_path):
+    from sweeps import SweepSpecError, load_spec
+    from sweeps.evaluate import evaluate
+    d = _cfg_dir(tmp_path, TINY_LLAMA)
+    doc = {"models": [f"hf:{d}"], "accelerators": ["vegeta-cpu-l2"], "sparsity": ["dense", "2:4"],
+           "batch": [1, 2], "prompt": [16], "generate": [4], "weight_bits": [16, 4], "phase": ["decode", "prefill"]}
+    spec = load_spec(doc)
+    assert len(spec.points) == 2 * 2 * 2 * 2
+    assert set(spec.axes) >= {"prompt", "generate", "weight_bits", "phase"}
+    p = next(p for p in spec.points if dict(p.llm)["weight_bits"] == 4 and p.sparsity == "2:4" and p.batch == 2
+             and dict(p.llm)["phase"] == "decode")
+    out = evaluate(p)
+    assert out["status"] == "ok", out["error"]
+    m = from_model(build_model(config_from_dict(TINY_LLAMA), 1), name="tiny", full_layers=4)
+    run = run_llm(m.sparsify("2:4").with_weight_bits(4), accel.load("vegeta-cpu-l2"), 2, 16, 4)
+    assert out["tpot_mean_s"] == pytest.approx(run.tpot_mean_s, rel=1e-12)
+    assert out["latency_s"] == pytest.approx(run.tpot_mean_s * 4, rel=1e-12)
+    assert dict(p.llm)["kv_bits"] == 16 and p.config()["llm"]["prompt"] == 16
+    # a zoo-model point keeps its key: no llm section in its configuration
+    plain = load_spec({"models": ["mlp_digits"], "accelerators": ["vegeta-flex"], "sparsity": ["dense"]})
+    assert "llm" not in plain.points[0].config() and plain.points[0].llm == ()
+    for bad, msg in (({"weight_bits": [3]}, "weight_bits[0]: expected 16, 8 or 4 bits"),
+                     ({"act_sparsity": [0]}, "act_sparsity[0]: expected a density in (0, 1]"),
+                     ({"phase": ["train"]}, "phase[0]: expected prefill or decode"),
+                     ({"models": ["mlp_digits"]}, "apply to hf: models only"),
+                     ({"models": ["hf:nope"]}, "unknown built-in model 'nope'")):
+        with pytest.raises(SweepSpecError, match=__import__("re").escape(msg)):
+            load_spec({**doc, **bad})
