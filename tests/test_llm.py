@@ -453,3 +453,34 @@ def test_sweep_llm_axes(tmp_path):
                      ({"models": ["hf:nope"]}, "unknown built-in model 'nope'")):
         with pytest.raises(SweepSpecError, match=__import__("re").escape(msg)):
             load_spec({**doc, **bad})
+
+
+# ---------------------------------------------------------------------------------------------- search
+@pytest.mark.parametrize("objective,attr", [("tpot", "tpot_mean_s"), ("token-energy", "energy_per_token_j")])
+def test_search_llm_budget_and_exact_sum(tiny, objective, attr):
+    from search.errors import SearchError
+    from search.llm import search_llm
+    acc = accel.load("vegeta-cpu-l2")
+    res = search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.8, candidates=("dense", "2:4", "1:4"))
+    got = getattr(res["run"], attr)
+    assert got == pytest.approx(res["predicted"], rel=1e-9)          # the table sum is the run's figure
+    assert got <= 0.8 * res["dense"] * (1 + 1e-9)
+    assert got > 0.5 * res["dense"]
+    assert set(res["assignment"].values()) <= {"dense", "2:4", "1:4"}
+    assert any(v != "dense" for v in res["assignment"].values())
+    with pytest.raises(SearchError, match="nothing fits"):
+        search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.05, candidates=("dense", "2:4"))
+
+
+def test_cli_search_llm(tmp_path, capsys):
+    from sparsim.cli import main
+    d = _cfg_dir(tmp_path, TINY_LLAMA)
+    out = tmp_path / "a.csv"
+    assert main(["search", "--model", f"hf:{d}", "--accel", "vegeta-cpu-l2", "--objective", "tpot", "--budget", "0.8",
+                 "--candidates", "dense,2:4,1:4", "--prompt", "32", "--generate", "4", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tpot dense" in text and "chosen" in text
+    assert out.read_text().splitlines()[0] == "layer,pattern"
+    assert main(["search", "--model", f"hf:{d}", "--accel", "vegeta-cpu-l2", "--objective", "latency"]) == 2
+    assert "--objective tpot or token-energy" in capsys.readouterr().err
+    assert main(["search", "--model", "mlp_digits", "--accel", "vegeta-cpu-l2", "--objective", "tpot"]) == 2
