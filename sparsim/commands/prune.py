@@ -19,10 +19,12 @@ def register(subparsers) -> None:
         description="Train (mlp_digits, cnn_digits on scikit-learn digits), choose per-layer patterns with the "
                     "hardware-aware sparsifier within BUDGET x the dense model's cycles (or energy) at --batch, "
                     "fine-tune under the masks, and report dense vs pruned accuracy, cycles and energy.")
-    sp.add_argument("--model", required=True, help="mlp_digits or cnn_digits")
+    sp.add_argument("--model", required=True, help="mlp_digits or cnn_digits; code_lm or hf:<folder> (a language "
+                                                   "model: see --method)")
     sp.add_argument("--accel", required=True, help="preset name or accelerator YAML")
     sp.add_argument("--budget", required=True, type=_fraction, help="fraction of the dense cost, in (0, 1]")
-    sp.add_argument("--objective", default="latency", choices=["latency", "energy"])
+    sp.add_argument("--objective", default="latency", choices=["latency", "energy", "tpot"],
+                    help="latency (cycles; for a language model: decode TPOT, also 'tpot') or energy")
     sp.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
     sp.add_argument("--batch", type=int, default=1, help="batch the cost is simulated at (default 1)")
     sp.add_argument("--permute", action="store_true", help="permute input channels before choosing N:M masks")
@@ -36,6 +38,8 @@ def register(subparsers) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", default=None, help="write the pruned model's state_dict (torch.save)")
     sp.add_argument("--report", default=None, help="write a JSON report")
+    from sparsim.prune_llm import add_arguments
+    add_arguments(sp)
     sp.set_defaults(func=cmd_prune)
 
 
@@ -51,6 +55,13 @@ def _write_atomic(path: str, write) -> None:
 
 
 def cmd_prune(args) -> int:
+    from sparsim.prune_llm import cmd_prune_llm, is_llm
+    if is_llm(args):
+        return cmd_prune_llm(args)
+    if args.method is not None or args.objective == "tpot":
+        from search.errors import SearchError
+        raise SearchError(f"--{'method' if args.method is not None else 'objective tpot'} applies to language "
+                          f"models (code_lm, hf:<folder>), not to --model {args.model}")
     import torch
     from search.errors import SearchError
     from search.prune import prune_digits
