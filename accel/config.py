@@ -18,7 +18,7 @@ from .energy import (DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, FPGA_FIGURES, br
                      dram_pj_per_byte, fpga_energy_data, fpga_family, fpga_figures, fpga_table, sram_pj_per_byte)
 from .errors import AccelConfigError, FpgaFitError
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
-from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
+from .spec import (Accelerator, ActivationSparsity, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
                    MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
 
 _REQUIRED = object()
@@ -125,7 +125,8 @@ def _parse_mode(text, where: str) -> tuple[int, int] | None:
 _TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga", "cores",
         "mapper")
 _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_bits", "accumulator_bits",
-            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type")
+            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type",
+            "activation_sparsity")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
            "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
 _ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj", "model", "fpga")
@@ -164,7 +165,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
     sparse = SparseSupport(modes=tuple(modes), arbitrary_max_m=amax,
                            zero_handling=c.enum("zero_handling", ZeroHandling, "skip"),
                            metadata=c.enum("metadata", MetadataFormat, "index"),
-                           overflow=c.enum("nm_overflow", NmOverflow, "passes"))
+                           overflow=c.enum("nm_overflow", NmOverflow, "passes"),
+                           activation=c.enum("activation_sparsity", ActivationSparsity, "none"))
     t = _Ctx(c.get("timing", {}), "compute.timing", _TIMING)
     timing = Timing(fold_overhead_cycles=t.int("fold_overhead_cycles", 0, minimum=0),
                     pipeline_latency_cycles=t.int("pipeline_latency_cycles", 0, minimum=0),

@@ -394,7 +394,10 @@ class _LayerSetup:
         self.g, self.k, _ = layer.gemm_shape
         m_rows = self.m_rows = int(layer.m)
         a_b = self.a_b = comp.activation_bits / 8
-        self.w_b, acc_b = comp.weight_bits / 8, comp.accumulator_bits / 8
+        # the right operand's bytes per stored value: the layer's own storage (quantized LLM weights
+        # with their group scales, a KV cache's bits) or the array's weight width
+        self.w_b = comp.weight_bits / 8 if layer.quant is None else layer.quant.bytes_per_value
+        acc_b = comp.accumulator_bits / 8
         self.acc_b = acc_b
         self.live_cols = int(live_n.sum())
         self.n_max = int(live_n.max(initial=0))
@@ -580,7 +583,8 @@ class _Hashed:
 def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> LayerPlan:
     """The plan of ``layer`` as kept in :data:`_PLANS` (shared: callers must not change it)."""
     cands, ncols, live_n, nnz, stats = _candidates(layer, acc, dmap)
-    key = (design, int(layer.m), int(layer.n), int(layer.k), int(layer.groups), layer.phase, layer.conv, stats)
+    key = (design, int(layer.m), int(layer.n), int(layer.k), int(layer.groups), layer.phase, layer.conv, stats,
+           layer.quant)
     best = _PLANS.get(key)
     if best is None:
         ls = _LayerSetup(layer, acc, dmap, ncols, live_n)
