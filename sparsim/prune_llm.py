@@ -13,6 +13,8 @@ def add_arguments(sp) -> None:
     g = sp.add_argument_group("language models (--model code_lm or hf:<folder>)")
     g.add_argument("--method", default=None, help="wanda or sparsegpt: the one-shot pruner (required for an LM)")
     g.add_argument("--prompt", type=int, default=512, help="prompt tokens before decode (KV length; default 512)")
+    g.add_argument("--generate", type=int, default=128,
+                   help="generated tokens the decode TPOT is the mean over (default 128)")
     g.add_argument("--calib-tokens", type=int, default=8192, help="calibration tokens (default 8192)")
     g.add_argument("--calib", default=None, help="calibration text file (default: code_lm's train split)")
     g.add_argument("--eval-tokens", type=int, default=65536,
@@ -34,7 +36,7 @@ def cmd_prune_llm(args) -> int:
     if args.method is None:
         raise SearchError(f"--model {args.model}: --method wanda or --method sparsegpt is required")
     objective = "tpot" if args.objective in ("latency", "tpot") else args.objective
-    check_args(args.method, objective, args.budget, args.batch, args.prompt, args.calib_tokens, 1)
+    check_args(args.method, objective, args.budget, args.batch, args.prompt, args.calib_tokens, 1, args.generate)
     check_writable(args.report, "--report", (".json",))
     if args.out:
         parent = os.path.dirname(os.path.abspath(args.out))
@@ -47,7 +49,7 @@ def cmd_prune_llm(args) -> int:
     cands = args.candidates.split(",") if args.candidates else None
     kw = {"candidates": cands} if cands else {}
     report, model, tok, masks = prune_llm(args.model, args.method, acc, objective=objective, budget=args.budget,
-                                          batch=args.batch, prompt=args.prompt, calib_tokens=args.calib_tokens,
+                                          batch=args.batch, prompt=args.prompt, generate=args.generate, calib_tokens=args.calib_tokens,
                                           calib_file=args.calib, seed=args.seed, eval_tokens=args.eval_tokens,
                                           progress=True, **kw)
     print(format_report(report))
@@ -65,6 +67,7 @@ def cmd_prune_llm(args) -> int:
 
 def format_report(r: dict) -> str:
     out = [f"{r['model']} pruned by {r['method']} for {r['accelerator']}, batch {r['batch']}, prompt {r['prompt']}, "
+           f"{r['generate']} generated, "
            f"budget {r['budget']:g} x dense {'TPOT' if r['objective'] == 'tpot' else 'energy per token'} "
            f"({r['cost_source']})"]
     out.append(f"{'layer':34s} {'pattern':18s} {'sparsity':>8s}")

@@ -240,7 +240,7 @@ def test_cli_end_to_end_saved_folder_matches_report(tmp_path, capsys):
     assert code_lm.perplexity(m, lm.windows("test", 2048)) == pytest.approx(r["pruned"]["test_perplexity"], rel=1e-6)
     for l in prunable_layers(m):
         assert float((l.module.weight == 0).float().mean()) == pytest.approx(r["sparsity"][l.name])
-    sim = simulate_pruned(m, accel.load("vegeta-flex"), batch=1, context=512)
+    sim = simulate_pruned(m, accel.load("vegeta-flex"), batch=1, prompt=512, generate=128)
     assert sim["tpot_s"] == r["pruned"]["tpot_s"]
     assert sim["energy_per_token_pj"] == r["pruned"]["energy_per_token_pj"]
     from safetensors.torch import load_file

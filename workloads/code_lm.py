@@ -297,13 +297,13 @@ def load(cfg: CodeLMConfig = DEFAULT, progress: bool = False, root: Path | None 
 
 
 def _build(cfg: CodeLMConfig, texts, chash: str, folder: Path, progress: bool) -> None:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tok = train_tokenizer(texts["train"], cfg.vocab_size)
     vocab = len(tok)
     tokens = {s: encode(tok, texts[s]) for s in SPLITS}
     t1 = time.perf_counter()
     model = _train(cfg, vocab, tokens["train"], progress)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     test = eval_windows(tokens["test"], cfg.seq_len, META_EVAL_TOKENS)
     val = eval_windows(tokens["validation"], cfg.seq_len, META_EVAL_TOKENS)
     meta = {"config": dataclasses.asdict(cfg), "corpus_sha256": chash, "recipe": RECIPE_VERSION,
@@ -315,7 +315,8 @@ def _build(cfg: CodeLMConfig, texts, chash: str, folder: Path, progress: bool) -
             "test_perplexity": perplexity(model, test, progress=progress),
             "validation_perplexity": perplexity(model, val, progress=progress),
             "unigram_test_perplexity": unigram_perplexity(tokens["train"], test, vocab),
-            "seconds": {"tokenizer": t1 - t0, "training": t2 - t1}}
+            "seconds": {"tokenizer": t1 - t0, "training": t2 - t1, "cpu_total_to_trained": c2 - c0,
+                        "threads": torch_threads()}}
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -328,6 +329,11 @@ def _build(cfg: CodeLMConfig, texts, chash: str, folder: Path, progress: bool) -
         os.replace(tmp, folder)
     except OSError:            # another process finished first: keep its copy
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
 
 
 def build(seed: int = 0, batch: int = 1):

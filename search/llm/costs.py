@@ -37,7 +37,6 @@ class DecodeCosts:
     source: str
     batch: int
     context: int
-    hardware: object = None      # the search.HardwareCost the numbers came from (masks, workload)
 
     def table(self, objective: str) -> np.ndarray:
         return getattr(self, OBJECTIVES[objective])
@@ -69,52 +68,63 @@ class DecodeCosts:
         return {n: self.candidates[int(c)] for n, c in zip(self.layer_names, assignment)}
 
 
-def decode_workload(model, batch: int, context: int):
-    """The workload of one decode step at ``batch`` with ``context`` tokens in the KV cache.
-
-    Until the LLM inference API (issue 21) is merged this traces the model on ``batch`` single-token
-    inputs: the Linear layers are exact (M = batch rows, their real weights), attention covers one
-    token, so ``context`` does not enter (the KV cache is not an operand here)."""
-    import torch
-    from workloads.tracer import trace
-    wl = trace(model, (torch.zeros(batch, 1, dtype=torch.long),), batch=batch)
-    return wl.replace(name=f"{type(model).__name__} decode b{batch}"), \
-        "simulator, decode step traced at 1 token (Linear layers exact; no KV-cache operand)"
+def as_llm(model, seed: int = 0):
+    """``model`` (an in-memory ``transformers`` causal LM) as an :class:`workloads.llm.LlmModel`,
+    every block traced (its exact zeros are its masks)."""
+    from workloads.hf import from_model
+    return from_model(model, blocks=None, seed=seed, record_inputs=False)
 
 
-def decode_costs(model, accelerator, layer_names, batch: int = 1, context: int = 512,
+SOURCE = "simulator.llm (issue 21): decode TPOT mean over the generated tokens, KV cache read per step"
+
+
+def decode_costs(model, accelerator, layer_names, batch: int = 1, prompt: int = 512, generate: int = 128,
                  candidates=DEFAULT_CANDIDATES, progress: bool = False) -> DecodeCosts:
-    """Cost tables of ``layer_names`` (the prunable layers) on ``accelerator`` at ``batch``.
+    """Cost tables of ``layer_names`` (the prunable layers) on ``accelerator``: for each candidate,
+    every block layer sparsified to it (by magnitude, :meth:`LlmModel.sparsify`) and each layer's row
+    of :func:`simulator.llm.layer_costs` (a layer's row depends only on its own mask). N:M costs do
+    not depend on which weights are kept, so they are exact for any pruner's masks; an unstructured
+    mask's cost can differ slightly with the mask, so a pruned model's final numbers come from
+    :func:`simulate_pruned` on its real masks. ``other_*``: the LM head and :func:`fixed_costs`
+    (attention over the KV cache), which no pattern changes."""
+    from tqdm.auto import tqdm
+    from simulator.llm import fixed_costs, layer_costs
+    from workloads import parse_pattern
+    base = as_llm(model)
+    names = list(layer_names)
+    cands = [str(parse_pattern(c)) for c in candidates]
+    if "dense" in cands:
+        cands.remove("dense")
+    cands = ["dense"] + cands
+    L, C = len(names), len(cands)
+    tpot, energy = np.zeros((L, C)), np.zeros((L, C))
+    head_t = head_e = 0.0
+    for c, pat in enumerate(tqdm(cands, desc="cost tables", unit="pattern", disable=not progress, leave=False)):
+        lm = base if pat == "dense" else base.sparsify(pat)
+        rows = {r["name"]: r for r in layer_costs(lm, accelerator, batch, prompt, generate)}
+        missing = [n for n in names if n not in rows]
+        if missing:
+            raise SearchError(f"decode costs: layer {missing[0]} is not a weight layer of the traced model")
+        for li, n in enumerate(names):
+            tpot[li, c] = rows[n]["decode_s_per_token"]
+            energy[li, c] = rows[n]["decode_energy_j_per_token"] * 1e12
+        if c == 0:
+            rest = [r for n, r in rows.items() if n not in set(names)]
+            head_t = sum(r["decode_s_per_token"] for r in rest)
+            head_e = sum(r["decode_energy_j_per_token"] for r in rest) * 1e12
+    fixed = fixed_costs(base, accelerator, batch, prompt, generate)
+    return DecodeCosts(layer_names=names, candidates=cands, tpot_s=tpot, energy_pj=energy,
+                       allowed=np.ones((L, C), dtype=bool),
+                       other_tpot_s=head_t + fixed["decode_s_per_token"],
+                       other_energy_pj=head_e + fixed["decode_energy_j_per_token"] * 1e12,
+                       source=SOURCE, batch=batch, context=prompt)
 
-    Each entry is the simulator's own cost of that layer under the mask the candidate picks from
-    the layer's weight by magnitude (:class:`search.HardwareCost`): exact for N:M, whose cost does
-    not depend on which weights are kept; an unstructured mask's cost can differ slightly with the
-    mask, so final numbers come from :func:`simulate_pruned` on the real masks."""
-    from ..cost import HardwareCost
-    wl, source = decode_workload(model, batch, context)
-    names = [l.name for l in wl.layers]
-    missing = [n for n in layer_names if n not in names]
-    if missing:
-        raise SearchError(f"decode costs: layer {missing[0]} was not found in the traced decode step")
-    pins = [n for n in names if n not in set(layer_names)]
-    hc = HardwareCost(wl, accelerator, candidates, pins=pins, progress=progress)
-    clock = accelerator.compute.clock_hz
-    idx = [names.index(n) for n in layer_names]
-    rest = [i for i in range(len(names)) if i not in set(idx)]
-    cyc = hc.cycles[idx].astype(np.float64)
-    return DecodeCosts(layer_names=list(layer_names), candidates=list(hc.candidate_names),
-                       tpot_s=cyc / clock, energy_pj=hc.energy_pj[idx] / batch,
-                       allowed=hc.allowed[idx].copy(),
-                       other_tpot_s=float(hc.cycles[rest, 0].sum()) / clock,
-                       other_energy_pj=float(hc.energy_pj[rest, 0].sum()) / batch,
-                       source=source, batch=batch, context=context, hardware=hc)
 
-
-def simulate_pruned(model, accelerator, batch: int = 1, context: int = 512) -> dict:
-    """Decode TPOT and energy per token of ``model`` as it is (its zeros are its masks), simulated."""
-    from simulator import simulate
-    wl, source = decode_workload(model, batch, context)   # the tracer masks each weight by its exact zeros
-    t = simulate(wl, accelerator).totals
-    return {"tpot_s": float(t["cycles"]) / accelerator.compute.clock_hz,
-            "energy_per_token_pj": float(t["energy_pj"]) / batch, "dram_bytes_per_token": float(t["dram_bytes"]) / batch,
-            "source": source}
+def simulate_pruned(model, accelerator, batch: int = 1, prompt: int = 512, generate: int = 128) -> dict:
+    """Decode TPOT (mean), energy and DRAM bytes per output token of ``model`` as it is (its exact
+    zeros are its masks): :func:`simulator.llm.run_llm`."""
+    from simulator.llm import run_llm
+    r = run_llm(as_llm(model), accelerator, batch, prompt, generate)
+    return {"tpot_s": float(r.tpot_mean_s), "energy_per_token_pj": float(r.energy_per_token_j) * 1e12,
+            "dram_bytes_per_token": float(r.dram_bytes_per_token), "ttft_s": float(r.ttft_s), "bound": r.bound,
+            "source": SOURCE}

@@ -125,7 +125,7 @@ def _check_file(path, flag):
         raise SearchError(f"{flag} {path}: the file is empty")
 
 
-def check_args(method, objective, budget, batch, prompt, calib_tokens, seq_len):
+def check_args(method, objective, budget, batch, prompt, calib_tokens, seq_len, generate=128):
     if method not in LLM_METHODS:
         raise SearchError(f"--method {method!r}: expected one of {', '.join(LLM_METHODS)}")
     if objective not in OBJECTIVES:
@@ -133,109 +133,161 @@ def check_args(method, objective, budget, batch, prompt, calib_tokens, seq_len):
     if not isinstance(budget, (int, float)) or not (0 < budget <= 1) or math.isnan(budget):
         raise SearchError(f"--budget {budget}: expected a fraction of the dense model's "
                           f"{'TPOT' if objective == 'tpot' else 'energy per token'} in (0, 1]")
-    for flag, v in (("--batch", batch), ("--prompt", prompt)):
+    for flag, v in (("--batch", batch), ("--prompt", prompt), ("--generate", generate)):
         if not isinstance(v, int) or v < 1:
             raise SearchError(f"{flag} {v}: expected a positive integer")
+    from workloads.llm import check_run
+    try:
+        check_run(batch, prompt, generate)
+    except ValueError as e:
+        raise SearchError(str(e)) from None
     if not isinstance(calib_tokens, int) or calib_tokens < seq_len:
         raise SearchError(f"--calib-tokens {calib_tokens}: expected at least one window of {seq_len} tokens")
 
 
+class Session:
+    """One model on one accelerator at one (batch, prompt, generate): the checks and cost tables
+    (:meth:`__init__`, before any training), then the model and its windows (:meth:`load`), the
+    per-layer sensitivities (:meth:`sensitivities`, measured once), and allocations at any budget
+    (:meth:`allocate`). :func:`prune_llm` is one pass through it; the benchmark makes several."""
+
+    def __init__(self, model: str, method: str, accel, objective: str = "tpot", batch: int = 1, prompt: int = 512,
+                 generate: int = 128, calib_tokens: int = 8192, calib_file: str | None = None,
+                 candidates=DEFAULT_CANDIDATES, seed: int = 0, eval_tokens: int = 65536,
+                 sens_tokens: int = SENS_TOKENS, progress: bool = False, budget: float = 1.0):
+        from .allocate import check_candidates
+        from .model import require_layers
+        t0 = time.perf_counter()
+        self.spec, self.method, self.accel, self.objective = model, method, accel, objective
+        self.batch, self.prompt, self.generate, self.seed = batch, prompt, generate, seed
+        self.calib_tokens, self.calib_file, self.eval_tokens, self.sens_tokens = calib_tokens, calib_file, \
+            eval_tokens, sens_tokens
+        self.progress = progress
+        self.src = lm_source(model, seed)
+        check_args(method, objective, budget, batch, prompt, calib_tokens, self.src.seq_len, generate)
+        _check_file(calib_file, "--calib")
+        layers_shape = require_layers(self.src.shape_model, f"--model {model}")
+        check_candidates(layers_shape, candidates)
+        # the cost tables, on the model's shape (seeded weights): the budget is checked on them
+        self.costs = decode_costs(self.src.shape_model, accel, [l.name for l in layers_shape], batch=batch,
+                                  prompt=prompt, generate=generate, candidates=candidates, progress=progress)
+        self.check_budget(budget)
+        self.key = "tpot_s" if objective == "tpot" else "energy_per_token_pj"
+        self.sens = None
+        self.seconds = {"tables": time.perf_counter() - t0}
+
+    def check_budget(self, budget: float) -> None:
+        dense_t = self.costs.total(self.costs.dense(), self.objective)
+        least = self.costs.cheapest(self.objective) / dense_t
+        if budget < least:
+            raise SearchError(f"--budget {budget:g}: below the cheapest assignment ({least:.4f} x the dense "
+                              f"{'TPOT' if self.objective == 'tpot' else 'energy per token'} on {self.accel.name} "
+                              f"at batch {self.batch})")
+
+    def sim(self, m) -> dict:
+        return simulate_pruned(m, self.accel, batch=self.batch, prompt=self.prompt, generate=self.generate)
+
+    def load(self):
+        import torch
+        from workloads import code_lm
+        from .model import require_layers
+        t0 = time.perf_counter()
+        self.model, self.tokenizer, tokens, self.extra = self.src.load(self.progress)
+        self.layers = require_layers(self.model, f"--model {self.spec}")
+        if self.calib_file:
+            stream, self.calib_source = calib_tokens_from_file(self.calib_file, self.tokenizer), self.calib_file
+        else:
+            stream, self.calib_source = tokens["train"], "train split"
+        seq = self.src.seq_len
+        self.calib = code_lm.eval_windows(stream, seq, self.calib_tokens)
+        self.val = code_lm.eval_windows(tokens["validation"], seq, self.eval_tokens)
+        self.test = code_lm.eval_windows(tokens["test"], seq, self.eval_tokens)
+        self.sens_windows = self.calib[:max(1, self.sens_tokens // seq)]
+        torch.manual_seed(self.seed)
+        self.dense_sim = self.sim(self.model)
+        self.dense_ppl = self.perplexity(self.model)
+        # table units (the shape model's) per unit of the real model's simulation
+        self.scale = self.costs.total(self.costs.dense(), self.objective) / self.dense_sim[self.key]
+        self.seconds["load_and_dense"] = time.perf_counter() - t0
+        return self
+
+    def perplexity(self, m, split: str = "test") -> float:
+        from workloads import code_lm
+        return code_lm.perplexity(m, self.test if split == "test" else self.val, progress=self.progress)
+
+    def sensitivities(self):
+        from .allocate import sensitivity_table
+        if self.sens is None:
+            t0 = time.perf_counter()
+            self.sens = sensitivity_table(self.model, self.layers, self.costs, self.method, self.calib,
+                                          self.sens_windows, progress=self.progress)
+            self.seconds["sensitivity"] = time.perf_counter() - t0
+        return self.sens
+
+    def allocate(self, budget_abs: float, ladder=None):
+        """Best candidate within ``budget_abs`` (the objective's units, real simulation):
+        ``(Candidate, pruned model, all Candidates)``."""
+        from .allocate import allocate
+        kw = {} if ladder is None else {"ladder": ladder}
+        key, scale = self.key, self.scale
+
+        def sim_in_table_units(m):
+            s = dict(self.sim(m))
+            s["_real"] = dict(s)
+            s[key] = s[key] * scale
+            return s
+        best, pruned, cands = allocate(self.model, self.layers, self.costs, self.sensitivities(), self.method,
+                                       self.objective, budget_abs * scale, self.calib, self.val, sim_in_table_units,
+                                       progress=self.progress, **kw)
+        for c in cands:
+            c.simulated = c.simulated["_real"]
+        return best, pruned, cands
+
+    def report(self, budget: float, best, pruned, cands) -> dict:
+        from .model import sparsity_of
+        d, b = self.dense_sim, best.simulated
+        return {
+            "model": self.spec, "method": self.method, "accelerator": self.accel.name, "objective": self.objective,
+            "budget": budget, "batch": self.batch, "prompt": self.prompt, "generate": self.generate,
+            "seed": self.seed, "calibration": {"source": self.calib_source, "tokens": int(self.calib[:, :-1].size)},
+            "eval_tokens": int(self.test[:, 1:].size), "cost_source": d["source"],
+            "dense": {"test_perplexity": self.dense_ppl, **{k: d[k] for k in _SIM_KEYS}},
+            "pruned": {"test_perplexity": self.perplexity(pruned), "validation_perplexity": best.validation_ppl,
+                       **{k: b[k] for k in _SIM_KEYS}},
+            "ratio": {"tpot": b["tpot_s"] / d["tpot_s"],
+                      "energy_per_token": b["energy_per_token_pj"] / d["energy_per_token_pj"]},
+            "patterns": self.costs.patterns(best.assignment),
+            "sparsity": sparsity_of(pruned),
+            "candidates": [{"budget_fraction": c.budget_fraction, "proxy_nats": c.proxy,
+                            "validation_perplexity": c.validation_ppl, "within_budget": c.within_budget,
+                            **{k: c.simulated[k] for k in _SIM_KEYS}, "patterns": self.costs.patterns(c.assignment)}
+                           for c in cands],
+            "seconds": dict(self.seconds),
+            **self.extra,
+        }
+
+
+_SIM_KEYS = ("tpot_s", "energy_per_token_pj", "dram_bytes_per_token", "bound")
+
+
 def prune_llm(model: str, method: str, accel, objective: str = "tpot", budget: float = 0.7, batch: int = 1,
-              prompt: int = 512, calib_tokens: int = 8192, calib_file: str | None = None,
+              prompt: int = 512, generate: int = 128, calib_tokens: int = 8192, calib_file: str | None = None,
               candidates=DEFAULT_CANDIDATES, seed: int = 0, eval_tokens: int = 65536,
-              sens_tokens: int = SENS_TOKENS, progress: bool = False, log=print):
-    """Hardware-aware one-shot pruning of a causal LM; returns ``(report dict, pruned model, tokenizer,
-    masks)``. See ``docs/llm-pruning.md``."""
-    import torch
-    from workloads import code_lm
-    from .allocate import allocate, check_candidates, sensitivity_table
-    from .model import require_layers
+              sens_tokens: int = SENS_TOKENS, progress: bool = False):
+    """Hardware-aware one-shot pruning of a causal LM within ``budget`` x the dense model's decode
+    TPOT (or energy per token); returns ``(report dict, pruned model, tokenizer, masks)``. See
+    ``docs/llm-pruning.md``."""
     t0 = time.perf_counter()
-    src = lm_source(model, seed)
-    check_args(method, objective, budget, batch, prompt, calib_tokens, src.seq_len)
-    _check_file(calib_file, "--calib")
-    layers_shape = require_layers(src.shape_model, f"--model {model}")
-    check_candidates(layers_shape, candidates)
-    names = [l.name for l in layers_shape]
-    # the cost tables, on the model's shape: the budget is refused here, before any training
-    costs = decode_costs(src.shape_model, accel, names, batch=batch, context=prompt, candidates=candidates,
-                         progress=progress)
-    dense_t = costs.total(costs.dense(), objective)
-    least = costs.cheapest(objective) / dense_t
-    if budget < least:
-        raise SearchError(f"--budget {budget:g}: below the cheapest assignment ({least:.4f} x the dense "
-                          f"{'TPOT' if objective == 'tpot' else 'energy per token'} on {accel.name} at batch {batch})")
-    t_tables = time.perf_counter() - t0
-
-    # the model and its token windows
-    lm, tok, tokens, extra = src.load(progress)
-    layers = require_layers(lm, f"--model {model}")
-    if calib_file:
-        calib_stream = calib_tokens_from_file(calib_file, tok)
-        calib_src = calib_file
-    else:
-        calib_stream = tokens["train"]
-        calib_src = "train split"
-    calib = code_lm.eval_windows(calib_stream, src.seq_len, calib_tokens)
-    val = code_lm.eval_windows(tokens["validation"], src.seq_len, eval_tokens)
-    test = code_lm.eval_windows(tokens["test"], src.seq_len, eval_tokens)
-    sens_w = calib[:max(1, sens_tokens // src.seq_len)]
-
-    def sim(m):
-        return simulate_pruned(m, accel, batch=batch, context=prompt)
-    torch.manual_seed(seed)
-    dense_sim = sim(lm)
-    dense_ppl = code_lm.perplexity(lm, test, progress=progress)
+    s = Session(model, method, accel, objective=objective, batch=batch, prompt=prompt, generate=generate,
+                calib_tokens=calib_tokens, calib_file=calib_file, candidates=candidates, seed=seed,
+                eval_tokens=eval_tokens, sens_tokens=sens_tokens, progress=progress, budget=budget)
+    s.load()
     t1 = time.perf_counter()
-    sens = sensitivity_table(lm, layers, costs, method, calib, sens_w, progress=progress)
-    t2 = time.perf_counter()
-    budget_abs = budget * dense_sim["tpot_s" if objective == "tpot" else "energy_per_token_pj"]
-    # the table's own scale for the knapsack (the shape model's), the real simulation for the check
-    scale = dense_t / dense_sim["tpot_s" if objective == "tpot" else "energy_per_token_pj"]
-    best, pruned, cands = _alloc(allocate, lm, layers, costs, sens, method, objective, budget_abs, scale,
-                                           calib, val, sim, progress)
-    t3 = time.perf_counter()
-    test_ppl = code_lm.perplexity(pruned, test, progress=progress)
-    from .model import sparsity_of
-    spars = sparsity_of(pruned)
-    report = {
-        "model": model, "method": method, "accelerator": accel.name, "objective": objective, "budget": budget,
-        "batch": batch, "prompt": prompt, "seed": seed, "calibration": {"source": calib_src, "tokens": int(calib[:, :-1].size)},
-        "eval_tokens": int(test[:, 1:].size), "cost_source": dense_sim["source"],
-        "dense": {"test_perplexity": dense_ppl, "tpot_s": dense_sim["tpot_s"],
-                  "energy_per_token_pj": dense_sim["energy_per_token_pj"]},
-        "pruned": {"test_perplexity": test_ppl, "validation_perplexity": best.validation_ppl,
-                   "tpot_s": best.simulated["tpot_s"], "energy_per_token_pj": best.simulated["energy_per_token_pj"]},
-        "ratio": {"tpot": best.simulated["tpot_s"] / dense_sim["tpot_s"],
-                  "energy_per_token": best.simulated["energy_per_token_pj"] / dense_sim["energy_per_token_pj"]},
-        "patterns": costs.patterns(best.assignment),
-        "sparsity": spars,
-        "candidates": [{"budget_fraction": c.budget_fraction, "proxy_nats": c.proxy,
-                        "validation_perplexity": c.validation_ppl, "within_budget": c.within_budget,
-                        "tpot_s": c.simulated["tpot_s"], "energy_per_token_pj": c.simulated["energy_per_token_pj"],
-                        "patterns": costs.patterns(c.assignment)} for c in cands],
-        "seconds": {"tables": t_tables, "load_and_dense": t1 - t0 - t_tables, "sensitivity": t2 - t1,
-                    "allocation": t3 - t2, "total": time.perf_counter() - t0},
-        **extra,
-    }
-    return report, pruned, tok, {n: m for n, m in _masks(pruned, layers).items()}
-
-
-def _alloc(allocate, lm, layers, costs, sens, method, objective, budget_abs, scale, calib, val, sim, progress):
-    """:func:`allocate` in the tables' units (the shape model's): the real simulation of each
-    candidate is scaled by ``scale`` = table dense / real dense for the budget check, and kept as is."""
-    key = "tpot_s" if objective == "tpot" else "energy_per_token_pj"
-
-    def sim_in_table_units(m):
-        s = dict(sim(m))
-        s["_real"] = dict(s)
-        s[key] = s[key] * scale
-        return s
-    best, pruned, cands = allocate(lm, layers, costs, sens, method, objective, budget_abs * scale, calib, val,
-                                   sim_in_table_units, progress=progress)
-    for c in cands:
-        c.simulated = c.simulated["_real"]
-    return best, pruned, cands
+    best, pruned, cands = s.allocate(budget * s.dense_sim[s.key])
+    s.seconds["allocation"] = time.perf_counter() - t1 - s.seconds.get("sensitivity", 0.0)
+    report = s.report(budget, best, pruned, cands)
+    report["seconds"]["total"] = time.perf_counter() - t0
+    return report, pruned, s.tokenizer, _masks(pruned, s.layers)
 
 
 def _masks(model, layers) -> dict:
