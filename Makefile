@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 # The documentation site, into site/ (open site/index.html); --strict: a warning (broken link, missing page) fails.
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 clean:
 	rm -rf build dist site *.egg-info .pytest_cache sim_build* hdl/build

@@ -72,7 +72,7 @@ def cli_reference(parser: argparse.ArgumentParser | None = None) -> str:
         parser = build_parser()
     subs = subcommands(parser)
     out = [GENERATED_NOTE, "# Command line", "",
-           f"`sparsim COMMAND [options]`; {_md(parser.description)} Every command prints one line naming the "
+           f"`sparsim COMMAND [options]`. {_md(parser.description)} Every command prints one line naming the "
            "bad input and exits with status 2 when an input is wrong; `sparsim COMMAND --help` prints the "
            "same options as below.", "",
            "| command | what it does |", "| --- | --- |"]

@@ -21,7 +21,8 @@ The convention every page follows (docs/contributing-docs.md states it for write
   top-level files and folders (so ``examples/...`` resolves and what a command writes stays out of
   the tree); a slow block runs alone in a folder of its own, so it must not need an earlier block.
 
-Other fences (```` ```yaml ````, ```` ```text ````, plain ```` ``` ````) are shown, not run.
+A block that includes a file (``--8<-- "examples/x.py"``, as the site's snippets extension does)
+runs the file. Other fences (```` ```yaml ````, ```` ```text ````, plain ```` ``` ````) are shown, not run.
 Run ``python tests/docblocks.py`` for the count of blocks and commands per page.
 """
 from __future__ import annotations
@@ -101,6 +102,7 @@ def blocks(path: Path) -> list[Block]:
         i += 1
         if lang not in RUN_LANGS:
             continue
+        body = _expand_snippets(body, path, start + 1)
         slow, norun, tol = False, None, None
         j = start - 1
         while j >= 0 and lines[j].strip().startswith("<!--"):
@@ -119,6 +121,26 @@ def blocks(path: Path) -> list[Block]:
                 tol = float(b.split(":")[1].strip().rstrip("%")) / 100
             j -= 1
         out.append(Block(Path(path), start + 1, lang, "\n".join(body), slow, norun, tol))
+    return out
+
+
+_SNIPPET = re.compile(r'^\s*-{2}8<-{2}\s+"(?P<file>[^"]+)"\s*$')
+#: where ``--8<-- "file"`` lines look, as mkdocs.yml's pymdownx.snippets base_path
+SNIPPET_DIRS = (ROOT / "docs" / "benchmarks" / "generated", ROOT)
+
+
+def _expand_snippets(lines: list[str], path, line: int) -> list[str]:
+    """A block that includes a file (``--8<-- "examples/x.py"``) runs what the site shows: the file."""
+    out = []
+    for ln in lines:
+        m = _SNIPPET.match(ln)
+        if not m:
+            out.append(ln)
+            continue
+        found = next((d / m.group("file") for d in SNIPPET_DIRS if (d / m.group("file")).is_file()), None)
+        if found is None:
+            raise DocFormatError(f"{path}:{line}: included file {m.group('file')!r} not found")
+        out += found.read_text(encoding="utf-8").splitlines()
     return out
 
 

@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     sp.add_argument("--model", required=True, help="mlp_digits or cnn_digits")
     sp.add_argument("--accel", required=True, help="preset name or accelerator YAML")
     sp.add_argument("--budget", required=True, type=_fraction, help="fraction of the dense cost, in (0, 1]")
-    sp.add_argument("--objective", default="latency", choices=["latency", "energy"])
+    sp.add_argument("--objective", default="latency", choices=["latency", "energy"],
+                    help="what --budget limits: cycles (latency, default) or energy, as a fraction of the dense model's")
     sp.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
     sp.add_argument("--batch", type=int, default=1, help="batch the cost is simulated at (default 1)")
     sp.add_argument("--permute", action="store_true", help="permute input channels before choosing N:M masks")
@@ -33,7 +34,8 @@ def register(subparsers) -> None:
                          "retained weight magnitude")
     sp.add_argument("--candidates", default=None, help="comma-separated patterns (default: dense + the "
                                                        "accelerator's sparse modes)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0,
+                    help="seed of the model's weights, the data split, training and fine-tuning (default 0)")
     sp.add_argument("--out", default=None, help="write the pruned model's state_dict (torch.save)")
     sp.add_argument("--report", default=None, help="write a JSON report")
     sp.set_defaults(func=cmd_prune)
