@@ -40,7 +40,8 @@ def add_arguments(sp) -> None:
     sp.add_argument("--accel", required=True, help="preset name or accelerator YAML")
     sp.add_argument("--budget", required=True, type=_fraction, help="fraction of the dense cost, in (0, 1]")
     sp.add_argument("--objective", default="latency", choices=["latency", "energy", "tpot"],
-                    help="latency (cycles; for a language model: decode TPOT, also 'tpot') or energy")
+                    help="what --budget limits, as a fraction of the dense model's: cycles (latency, default) or "
+                         "energy; for a language model latency is decode TPOT (also 'tpot')")
     sp.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
     sp.add_argument("--dense-epochs", type=int, default=None,
                     help="dense training epochs before pruning (default 30 for the digits models, 0 for a model "
@@ -56,7 +57,7 @@ def add_arguments(sp) -> None:
                          "retained weight magnitude")
     sp.add_argument("--candidates", default=None, help="comma-separated patterns (default: dense + the "
                                                        "accelerator's sparse modes)")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the data split, training and search (default 0)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the model's weights, the data split, training, fine-tuning and search (default 0)")
     sp.add_argument("--seeds", default=None, metavar="S1,S2,...",
                     help="run once per seed and report mean and sd of the accuracies (single-run accuracies "
                          "differ between machines: other CPUs run other floating-point kernels)")
