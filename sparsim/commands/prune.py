@@ -51,11 +51,11 @@ def _write_atomic(path: str, write) -> None:
 
 
 def cmd_prune(args) -> int:
-    import torch
-    from search.prune import prune_digits
     from sparsim._io import check_writable, writing
     check_writable(args.out, "--out", (".pt", ".pth"), "it is the pruned model's state_dict (torch.save)")
     check_writable(args.report, "--report", (".json",))
+    import torch
+    from search.prune import prune_digits
     # the digits models are tiny: one thread is faster than several, and spins no idle cores
     torch.set_num_threads(1)
     res = prune_digits(args.model, args.accel, args.budget, objective=args.objective, epochs=args.epochs,
