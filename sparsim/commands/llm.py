@@ -58,7 +58,7 @@ def _batches(text: str) -> list[int]:
 
 def cmd_llm(args) -> int:
     import accel
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     from workloads.llm import LlmError, check_run
     from workloads.patterns import parse_pattern
     from workloads.quant import kv_quant, weight_quant
@@ -80,13 +80,21 @@ def cmd_llm(args) -> int:
                       weight_bits=args.weight_bits, group_size=args.group_size, kv_bits=args.kv_bits,
                       act_sparsity=args.act_sparsity, moe_routing=args.moe_routing)
     runs = [run_llm(model, acc, b, args.prompt, args.generate, detail=args.layers) for b in batches]
+    import sys
     print(format_llm_table(runs, model, acc))
+    unfit = list(dict.fromkeys(n for r in runs for n in r.unfit))
+    if unfit:     # once per run, the layers named
+        shown = ", ".join(unfit[:8]) + (f" and {len(unfit) - 8} more" if len(unfit) > 8 else "")
+        print(f"warning: on '{acc.name}' the mapping of {len(unfit)} layers does not fit the buffers (even the "
+              f"smallest tiles overflow one): {shown}; their cycles and energy are not what this hardware can do",
+              file=sys.stderr)
     if args.layers:
         for r in runs:
             print()
             print(format_llm_layers(r))
     if args.out:
-        write_rows(runs, args.out)
+        with writing(args.out, "--out"):
+            write_rows(runs, args.out)
         print(f"wrote {args.out}")
     return 0
 
