@@ -27,6 +27,9 @@ LLM = ["ttft_s", "tpot_mean_s", "tpot_last_s", "tokens_per_s", "energy_per_token
 FPGA = ["fpga_device", "fpga_dsp", "fpga_bram36", "fpga_lut", "fpga_ff", "budget_dsp", "budget_bram36",
         "budget_lut", "budget_ff"]
 
+#: the ``error`` text of an ok point with layers whose mapping does not fit the buffers
+UNFIT_NOTE = "warning: the mapping does not fit the buffers"
+
 _TRACED = Lru(3)       # (model, batch, seed) -> Workload
 _MASKED = Lru(6)       # Point.workload_key -> Workload
 _ACCELS = Lru(512)     # accelerator document JSON -> (Accelerator | None, fpga dict, reason)
@@ -81,7 +84,7 @@ def workload_for(point: Point, cache=None):
         return prepared.traced(cache, model, batch, seed, lambda: _trace(model, batch, seed), waiting)
 
     def mask():
-        wl = _TRACED.get_or_make((model, batch, seed), trace)
+        wl = _TRACED.get_or_make((model, batch, seed, point.model_sources), trace)
         sp = point.sparsity
         wl = wl.sparsify(dict(sp) if isinstance(sp, tuple) else sp)
         if point.training:
@@ -141,9 +144,13 @@ def evaluate(point: Point, cache=None) -> dict:
         else:
             from simulator.engine import simulate_columns
             # the values `simulate` puts in its SimResult, without building its DataFrame
-            columns, totals = simulate_columns(workload_for(point, cache), acc)
+            unfit: list = []
+            columns, totals = simulate_columns(workload_for(point, cache), acc, unfit=unfit)
             out.update({k: totals[k] for k in TOTALS})
             out["layers"] = columns
+            if unfit:       # an ok point, flagged: the numbers are not what this hardware can do
+                out["error"] = (f"{UNFIT_NOTE} ({len(unfit)} layers: {', '.join(unfit[:5])}"
+                                f"{' ...' if len(unfit) > 5 else ''})")
     except Exception as e:                      # a failing point is recorded, never stops the sweep
         out.update(status="error", error=f"{type(e).__name__}: {e}", layers={})
     out["elapsed_s"] = time.perf_counter() - t0

@@ -27,7 +27,11 @@ and its LLM columns TTFT, TPOT, tokens/s, energy and DRAM bytes per token come w
 
 Every combination of the axes (the product, with each zip group as one axis) that ``where`` keeps
 is a :class:`Point`: a frozen, hashable configuration whose ``key`` hashes the accelerator document
-after overrides, the workload's identity, the pattern and sparsim's version.
+after overrides (the description with every file it includes, so an edited file or include gives
+new keys), the workload's identity (for ``file.py:fn`` the content of the model file and of the
+modules it imports from its folder: :func:`workloads.modelspec.model_source_files`), the pattern
+and sparsim's version. ``Point.files`` lists every file a point was read from with its hash, so a
+store can tell which of its rows an edited file made stale (:mod:`sweeps.store`).
 """
 from __future__ import annotations
 
@@ -76,12 +80,14 @@ class Point:
     training: str | None
     sparsity: Any                         # pattern text, or ((glob, pattern text), ...)
     accelerator_doc: str                  # the accelerator document after overrides, canonical JSON
+    files: tuple[tuple[str, str], ...] = ()   # (absolute path, sha256) of each file it was read from
+    model_sources: tuple[tuple[str, str], ...] = ()   # those of the model (file.py:fn and its imports)
     llm: tuple = ()                       # hf: models: ((LLM axis, value), ...) for every LLM_AXES key
 
     @property
     def workload_key(self) -> tuple:
         """Points with the same workload_key simulate the same masked workload."""
-        return (self.model, self.batch, self.seed, self.training, self.sparsity)
+        return (self.model, self.batch, self.seed, self.training, self.sparsity, self.model_sources)
 
     def axes_dict(self) -> dict:
         return {k: _thaw(v) for k, v in self.axes}
@@ -89,12 +95,21 @@ class Point:
     def config(self) -> dict:
         """The full normalized configuration (what ``key`` hashes)."""
         out = {"accelerator": json.loads(self.accelerator_doc),
-               "workload": {"model": self.model, "batch": self.batch, "seed": self.seed,
-                            "training": self.training},
+               "workload": _workload_config(self.model, self.batch, self.seed, self.training,
+                                            dict(self.model_sources)),
                "sparsity": _thaw(self.sparsity), "version": sparsim_version()}
         if self.llm:
             out["llm"] = dict(self.llm)
         return out
+
+
+def _workload_config(model: str, batch: int, seed: int, training, sources: dict) -> dict:
+    """The workload part of a point's configuration; a file model's sources only when it has any (so
+    a zoo model's key is what it was before sources were keyed)."""
+    out = {"model": model, "batch": batch, "seed": seed, "training": training}
+    if sources:
+        out["sources"] = dict(sorted(sources.items()))
+    return out
 
 
 @dataclass(frozen=True)
@@ -161,6 +176,7 @@ def _values(doc: dict, key: str, where: str, default=None) -> list:
 
 
 def _model(v, where: str, base: Path) -> str:
+    """The model's canonical name: a zoo name, or ``/absolute/path/file.py:fn``."""
     if not isinstance(v, str) or not v.strip():
         raise SweepSpecError(f"{where}: expected a zoo model name or file.py:function, got {v!r}")
     if v.startswith("hf:"):
@@ -221,7 +237,13 @@ def _llm_value(axis: str, v, where: str):
     return float(v)
 
 
-def _accelerator_doc(v, where: str, base: Path) -> dict:
+def _file_hashes(paths) -> dict[str, str]:
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+def _accelerator_doc(v, where: str, base: Path) -> tuple[dict, dict[str, str]]:
+    """The description (includes resolved) and ``{path: sha256}`` of the user's files it was read
+    from (empty for a preset: its file is sparsim's, named by the version)."""
     import accel
     from accel.config import read_yaml
     if not isinstance(v, str) or not v.strip():
@@ -231,11 +253,13 @@ def _accelerator_doc(v, where: str, base: Path) -> dict:
             p = Path(v)
             if not p.is_absolute() and (base / p).is_file():
                 p = base / p
-            return read_yaml(p)
+            read: list = []
+            doc = read_yaml(p, files=read)
+            return doc, _file_hashes(read)
         if v.lower().endswith(".cfg"):
             raise SweepSpecError(f"{where}: {v}: SCALE-Sim .cfg files cannot take overrides; "
                                  f"use a preset or a .yaml description")
-        return read_yaml(accel.presets.path(v))
+        return read_yaml(accel.presets.path(v)), {}
     except accel.AccelError as e:
         raise SweepSpecError(f"{where}: {e}") from None
 
@@ -248,6 +272,11 @@ def _sparsity(v, where: str):
             if not v:
                 raise SweepSpecError(f"{where}: expected a non-empty {{layer glob: pattern}} map")
             return tuple((str(g), str(parse_pattern(p))) for g, p in v.items())
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 60:
+            # YAML 1.1 reads an unquoted 2:4 as the base-60 number 2 x 60 + 4
+            text = f"{v // 60}:{v % 60}"
+            raise SweepSpecError(f"{where}: got the number {v}: YAML reads an unquoted {text} as a base-60 "
+                                 f"number; quote the pattern: \"{text}\"")
         if not isinstance(v, str):
             raise SweepSpecError(f"{where}: expected a pattern such as dense, '2:4', 'unstructured:0.5' "
                                  f"or a {{layer glob: pattern}} map, got {v!r}")
@@ -423,7 +452,12 @@ def _build(doc: dict, base: Path) -> Spec:
             raw[key] = zipped[key][1]
 
     models = {i: _model(v, where_of("model", i), base) for i, v in enumerate(raw["model"])}
-    acc_docs = {i: _accelerator_doc(v, where_of("accelerator", i), base) for i, v in enumerate(raw["accelerator"])}
+    from workloads.modelspec import model_source_files
+    from workloads.hf import hf_source_files
+    model_files = {i: (hf_source_files(m) if m.startswith("hf:") else model_source_files(m))
+                   for i, m in models.items()}
+    acc_read = {i: _accelerator_doc(v, where_of("accelerator", i), base) for i, v in enumerate(raw["accelerator"])}
+    acc_docs = {i: d for i, (d, _) in acc_read.items()}
     sparsities = {i: _sparsity(v, where_of("sparsity", i)) for i, v in enumerate(raw["sparsity"])}
     batches = {i: _batch(v, where_of("batch", i)) for i, v in enumerate(raw.get("batch", [1]))}
     trainings = {i: _training(v, where_of("training", i)) for i, v in enumerate(raw.get("training", [None]))}
@@ -501,7 +535,7 @@ def _build(doc: dict, base: Path) -> Spec:
                 built[adoc_json] = None
         model, batch = models[idx["model"]], batches[idx.get("batch", 0)]
         training, sparsity = trainings[idx.get("training", 0)], sparsities[idx["sparsity"]]
-        workload = {"model": model, "batch": batch, "seed": seed, "training": training}
+        workload = _workload_config(model, batch, seed, training, model_files[idx["model"]])
         llm = (tuple((a, llm_vals[a][idx.get(a, 0)]) for a in LLM_AXES) if model.startswith("hf:") else ())
         llm_json = f'"llm":{_canonical(dict(llm))},' if llm else ""
         # == _canonical(Point.config()), assembled from parts (keys in sorted order)
@@ -513,7 +547,9 @@ def _build(doc: dict, base: Path) -> Spec:
         seen.add(key)
         points.append(Point(key=key, axes=tuple((a, _freeze(shown[a])) for a in axes), model=model,
                             batch=batch, seed=seed, training=training, sparsity=sparsity,
-                            accelerator_doc=adoc_json, llm=llm))
+                            accelerator_doc=adoc_json,
+                            files=tuple(sorted({**model_files[idx["model"]], **acc_read[acc_i][1]}.items())),
+                            model_sources=tuple(model_files[idx["model"]].items()), llm=llm))
     if not points:
         raise SweepSpecError("where: the filter drops every combination; nothing to run")
     return Spec(name=name, axes=tuple(axes), points=tuple(points), dropped=dropped,

@@ -411,3 +411,24 @@ def _param2d(mod, name) -> bool:
 def _param3d(mod, name) -> bool:
     p = getattr(mod, name, None)
     return p is not None and hasattr(p, "dim") and p.dim() == 3
+
+
+def hf_source_files(spec: str) -> dict[str, str]:
+    """``{absolute path: sha256}`` of the files an ``hf:/path`` model is read from (its
+    ``config.json`` and ``*.safetensors``), so a results store keys points by their content; a
+    built-in name gives ``{}`` (its config is sparsim's: the version names it)."""
+    import hashlib
+    rest = spec[3:] if spec.startswith("hf:") else spec
+    if rest in BUILTIN:
+        return {}
+    p = Path(rest).expanduser()
+    files = [p] if p.is_file() else ([p / "config.json"] + sorted(p.glob("*.safetensors")) if p.is_dir() else [])
+    out = {}
+    for f in files:
+        if f.is_file():
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 24), b""):
+                    h.update(chunk)
+            out[str(f.resolve())] = h.hexdigest()
+    return out

@@ -32,8 +32,11 @@ def _as_gemm3(weight: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _keep_count(density: float, total: int) -> int:
-    """Number of elements a density keeps out of ``total``: round half up, so it is deterministic."""
-    return int(math.floor(density * total + 0.5))
+    """Number of elements a density keeps out of ``total``: round half up, so it is deterministic;
+    at least one when the density is above zero (a tiny density thins a layer, it never removes it:
+    a layer rounded to nothing would simulate to 0 cycles and 0 energy)."""
+    keep = int(math.floor(density * total + 0.5))
+    return max(keep, 1) if density > 0 and total > 0 else keep
 
 
 def _top_flat(scores: np.ndarray, keep: int) -> np.ndarray:

@@ -52,11 +52,10 @@ def _write_atomic(path: str, write) -> None:
 
 def cmd_prune(args) -> int:
     import torch
-    from search.errors import SearchError
     from search.prune import prune_digits
-    for flag, path in (("--out", args.out), ("--report", args.report)):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise SearchError(f"{flag} {path}: directory {os.path.dirname(os.path.abspath(path))} does not exist")
+    from sparsim._io import check_writable, writing
+    check_writable(args.out, "--out", (".pt", ".pth"), "it is the pruned model's state_dict (torch.save)")
+    check_writable(args.report, "--report", (".json",))
     # the digits models are tiny: one thread is faster than several, and spins no idle cores
     torch.set_num_threads(1)
     res = prune_digits(args.model, args.accel, args.budget, objective=args.objective, epochs=args.epochs,
@@ -75,9 +74,11 @@ def cmd_prune(args) -> int:
     print(f"{'energy uJ':12s} {r['dense_energy_pj'] / 1e6:12.3f} {r['energy_pj'] / 1e6:12.3f} "
           f"{r['energy_pj'] / r['dense_energy_pj']:7.3f}")
     if args.out:
-        _write_atomic(args.out, lambda p: torch.save(res.model.state_dict(), p))
+        with writing(args.out, "--out"):
+            _write_atomic(args.out, lambda p: torch.save(res.model.state_dict(), p))
         print(f"wrote {args.out}")
     if args.report:
-        _write_atomic(args.report, lambda p: open(p, "w").write(json.dumps(r, indent=2) + "\n"))
+        with writing(args.report, "--report"):
+            _write_atomic(args.report, lambda p: open(p, "w").write(json.dumps(r, indent=2) + "\n"))
         print(f"wrote {args.report}")
     return 0
