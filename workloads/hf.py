@@ -277,9 +277,13 @@ def from_model(model, blocks: int | None = None, seed: int = 0, tokens: int = 64
     ids = torch.randint(0, int(shape.vocab), (1, tokens), generator=g)
     was = model.training
     model.eval()
+    kwargs = {"input_ids": ids, "use_cache": False}
+    import inspect
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        kwargs["logits_to_keep"] = 1     # the LM head on the last position only, as decode runs it
     try:
         with torch.no_grad():
-            model(input_ids=ids, use_cache=False)
+            model(**kwargs)
     except Exception as e:
         raise LlmError(f"model '{name}': forward on {tokens} tokens failed: {type(e).__name__}: "
                        f"{str(e).splitlines()[0][:200] if str(e) else ''}") from e
