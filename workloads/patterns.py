@@ -75,6 +75,14 @@ def _group_rank(mag: np.ndarray) -> np.ndarray:
     return rank
 
 
+def _density_text(d: float) -> str:
+    """The shortest text that parses back to the same float (``0.5``, ``1``, ``0.3982634...``): a
+    pattern's text form picks the same mask as the pattern (``:g`` kept 6 digits, and a density such
+    as ``939621 / 2359296`` came back one weight short)."""
+    text = repr(float(d))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _check_density(density: float, what: str) -> float:
     try:
         d = float(density)
@@ -183,7 +191,7 @@ class Unstructured(SparsityPattern):
         return m[0] if squeeze else m
 
     def __str__(self):
-        return f"unstructured:{self.density_:g}"
+        return f"unstructured:{_density_text(self.density_)}"
 
 
 @dataclass(frozen=True)
@@ -224,7 +232,7 @@ class Block(SparsityPattern):
         return keep[0] if squeeze else keep
 
     def __str__(self):
-        return f"block:{self.bh}x{self.bw}:{self.density_:g}"
+        return f"block:{self.bh}x{self.bw}:{_density_text(self.density_)}"
 
 
 @dataclass(frozen=True)
@@ -249,7 +257,7 @@ class Channel(SparsityPattern):
         return keep[0] if squeeze else keep
 
     def __str__(self):
-        return f"channel:{self.density_:g}"
+        return f"channel:{_density_text(self.density_)}"
 
 
 # Short constructors, as DESIGN.md names them.
