@@ -459,7 +459,7 @@ def test_sweep_llm_axes(tmp_path):
 @pytest.mark.parametrize("objective,attr", [("tpot", "tpot_mean_s"), ("token-energy", "energy_per_token_j")])
 def test_search_llm_budget_and_exact_sum(tiny, objective, attr):
     from search.errors import SearchError
-    from search.llm import search_llm
+    from search.llm.decode_search import search_llm
     acc = accel.load("vegeta-cpu-l2")
     res = search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.8, candidates=("dense", "2:4", "1:4"))
     got = getattr(res["run"], attr)

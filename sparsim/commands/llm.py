@@ -139,11 +139,11 @@ def write_rows(runs, path: str) -> None:
 def cmd_llm_search(args) -> int:
     """``sparsim search --model hf:... --objective tpot|token-energy``: per-layer patterns of an LLM
     with the most retained weight magnitude within ``--budget`` x the dense decode TPOT (or energy
-    per token), from exact per-layer tables (:func:`search.llm.search_llm`)."""
+    per token), from exact per-layer tables (:func:`search.llm.decode_search.search_llm`)."""
     import accel
     from sparsim.cli import _table
     from search.errors import SearchError
-    from search.llm import OBJECTIVES, search_llm
+    from search.llm.decode_search import OBJECTIVES, search_llm
     from sparsim._io import check_writable
     from workloads.llm import check_run
     from workloads.patterns import parse_pattern
