@@ -171,6 +171,13 @@ SWEEP_COLUMN_DOCS = {
     "speedup": "(derived by `results`) cycles of the same configuration dense / cycles; empty when the sweep has no "
                "dense point for it",
     "energy_saving": "(derived by `results`) 1 - energy / the same configuration's dense energy",
+    "ttft_s": "LLM points (hf: models): time to first token, the prefill's time (docs/llm-inference.md)",
+    "tpot_mean_s": "LLM points: time per output token, the mean over the decode steps",
+    "tpot_last_s": "LLM points: time per output token at the last decode step (the longest KV cache)",
+    "tokens_per_s": "LLM points: decode throughput, batch / mean TPOT",
+    "energy_per_token_j": "LLM points: decode energy per output token",
+    "dram_bytes_per_token": "LLM points: decode DRAM bytes per output token (weights, KV cache, activations)",
+    "bound": "LLM points: what bounds decode: `compute`, `weights` or `KV`",
 }
 
 
