@@ -17,6 +17,7 @@ import yaml
 from .energy import (DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, FPGA_FIGURES, bram_pj_per_byte, default_table,
                      dram_pj_per_byte, fpga_energy_data, fpga_family, fpga_figures, fpga_table, sram_pj_per_byte)
 from .errors import AccelConfigError, FpgaFitError
+from .limits import check_buildable
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
 from .spec import (Accelerator, ActivationSparsity, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
                    MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
@@ -268,6 +269,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
         mem = memories[idx]
         memories[idx] = Memory(**{**vars(mem), "holds": mem.holds + (Operand.METADATA,)})
 
+    check_buildable(compute, memories)    # accel/limits.py: refuse what cannot be built
+
     d = _Ctx(top.get("dram"), "dram", _DRAM)
     tech = d.str("technology", "ddr3").lower()
     if tech not in DRAM_PJ_PER_BIT:
@@ -403,13 +406,16 @@ def read_yaml_document(path: Path, what: str, error: type[Exception] = AccelConf
         raise error(f"{what} {path}: not valid YAML ({e})") from None
 
 
-def read_yaml(path: Path, _stack=()) -> dict:
+def read_yaml(path: Path, _stack=(), files: list | None = None) -> dict:
     """Read a YAML description, resolving ``include:`` (paths relative to the file; the including
-    document's own keys win over included ones)."""
+    document's own keys win over included ones). ``files``: a list each file read is appended to
+    (the description, then what it includes), for callers that key results by file content."""
     path = Path(path)
     if path.resolve() in _stack:
         raise AccelConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in _stack)})")
     doc = read_yaml_document(path, "accelerator file")
+    if files is not None:
+        files.append(path.resolve())
     if not isinstance(doc, dict):
         raise AccelConfigError(f"accelerator file {path}: expected a mapping at the top level")
     includes = doc.pop("include", None) or []
@@ -419,7 +425,7 @@ def read_yaml(path: Path, _stack=()) -> dict:
         raise AccelConfigError(f"{path}: include: expected a path or a list of paths")
     merged: dict = {}
     for inc in includes:
-        merged = _deep_merge(merged, read_yaml(path.parent / inc, _stack + (path.resolve(),)))
+        merged = _deep_merge(merged, read_yaml(path.parent / inc, _stack + (path.resolve(),), files))
     return _deep_merge(merged, doc)
 
 

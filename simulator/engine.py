@@ -666,6 +666,7 @@ def _row(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
         "dram_weight_bytes": plan.dram_read_bytes[Operand.WEIGHT] + plan.dram_read_bytes[Operand.METADATA],
         "dram_out_bytes": plan.dram_write_bytes + plan.dram_read_bytes[Operand.OUTPUT],
         "compulsory_bytes": plan.compulsory_bytes,
+        "fits": bool(mp.fits),     # not a column: SimResult.unfit names the layers where it is False
     }
 
 
@@ -688,13 +689,18 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
     return SimResult.from_rows(_fast_rows(workload, accelerator), accelerator, workload)
 
 
-def simulate_columns(workload: Workload, accelerator: Accelerator, dataflow=None) -> tuple[dict, dict]:
+def simulate_columns(workload: Workload, accelerator: Accelerator, dataflow=None,
+                     unfit: list | None = None) -> tuple[dict, dict]:
     """The fast engine's :func:`simulate` without building pandas objects: ``(columns, totals)``
     where ``columns[c]`` is ``SimResult.layers[c].tolist()`` and ``totals`` is
-    ``SimResult.totals_dict()``, value for value and type for type (sweeps store these)."""
+    ``SimResult.totals_dict()``, value for value and type for type (sweeps store these).
+    ``unfit``: a list the names of the layers whose mapping does not fit are appended to
+    (``SimResult.unfit``)."""
     _check(workload, accelerator, "fast")
     accelerator = _with_dataflow(accelerator, dataflow)
     rows = _fast_rows(workload, accelerator)
+    if unfit is not None:
+        unfit.extend(r["name"] for r in rows if r["fits"] is False)
     totals = column_totals(rows, accelerator.compute.pes, accelerator.compute.clock_hz)
     return dict(zip(COLUMNS, column_values(rows, COLUMNS))), totals
 

@@ -212,6 +212,8 @@ class _Rows:
     def __init__(self, acc: Accelerator, model: LlmModel):
         self.acc, self.model = acc, model
         self.cache: dict = {}
+        # the model's own layer objects: their mask statistics are computed once and shared
+        self.templates = {l.name: l for l in model.weight_layers()}
         hw = acc.compute.sparse
         self.act = getattr(hw, "activation", None)
         self.act = getattr(self.act, "value", self.act) or "none"
@@ -220,8 +222,9 @@ class _Rows:
         key = (layer.name, int(m), phase)     # names are unique within a model
         got = self.cache.get(key)
         if got is None:
-            ph = layer.replace(m=int(m), phase=phase)
-            _share_stats(layer, ph)
+            src = self.templates.get(layer.name, layer)
+            ph = src.replace(m=int(m), phase=phase)
+            _share_stats(src, ph)
             density = 1.0
             if phase is Phase.DECODE and layer.kind is LayerKind.LINEAR and self.act != "none":
                 if self.act == "skip":
@@ -246,9 +249,8 @@ class _Rows:
 
 
 def _share_stats(template: Layer, new: Layer) -> None:
-    if template.mask is not None:
-        from .maskcache import seed, statistics
-        seed(new, statistics(template))
+    from .maskcache import share
+    share(template, new)
 
 
 def _skip_rows(layer: Layer, rows) -> Layer:

@@ -67,6 +67,10 @@ def search(workload, accel_or_name, objective: str = "pareto", budget: float | N
     if isinstance(workload, str):
         model, inputs, name, traced_batch = build_model_spec(workload, batch=batch, seed=0)  # the model
         workload = trace(model, inputs, batch=traced_batch).replace(name=name)               # its layers
+    if not workload.layers:
+        from search.errors import SearchError
+        raise SearchError(f"model '{workload.name}' has no GEMM layers (convolution, linear, matmul, attention): "
+                          f"nothing to choose sparsity for")
     acc = accelerator(accel_or_name)                                                          # the hardware
     return run_search(workload, acc, objective=objective, budget=budget, candidates=candidates, pins=pins,
                       per_layer=per_layer, proxy=proxy, mask_score=mask_score, evals=evals, seed=seed, joint=joint,

@@ -6,7 +6,8 @@ import json
 import os
 
 #: Flags of the digits path that have no meaning for a language model, with their defaults.
-DIGITS_ONLY = {"epochs": 10, "permute": False, "finetune": "fixed", "proxy": "sensitivity"}
+DIGITS_ONLY = {"epochs": 10, "permute": False, "finetune": "fixed", "proxy": "sensitivity", "data": None,
+               "evaluate": None, "dense_epochs": None, "permute_rounds": 20, "seeds": None}
 
 
 def add_arguments(sp) -> None:
@@ -31,7 +32,7 @@ def cmd_prune_llm(args) -> int:
     from search.llm.run import check_args, prune_llm, save
     for key, default in DIGITS_ONLY.items():
         if getattr(args, key) != default:
-            raise SearchError(f"--{key.replace('_', '-')} applies to the digits models only, not to --model "
+            raise SearchError(f"--{key.replace('_', '-')} applies to the digits models and model files only, not to --model "
                               f"{args.model}")
     if args.method is None:
         raise SearchError(f"--model {args.model}: --method wanda or --method sparsegpt is required")

@@ -342,3 +342,145 @@ def test_cli_llm_bad_input(tmp_path, capsys, argv, message):
     assert main(["llm", "--accel", "vegeta-cpu-l2", "--generate", "4", "--prompt", "8"] + argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+# ------------------------------------------------------------------------------------- architectures
+ARCHS = {
+    "qwen3": ({"model_type": "qwen3", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 300},
+              ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+               "mlp.up_proj", "mlp.down_proj"], (256, 128)),
+    "mistral": ({"model_type": "mistral", "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+                 "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 300},
+                ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+                 "mlp.up_proj", "mlp.down_proj"], (128, 32)),
+    "gpt2": ({"model_type": "gpt2", "n_embd": 96, "n_layer": 2, "n_head": 4, "vocab_size": 300, "n_positions": 64},
+             ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"], (288, None)),
+    "qwen2_moe": ({"model_type": "qwen2_moe", "hidden_size": 64, "intermediate_size": 128, "moe_intermediate_size": 32,
+                   "shared_expert_intermediate_size": 128, "num_experts": 6, "num_experts_per_tok": 2,
+                   "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 300},
+                  None, None),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_architectures_trace(arch):
+    doc, names, shapes = ARCHS[arch]
+    m = from_model(build_model(config_from_dict(doc), 2, seed=1), name=arch)
+    s = m.shape
+    assert len(m.blocks) == 2 and s.layers == 2
+    prefix = "transformer.h.0." if arch == "gpt2" else "model.layers.0."
+    got = [l.name[len(prefix):] for l in m.blocks[0]]
+    if names is not None:
+        assert got == names
+        first = m.blocks[0][0]
+        assert first.n == shapes[0] and (shapes[1] is None or m.blocks[0][1].n == shapes[1])
+    else:     # MoE: router, experts (gate_up + down each), shared expert and its gate
+        assert m.is_moe and s.experts == 6 and s.top_k == 2
+        assert sum(1 for n in got if n.startswith("mlp.experts.")) == 12
+        assert "mlp.gate" in got and "mlp.shared_expert.down_proj" in got
+    dec = m.decode_step(2, 20)
+    qk = dec.layer(prefix + ("attn.qk" if arch == "gpt2" else "self_attn.qk"))
+    assert qk.groups == 2 * s.kv_heads and qk.m == s.q_per_kv and qk.k == s.head_dim
+    assert s.params == sum(p.numel() for p in build_model(config_from_dict(doc), 2, seed=1).parameters())
+
+
+def test_builtin_parameter_counts_match_published():
+    from workloads.hf import BUILTIN, count_params
+    for name, entry in BUILTIN.items():
+        cfg, _ = __import__("workloads.hf", fromlist=["config_from_spec"]).config_from_spec(f"hf:{name}")
+        n = count_params(cfg)
+        assert abs(n / entry["published"] - 1) < 0.01, (name, n)
+
+
+def test_scaled_params_equal_the_whole_model():
+    from workloads.hf import count_params
+    cfg = config_from_dict(TINY_MOE)
+    one = from_model(build_model(cfg, 1), name="t", full_layers=2, record_inputs=False)
+    assert one.shape.params == count_params(cfg)
+
+
+def test_checkpoint_folder_loads_its_weights(tmp_path):
+    model = build_model(config_from_dict(TINY_LLAMA), 4, seed=3)
+    import torch
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight[:, :128] = 0       # a pruned checkpoint: exact zeros
+    model.save_pretrained(tmp_path / "ckpt")
+    m = load_llm(f"hf:{tmp_path / 'ckpt'}", blocks=None)
+    up = {l.name: l for l in m.blocks[0]}["model.layers.0.mlp.up_proj"]
+    assert up.mask is not None and up.density == pytest.approx(0.5)
+    assert len(m.blocks) == 4
+
+
+def test_relu_model_activation_density_is_measured():
+    cfg = config_from_dict(dict(TINY_LLAMA, hidden_act="relu"))
+    m = from_model(build_model(cfg, 1), name="relu", full_layers=4)
+    d = m.input_density("model.layers.0.mlp.down_proj")      # relu(gate) * up: exact zeros where gate < 0
+    assert 0.35 < d < 0.65
+    assert m.input_density("model.layers.0.mlp.up_proj") == 1.0
+    skip = accel.load("edge-npu-lpddr5")
+    dense = from_model(build_model(config_from_dict(TINY_LLAMA), 1), name="silu", full_layers=4)
+    a, b = run_llm(dense, skip, 1, 16, 2), run_llm(m, skip, 1, 16, 2)
+    assert b.dram_bytes_per_token < a.dram_bytes_per_token
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+def test_sweep_llm_axes(tmp_path):
+    from sweeps import SweepSpecError, load_spec
+    from sweeps.evaluate import evaluate
+    d = _cfg_dir(tmp_path, TINY_LLAMA)
+    doc = {"models": [f"hf:{d}"], "accelerators": ["vegeta-cpu-l2"], "sparsity": ["dense", "2:4"],
+           "batch": [1, 2], "prompt": [16], "generate": [4], "weight_bits": [16, 4], "phase": ["decode", "prefill"]}
+    spec = load_spec(doc)
+    assert len(spec.points) == 2 * 2 * 2 * 2
+    assert set(spec.axes) >= {"prompt", "generate", "weight_bits", "phase"}
+    p = next(p for p in spec.points if dict(p.llm)["weight_bits"] == 4 and p.sparsity == "2:4" and p.batch == 2
+             and dict(p.llm)["phase"] == "decode")
+    out = evaluate(p)
+    assert out["status"] == "ok", out["error"]
+    m = from_model(build_model(config_from_dict(TINY_LLAMA), 1), name="tiny", full_layers=4)
+    run = run_llm(m.sparsify("2:4").with_weight_bits(4), accel.load("vegeta-cpu-l2"), 2, 16, 4)
+    assert out["tpot_mean_s"] == pytest.approx(run.tpot_mean_s, rel=1e-12)
+    assert out["latency_s"] == pytest.approx(run.tpot_mean_s * 4, rel=1e-12)
+    assert dict(p.llm)["kv_bits"] == 16 and p.config()["llm"]["prompt"] == 16
+    # a zoo-model point keeps its key: no llm section in its configuration
+    plain = load_spec({"models": ["mlp_digits"], "accelerators": ["vegeta-flex"], "sparsity": ["dense"]})
+    assert "llm" not in plain.points[0].config() and plain.points[0].llm == ()
+    for bad, msg in (({"weight_bits": [3]}, "weight_bits[0]: expected 16, 8 or 4 bits"),
+                     ({"act_sparsity": [0]}, "act_sparsity[0]: expected a density in (0, 1]"),
+                     ({"phase": ["train"]}, "phase[0]: expected prefill or decode"),
+                     ({"models": ["mlp_digits"]}, "apply to hf: models only"),
+                     ({"models": ["hf:nope"]}, "unknown built-in model 'nope'")):
+        with pytest.raises(SweepSpecError, match=__import__("re").escape(msg)):
+            load_spec({**doc, **bad})
+
+
+# ---------------------------------------------------------------------------------------------- search
+@pytest.mark.parametrize("objective,attr", [("tpot", "tpot_mean_s"), ("token-energy", "energy_per_token_j")])
+def test_search_llm_budget_and_exact_sum(tiny, objective, attr):
+    from search.errors import SearchError
+    from search.llm.decode_search import search_llm
+    acc = accel.load("vegeta-cpu-l2")
+    res = search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.8, candidates=("dense", "2:4", "1:4"))
+    got = getattr(res["run"], attr)
+    assert got == pytest.approx(res["predicted"], rel=1e-9)          # the table sum is the run's figure
+    assert got <= 0.8 * res["dense"] * (1 + 1e-9)
+    assert got > 0.5 * res["dense"]
+    assert set(res["assignment"].values()) <= {"dense", "2:4", "1:4"}
+    assert any(v != "dense" for v in res["assignment"].values())
+    with pytest.raises(SearchError, match="nothing fits"):
+        search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.05, candidates=("dense", "2:4"))
+
+
+def test_cli_search_llm(tmp_path, capsys):
+    from sparsim.cli import main
+    d = _cfg_dir(tmp_path, TINY_LLAMA)
+    out = tmp_path / "a.csv"
+    assert main(["search", "--model", f"hf:{d}", "--accel", "vegeta-cpu-l2", "--objective", "tpot", "--budget", "0.8",
+                 "--candidates", "dense,2:4,1:4", "--prompt", "32", "--generate", "4", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tpot dense" in text and "chosen" in text
+    assert out.read_text().splitlines()[0] == "layer,pattern"
+    assert main(["search", "--model", f"hf:{d}", "--accel", "vegeta-cpu-l2", "--objective", "latency"]) == 2
+    assert "--objective tpot or token-energy" in capsys.readouterr().err
+    assert main(["search", "--model", "mlp_digits", "--accel", "vegeta-cpu-l2", "--objective", "tpot"]) == 2

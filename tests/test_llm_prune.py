@@ -207,7 +207,7 @@ BASE = ["prune", "--model", "code_lm_tiny", "--accel", "vegeta-flex", "--method"
     (["--budget", "0.7", "--candidates", "dense,2:3"], "--candidates 2:3: layer model.layers.0.self_attn.q_proj"),
     (["--budget", "0.7", "--calib", "MISSING"], "--calib MISSING: no such file"),
     (["--budget", "0.7", "--calib", "EMPTY"], "the file is empty"),
-    (["--budget", "0.7", "--epochs", "3"], "--epochs applies to the digits models only"),
+    (["--budget", "0.7", "--epochs", "3"], "--epochs applies to the digits models and model files only"),
 ])
 def test_cli_refuses_before_any_training(extra, msg, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPARSIM_CACHE", str(tmp_path / "cache"))

@@ -33,6 +33,12 @@ BUILTIN: dict[str, dict] = {
                    "tie_word_embeddings": True, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
                    "hidden_act": "silu"},
         "published": 1.24e9, "source": "huggingface.co/meta-llama/Llama-3.2-1B (config.json; 1.24B parameters)"},
+    "llama-3.1-8b": {
+        "config": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                   "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 128256,
+                   "tie_word_embeddings": False, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5,
+                   "hidden_act": "silu"},
+        "published": 8.03e9, "source": "huggingface.co/meta-llama/Llama-3.1-8B (config.json; 8.03B parameters)"},
     "qwen3-0.6b": {
         "config": {"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
                    "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,

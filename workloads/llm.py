@@ -343,16 +343,8 @@ class LlmModel:
 
 # ---------------------------------------------------------------------------------------------------
 def _rows(layer: Layer, m: int, phase: Phase) -> Layer:
-    """``layer`` running ``m`` rows in ``phase``; the mask statistics the engine computed for the
-    template are shared (the mask is the same array)."""
-    out = layer.replace(m=int(m), phase=phase)
-    try:
-        from simulator import maskcache
-    except ImportError:      # pragma: no cover - workloads never needs the simulator
-        return out
-    if layer.mask is not None:
-        maskcache.seed(out, maskcache.statistics(layer))
-    return out
+    """``layer`` running ``m`` rows in ``phase`` (the same weight and mask arrays)."""
+    return layer.replace(m=int(m), phase=phase)
 
 
 _ATTN_OUT = ("self_attn.o_proj", "attn.c_proj", "self_attn.out_proj", "attention.dense", "attn.out_proj")
