@@ -70,6 +70,11 @@ KEY_DOCS: dict[str, KeyDoc] = {
                                   "a group holding more than N nonzeros: `passes` (flexible, VEGETA-style: ceil(j/N) "
                                   "passes, an empty group none) or `dense` (fixed N:M, NVIDIA sparse tensor cores, "
                                   "SAT: the mode is used only if every group fits, else the layer runs dense)"),
+    "compute.activation_sparsity": KeyDoc("`none` | `gate` | `skip`", "none",
+                                          "zero activations in LLM decode (simulator/llm.py): `none` (multiplied "
+                                          "like any value), `gate` (their MACs clock-gated: less energy), `skip` "
+                                          "(the weight rows of inputs that are zero for the whole step are neither "
+                                          "loaded nor multiplied: fewer bytes and MACs)"),
     "compute.data_type": KeyDoc("`int8` | `int16` | `fp16` | `bf16` | `fp32`", Derived("from the operand widths"),
                                 "keys the MAC energy; must match the wider operand's width"),
     "compute.timing": KeyDoc("mapping", Derived("scalesim rule, no overheads"), "cycle parameters (keys `compute.timing.*`)"),

@@ -92,30 +92,40 @@ def _load_workload(args):
 
 
 def cmd_trace(args) -> int:
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     check_writable(args.out, "--out", (".json",), "`trace` saves a workload as JSON; for a SCALE-Sim CSV "
                                                   "use `sparsim topology --out FILE.csv`")
     wl = _load_workload(args)
     print(format_layer_table(wl))
     if args.out:
-        wl.save(args.out, weights=args.weights)
+        with writing(args.out, "--out"):
+            wl.save(args.out, weights=args.weights)
         print(f"wrote {args.out}")
     return 0
 
 
 def cmd_simulate(args) -> int:
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     from sparsim.api import accelerator, simulate
     check_writable(args.out, "--out", (".json", ".csv", ".parquet"))
+    if args.trace is not None:
+        if args.engine != "event":
+            from simulator import SimulationError
+            raise SimulationError(f"--trace {args.trace}: the per-tile timeline comes from the event engine; "
+                                  f"add --engine event")
+        check_writable(args.trace + ".trace.json", "--trace")
     acc = accelerator(args.accel)
     wl = _load_workload(args)
     res = simulate(wl, acc, engine=args.engine, dataflow=args.dataflow, trace=bool(args.trace))
     print(format_sim_table(res))
+    if res.unfit_warning():
+        print(res.unfit_warning(), file=sys.stderr)
     if args.engine == "event":   # stall breakdown, cores, and the --trace files
         from simulator.trace_export import event_report
         print(event_report(res, args.trace))
     if args.out:
-        res.save(args.out)
+        with writing(args.out, "--out"):
+            res.save(args.out)
         print(f"wrote {args.out}")
     return 0
 
@@ -148,12 +158,13 @@ def cmd_presets(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from hdl.calibrate import calibrate, write_outputs
-    from sparsim._io import check_writable
+    from hdl.calibrate import calibrate, check_accelerator, write_outputs
+    from sparsim._io import check_writable, writing
     from sparsim.api import accelerator
-    check_writable(args.out, "--out")
-    check_writable(args.report, "--report")
+    check_writable(args.out, "--out", (".yaml", ".yml"), "the fitted timing is a YAML an accelerator includes")
+    check_writable(args.report, "--report", (".json",))
     acc = accelerator(args.accel)
+    check_accelerator(acc, f"--accel {args.accel}")
     calib, report = calibrate(acc, sim=args.sim, quick=args.quick)
     header = ["tile", "mask", "array", "bp", "held", "RTL", "before", "after", "error %"]
     rows = [[c["name"], c["mask"], f"{c['rows']}x{c['cols']}", "y" if c["backpressure"] else "n",
@@ -178,7 +189,8 @@ def cmd_calibrate(args) -> int:
         print(f"  independent timing check ({tc['points']} points, R and C in 2..16, {args.sim}): RTL cycles vs the "
               f"engine's rtl formula alone: max error {tc['max_abs_error_cycles']:g} cycles, "
               f"mean {tc['mean_abs_error_cycles']:g}")
-    write_outputs(calib, report, args.out, args.report)
+    with writing(args.out or args.report, "--out" if args.out else "--report"):
+        write_outputs(calib, report, args.out, args.report)
     for path in (args.out, args.report):
         if path:
             print(f"wrote {path}")
@@ -187,19 +199,19 @@ def cmd_calibrate(args) -> int:
 
 def cmd_synth(args) -> int:
     from hdl.synth import parse_params, report_document, synth
-    from sparsim._io import check_writable
-    check_writable(args.out, "--out")
-    check_writable(args.fpga_yaml, "--fpga-yaml")
+    from sparsim._io import check_writable, writing
+    check_writable(args.out, "--out", (".json",))
+    check_writable(args.fpga_yaml, "--fpga-yaml", (".yaml", ".yml"))
     rep = synth(args.unit, parse_params(args.params), target=args.target, pnr=args.pnr, device=args.device,
                 dsp=not args.no_dsp, yosys=args.yosys)
     doc = report_document(rep)
     if args.out:
         import json
-        with open(args.out, "w") as f:
+        with writing(args.out, "--out"), open(args.out, "w") as f:
             json.dump(doc, f, indent=1)
     if args.fpga_yaml:
         from hdl.synth import fpga_yaml
-        with open(args.fpga_yaml, "w") as f:
+        with writing(args.fpga_yaml, "--fpga-yaml"), open(args.fpga_yaml, "w") as f:
             f.write(fpga_yaml(rep, args.fpga_device))
     if args.json:
         import json
@@ -243,7 +255,7 @@ def _num(v) -> str:
 
 
 def cmd_topology(args) -> int:
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     check_writable(args.out, "--out", (".csv",))
     wl = _load_workload(args)
     fmt = {"scalesim": "conv", "scalesim-gemm": "gemm"}[args.format]
@@ -251,8 +263,9 @@ def cmd_topology(args) -> int:
     if args.out:
         from pathlib import Path
         tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        with writing(args.out, "--out"):
+            tmp.write_text(text)
+            tmp.replace(args.out)
     else:
         sys.stdout.write(text)
     return 0
