@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                                                         "zipf:S, or a file of per-expert token counts")
     sp.add_argument("--blocks", type=int, default=1, help="decoder blocks to build and trace (default 1; the "
                                                          "rest are scaled from them)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0,
+                    help="seed of the model's weights and the traced tokens (default 0)")
     sp.add_argument("--layers", action="store_true", help="also print per-layer detail (prefill and the last "
                                                           "decode step) per batch")
     sp.add_argument("--out", default=None, help="write the rows (.csv or .json)")
