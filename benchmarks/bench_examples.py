@@ -43,16 +43,17 @@ def main():
         for spec_path, color, figures in EXAMPLES:
             name = Path(spec_path).stem
             spec = load_spec(ROOT / spec_path)
-            s = run_sweep(spec, tmp / f"{name}.db", progress=False)
+            (tmp / name).mkdir()            # a folder each: no workloads prepared by an earlier sweep
+            s = run_sweep(spec, tmp / name / "results.db", progress=False)
             print(f"{spec_path}: {s.line()}", flush=True)
             rows.append([f"`{spec_path}`", s.total, s.ok, s.infeasible, s.errors, f"{s.seconds:.0f}",
                          f"{s.first_s:.0f}"])
-            written = write_report(tmp / f"{name}.db", tmp / name, color=color)
+            written = write_report(tmp / name / "results.db", tmp / name / "report", color=color)
             for fig, target in figures.items():
                 src = next(p for p in written if p.stem == fig)
                 shutil.copy(src, out.folder / target)
                 print(f"wrote {out.folder / target}")
-            if name == "fpga_vcu1525_bdwp" and screenshot(tmp / name / "report.html", out.folder / "sweep-report.png",
+            if name == "fpga_vcu1525_bdwp" and screenshot(tmp / name / "report" / "report.html", out.folder / "sweep-report.png",
                                                           tmp / "profile"):
                 print(f"wrote {out.folder / 'sweep-report.png'}")
     out.table(["spec", "points", "ok", "infeasible", "failed", "seconds (whole sweep)", "seconds to the first point"],
