@@ -437,6 +437,86 @@ def _max_level(order, operand, tm, tn, tk, m, n, k, cm, cn, ck, a_tile_factor, w
 
 
 @jit
+def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_factor, w_tile_factor, meta_tile_factor,
+                     acc_bytes, psum_on_chip, op_mem, used, usable, size, streamed, a_pass_bytes, a_halo_bytes,
+                     a_cut_free, a_gemm_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw, ok, dbl, tr, rl):
+    """With each memory holding one operand (:func:`_separate`): per operand (0 A, 1 W with its
+    metadata, 2 output) and useful level, whether its tiles fit its memory (``ok``), whether that
+    memory double buffers (``dbl``), its DRAM traffic (``tr``, in :func:`_traffic`'s five slots, the
+    others zero) and its exposed reload cycles (``rl``): what :func:`_streamed_fit`,
+    :func:`_traffic` and :func:`_reload_cycles` give for it, the other operands taking no room."""
+    stat = _stationary(order, cm, cn, ck)
+    every = stat < 0 and groups == 1
+    for x in range(3):
+        for level in range(LEVELS):
+            ok[x, level] = False
+            if not _level_useful(order, x, level, cm, cn, ck):
+                continue
+            # this operand's tiles (the metadata's beside the weight's) and whether a streamed memory
+            # holds them once (as _held says)
+            if x == 0:
+                f1 = (m if _inside(order, 0, level) else tm) * (k if _inside(order, 2, level) else tk) * a_tile_factor
+                f2 = 0.0
+                held = every or (level == 0 and stat == 0) or (level > 0 and _whole(order, 0, level, cm, cn, ck))
+                j1, j2 = op_mem[0], op_mem[0]
+            elif x == 1:
+                e = (k if _inside(order, 2, level) else tk) * (n if _inside(order, 1, level) else tn)
+                f1, f2 = e * w_tile_factor, e * meta_tile_factor
+                held = every or (level == 0 and stat == 1) or (level > 0 and _whole(order, 1, level, cm, cn, ck))
+                j1, j2 = op_mem[1], op_mem[2]
+            else:
+                f1 = ((m if _inside(order, 0, level) else tm) * (n if _inside(order, 1, level) else tn) * acc_bytes
+                      if (psum_on_chip or ck > 1) else 0.0)
+                f2 = 0.0
+                held = every or (level == 0 and stat == 3) or (level > 0 and _whole(order, 2, level, cm, cn, ck))
+                j1, j2 = op_mem[3], op_mem[3]
+            fits, double, res1, res2 = True, True, False, False
+            for jj in range(2 if j2 != j1 else 1):
+                j = j1 if jj == 0 else j2
+                u = (f1 + f2) if j1 == j2 else (f1 if jj == 0 else f2)
+                if u <= usable[j]:
+                    continue
+                if not streamed[j]:
+                    fits = False
+                elif held and u <= size[j]:
+                    # held once (2u - u), the others' tiles take no room here
+                    res1, res2 = res1 or j == j1, res2 or j == j2
+                elif not held and 2.0 * u <= size[j]:
+                    pass                # (cannot happen: 2u <= size means u fits half of it)
+                elif u <= size[j]:
+                    double = False
+                else:
+                    fits = False
+            if not fits:
+                continue
+            ok[x, level], dbl[x, level] = True, double
+            for q in range(5):
+                tr[x, level, q] = 0.0
+            rl[x, level] = 0.0
+            if x == 0:
+                a = a_pass_bytes
+                if not _inside(order, 0, level):
+                    a = min(a_gemm_bytes, a_pass_bytes + max(0, cm - 1 - a_cut_free) * a_halo_bytes)
+                a = a * (cn if _refetch(order, 0, cm, cn, ck, level) else 1)
+                tr[x, level, 0] = a
+                if res1 and double:
+                    r = groups * (1 if level > 0 else cm * ck)
+                    rl[x, level] = (r - 1) / r * a / bw
+            elif x == 1:
+                mult = cm if _refetch(order, 1, cm, cn, ck, level) else 1
+                tr[x, level, 1], tr[x, level, 2] = w_bytes * mult, meta_bytes * mult
+                if (res1 or res2) and double:
+                    r = groups * (1 if level > 0 else ck * cn)
+                    rl[x, level] = (r - 1) / r * ((w_bytes if res1 else 0.0) + (meta_bytes if res2 else 0.0)) * mult / bw
+            else:
+                spill = max(ck - 1, 0) if _refetch(order, 2, cm, cn, ck, level) else 0
+                tr[x, level, 3], tr[x, level, 4] = o_final_bytes + spill * psum_bytes, spill * psum_bytes
+                if res1 and double:
+                    r = groups * (1 if level > 0 else cm * cn)
+                    rl[x, level] = (r - 1) / r * (o_final_bytes + spill * psum_bytes) / bw
+
+
+@jit
 def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_free, a_pass_bytes,
             a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
@@ -454,7 +534,12 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
             any_streamed = True
     n_tm, n_tn, n_tk = tiles_m.shape[0], tiles_n.shape[0], tiles_k.shape[0]
     mm, nn, kk = max(1, m), max(1, n), max(1, k)
-    separate = not any_streamed and _separate(op_mem, used)
+    one_each = _separate(op_mem, used)
+    separate = not any_streamed and one_each
+    opt_ok = np.zeros((3, LEVELS), dtype=np.bool_)       # per operand and level (see _operand_options)
+    opt_dbl = np.zeros((3, LEVELS), dtype=np.bool_)
+    opt_tr = np.zeros((3, LEVELS, 5))
+    opt_rl = np.zeros((3, LEVELS))
     # per order: fitting: fewest (cycles, DRAM bytes, compute cycles), then the largest tile;
     # none fits: the smallest tile, then fewest (cycles, DRAM bytes). Ties: the first in grid order.
     # With dram_first, (DRAM bytes, cycles) in both places.
@@ -518,6 +603,39 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
                     b_cyc, b_dram = 0.0, 0.0
                     b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
                     b_lv = (0, 0, 0)
+                    if base_fits and any_streamed and one_each:
+                        # each memory holds one operand: its buffers, bytes and exposed reloads follow from
+                        # its own level, so they are worked out once per operand and level and then combined
+                        _operand_options(o, tm, tn, tk, mm, nn, kk, cm, cn, ck, groups, a_tile_factor, w_tile_factor,
+                                         meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable, size,
+                                         streamed, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes, w_bytes,
+                                         meta_bytes, o_final_bytes, psum_bytes, bw, opt_ok, opt_dbl, opt_tr, opt_rl)
+                        hi_a, hi_w, hi_o = 0, 0, 0     # the loops below are not needed
+                        for la in range(LEVELS):
+                            if not opt_ok[0, la]:
+                                continue
+                            for lw in range(LEVELS):
+                                if not opt_ok[1, lw]:
+                                    continue
+                                for lo in range(LEVELS):
+                                    if not opt_ok[2, lo]:
+                                        continue
+                                    a, w, meta = opt_tr[0, la, 0], opt_tr[1, lw, 1], opt_tr[1, lw, 2]
+                                    out_wr, psum_rd = opt_tr[2, lo, 3], opt_tr[2, lo, 4]
+                                    load = (a + w + meta + psum_rd) / bw
+                                    write = out_wr / bw
+                                    if opt_dbl[0, la] and opt_dbl[1, lw] and opt_dbl[2, lo] and double_buffered:
+                                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
+                                                               opt_rl[0, la] + opt_rl[1, lw] + opt_rl[2, lo])
+                                    else:
+                                        cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue,
+                                                               fold)
+                                    dram = a + w + meta + psum_rd + out_wr
+                                    k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
+                                    if not b_set or k1 < b_k1 or (k1 == b_k1 and k2 < b_k2):
+                                        b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
+                                        b_tr = (a, w, meta, out_wr, psum_rd)
+                                        b_lv = (la, lw, lo)
                     for la in range(lo_a, hi_a):
                         if not _level_useful(o, 0, la, cm, cn, ck):
                             continue
