@@ -12,11 +12,11 @@ from .energy import default_table
 from .errors import AccelConfigError, AccelError, FpgaFitError
 from .fpga import fpga_usage
 from .scalesim_cfg import load_cfg
-from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, FpgaUsage, Memory,
+from .spec import (Accelerator, ActivationSparsity, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, FpgaUsage, Memory,
                    MapperObjective, MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel,
                    ZeroHandling)
 
-__all__ = ["load", "build", "presets", "Accelerator", "ComputeArray", "Dataflow", "Dram", "EnergyTable",
+__all__ = ["load", "build", "presets", "Accelerator", "ActivationSparsity", "ComputeArray", "Dataflow", "Dram", "EnergyTable",
            "FpgaBudget", "FpgaUsage", "MapperObjective", "Memory", "MetadataFormat", "NmOverflow", "Operand",
            "SparseSupport", "Timing", "TimingModel",
            "ZeroHandling", "AccelError", "AccelConfigError", "FpgaFitError", "fpga_usage", "default_table"]

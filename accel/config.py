@@ -17,8 +17,9 @@ import yaml
 from .energy import (DATA_TYPES, DEFAULT_TYPE, DRAM_PJ_PER_BIT, FPGA_FIGURES, bram_pj_per_byte, default_table,
                      dram_pj_per_byte, fpga_energy_data, fpga_family, fpga_figures, fpga_table, sram_pj_per_byte)
 from .errors import AccelConfigError, FpgaFitError
+from .limits import check_buildable
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
-from .spec import (Accelerator, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
+from .spec import (Accelerator, ActivationSparsity, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
                    MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
 
 _REQUIRED = object()
@@ -125,7 +126,8 @@ def _parse_mode(text, where: str) -> tuple[int, int] | None:
 _TOP = ("name", "description", "source", "include", "compute", "memories", "dram", "energy", "fpga", "cores",
         "mapper")
 _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_bits", "accumulator_bits",
-            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type")
+            "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type",
+            "activation_sparsity")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
            "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
 _ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj", "model", "fpga")
@@ -164,7 +166,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
     sparse = SparseSupport(modes=tuple(modes), arbitrary_max_m=amax,
                            zero_handling=c.enum("zero_handling", ZeroHandling, "skip"),
                            metadata=c.enum("metadata", MetadataFormat, "index"),
-                           overflow=c.enum("nm_overflow", NmOverflow, "passes"))
+                           overflow=c.enum("nm_overflow", NmOverflow, "passes"),
+                           activation=c.enum("activation_sparsity", ActivationSparsity, "none"))
     t = _Ctx(c.get("timing", {}), "compute.timing", _TIMING)
     timing = Timing(fold_overhead_cycles=t.int("fold_overhead_cycles", 0, minimum=0),
                     pipeline_latency_cycles=t.int("pipeline_latency_cycles", 0, minimum=0),
@@ -265,6 +268,8 @@ def build(doc: dict, source: str = "") -> Accelerator:
         idx = next(i for i, mem in enumerate(memories) if Operand.WEIGHT in mem.holds)
         mem = memories[idx]
         memories[idx] = Memory(**{**vars(mem), "holds": mem.holds + (Operand.METADATA,)})
+
+    check_buildable(compute, memories)    # accel/limits.py: refuse what cannot be built
 
     d = _Ctx(top.get("dram"), "dram", _DRAM)
     tech = d.str("technology", "ddr3").lower()
@@ -401,13 +406,16 @@ def read_yaml_document(path: Path, what: str, error: type[Exception] = AccelConf
         raise error(f"{what} {path}: not valid YAML ({e})") from None
 
 
-def read_yaml(path: Path, _stack=()) -> dict:
+def read_yaml(path: Path, _stack=(), files: list | None = None) -> dict:
     """Read a YAML description, resolving ``include:`` (paths relative to the file; the including
-    document's own keys win over included ones)."""
+    document's own keys win over included ones). ``files``: a list each file read is appended to
+    (the description, then what it includes), for callers that key results by file content."""
     path = Path(path)
     if path.resolve() in _stack:
         raise AccelConfigError(f"{path}: include cycle ({' -> '.join(str(p) for p in _stack)})")
     doc = read_yaml_document(path, "accelerator file")
+    if files is not None:
+        files.append(path.resolve())
     if not isinstance(doc, dict):
         raise AccelConfigError(f"accelerator file {path}: expected a mapping at the top level")
     includes = doc.pop("include", None) or []
@@ -417,7 +425,7 @@ def read_yaml(path: Path, _stack=()) -> dict:
         raise AccelConfigError(f"{path}: include: expected a path or a list of paths")
     merged: dict = {}
     for inc in includes:
-        merged = _deep_merge(merged, read_yaml(path.parent / inc, _stack + (path.resolve(),)))
+        merged = _deep_merge(merged, read_yaml(path.parent / inc, _stack + (path.resolve(),), files))
     return _deep_merge(merged, doc)
 
 

@@ -33,6 +33,21 @@ class NmOverflow(str, enum.Enum):
     PASSES = "passes"
 
 
+class ActivationSparsity(str, enum.Enum):
+    """What the array does with zero activations (key ``compute.activation_sparsity``), used by the
+    LLM decode path (:mod:`simulator.llm`), where a step's few tokens leave whole inputs zero:
+
+    * ``none``: zeros are multiplied like any value;
+    * ``gate``: a zero input's MACs are clock-gated (less MAC energy, the same cycles and bytes);
+    * ``skip``: the weight rows of inputs that are zero for every token of the step are neither
+      loaded nor multiplied (fewer weight bytes and MACs; TEAL, Deja Vu, Samsung's NPU).
+    """
+
+    NONE = "none"
+    GATE = "gate"
+    SKIP = "skip"
+
+
 class MetadataFormat(str, enum.Enum):
     INDEX = "index"      # log2(M) bits per kept value (NVIDIA 2:4 uses 2 bits per nonzero)
     BITMASK = "bitmask"  # M bits per group of M
@@ -51,6 +66,7 @@ class SparseSupport:
     zero_handling: ZeroHandling = ZeroHandling.SKIP
     metadata: MetadataFormat = MetadataFormat.INDEX
     overflow: NmOverflow = NmOverflow.PASSES
+    activation: ActivationSparsity = ActivationSparsity.NONE
 
     @property
     def is_dense_only(self) -> bool:

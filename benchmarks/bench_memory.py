@@ -37,8 +37,11 @@ def compulsory_bytes(workload, acc) -> float:
 
 
 def main(models=("resnet50", "bert_base"), batches=(1, 8)):
+    from docs_out import DocsOut
+    out = DocsOut("memory", "python benchmarks/bench_memory.py")
     print(f"{'model':10s} {'batch':>5s} {'preset':15s} {'DRAM MB':>9s} {'compulsory MB':>13s} {'ratio':>6s} "
           f"{'stalled':>8s} {'2:4 speed-up':>12s}")
+    rows = []
     for model in models:
         for batch in batches:
             wl = sparsim.trace_zoo(model, batch=batch)
@@ -51,7 +54,13 @@ def main(models=("resnet50", "bert_base"), batches=(1, 8)):
                 print(f"{model:10s} {batch:5d} {preset:15s} {r['dram_bytes'] / 1e6:9.1f} {comp / 1e6:13.1f} "
                       f"{r['dram_bytes'] / comp:6.2f} {r['stall_cycles'] / r['cycles'] * 100:7.1f}% "
                       f"{r['cycles'] / s['cycles']:11.2f}x")
+                rows.append([model, batch, f"`{preset}`", f"{r['dram_bytes'] / 1e6:.1f}", f"{comp / 1e6:.1f}",
+                             f"{r['dram_bytes'] / comp:.2f}x", f"{r['stall_cycles'] / r['cycles'] * 100:.1f}%",
+                             f"{r['cycles'] / s['cycles']:.2f}x"])
             sys.stdout.flush()
+    out.table(["model", "batch", "preset", "DRAM MB (dense)", "compulsory MB", "DRAM / compulsory", "stalled (dense)",
+               "2:4 speed-up (end to end)"], rows, echo=False)
+    out.write()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""Run every benchmark in this folder and print its numbers: `make bench`."""
+"""Run every benchmark in this folder and print its numbers: `make bench`. Each script also writes
+its tables (and figures) into docs/benchmarks/generated/, which the benchmark pages include."""
 import pathlib
 import runpy
+import sys
 
 here = pathlib.Path(__file__).parent
+sys.path.insert(0, str(here))          # the scripts import benchmarks/docs_out.py, as they do run alone
 # bench_scalesim.py installs SCALE-Sim into a side environment and runs for minutes: run it on its own.
 for path in sorted(p for p in here.glob("bench_*.py") if p.name != "bench_scalesim.py"):
     print(f"== {path.name}")

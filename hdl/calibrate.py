@@ -253,12 +253,15 @@ def _errors(cases):
             "max_abs_error_cycles": float(max(abs(c.model_cycles - c.rtl_cycles) for c in cases))}
 
 
-def _check_accelerator(acc) -> None:
+def check_accelerator(acc, where: str | None = None) -> None:
+    """Refuse a description the RTL array cannot calibrate; ``where`` names it in the message (the
+    command line gives ``--accel <what the user typed>``; the default is the description's name)."""
     from accel import Dataflow
+    where = where or f"calibrate --accel {acc.name}"
     if acc.compute.dataflow is not Dataflow.WS:
-        raise HdlError(f"calibrate --accel {acc.name}: the RTL array is weight stationary and the calibration "
-                       f"it writes (compute.timing.model: rtl) needs compute.dataflow: ws, but {acc.name} is "
-                       f"{acc.compute.dataflow.value}; calibrate a WS description")
+        raise HdlError(f"{where}: the RTL array is weight stationary and the calibration it writes "
+                       f"(compute.timing.model: rtl) needs compute.dataflow: ws, but this description "
+                       f"('{acc.name}') is {acc.compute.dataflow.value}; calibrate a WS description")
 
 
 def _run_tile(case: Case, sim: str, vec: dict) -> dict:
@@ -278,7 +281,7 @@ def _run_tile(case: Case, sim: str, vec: dict) -> dict:
 def calibrate(acc, sim: str = "verilator", quick: bool = False, log=print, only=None) -> tuple[dict, dict]:
     """Run the suite on ``sim``; returns (calibration YAML document, report). ``only``: a predicate
     on :class:`Case` that keeps part of the suite (it must keep training tiles of both conditions)."""
-    _check_accelerator(acc)
+    check_accelerator(acc)
     missing = simulator_missing(sim)
     if missing:
         raise HdlError(missing)

@@ -55,6 +55,7 @@ def check_array_params(params: dict) -> dict:
     """Validate nm_array parameters (R rows, C columns, N:M, widths) before anything is built."""
     p = dict(params)
     _check_ints(p, {"R": 1, "C": 2, "N": 1, "M": 1, "DW": 2, "AW": 1})
+    _check_nm(p)                  # N <= M first: a multiple of an impossible N is no help
     if p["R"] % p["N"]:
         raise HdlError(f"parameter R={p['R']}: rows come in groups of N={p['N']}, so R must be a multiple of N")
     gr = p["R"] // p["N"]

@@ -4,8 +4,8 @@ the tables (``HardwareCost`` + a proxy table) and every solver returns assignmen
 * :func:`nsga2`: pymoo's NSGA-II (Deb et al., 2002) over the integer choice per layer, objectives
   ``(1 - proxy, cycles / dense, energy / dense)``, a fixed number of evaluations, seeded.
 * :func:`random_search`: the same number of uniformly random assignments, the honest baseline.
-* :func:`exact_front`: the exact (proxy, cost) front of one cost metric, by the MILP at a ladder of
-  budgets.
+* :func:`exact_front`: the exact (proxy, cost) front of one cost metric (every non-dominated
+  assignment, by Nemhauser-Ullmann merging over the layers), whole or at a ladder of budgets.
 * :func:`nondominated`: the non-dominated rows of an objective matrix.
 """
 from __future__ import annotations
@@ -33,23 +33,35 @@ class Problem:
         self.proxy = np.where(self.cost.allowed, proxy, 0.0)
         self.reference = reference or self.cost.dense_totals
         self.n_layers = len(self.cost.options)
-        n_opt = [len(o) for o in self.cost.options] + ([len(costs)] if len(costs) > 1 else [])
+        # one decision variable per parameter: layers that share a weight are one variable
+        leaders = self.cost.leaders
+        self.n_vars = len(leaders)
+        var_opts = [self.cost.options[li] for li in leaders]
+        n_opt = [len(o) for o in var_opts] + ([len(costs)] if len(costs) > 1 else [])
         self.n_options = np.array(n_opt)
-        width = int(max(len(o) for o in self.cost.options))
-        self.lut = np.zeros((self.n_layers, width), dtype=np.int64)
-        for li, o in enumerate(self.cost.options):
-            self.lut[li, :len(o)] = o
-            self.lut[li, len(o):] = o[-1]
+        width = int(max(len(o) for o in var_opts))
+        self.lut = np.zeros((self.n_vars, width), dtype=np.int64)
+        for v, o in enumerate(var_opts):
+            self.lut[v, :len(o)] = o
+            self.lut[v, len(o):] = o[-1]
         L, C = self.cost.shape
         # (H, L*C, 4): cycles, energy_pj, dram_bytes, proxy (the proxy is the same on every point)
         self.stacked = np.ascontiguousarray(np.stack(
             [np.concatenate([c.stacked.reshape(L * C, -1), self.proxy.reshape(L * C, 1)], axis=1) for c in costs]))
 
     def decode(self, x: np.ndarray) -> np.ndarray:
-        """Option positions ``(P, V)`` -> ``(P, L [+1])``: candidate indices, then the hardware index."""
+        """Option positions ``(P, V [+1])`` (one per variable) -> ``(P, L [+1])``: candidate indices of
+        every layer (tied layers take their variable's), then the hardware index."""
         x = np.clip(np.asarray(x, dtype=np.int64), 0, self.n_options - 1)
-        a = self.lut[np.arange(self.n_layers), x[:, :self.n_layers]]
-        return np.concatenate([a, x[:, self.n_layers:]], axis=1) if len(self.costs) > 1 else a
+        a = self.cost.expand(self.lut[np.arange(self.n_vars), x[:, :self.n_vars]])
+        return np.concatenate([a, x[:, self.n_vars:]], axis=1) if len(self.costs) > 1 else a
+
+    def encode(self, pop: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`decode`: assignments ``(P, L [+1])`` -> option positions ``(P, V [+1])``."""
+        pop = np.asarray(pop, dtype=np.int64)
+        a = pop[:, self.cost.leaders]
+        pos = np.argmax(self.lut[None, :, :] == a[:, :, None], axis=2)
+        return np.concatenate([pos, pop[:, self.n_layers:]], axis=1)
 
     def split(self, pop: np.ndarray):
         pop = np.asarray(pop)
@@ -133,9 +145,7 @@ def nsga2(problem: Problem, evals: int, seed: int = 0, pop_size: int = 100, init
     rng = np.random.default_rng(seed)
     x0 = (rng.random((pop_size, len(problem.n_options))) * problem.n_options).astype(np.int64)
     if initial is not None and len(initial):
-        pos = np.array([[int(np.flatnonzero(problem.lut[li, :problem.n_options[li]] == c)[0])
-                         for li, c in enumerate(a[:problem.n_layers])] + list(a[problem.n_layers:])
-                        for a in initial[:pop_size]])
+        pos = problem.encode(np.asarray(initial)[:pop_size])
         x0[:len(pos)] = pos
     bar = tqdm(total=evals, desc="NSGA-II", unit="eval", disable=not progress, leave=False)
 
@@ -156,18 +166,38 @@ def nsga2(problem: Problem, evals: int, seed: int = 0, pop_size: int = 100, init
     return pop
 
 
-def exact_front(problem: Problem, metric: str = "cycles", points: int = 24) -> np.ndarray:
-    """Exact best-proxy assignments at ``points`` budgets from the cheapest to dense (``(n, L)``)."""
-    cost = problem.cost
-    lo, hi = cost.min_cost(metric), float(cost.table(metric)[:, 0].sum())
-    hi = max(hi, float(np.where(cost.allowed, cost.table(metric), -np.inf).max(axis=1).sum()))
+def exact_front(problem: Problem, metric: str = "cycles", points: int | None = 24) -> np.ndarray:
+    """Exact best-proxy assignments of one cost ``metric`` (``(n, L [+1])``), on every hardware point.
+
+    The complete 2-objective front (:meth:`HardwareCost.pareto`, no solver, no time limit) is computed
+    per hardware point; ``points=None`` returns all of it, else the best assignment at each of
+    ``points`` budgets evenly spaced over :func:`budget_range` (the front's costliest point within
+    each; duplicates once)."""
     out = []
-    for b in np.linspace(lo, hi, points):
-        try:
-            out.append(cost.choose(problem.proxy, b * (1 + 1e-12), metric=metric))
-        except SearchError:
-            continue
-    return np.array(out, dtype=np.int64).reshape(len(out), len(cost.options))
+    for h, cost in enumerate(problem.costs):
+        fc, _, A = cost.pareto(problem.proxy, metric)
+        if points is not None:
+            idx = np.searchsorted(fc, ladder(*budget_range(cost, metric), points), side="right") - 1
+            A = A[np.unique(idx[idx >= 0])]
+        if len(problem.costs) > 1:
+            A = np.concatenate([A, np.full((len(A), 1), h, dtype=np.int64)], axis=1)
+        out.append(A)
+    return np.concatenate(out, axis=0)
+
+
+def budget_range(cost: HardwareCost, metric: str = "cycles") -> tuple[float, float]:
+    """From the cheapest assignment's total ``metric`` to the larger of dense's and the costliest's."""
+    t = cost.var_table(cost.table(metric))
+    allowed = cost.allowed[cost.leaders]
+    lo = cost.min_cost(metric)
+    hi = max(float(t[:, 0].sum()), float(np.where(allowed, t, -np.inf).max(axis=1).sum()))
+    return lo, hi
+
+
+def ladder(lo: float, hi: float, points: int) -> np.ndarray:
+    """``points`` budgets evenly spaced over ``[lo, hi]``, each widened by 1e-12 relative so that a
+    total equal to a budget in exact arithmetic is within it after float rounding."""
+    return np.linspace(lo, hi, int(points)) * (1 + 1e-12)
 
 
 def hypervolume(F: np.ndarray, ref=(1.1, 1.1, 1.1)) -> float:

@@ -120,16 +120,35 @@ def allocation_patterns(workload: Workload, pins=(), density: float = 0.5) -> di
     layer keeps. One global threshold on |W| (or on LAMP's scores, which order a layer's weights as
     |W| does) keeps each layer's ``k`` largest, exactly what ``Unstructured(k / size)`` picks, so the
     baselines are assignments of per-layer candidates: the search can start from them and its cost
-    tables hold their exact cost. A layer keeps at least one weight."""
-    lis = prunable_layers(workload, pins)
+    tables hold their exact cost. A layer keeps at least one weight.
+    A parameter that several layers use (tied weights) counts once and its layers share its pattern.
+    """
+    followers = _uses(workload)
+    pinned = {li for li, l in enumerate(workload.layers) if l.weight is not None} - set(prunable_layers(workload, pins))
+    lis = [li for li in prunable_layers(workload, pins) if li in followers
+           and not pinned.intersection(followers[li])]
     w = _magnitudes(workload, lis)
     sizes = {li: w[li].size for li in lis}
+    erk = erk_densities(workload, density, pins)
     counts = {f"global magnitude {density:g}": _global_counts(w, density),
               f"LAMP {density:g}": _global_counts(_lamp_scores(w), density),
-              f"ERK {density:g}": {li: int(math.floor(d * sizes[li] + 0.5))
-                                   for li, d in erk_densities(workload, density, pins).items()}}
-    return {name: {li: Unstructured(max(1, k) / sizes[li]) for li, k in c.items() if k < sizes[li]}
+              f"ERK {density:g}": {li: int(math.floor(erk[li] * sizes[li] + 0.5)) for li in lis}}
+    return {name: {lj: Unstructured(max(1, k) / sizes[li]) for li, k in c.items() if k < sizes[li]
+                   for lj in followers[li]}
             for name, c in counts.items()}
+
+
+def _uses(workload: Workload) -> dict[int, list[int]]:
+    """``{first layer using a parameter: every layer using it}`` over the layers with a weight."""
+    first: dict[tuple, int] = {}
+    out: dict[int, list[int]] = {}
+    for li, l in enumerate(workload.layers):
+        if l.weight is None:
+            continue
+        key = (l.weight_name, tuple(l.gemm_shape), str(l.weight_layout)) if l.weight_name else (li,)
+        lead = first.setdefault(key, li)
+        out.setdefault(lead, []).append(li)
+    return out
 
 
 def _allocation(cost: HardwareCost, pats: dict[int, Unstructured], label: str) -> Workload:

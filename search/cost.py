@@ -80,6 +80,7 @@ class HardwareCost:
         if extra:
             self.allowed = self._add_extra(extra, shared)
         self.candidate_names = [str(c) for c in self.candidates]
+        self._tie(workload)
         self.options = [np.flatnonzero(row) for row in self.allowed]
         self.importance = dict(importance or {})
         unknown = set(self.importance) - set(self.layer_names)
@@ -103,6 +104,57 @@ class HardwareCost:
                                        axis=2)
         dense = np.zeros(L, dtype=np.int64)
         self.dense_totals = self.totals(dense)
+
+    def _tie(self, workload: Workload) -> None:
+        """Layers that use one weight parameter (a tied head, a block called twice) are one decision:
+        ``var_of[l]`` is layer ``l``'s variable, ``leaders[v]`` the first layer of variable ``v``,
+        ``ties`` the groups of two or more layers. A tied group allows what every use allows (a pin
+        or a per-layer rule on one use holds them all), its mask is picked once, on the first use's
+        scores, and each use is costed under it: the group's cost is the sum over its uses."""
+        key_of: dict[tuple, int] = {}
+        var_of = np.empty(len(workload.layers), dtype=np.int64)
+        leaders: list[int] = []
+        for li, layer in enumerate(workload.layers):
+            key = None
+            if layer.weight_name and (layer.has_weight or layer.weight_layout is not None):
+                key = (layer.weight_name, tuple(layer.gemm_shape), str(layer.weight_layout))
+            if key is not None and key in key_of:
+                var_of[li] = key_of[key]
+                continue
+            var_of[li] = len(leaders)
+            leaders.append(li)
+            if key is not None:
+                key_of[key] = var_of[li]
+        self.var_of = var_of
+        self.leaders = np.array(leaders, dtype=np.int64)
+        self.ties = [np.flatnonzero(var_of == v) for v in range(len(leaders)) if np.count_nonzero(var_of == v) > 1]
+        for group in self.ties:
+            self.allowed[group] = self.allowed[group].all(axis=0)
+
+    @property
+    def n_vars(self) -> int:
+        """Decision variables: one per layer, except that the uses of one parameter share one."""
+        return len(self.leaders)
+
+    def restrict(self, layer: str | int, allowed_cols) -> None:
+        """Allow only candidate columns ``allowed_cols`` in ``layer`` and every layer tied to it."""
+        li = self.layer_index(layer)
+        row = np.zeros(self.allowed.shape[1], dtype=bool)
+        row[list(allowed_cols)] = True
+        for lj in np.flatnonzero(self.var_of == self.var_of[li]):
+            self.allowed[lj] = row
+            self.options[lj] = np.flatnonzero(row)
+
+    def var_table(self, table: np.ndarray) -> np.ndarray:
+        """A per-(layer, candidate) ``table`` summed over each variable's layers: ``(V, C)``."""
+        t = np.asarray(table, dtype=np.float64)
+        out = np.zeros((self.n_vars, t.shape[1]))
+        np.add.at(out, self.var_of, t)
+        return out
+
+    def expand(self, var_assignment) -> np.ndarray:
+        """Variable assignments ``(..., V)`` -> layer assignments ``(..., L)``."""
+        return np.asarray(var_assignment, dtype=np.int64)[..., self.var_of]
 
     def _add_extra(self, extra: Mapping[str, Iterable], shared: int) -> np.ndarray:
         """Append the layer-specific candidates (equal patterns share a column) and allow each in
@@ -180,6 +232,9 @@ class HardwareCost:
                 if c == 0:
                     variants.append(base.replace(name=f"{layer.name}#0"))
                     continue
+                lead = int(self.leaders[self.var_of[li]])
+                if lead != li and (li, int(c)) not in self._packed:
+                    self._packed[(li, int(c))] = self._packed[(lead, int(c))]   # one parameter, one mask
                 if (li, int(c)) in self._packed:
                     gm = self.gemm_mask(li, int(c))
                 else:
@@ -232,6 +287,12 @@ class HardwareCost:
             li = int(bad[0])
             raise SearchError(f"assignment: layer '{self.layer_names[li]}' cannot take candidate index {int(a[li])} "
                               f"(allowed: {[self.candidate_names[c] for c in self.options[li]]})")
+        for group in self.ties:
+            if np.any(a[group] != a[group[0]]):
+                names = [self.layer_names[i] for i in group]
+                raise SearchError(f"assignment: layers {names} use one parameter "
+                                  f"'{self.workload.layers[group[0]].weight_name}' and must take one pattern, got "
+                                  f"{[self.candidate_names[c] for c in a[group]]}")
         return a.astype(np.int64)
 
     def evaluate(self, population) -> dict[str, np.ndarray]:
@@ -293,7 +354,7 @@ class HardwareCost:
 
     def min_cost(self, metric: str = "cycles") -> float:
         """The least total of ``metric`` any assignment reaches."""
-        t = np.where(self.allowed, self.table(metric), np.inf)
+        t = np.where(self.allowed[self.leaders], self.var_table(self.table(metric)), np.inf)
         return float(t.min(axis=1).sum())
 
     def table(self, metric: str) -> np.ndarray:
@@ -360,8 +421,22 @@ class HardwareCost:
         if budget < least:
             raise SearchError(f"budget {budget:,.0f} {metric} is below the cheapest assignment "
                               f"({least:,.0f} {metric}, {least / self.dense_totals[metric]:.3f} x dense)")
+        # one decision per variable (tied layers are one), costed over all its layers
+        vp, vc, va = self.var_table(proxy), self.var_table(cost), self.allowed[self.leaders]
         if method == "exact":
-            return choose_exact(proxy, cost, self.allowed, budget, info=info)
+            return self.expand(choose_exact(vp, vc, va, budget, info=info))
         if method == "greedy":
-            return choose_greedy(proxy, cost, self.allowed, budget)
+            return self.expand(choose_greedy(vp, vc, va, budget))
         raise SearchError(f"choose: method must be 'exact' or 'greedy', got {method!r}")
+
+    def pareto(self, proxy: np.ndarray, metric: str = "cycles") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The complete exact front of (sum of ``proxy``, total ``metric``): every assignment no other
+        beats in both, one per point (:func:`search.knapsack.pareto_front` over the variables).
+        Returns ``(metric totals, proxy totals, assignments (P, L))``, cheapest first."""
+        from .knapsack import pareto_front
+        proxy = np.asarray(proxy, dtype=np.float64)
+        if proxy.shape != self.allowed.shape:
+            raise SearchError(f"pareto: proxy table has shape {proxy.shape}, expected {self.allowed.shape}")
+        vp = self.var_table(np.where(self.allowed, proxy, 0.0))
+        fc, fv, va = pareto_front(vp, self.var_table(self.table(metric)), self.allowed[self.leaders])
+        return fc, fv, self.expand(va)

@@ -61,10 +61,13 @@ def _check_data(x, y):
 
 
 def _modules_by_param(model: nn.Module) -> dict[str, nn.Module]:
+    """``{parameter name: module}`` of every weight :mod:`search.torchmask` can mask."""
+    from .torchmask import tensor_of
     out = {}
     for name, mod in model.named_modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)):
-            out[f"{name}.weight" if name else "weight"] = mod
+        t = tensor_of(mod)
+        if t is not None:
+            out[f"{name}.{t}" if name else t] = mod
     return out
 
 
@@ -78,6 +81,35 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
     in the simulator's reduction order. ``progress`` is an optional callable ``(epoch, loss)``.
     """
     _check_data(x, y)
+
+    def batches(gen):
+        order = torch.randperm(x.shape[0], generator=gen)
+        for i in range(0, x.shape[0], config.batch_size):
+            idx = order[i:i + config.batch_size]
+            yield x[idx], y[idx]
+    return _train(model, batches, -(-x.shape[0] // config.batch_size), config, seed, masks, patterns, mode, progress)
+
+
+def train_batches(model: nn.Module, loader, config: TrainConfig = TrainConfig(), seed: int = 0,
+                  masks: Mapping[str, torch.Tensor] | None = None,
+                  patterns: Mapping[str, SparsityPattern | str] | None = None, mode: str = "fixed",
+                  progress=None) -> nn.Module:
+    """:func:`train` over an iterable of ``(x, y)`` batches (e.g. a ``DataLoader``; its own batch size
+    and shuffling, seeded by ``seed``) instead of tensors."""
+    try:
+        steps = len(loader)
+    except TypeError:
+        steps = 1
+
+    def batches(gen):
+        for i, item in enumerate(loader):
+            if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                raise SearchError(f"training data: batch {i} of the loader is not an (inputs, labels) pair")
+            yield item[0], item[1]
+    return _train(model, batches, steps, config, seed, masks, patterns, mode, progress)
+
+
+def _train(model, batches, steps_per_epoch, config, seed, masks, patterns, mode, progress):
     if mode not in MODES:
         raise SearchError(f"fine-tuning mode must be one of {', '.join(MODES)}, got {mode!r}")
     by_param = _modules_by_param(model)
@@ -88,7 +120,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
         if name not in params:
             raise SearchError(f"fine-tuning: model has no parameter '{name}'")
         if name in pats and name not in by_param:
-            raise SearchError(f"fine-tuning: '{name}' is not the weight of an nn.Conv2d or nn.Linear")
+            raise SearchError(f"fine-tuning: '{name}' is not a weight search.torchmask can mask (nn.Conv1d/2d/3d, "
+                              f"nn.Linear, nn.MultiheadAttention in_proj_weight, transformers Conv1D)")
     if mode == "srste" and not pats:
         raise SearchError("fine-tuning mode 'srste' needs patterns={'layer.weight': 'N:M', ...}")
     masks = {k: m.to(torch.bool) for k, m in masks.items()}
@@ -98,7 +131,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
         opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = None
         if config.schedule == "cosine":
-            steps = config.epochs * -(-x.shape[0] // config.batch_size)
+            steps = config.epochs * steps_per_epoch
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
         elif config.schedule != "constant":
             raise SearchError(f"TrainConfig.schedule: expected 'constant' or 'cosine', got {config.schedule!r}")
@@ -107,16 +140,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
             for k, m in masks.items():
                 params[k].mul_(m)
         for epoch in range(config.epochs):
-            order = torch.randperm(x.shape[0], generator=gen)
-            total = 0.0
-            for i in range(0, x.shape[0], config.batch_size):
-                idx = order[i:i + config.batch_size]
+            total, rows = 0.0, 0
+            for xb, yb in batches(gen):
                 if mode == "srste":
-                    loss = _srste_step(params, by_param, pats, lambda: F.cross_entropy(model(x[idx]), y[idx]),
-                                       config)
+                    loss = _srste_step(params, by_param, pats, lambda: F.cross_entropy(model(xb), yb), config)
                 else:
                     opt.zero_grad(set_to_none=True)
-                    loss = F.cross_entropy(model(x[idx]), y[idx])
+                    loss = F.cross_entropy(model(xb), yb)
                     loss.backward()
                 opt.step()
                 if sched is not None:
@@ -124,9 +154,10 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfi
                 with torch.no_grad():
                     for k, m in masks.items():
                         params[k].mul_(m)
-                total += float(loss.detach()) * idx.numel()
+                total += float(loss.detach()) * len(yb)
+                rows += len(yb)
             if progress is not None:
-                progress(epoch, total / x.shape[0])
+                progress(epoch, total / max(rows, 1))
         if mode == "srste":
             with torch.no_grad():   # fix the masks at the last pick, on the final weights
                 for k, p in pats.items():

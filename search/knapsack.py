@@ -86,3 +86,41 @@ def choose_greedy(value: np.ndarray, cost: np.ndarray, allowed: np.ndarray, budg
     if cost[rows, a].sum() > budget:
         raise SearchError(f"budget {budget:,.0f}: the greedy allocation cannot meet it")
     return a.astype(np.int64)
+
+
+def pareto_front(value: np.ndarray, cost: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every non-dominated (cost, value) total of the multiple-choice problem, exactly: the complete
+    2-objective front of ``min sum cost[l, a_l]``, ``max sum value[l, a_l]``, one assignment per point.
+
+    Nemhauser and Ullmann's merge (Management Science 15(9), 1969) over the rows: the front after row
+    ``l`` is the non-dominated part of (front after ``l - 1``) + (row ``l``'s allowed options), and a
+    back-pointer per point recovers its assignment. No budget ladder and no solver time limit: the
+    best assignment within *any* budget is the front's costliest point within it (ties in value: the
+    cheaper one; equal cost and value: one of them). Returns ``(costs (P,), values (P,), assignments
+    (P, L))`` sorted by cost ascending (values then strictly ascending)."""
+    value = np.asarray(value, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    L = value.shape[0]
+    fc, fv = np.zeros(1), np.zeros(1)
+    parents, choices = [], []
+    for li in range(L):
+        opts = np.flatnonzero(allowed[li])
+        if opts.size == 0:
+            raise SearchError(f"pareto_front: row {li} allows no candidate")
+        c = (fc[:, None] + cost[li, opts][None, :]).ravel()
+        v = (fv[:, None] + value[li, opts][None, :]).ravel()
+        # cost ascending, value descending: a point survives when its value beats every cheaper one
+        order = np.lexsort((-v, c))
+        c, v = c[order], v[order]
+        best_before = np.concatenate([[-np.inf], np.maximum.accumulate(v)[:-1]])
+        keep = v > best_before
+        src = order[keep]
+        fc, fv = c[keep], v[keep]
+        parents.append(src // opts.size)
+        choices.append(opts[src % opts.size])
+    idx = np.arange(fc.size)
+    out = np.zeros((fc.size, L), dtype=np.int64)
+    for li in range(L - 1, -1, -1):
+        out[:, li] = choices[li][idx]
+        idx = parents[li][idx]
+    return fc, fv, out

@@ -50,6 +50,8 @@ class Permutation:
     seconds: float            # wall-clock time of the search
     rounds: int
     cpu_seconds: float = float("nan")   # CPU time of this process during the search
+    n: int = 0                          # the N:M pattern it was searched for (0: not recorded)
+    m: int = 0
 
     @property
     def efficacy(self) -> float:
@@ -185,8 +187,10 @@ def permute_magnitude(gemm_w: np.ndarray, channels: int, n: int, m: int, rounds:
     best, r = _local_search(v, ident.copy(), n, m, gains,
                             lambda o: _retained(v, o, n, m), rounds, rng, kick=max(2, channels // (4 * m)))
     cur_lost = total - _retained(v, best, n, m)
+    if not cur_lost < base_lost:          # never keep an order that retains no more than the identity
+        best, cur_lost = ident, base_lost
     return Permutation(best, "magnitude", base_lost, cur_lost, opt_lost, time.perf_counter() - t0, r,
-                       time.process_time() - c0)
+                       time.process_time() - c0, n, m)
 
 
 # ---------------------------------------------------------------------------------------------- cycles
@@ -338,6 +342,36 @@ def permute_model(model: nn.Module, n: int, m: int, rounds: int = 20, seed: int 
         p = permute_magnitude(to_gemm_np(mod.weight, mod), channels, n, m, rounds=rounds, seed=seed)
         apply_to_model(model, consumer, p.perm, pairs)
         found[consumer] = p
+    return found
+
+
+def permute_for_patterns(model: nn.Module, patterns: dict, rounds: int = 20, seed: int = 0) -> dict[str, Permutation]:
+    """Permute, in place, each permutable layer for the N:M pattern it takes (``patterns``: ``{module
+    name: pattern}``, e.g. a sparsifier's choice), magnitude objective. A layer is left as it is when
+    its pattern is not N:M (N < M), when its channels do not fill two N:M groups, when its producer's
+    pattern is not dense or N:M (reordering the producer's outputs would move the columns of an
+    unstructured, block or channel mask between folds and change its cost; N:M and dense costs do not
+    move), or when no order keeps more magnitude than the identity. Returns ``{consumer: Permutation}``
+    for the layers searched (identity included when nothing better was found)."""
+    from workloads import NM as _NM
+    from workloads import Dense, parse_pattern
+    pairs = producer_pairs(model)
+    found = {}
+    for consumer, (producer, _) in pairs.items():
+        p = parse_pattern(patterns.get(consumer, "dense"))
+        if not isinstance(p, _NM) or p.n >= p.m:
+            continue
+        q = parse_pattern(patterns.get(producer, "dense"))
+        if not isinstance(q, (Dense, _NM)):
+            continue
+        mod = model.get_submodule(consumer)
+        channels = mod.weight.shape[1]
+        if channels % p.m or channels < 2 * p.m:
+            continue
+        perm = permute_magnitude(to_gemm_np(mod.weight, mod), channels, p.n, p.m, rounds=rounds, seed=seed)
+        if perm.found < perm.base:
+            apply_to_model(model, consumer, perm.perm, pairs)
+        found[consumer] = perm
     return found
 
 

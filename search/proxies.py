@@ -4,7 +4,7 @@ A proxy is a per-(layer, candidate) table ``P`` whose row sums add up: the proxy
 ``sum_l P[l, a_l]``, and the dense model scores 1.
 
 * ``magnitude``: retained ``|W|``, as a fraction of the whole model's ``sum |W|`` (what global
-  magnitude pruning maximizes).
+  magnitude pruning maximizes); a parameter used by several layers counts once.
 * ``wanda``: retained ``|W_ij| * ||x_j||`` (Sun et al., "A Simple and Effective Pruning Approach for
   Large Language Models", ICLR 2024), ``||x_j||`` the norm of input feature ``j`` over the
   calibration rows, as a fraction of the model's total.
@@ -38,8 +38,15 @@ class Proxy:
         self._weights = {}
         weight_layers = [i for i, l in enumerate(workload.layers) if l.weight is not None]
         self.n_weight_layers = max(1, len(weight_layers))
+        # magnitude is a property of the parameter: a parameter several layers use (tied weights)
+        # counts once, on its first use; wanda and reconstruction depend on each use's activations
+        from .baselines import _uses
+        self._repeat = {lj for lead, uses in _uses(workload).items() for lj in uses if lj != lead} \
+            if kind == "magnitude" else set()
         total = 0.0
         for li in weight_layers:
+            if li in self._repeat:
+                continue
             layer = workload.layers[li]
             s = self._score(layer)
             total += float(s.sum())
@@ -61,7 +68,7 @@ class Proxy:
     def of_mask(self, li: int, gemm_mask: np.ndarray | None) -> float:
         """Layer ``li``'s contribution under ``gemm_mask`` (``(groups, k, n)`` bool; None = dense)."""
         layer = self.workload.layers[li]
-        if layer.weight is None:
+        if layer.weight is None or li in self._repeat:
             return 0.0
         if self.kind in ("magnitude", "wanda"):
             s = self._score(layer)
@@ -92,7 +99,7 @@ class Proxy:
         t = np.full((L, C), -np.inf)
         for li, layer in enumerate(self.workload.layers):
             opts = cost.options[li]
-            if layer.weight is None:
+            if layer.weight is None or li in self._repeat:
                 t[li, opts] = 0.0
                 continue
             masks = [cost.gemm_mask(li, int(c)) for c in opts]

@@ -53,6 +53,8 @@ class SearchResult:
         return df.sort_values(["proxy", metric], ascending=[False, True], kind="stable").iloc[0]
 
     def _index(self, index) -> int:
+        if index is None and "budget_point" in self.info:
+            index = self.info["budget_point"]
         if index is None:
             index = self.best(self.budget, self.info.get("metric", "cycles")).name if self.budget is not None \
                 else self.best().name

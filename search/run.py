@@ -10,7 +10,8 @@ from accel import Accelerator
 from workloads import Workload
 
 from . import baselines as bl
-from .algorithms import Problem, enumerate_all, hypervolume, nondominated, nsga2, random_search, space_size
+from .algorithms import (Problem, enumerate_all, exact_front, hypervolume, nondominated, nsga2, random_search,
+                         space_size)
 from .calibration import Calibration, capture
 from .candidates import DEFAULT_CANDIDATES, parse_candidates, parse_pins
 from .cost import HardwareCost
@@ -20,6 +21,11 @@ from .proxies import PROXIES, Proxy
 from .result import FRONT_COLUMNS, SearchResult
 
 OBJECTIVES = {"latency": "cycles", "energy": "energy_pj", "pareto": None}
+
+#: Budgets at which the Pareto front holds the exact best assignment, per cost metric (cycles and
+#: energy) and hardware point: 230 intervals from the cheapest assignment to dense, a multiple of 23,
+#: so every budget of the 24-budget ladder (``exact_front(points=24)``) is one of them.
+EXACT_POINTS = 231
 
 
 def run_search(workload: Workload, accelerator: Accelerator, objective: str = "pareto", budget: float | None = None,
@@ -91,15 +97,27 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
             "evals": evals, "seed": seed, "candidates": [str(c) for c in cands], "pins": pins}
     random_df = None
     if objective == "pareto":
-        # the uniform assignments (dense, every candidate everywhere, on every hardware point) start
-        # both searches, so the front spans the whole range; the rest of the first population is random
+        # The exact 2-objective fronts (proxy vs cycles, proxy vs energy) at EXACT_POINTS budgets each,
+        # and the exact choice at --budget when one is given, are on the front: no point NSGA-II finds
+        # can be worse than the exact choice at those budgets. NSGA-II then searches the 3-objective
+        # space from them and the uniform assignments (the rest of its first population is random).
         seeds = _uniform_seeds(problem, allocs)
+        exact = np.concatenate([exact_front(problem, m, EXACT_POINTS) for m in ("cycles", "energy_pj")])
+        at_budget = None
+        if budget is not None:
+            at_budget = _budgeted(problem, metric, budget * dense_ref[metric], budget)[0]
+            exact = np.concatenate([exact, at_budget])
         if space_size(problem) <= evals:       # small enough to enumerate: the front is exact
             pop = enumerate_all(problem)
             info["algorithm"] = f"all {len(pop)} assignments"
         else:
-            pop = nsga2(problem, evals, seed=seed, pop_size=pop_size, initial=seeds, progress=progress)
-            info["algorithm"] = "NSGA-II"
+            spread = exact[np.unique(np.linspace(0, len(exact) - 1, max(0, pop_size - len(seeds))).astype(int))] \
+                if pop_size > len(seeds) else exact[:0]
+            pop = nsga2(problem, evals, seed=seed, pop_size=pop_size, initial=np.concatenate([seeds, spread]),
+                        progress=progress)
+            info["algorithm"] = "NSGA-II from the exact fronts"
+        pop = np.concatenate([pop, exact])
+        info["exact_points"] = len(exact)
         F = problem.objectives(pop)
         nd = nondominated(F)
         chosen = pop[nd]
@@ -111,11 +129,16 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
             info["random_hypervolume"] = hypervolume(RF[rnd])
             random_df = _frame(problem, rpop[rnd], keys, ptable, axes, with_layers=False)
     else:
-        chosen, greedy, proof = _budgeted(problem, keys, ptable, metric, budget * dense_ref[metric], budget)
+        chosen, greedy = _budgeted(problem, metric, budget * dense_ref[metric], budget)
         info["greedy_proxy"] = greedy
-        info["exact_optimal"], info["exact_gap"] = proof["optimal"], proof["gap"]
+        info["exact_optimal"], info["exact_gap"] = True, 0.0
     t_search = time.perf_counter() - t0 - t_tables - t_proxy
     front = _frame(problem, chosen, keys, ptable, axes)
+    if objective == "pareto" and at_budget is not None:
+        # the point --masks writes: the exact choice within --budget, as --objective latency/energy gives
+        hit = np.flatnonzero((chosen == at_budget[0]).all(axis=1))
+        if len(hit):
+            info["budget_point"] = int(hit[0])
     assignments = [(keys[h], a) for a, h in zip(*problem.split(chosen))]
 
     rows = []
@@ -185,32 +208,38 @@ def _totals(res) -> dict:
     return {"cycles": int(t["cycles"]), "energy_pj": float(t["energy_pj"]), "dram_bytes": float(t["dram_bytes"])}
 
 
-def _budgeted(problem: Problem, keys, ptable, metric, limit: float, frac: float):
-    """Best exact choice within ``limit`` over every hardware point; also greedy's proxy there, and
-    whether every exact choice was proven optimal (``{"optimal", "gap"}``)."""
-    proof = {"optimal": True, "gap": 0.0}
+def _budgeted(problem: Problem, metric, limit: float, frac: float):
+    """The exact best assignment within ``limit`` (absolute ``metric``) over every hardware point
+    (``(1, L [+1])``), and greedy's proxy there. Exact: the costliest point within ``limit`` of the
+    complete 2-objective front (:meth:`HardwareCost.pareto`), so of equal proxies the cheapest; of
+    the hardware points, the highest proxy, then the least ``metric``, then the first."""
     best = None
     greedy_best = None
     least = np.inf
     for h, cost in enumerate(problem.costs):
         lo = cost.min_cost(metric)
         least = min(least, lo)
-        if lo > limit:
+        if lo > limit * (1 + 1e-12):
             continue
-        got: dict = {}
-        a = cost.choose(ptable, limit, metric=metric, method="exact", info=got)
-        proof = {"optimal": proof["optimal"] and got["optimal"], "gap": max(proof["gap"], got["gap"])}
-        g = cost.choose(ptable, limit, metric=metric, method="greedy")
-        pv, gv = float(ptable[np.arange(len(a)), a].sum()), float(ptable[np.arange(len(g)), g].sum())
-        score = (pv, -cost.totals(a)[metric])
+        fc, fv, A = cost.pareto(problem.proxy, metric)
+        i = int(np.searchsorted(fc, limit * (1 + 1e-12), side="right")) - 1
+        while i > 0 and cost.totals(A[i])[metric] > limit * (1 + 1e-9):   # float sums in another order
+            i -= 1
+        a = A[i]
+        score = (float(fv[i]), -cost.totals(a)[metric])
         if best is None or score > best[0]:
             best = (score, np.concatenate([a, [h]]) if len(problem.costs) > 1 else a)
-        greedy_best = gv if greedy_best is None else max(greedy_best, gv)
+        try:
+            g = cost.choose(problem.proxy, limit * (1 + 1e-12), metric=metric, method="greedy")
+            gv = float(problem.proxy[np.arange(len(g)), g].sum())
+            greedy_best = gv if greedy_best is None else max(greedy_best, gv)
+        except SearchError:
+            pass
     if best is None:
         ref = problem.reference[metric]
         raise SearchError(f"--budget {frac:g}: below the {'fastest' if metric == 'cycles' else 'cheapest'} "
                           f"assignment ({least / ref:.3f} x dense {metric})")
-    return best[1][None], greedy_best, proof
+    return best[1][None], (np.nan if greedy_best is None else greedy_best)
 
 
 def _frame(problem: Problem, chosen: np.ndarray, keys, ptable, axes, with_layers: bool = True) -> pd.DataFrame:

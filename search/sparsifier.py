@@ -2,7 +2,10 @@
 cost on an accelerator.
 
 It is a :class:`torch.ao.pruning.BaseSparsifier`: ``prepare(model, config)`` puts a ``FakeSparsity``
-mask parametrization on every configured weight (``nn.Conv2d`` and ``nn.Linear``), ``step()``
+mask parametrization on every configured weight (by default every weight :mod:`search.torchmask`
+covers: ``nn.Conv1d/2d/3d``, ``nn.Linear``, ``nn.MultiheadAttention``'s ``in_proj_weight``,
+``transformers``' ``Conv1D``; the traced weights it does not cover are listed in ``skipped`` and
+named in a warning), ``step()``
 recomputes the masks from the current dense weights, ``squash_mask()`` folds them into the weights,
 ``state_dict()`` / ``load_state_dict()`` save and restore masks and choices. What differs is
 ``step()``: it builds the simulator's cost tables (:class:`search.HardwareCost`) for the current
@@ -31,7 +34,7 @@ from torch.nn.utils import parametrize
 from workloads import Workload, parse_pattern
 
 from .errors import SearchError
-from .torchmask import SUPPORTED, layout_of, mask_for
+from .torchmask import layout_of, mask_for, prunable_tensors, skipped_tensors, tensor_of
 
 OBJECTIVES = {"latency": "cycles", "energy": "energy_pj"}
 
@@ -167,15 +170,21 @@ class HardwareAwareSparsifier(BaseSparsifier):
         self.proxy_fn = proxy or retained_magnitude
         self.progress = progress
         self._workload: Workload | None = None
-        self._layer_of: dict[str, str] = {}          # tensor_fqn -> traced layer name
+        self._layer_of: dict[str, str] = {}          # tensor_fqn -> traced layer name (its first use)
+        self._uses: dict[str, list[str]] = {}         # tensor_fqn -> every traced layer that uses it
+        self.skipped: dict[str, str] = {}             # traced weights no mask can be put on -> module type
         self.last = None                               # (HardwareCost, assignment) of the last step
 
     # ------------------------------------------------------------------------------------ prepare
     def prepare(self, model: nn.Module, config: list[dict] | None = None):
-        """Trace ``model``, check ``config`` and add mask parametrizations (all ones: dense)."""
+        """Trace ``model``, check ``config`` and add mask parametrizations (all ones: dense).
+
+        A weight several traced layers use (a module called twice) is one entry: its layers take one
+        pattern, costed over all of them. ``self.skipped``: ``{weight name: module type}`` of traced
+        weights left dense because no mask can be put on them (named in a warning)."""
+        default = config is None
         if config is None:
-            config = [{"tensor_fqn": f"{name}.weight"} for name, mod in model.named_modules()
-                      if isinstance(mod, SUPPORTED) and name]
+            config = [{"tensor_fqn": fqn} for fqn in prunable_tensors(model)]
         if not isinstance(config, (list, tuple)) or not config:
             raise SearchError("config: expected a non-empty list of {'tensor_fqn': 'module.weight', ...} dicts")
         for i, entry in enumerate(config):
@@ -185,14 +194,25 @@ class HardwareAwareSparsifier(BaseSparsifier):
         for layer in self._workload.layers:
             if layer.weight_name:
                 by_weight.setdefault(layer.weight_name, []).append(layer.name)
+        # the tracer names a shared parameter by its first name; a config may use another
+        first = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            first.setdefault(id(p), name)
+        params = dict(model.named_parameters(remove_duplicate=False))
         for entry in config:
             fqn = entry["tensor_fqn"]
-            layers = by_weight.get(fqn, [])
-            if len(layers) != 1:
-                what = ("the tracer saw no GEMM that uses it (is the module called in forward(), and with its "
-                        "own weight?)") if not layers else f"it is used by {len(layers)} traced layers {layers}"
-                raise SearchError(f"config tensor_fqn '{fqn}': cannot map it to one traced layer: {what}")
-            self._layer_of[fqn] = layers[0]
+            layers = by_weight.get(first.get(id(params.get(fqn)), fqn), [])
+            if not layers:
+                raise SearchError(f"config tensor_fqn '{fqn}': cannot map it to one traced layer: the tracer saw "
+                                  f"no GEMM that uses it (is the module called in forward(), and with its own "
+                                  f"weight?)")
+            self._layer_of[fqn] = layers[0]      # the first use; the cost tables tie the others to it
+            self._uses[fqn] = layers
+        self.skipped = skipped_tensors(model, self._workload) if default else {}
+        if self.skipped:
+            import warnings
+            warnings.warn("HardwareAwareSparsifier: no mask can be put on " + ", ".join(
+                f"{k} ({v})" for k, v in self.skipped.items()) + "; these layers stay dense", stacklevel=2)
         super().prepare(model, [dict(e) for e in config])
 
     def _check_entry(self, model, i, entry):
@@ -205,9 +225,10 @@ class HardwareAwareSparsifier(BaseSparsifier):
             module = model.get_submodule(mod_path)
         except AttributeError:
             raise SearchError(f"config[{i}] tensor_fqn '{fqn}': the model has no module '{mod_path}'") from None
-        if tname != "weight" or not isinstance(getattr(module, tname, None), torch.Tensor):
-            raise SearchError(f"config[{i}] tensor_fqn '{fqn}': expected the 'weight' of a module")
         layout_of(module, where=f"config[{i}] tensor_fqn '{fqn}'")
+        want = tensor_of(module)
+        if tname != want or not isinstance(getattr(module, tname, None), torch.Tensor):
+            raise SearchError(f"config[{i}] tensor_fqn '{fqn}': expected the '{want}' of a module")
         known = {"tensor_fqn", "candidates", "pattern", "sparsity_level"}
         extra = set(entry) - known
         if extra:
@@ -238,7 +259,9 @@ class HardwareAwareSparsifier(BaseSparsifier):
         fresh = {}
         for g in self.groups:
             w = _dense_weight(g["module"], g["tensor_name"])
-            fresh[self._layer_of[g["tensor_fqn"]]] = w.detach().cpu().float().numpy().copy()
+            value = w.detach().cpu().float().numpy().copy()
+            for name in self._uses.get(g["tensor_fqn"], [self._layer_of[g["tensor_fqn"]]]):
+                fresh[name] = value
         layers = tuple(l.replace(weight=fresh[l.name], mask=None, pattern=None) if l.name in fresh else l
                        for l in self._workload.layers)
         return self._workload.replace(layers=layers)
@@ -248,11 +271,14 @@ class HardwareAwareSparsifier(BaseSparsifier):
         pins and per-layer config (unconfigured layers are held dense)."""
         from .cost import HardwareCost
         wl = self._current_workload()
-        configured = {self._layer_of[g["tensor_fqn"]]: g for g in self.groups}
+        configured = {name: g for g in self.groups
+                      for name in self._uses.get(g["tensor_fqn"], [self._layer_of[g["tensor_fqn"]]])}
         pins = list(self.pins) + [l.name for l in wl.layers if l.name not in configured and l.has_weight]
         per_layer = {}
         fixed = {}
         for name, g in configured.items():
+            if name != self._layer_of[g["tensor_fqn"]]:
+                continue                     # a later use of a shared weight: tied to its first use
             if "pattern" in g:
                 fixed[name] = str(parse_pattern(g["pattern"]))
                 per_layer[name] = [fixed[name]]
@@ -262,10 +288,7 @@ class HardwareAwareSparsifier(BaseSparsifier):
         cost = HardwareCost(wl, self.accelerator, candidates=cands, pins=pins, per_layer=per_layer,
                             progress=self.progress)
         for name, p in fixed.items():       # a pinned pattern is the only choice (not "it or dense")
-            li = cost.layer_names.index(name)
-            cost.allowed[li] = False
-            cost.allowed[li, cost.candidate_names.index(p)] = True
-            cost.options[li] = np.flatnonzero(cost.allowed[li])
+            cost.restrict(name, [cost.candidate_names.index(p)])
         return cost
 
     def step(self, use_path: bool = True) -> None:
@@ -276,7 +299,13 @@ class HardwareAwareSparsifier(BaseSparsifier):
         with torch.no_grad():
             cost = self.cost_tables()
             proxy = self.proxy_fn(cost)
-            a = np.asarray(self.choose_fn(cost, proxy, budget * cost.dense_totals[self.metric], self.metric))
+            try:
+                a = np.asarray(self.choose_fn(cost, proxy, budget * cost.dense_totals[self.metric], self.metric))
+            except SearchError as e:
+                if self.skipped and "below the cheapest" in str(e):
+                    raise SearchError(f"{e}; these weights stay dense because no mask can be put on them: " + ", ".join(
+                        f"{k} ({v})" for k, v in self.skipped.items())) from None
+                raise
             a = cost.check_assignment(a)
             self.last = (cost, a)
             for g in self.groups:
@@ -324,7 +353,8 @@ class HardwareAwareSparsifier(BaseSparsifier):
             for g in self.groups:
                 for layer in self._workload.layers:
                     if layer.weight_name == g["tensor_fqn"]:
-                        self._layer_of[g["tensor_fqn"]] = layer.name
+                        self._layer_of.setdefault(g["tensor_fqn"], layer.name)
+                        self._uses.setdefault(g["tensor_fqn"], []).append(layer.name)
 
     def _trace_unparametrized(self) -> Workload:
         return self._trace(self.model)

@@ -401,7 +401,10 @@ class _LayerSetup:
         self.g, self.k, _ = layer.gemm_shape
         m_rows = self.m_rows = int(layer.m)
         a_b = self.a_b = comp.activation_bits / 8
-        self.w_b, acc_b = comp.weight_bits / 8, comp.accumulator_bits / 8
+        # the right operand's bytes per stored value: the layer's own storage (quantized LLM weights
+        # with their group scales, a KV cache's bits) or the array's weight width
+        self.w_b = comp.weight_bits / 8 if layer.quant is None else layer.quant.bytes_per_value
+        acc_b = comp.accumulator_bits / 8
         self.acc_b = acc_b
         self.live_cols = int(live_n.sum())
         self.n_max = int(live_n.max(initial=0))
@@ -590,7 +593,8 @@ class _Hashed:
 def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> LayerPlan:
     """The plan of ``layer`` as kept in :data:`_PLANS` (shared: callers must not change it)."""
     cands, ncols, live_n, nnz, stats = _candidates(layer, acc, dmap)
-    key = (design, int(layer.m), int(layer.n), int(layer.k), int(layer.groups), layer.phase, layer.conv, stats)
+    key = (design, int(layer.m), int(layer.n), int(layer.k), int(layer.groups), layer.phase, layer.conv, stats,
+           layer.quant)
     best = _PLANS.get(key)
     if best is None:
         ls = _LayerSetup(layer, acc, dmap, ncols, live_n)
@@ -672,6 +676,7 @@ def _row(plan: LayerPlan, layer: Layer, acc: Accelerator) -> dict:
         "dram_weight_bytes": plan.dram_read_bytes[Operand.WEIGHT] + plan.dram_read_bytes[Operand.METADATA],
         "dram_out_bytes": plan.dram_write_bytes + plan.dram_read_bytes[Operand.OUTPUT],
         "compulsory_bytes": plan.compulsory_bytes,
+        "fits": bool(mp.fits),     # not a column: SimResult.unfit names the layers where it is False
     }
 
 
@@ -694,13 +699,18 @@ def simulate(workload: Workload, accelerator: Accelerator, engine: str = "fast",
     return SimResult.from_rows(_fast_rows(workload, accelerator), accelerator, workload)
 
 
-def simulate_columns(workload: Workload, accelerator: Accelerator, dataflow=None) -> tuple[dict, dict]:
+def simulate_columns(workload: Workload, accelerator: Accelerator, dataflow=None,
+                     unfit: list | None = None) -> tuple[dict, dict]:
     """The fast engine's :func:`simulate` without building pandas objects: ``(columns, totals)``
     where ``columns[c]`` is ``SimResult.layers[c].tolist()`` and ``totals`` is
-    ``SimResult.totals_dict()``, value for value and type for type (sweeps store these)."""
+    ``SimResult.totals_dict()``, value for value and type for type (sweeps store these).
+    ``unfit``: a list the names of the layers whose mapping does not fit are appended to
+    (``SimResult.unfit``)."""
     _check(workload, accelerator, "fast")
     accelerator = _with_dataflow(accelerator, dataflow)
     rows = _fast_rows(workload, accelerator)
+    if unfit is not None:
+        unfit.extend(r["name"] for r in rows if r["fits"] is False)
     totals = column_totals(rows, accelerator.compute.pes, accelerator.compute.clock_hz)
     return dict(zip(COLUMNS, column_values(rows, COLUMNS))), totals
 

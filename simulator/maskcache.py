@@ -91,3 +91,10 @@ def seed(layer, stats) -> None:
 def clear() -> None:
     """Forget every entry (tests; memory)."""
     _ENTRIES.clear()
+
+
+def share(template, layer) -> None:
+    """Give ``layer`` the very entry of ``template`` when both hold the same mask array (an LLM
+    phase's copy of a traced layer with other rows): nothing is computed twice, the uint8 mask included."""
+    if layer.mask is not None and layer.mask is template.mask and layer not in _ENTRIES:
+        _ENTRIES[layer] = mask_entry(template)

@@ -45,6 +45,9 @@ class SimResult:
     totals: pd.Series
     accelerator: dict
     workload: dict
+    #: layers whose mapping does not fit the buffers (even the smallest tiles overflow one): the engine
+    #: used it anyway, so their cycles and energy are not what this hardware can do
+    unfit: tuple = ()
 
     @classmethod
     def from_rows(cls, rows, acc, workload) -> "SimResult":
@@ -52,7 +55,17 @@ class SimResult:
         totals = pd.Series(totals_of(rows, acc.compute.pes, acc.compute.clock_hz), dtype=object)
         wl = {"name": workload.name, "batch": workload.batch, "layers": len(workload.layers),
               "macs": int(workload.macs)}
-        return cls(layers=df, totals=totals, accelerator=acc.to_dict(), workload=wl)
+        return cls(layers=df, totals=totals, accelerator=acc.to_dict(), workload=wl,
+                   unfit=tuple(r["name"] for r in rows if r.get("fits") is False))
+
+    def unfit_warning(self) -> str | None:
+        """One line naming the layers whose mapping does not fit the buffers, or None."""
+        if not self.unfit:
+            return None
+        shown = ", ".join(self.unfit[:8]) + (f" and {len(self.unfit) - 8} more" if len(self.unfit) > 8 else "")
+        return (f"warning: on '{self.accelerator.get('name')}' the mapping of {len(self.unfit)} of "
+                f"{len(self.layers)} layers does not fit the buffers (even the smallest tiles overflow one): "
+                f"{shown}; their cycles and energy are not what this hardware can do")
 
     def totals_dict(self) -> dict:
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in self.totals.items()}

@@ -7,10 +7,17 @@ Any command that writes a file calls :func:`check_writable` on each output argum
     check_writable(args.out, "--out", suffixes=(".json",))
 
 It raises :class:`OutputPathError` (a ``ValueError``; the CLI prints it as one line and exits 2).
+A write that still fails after the work (a full disk, a file system that refuses the name) goes
+through :func:`writing`, which turns the ``OSError`` into the same one line::
+
+    with writing(args.out, "--out"):
+        result.save(args.out)
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -23,7 +30,10 @@ def check_writable(path, flag: str = "--out", suffixes: tuple[str, ...] = (), hi
 
     ``None`` passes (the argument was not given). Otherwise the file name must end in one of
     ``suffixes`` (when given; ``hint`` is added to that message), must not be a directory, its
-    directory must exist and be writable, and an existing file must be writable. Nothing is created.
+    directory must exist and be writable, and an existing file must be writable. Writability is
+    tried, not only looked up (a file is created in the directory and removed; an existing file is
+    opened for appending and closed unchanged), so that ``/proc/r.json`` or a read-only mount is
+    refused before the work starts, also for root. Nothing is left behind.
     """
     if path is None:
         return None
@@ -45,4 +55,25 @@ def check_writable(path, flag: str = "--out", suffixes: tuple[str, ...] = (), hi
         raise OutputPathError(f"{where}: directory {parent} is not writable")
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{where}: the file exists and is not writable")
+    try:
+        if p.exists():
+            with open(p, "ab"):
+                pass
+        else:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=".sparsim-write-check-")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        raise OutputPathError(f"{where}: cannot write {'the file' if p.exists() else f'in directory {parent}'} "
+                              f"({e.strerror or e})") from None
     return p
+
+
+@contextlib.contextmanager
+def writing(path, flag: str = "--out"):
+    """Turn an ``OSError`` raised while writing ``path`` (argument ``flag``) into an
+    :class:`OutputPathError` naming both: one line on the CLI, exit status 2."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputPathError(f"{flag} {path}: writing failed ({e.strerror or e})") from None

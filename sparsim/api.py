@@ -67,6 +67,10 @@ def search(workload, accel_or_name, objective: str = "pareto", budget: float | N
     if isinstance(workload, str):
         model, inputs, name, traced_batch = build_model_spec(workload, batch=batch, seed=0)  # the model
         workload = trace(model, inputs, batch=traced_batch).replace(name=name)               # its layers
+    if not workload.layers:
+        from search.errors import SearchError
+        raise SearchError(f"model '{workload.name}' has no GEMM layers (convolution, linear, matmul, attention): "
+                          f"nothing to choose sparsity for")
     acc = accelerator(accel_or_name)                                                          # the hardware
     return run_search(workload, acc, objective=objective, budget=budget, candidates=candidates, pins=pins,
                       per_layer=per_layer, proxy=proxy, mask_score=mask_score, evals=evals, seed=seed, joint=joint,
@@ -78,3 +82,32 @@ def load_results(path):
     """A sweep's results store as ``(points, layers)`` pandas DataFrames (see :func:`sweeps.store.load_results`)."""
     from sweeps.store import load_results as _load
     return _load(path)
+
+
+def llm_model(spec, blocks: int | None = 1, seed: int = 0, sparsity=None, weight_bits=None, group_size: int = 128,
+              kv_bits: int = 16, act_sparsity=None, moe_routing=None):
+    """An LLM ready for :func:`run_llm`: ``spec`` is ``hf:NAME``, ``hf:/path`` or an in-memory
+    ``transformers`` causal LM; ``blocks`` of its identical blocks traced (None: all); then its
+    weight pattern (blocks' linear layers, or ``{layer glob: pattern}``), weight and KV bits,
+    TEAL-style activation density and MoE routing (see :class:`workloads.llm.LlmModel`)."""
+    from workloads.hf import from_model, load_llm
+    if isinstance(spec, str):
+        model = load_llm(spec, blocks=blocks, seed=seed)                        # config -> seeded model -> traced
+    else:
+        model = from_model(spec, blocks=blocks, seed=seed)                      # an in-memory model, traced
+    if sparsity is not None:
+        model = model.sparsify(sparsity)                                        # weight masks
+    if weight_bits is not None:
+        model = model.with_weight_bits(weight_bits, group_size=group_size)      # weight storage
+    model = model.with_kv_bits(kv_bits)                                         # KV-cache storage
+    if act_sparsity is not None:
+        model = model.with_act_sparsity(act_sparsity)                           # activation thresholds
+    if moe_routing is not None:
+        model = model.with_routing(moe_routing)                                 # expert routing
+    return model
+
+
+def run_llm(model, accel_or_name, batch: int, prompt: int, generate: int, detail: bool = False):
+    """Prefill + decode of an :func:`llm_model` at one batch; see :func:`simulator.llm.run_llm`."""
+    from simulator.llm import run_llm as _run
+    return _run(model, accelerator(accel_or_name), batch, prompt, generate, detail=detail)

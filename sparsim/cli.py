@@ -92,30 +92,40 @@ def _load_workload(args):
 
 
 def cmd_trace(args) -> int:
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     check_writable(args.out, "--out", (".json",), "`trace` saves a workload as JSON; for a SCALE-Sim CSV "
                                                   "use `sparsim topology --out FILE.csv`")
     wl = _load_workload(args)
     print(format_layer_table(wl))
     if args.out:
-        wl.save(args.out, weights=args.weights)
+        with writing(args.out, "--out"):
+            wl.save(args.out, weights=args.weights)
         print(f"wrote {args.out}")
     return 0
 
 
 def cmd_simulate(args) -> int:
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     from sparsim.api import accelerator, simulate
     check_writable(args.out, "--out", (".json", ".csv", ".parquet"))
+    if args.trace is not None:
+        if args.engine != "event":
+            from simulator import SimulationError
+            raise SimulationError(f"--trace {args.trace}: the per-tile timeline comes from the event engine; "
+                                  f"add --engine event")
+        check_writable(args.trace + ".trace.json", "--trace")
     acc = accelerator(args.accel)
     wl = _load_workload(args)
     res = simulate(wl, acc, engine=args.engine, dataflow=args.dataflow, trace=bool(args.trace))
     print(format_sim_table(res))
+    if res.unfit_warning():
+        print(res.unfit_warning(), file=sys.stderr)
     if args.engine == "event":   # stall breakdown, cores, and the --trace files
         from simulator.trace_export import event_report
         print(event_report(res, args.trace))
     if args.out:
-        res.save(args.out)
+        with writing(args.out, "--out"):
+            res.save(args.out)
         print(f"wrote {args.out}")
     return 0
 
@@ -148,12 +158,13 @@ def cmd_presets(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from hdl.calibrate import calibrate, write_outputs
-    from sparsim._io import check_writable
+    from hdl.calibrate import calibrate, check_accelerator, write_outputs
+    from sparsim._io import check_writable, writing
     from sparsim.api import accelerator
-    check_writable(args.out, "--out")
-    check_writable(args.report, "--report")
+    check_writable(args.out, "--out", (".yaml", ".yml"), "the fitted timing is a YAML an accelerator includes")
+    check_writable(args.report, "--report", (".json",))
     acc = accelerator(args.accel)
+    check_accelerator(acc, f"--accel {args.accel}")
     calib, report = calibrate(acc, sim=args.sim, quick=args.quick)
     header = ["tile", "mask", "array", "bp", "held", "RTL", "before", "after", "error %"]
     rows = [[c["name"], c["mask"], f"{c['rows']}x{c['cols']}", "y" if c["backpressure"] else "n",
@@ -178,7 +189,8 @@ def cmd_calibrate(args) -> int:
         print(f"  independent timing check ({tc['points']} points, R and C in 2..16, {args.sim}): RTL cycles vs the "
               f"engine's rtl formula alone: max error {tc['max_abs_error_cycles']:g} cycles, "
               f"mean {tc['mean_abs_error_cycles']:g}")
-    write_outputs(calib, report, args.out, args.report)
+    with writing(args.out or args.report, "--out" if args.out else "--report"):
+        write_outputs(calib, report, args.out, args.report)
     for path in (args.out, args.report):
         if path:
             print(f"wrote {path}")
@@ -187,19 +199,19 @@ def cmd_calibrate(args) -> int:
 
 def cmd_synth(args) -> int:
     from hdl.synth import parse_params, report_document, synth
-    from sparsim._io import check_writable
-    check_writable(args.out, "--out")
-    check_writable(args.fpga_yaml, "--fpga-yaml")
+    from sparsim._io import check_writable, writing
+    check_writable(args.out, "--out", (".json",))
+    check_writable(args.fpga_yaml, "--fpga-yaml", (".yaml", ".yml"))
     rep = synth(args.unit, parse_params(args.params), target=args.target, pnr=args.pnr, device=args.device,
                 dsp=not args.no_dsp, yosys=args.yosys)
     doc = report_document(rep)
     if args.out:
         import json
-        with open(args.out, "w") as f:
+        with writing(args.out, "--out"), open(args.out, "w") as f:
             json.dump(doc, f, indent=1)
     if args.fpga_yaml:
         from hdl.synth import fpga_yaml
-        with open(args.fpga_yaml, "w") as f:
+        with writing(args.fpga_yaml, "--fpga-yaml"), open(args.fpga_yaml, "w") as f:
             f.write(fpga_yaml(rep, args.fpga_device))
     if args.json:
         import json
@@ -243,7 +255,7 @@ def _num(v) -> str:
 
 
 def cmd_topology(args) -> int:
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     check_writable(args.out, "--out", (".csv",))
     wl = _load_workload(args)
     fmt = {"scalesim": "conv", "scalesim-gemm": "gemm"}[args.format]
@@ -251,8 +263,9 @@ def cmd_topology(args) -> int:
     if args.out:
         from pathlib import Path
         tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(args.out)
+        with writing(args.out, "--out"):
+            tmp.write_text(text)
+            tmp.replace(args.out)
     else:
         sys.stdout.write(text)
     return 0
@@ -271,9 +284,11 @@ def cmd_demo(args) -> int:
           "on two presets\n")
     dense = trace_zoo("resnet18", batch=1)
     sparse = dense.sparsify("2:4")
-    for preset in ("vegeta-flex", "sparse-tc-2of4"):
+    for i, preset in enumerate(("vegeta-flex", "sparse-tc-2of4")):
         acc = accelerator(preset)
         rd, rs = simulate(dense, acc), simulate(sparse, acc)
+        if i:
+            print()
         header = ["layer", "M", "N", "K", "dense cycles", "2:4 cycles", "mode", "speed-up", "energy x"]
         rows = [[a.name, str(a.m), str(a.n), str(a.k), _fmt_int(a.cycles), _fmt_int(b.cycles), b.mode,
                  f"{a.cycles / b.cycles:.2f}x", f"{b.energy_pj / a.energy_pj:.2f}"]
@@ -284,7 +299,7 @@ def cmd_demo(args) -> int:
         print(f"total: dense {_fmt_int(td['cycles'])} cycles ({td['latency_s'] * 1e3:.3f} ms, "
               f"{td['energy_pj'] / 1e6:.1f} uJ); 2:4 {_fmt_int(ts['cycles'])} cycles "
               f"({ts['latency_s'] * 1e3:.3f} ms, {ts['energy_pj'] / 1e6:.1f} uJ): "
-              f"{td['cycles'] / ts['cycles']:.2f}x faster, {ts['energy_pj'] / td['energy_pj']:.2f}x the energy\n")
+              f"{td['cycles'] / ts['cycles']:.2f}x faster, {ts['energy_pj'] / td['energy_pj']:.2f}x the energy")
     return 0
 
 

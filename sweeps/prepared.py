@@ -8,11 +8,11 @@ loads the file, without importing torch. A masked workload is kept without its w
 engine reads only the masks; a layer keeps its weight's name, so it still counts as a weight layer)
 and with its masks packed to bits.
 
-Files are named by a hash of what decides their content: the model name (and the bytes of its file
-for ``file.py:fn``), batch, seed, training mode, sparsity, the versions of sparsim, torch and
-NumPy, and the source of the ``workloads`` package. A file is written to a temporary name and
-renamed, so a killed process leaves no half file; one that cannot be read is made again. The
-folder can be deleted at any time.
+Files are named by a hash of what decides their content: the model name (and for ``file.py:fn`` the
+bytes of that file and of the modules it imports from its folder), batch, seed, training mode,
+sparsity, the versions of sparsim, torch and NumPy, and the source of the ``workloads`` package. A
+file is written to a temporary name and renamed, so a killed process leaves no half file; one that
+cannot be read is made again. The folder can be deleted at any time.
 
 Only the local process pool uses this: Dask workers may run on hosts that share no disk, so they
 trace and mask in memory as before (:mod:`sweeps.evaluate`).
@@ -59,11 +59,13 @@ def _versions() -> dict:
 
 
 def _model_identity(model: str) -> dict:
-    """The model's name, and for ``path/to/file.py:fn`` the hash of that file's bytes."""
-    path_s, sep, _ = model.rpartition(":")
+    """The model's name, and for ``path/to/file.py:fn`` the hashes of that file and of the modules it
+    imports from its folder (:func:`workloads.modelspec.model_source_files`)."""
+    from workloads.modelspec import model_source_files
     out = {"model": model}
-    if sep and path_s.endswith(".py") and Path(path_s).is_file():
-        out["file_sha256"] = hashlib.sha256(Path(path_s).read_bytes()).hexdigest()
+    sources = model_source_files(model)
+    if sources:
+        out["sources"] = sources
     return out
 
 

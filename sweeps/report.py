@@ -5,6 +5,11 @@ Figures: speed-up and energy saving vs sparsity per dataflow; the per-layer cycl
 breakdown of one point; a roofline of that point's layers under its design's ceilings; cycles vs
 energy coloured by a design parameter with the Pareto front; FPGA resource use against the budget
 (when the designs have one). Every axis has its unit.
+
+Points are ranked, and Pareto fronts drawn, only within one workload (the same model, batch,
+training mode and LLM phase axes, :data:`WORKLOAD_AXES`): a BERT point is never "faster" than a
+ResNet-50 point. The "fastest points" table has one part per workload, the cycles-vs-energy figure
+one front per workload.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from .store import load_results
 _ENERGY_PARTS = [("energy_mac_pj", "MACs"), ("energy_sram_pj", "SRAM"), ("energy_dram_pj", "DRAM"),
                  ("energy_meta_pj", "metadata"), ("energy_static_pj", "static")]
 _FPGA_RES = [("dsp", "DSP"), ("bram36", "BRAM36"), ("lut", "LUT"), ("ff", "FF")]
+#: axes that name the work (not the hardware): points are compared only when these agree
+WORKLOAD_AXES = ("model", "batch", "training", "phase", "prompt", "generate")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -35,7 +42,8 @@ class _Data:
         self.df_axis = "compute.dataflow" if "compute.dataflow" in self.axes else "dataflow"
         self.sparsities = self._sparsity_order()
         self.chosen = self._choose(point)
-        design_axes = [a for a in self.axes if a not in ("model", "sparsity", "batch", "training")]
+        design_axes = [a for a in self.axes if a not in WORKLOAD_AXES and a != "sparsity"]
+        self.workload_axes = [a for a in self.axes if a in WORKLOAD_AXES and self.points[a].nunique(dropna=False) > 1]
         if color is not None and color not in self.points.columns:
             raise SweepError(f"--color {color}: not a column; axes are {', '.join(self.axes)}")
         self.color = color or next((a for a in design_axes if a != "accelerator"), None) or \
@@ -61,6 +69,14 @@ class _Data:
             raise SweepError(f"--point {point}: that point is {row['status']} ({row['error']}); it has no layers")
         return row
 
+    def workload_groups(self, frame):
+        """``[(label, rows)]``: ``frame`` split by workload (one group, labelled '', when one workload)."""
+        if not self.workload_axes:
+            return [("", frame)]
+        keys = frame[self.workload_axes].astype(str).agg(", ".join, axis=1)
+        return [(", ".join(f"{a}={v}" for a, v in zip(self.workload_axes, g.iloc[0][self.workload_axes])), g)
+                for _, g in frame.groupby(keys, sort=False)]
+
     def label(self, row, axes=None) -> str:
         return ", ".join(f"{a}={row[a]}" for a in (axes or self.axes))
 
@@ -71,7 +87,7 @@ class _Data:
         p = self.points[self.points["budget_dsp"].notna()] if "budget_dsp" in self.points else self.points.iloc[:0]
         if p.empty:
             return p
-        design_axes = [a for a in self.axes if a not in ("model", "sparsity", "batch", "training")]
+        design_axes = [a for a in self.axes if a not in WORKLOAD_AXES and a != "sparsity"]
         return p.drop_duplicates(subset=design_axes or ["key"])
 
 
@@ -243,9 +259,14 @@ def _fig_pareto(d: _Data):
         return None
     cyc = ok["cycles"].astype(float).to_numpy()
     en = ok["energy_pj"].astype(float).to_numpy() / 1e6
-    front = _pareto(cyc, en)
+    pos = {k: i for i, k in enumerate(ok.index)}
+    fronts = []       # (label, indices into cyc/en): one front per workload
+    for label, g in d.workload_groups(ok):
+        idx = np.array([pos[k] for k in g.index], dtype=int)
+        fronts.append((label, idx[_pareto(cyc[idx], en[idx])]))
     color = d.color
-    title = f"Cycles vs energy of every point, coloured by {color}, with the Pareto front"
+    title = (f"Cycles vs energy of every point, coloured by {color}, with the Pareto front"
+             + (f" of each workload ({', '.join(d.workload_axes)})" if d.workload_axes else ""))
     pf = go.Figure()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     cvals = ok[color]
@@ -265,9 +286,13 @@ def _fig_pareto(d: _Data):
                                     text=[l for l, k in zip(labels, m) if k], marker=dict(color=_PAL[i % len(_PAL)]),
                                     hovertemplate="%{text}<br>%{x:.4g} cycles, %{y:.4g} uJ<extra></extra>"))
             ax.scatter(cyc[m], en[m], s=14, color=f"C{i % 10}", label=f"{color}={v}")
-    pf.add_trace(go.Scatter(x=cyc[front], y=en[front], mode="lines", name="Pareto front",
-                            line=dict(color="black", dash="dash", shape="hv")))
-    ax.step(cyc[front], en[front], where="post", color="black", ls="--", lw=1, label="Pareto front")
+    dashes = ["dash", "dot", "dashdot", "longdash", "longdashdot"]
+    for i, (label, front) in enumerate(fronts):
+        name = "Pareto front" + (f": {label}" if label else "")
+        pf.add_trace(go.Scatter(x=cyc[front], y=en[front], mode="lines", name=name,
+                                line=dict(color="black", dash=dashes[i % len(dashes)], shape="hv")))
+        ax.step(cyc[front], en[front], where="post", color="black", ls=["--", ":", "-.", (0, (5, 1))][i % 4],
+                lw=1, label=name)
     pf.update_xaxes(type="log", title_text="Latency (cycles)")
     pf.update_yaxes(type="log", title_text="Energy (uJ)")
     pf.update_layout(title=title)
@@ -282,7 +307,7 @@ def _fig_fpga(d: _Data):
     if des.empty:
         return None
     des = des.sort_values(["fpga_dsp", "fpga_bram36"], kind="stable")
-    design_axes = [a for a in d.axes if a not in ("model", "sparsity", "batch", "training")]
+    design_axes = [a for a in d.axes if a not in WORKLOAD_AXES and a != "sparsity"]
     varying = [a for a in design_axes if des[a].nunique() > 1] or design_axes
     labels = [" ".join(_short(a, r[a]) for a in varying) + (" (does not fit)" if r["status"] == "infeasible" else "")
               for _, r in des.iterrows()]
@@ -365,7 +390,6 @@ def _page(d: _Data, store, sections, plotlyjs: str) -> str:
     pts = d.points
     counts = pts["status"].value_counts().to_dict()
     summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "infeasible", "error"))
-    top = d.ok.sort_values("cycles").head(10)
     head = d.axes + ["cycles", "latency_s", "energy_pj", "speedup", "utilization"]
 
     def fmt(c, v):
@@ -383,9 +407,17 @@ def _page(d: _Data, store, sections, plotlyjs: str) -> str:
             return f"{int(v):,}"
         return html.escape(str(v))
     hdr = {"latency_s": "latency", "energy_pj": "energy", "speedup": "speed-up over dense"}
-    rows = "".join("<tr>" + "".join(f"<td>{fmt(c, r[c])}</td>" for c in head) + "</tr>" for _, r in top.iterrows())
-    table = (f"<table><thead><tr>{''.join(f'<th>{html.escape(hdr.get(c, c))}</th>' for c in head)}</tr></thead>"
-             f"<tbody>{rows}</tbody></table>")
+    groups = d.workload_groups(d.ok)
+    per = 10 if len(groups) == 1 else 5
+    table = ""
+    for label, g in groups:          # ranked within one workload only
+        top = g.sort_values("cycles").head(per)
+        rows = "".join("<tr>" + "".join(f"<td>{fmt(c, r[c])}</td>" for c in head) + "</tr>"
+                       for _, r in top.iterrows())
+        cap = f"<caption>{html.escape(label)}</caption>" if label else ""
+        table += (f"<table class='fastest'>{cap}<thead><tr>"
+                  f"{''.join(f'<th>{html.escape(hdr.get(c, c))}</th>' for c in head)}</tr></thead>"
+                  f"<tbody>{rows}</tbody></table>")
     bad = pts[pts["status"] != "ok"]
     bad_html = ""
     if not bad.empty:
@@ -405,7 +437,8 @@ h1 {{ font-size: 1.6em; margin-bottom: .2em; }} h2 {{ font-size: 1.15em; margin-
 table {{ border-collapse: collapse; font-size: .85em; }} td, th {{ border-bottom: 1px solid #ddd; padding: 3px 8px;
        text-align: right; }} th {{ background: #f4f4f4; }}
 section.figure {{ border-top: 1px solid #eee; }} .png {{ font-size: .8em; color: #777; }}
-ul.bad {{ font-size: .85em; }}
+ul.bad {{ font-size: .85em; }} table.fastest {{ margin-bottom: 1em; }}
+caption {{ text-align: left; font-weight: 600; padding: 4px 0; }}
 </style>
 <script type="text/javascript">{plotlyjs}</script>
 </head><body>
@@ -414,7 +447,7 @@ ul.bad {{ font-size: .85em; }}
 Cycles and energy from sparsim's fast engine; speed-up and energy saving are relative to the same configuration
 run dense. Hover a point for its configuration; drag to zoom, double-click to reset.</p>
 <nav>{nav}</nav>
-<h2>Fastest points</h2>{table}
+<h2>Fastest points{" of each workload" if len(groups) > 1 else ""}</h2>{table}
 {''.join(sections)}
 {bad_html}
 <script type="application/json" id="sweep-summary">{json.dumps({"points": len(pts), "figures": len(sections)})}</script>

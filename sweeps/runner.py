@@ -30,6 +30,15 @@ class SweepSummary:
     dropped: int        # combinations the where filter removed
     seconds: float
     first_s: float = 0.0  # until the first point was written (workers starting, models traced)
+    superseded: tuple = ()  # (axes, reason) of the stored rows this run replaced (see Store.supersede)
+
+    def superseded_line(self, out) -> str | None:
+        """One line naming what the run superseded, or None."""
+        if not self.superseded:
+            return None
+        reasons = sorted({r for _, r in self.superseded})
+        return (f"superseded {len(self.superseded)} stored point{'s' if len(self.superseded) != 1 else ''} "
+                f"({'; '.join(reasons)}): moved to table 'superseded' of {out}, out of the results")
 
     def line(self) -> str:
         rate = self.ran / self.seconds if self.seconds > 0 else 0.0
@@ -77,6 +86,7 @@ def run_sweep(spec: Spec, out, workers: int | None = None, scheduler: str | None
     with Store(out) as store:
         store.set_meta("spec", spec.text)
         store.set_meta("axes", list(spec.axes))
+        superseded = store.supersede(spec.points)
         done = store.finished_keys()
         todo = [p for p in spec.points if p.key not in done]
         by_key = {p.key: p for p in todo}
@@ -105,7 +115,8 @@ def run_sweep(spec: Spec, out, workers: int | None = None, scheduler: str | None
             bar.close()
     return SweepSummary(total=len(spec.points), skipped=len(spec.points) - len(todo), ran=sum(counts.values()),
                         ok=counts["ok"], infeasible=counts["infeasible"], errors=counts["error"],
-                        dropped=spec.dropped, seconds=time.perf_counter() - t0, first_s=first[0] if first else 0.0)
+                        dropped=spec.dropped, seconds=time.perf_counter() - t0, first_s=first[0] if first else 0.0,
+                        superseded=tuple(superseded))
 
 
 def _bar(total: int, initial: int, enabled: bool):
@@ -135,9 +146,24 @@ def _worker_start() -> None:
     """In each local worker: end the process without tearing the interpreter down. Freeing a traced
     model, torch and Numba's compiler object by object costs a worker 0.6-1.5 s of CPU when the
     pool shuts down, which the sweep waits for; results are all sent by then. Registered first, so
-    it runs after every other exit handler."""
+    it runs after every other exit handler.
+
+    And end the worker when the sweep process dies (``kill -9``, out of memory): a thread waits on
+    the parent's sentinel, so no worker (and, once they are gone, no resource tracker) outlives it."""
     import atexit
+    import multiprocessing as mp
+    import threading
     atexit.register(_exit_now)
+    parent = mp.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True,
+                         name="sparsim-exit-with-parent").start()
+
+
+def _exit_with_parent(sentinel) -> None:
+    from multiprocessing.connection import wait
+    wait([sentinel])            # readable once the parent process has ended
+    os._exit(1)
 
 
 def _exit_now() -> None:

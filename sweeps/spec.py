@@ -14,9 +14,24 @@
       - {compute.rows: [16, 32], compute.cols: [16, 32]}
     where: compute.rows <= 32 or sparsity != "dense"   # drops the combinations it is false for
 
+LLM axes, for ``hf:`` models only (see docs/llm-inference.md; a point's totals are its phase's,
+and its LLM columns TTFT, TPOT, tokens/s, energy and DRAM bytes per token come with them):
+
+    models: [hf:llama-3.2-1b]
+    phase: [decode]                         # prefill | decode (default decode)
+    prompt: [512, 4096]                     # default 512
+    generate: [128]                         # default 128
+    weight_bits: [16, 4]                    # 16 | 8 | 4 (default 16; 8 and 4 with a scale per 128)
+    kv_bits: [16, 8]                        # 16 | 8 | 4 (default 16)
+    act_sparsity: [null, 0.5]               # TEAL-style target density in (0, 1], or null
+
 Every combination of the axes (the product, with each zip group as one axis) that ``where`` keeps
 is a :class:`Point`: a frozen, hashable configuration whose ``key`` hashes the accelerator document
-after overrides, the workload's identity, the pattern and sparsim's version.
+after overrides (the description with every file it includes, so an edited file or include gives
+new keys), the workload's identity (for ``file.py:fn`` the content of the model file and of the
+modules it imports from its folder: :func:`workloads.modelspec.model_source_files`), the pattern
+and sparsim's version. ``Point.files`` lists every file a point was read from with its hash, so a
+store can tell which of its rows an edited file made stale (:mod:`sweeps.store`).
 """
 from __future__ import annotations
 
@@ -33,10 +48,13 @@ from typing import Any
 from .errors import SweepError, SweepSpecError
 from .expr import Expr
 
-_TOP = ("name", "models", "accelerators", "sparsity", "batch", "training", "seed", "overrides", "zip", "where")
+#: LLM axes (``hf:`` models only) and their defaults
+LLM_AXES = {"phase": "decode", "prompt": 512, "generate": 128, "weight_bits": 16, "kv_bits": 16, "act_sparsity": None}
+_TOP = ("name", "models", "accelerators", "sparsity", "batch", "training", "seed", "overrides", "zip",
+        "where") + tuple(LLM_AXES)
 #: spec key -> the axis (column) name it makes
 STANDARD_AXES = {"models": "model", "accelerators": "accelerator", "sparsity": "sparsity", "batch": "batch",
-                 "training": "training"}
+                 "training": "training", **{k: k for k in LLM_AXES}}
 TRAINING_MODES = ("bdwp", "forward-only-sparse", "dense")
 
 
@@ -62,21 +80,36 @@ class Point:
     training: str | None
     sparsity: Any                         # pattern text, or ((glob, pattern text), ...)
     accelerator_doc: str                  # the accelerator document after overrides, canonical JSON
+    files: tuple[tuple[str, str], ...] = ()   # (absolute path, sha256) of each file it was read from
+    model_sources: tuple[tuple[str, str], ...] = ()   # those of the model (file.py:fn and its imports)
+    llm: tuple = ()                       # hf: models: ((LLM axis, value), ...) for every LLM_AXES key
 
     @property
     def workload_key(self) -> tuple:
         """Points with the same workload_key simulate the same masked workload."""
-        return (self.model, self.batch, self.seed, self.training, self.sparsity)
+        return (self.model, self.batch, self.seed, self.training, self.sparsity, self.model_sources)
 
     def axes_dict(self) -> dict:
         return {k: _thaw(v) for k, v in self.axes}
 
     def config(self) -> dict:
         """The full normalized configuration (what ``key`` hashes)."""
-        return {"accelerator": json.loads(self.accelerator_doc),
-                "workload": {"model": self.model, "batch": self.batch, "seed": self.seed,
-                             "training": self.training},
-                "sparsity": _thaw(self.sparsity), "version": sparsim_version()}
+        out = {"accelerator": json.loads(self.accelerator_doc),
+               "workload": _workload_config(self.model, self.batch, self.seed, self.training,
+                                            dict(self.model_sources)),
+               "sparsity": _thaw(self.sparsity), "version": sparsim_version()}
+        if self.llm:
+            out["llm"] = dict(self.llm)
+        return out
+
+
+def _workload_config(model: str, batch: int, seed: int, training, sources: dict) -> dict:
+    """The workload part of a point's configuration; a file model's sources only when it has any (so
+    a zoo model's key is what it was before sources were keyed)."""
+    out = {"model": model, "batch": batch, "seed": seed, "training": training}
+    if sources:
+        out["sources"] = dict(sorted(sources.items()))
+    return out
 
 
 @dataclass(frozen=True)
@@ -143,8 +176,11 @@ def _values(doc: dict, key: str, where: str, default=None) -> list:
 
 
 def _model(v, where: str, base: Path) -> str:
+    """The model's canonical name: a zoo name, or ``/absolute/path/file.py:fn``."""
     if not isinstance(v, str) or not v.strip():
         raise SweepSpecError(f"{where}: expected a zoo model name or file.py:function, got {v!r}")
+    if v.startswith("hf:"):
+        return _hf_model(v, where, base)
     path_s, sep, fn = v.rpartition(":")
     if sep and path_s.endswith(".py"):
         p = Path(path_s)
@@ -160,7 +196,54 @@ def _model(v, where: str, base: Path) -> str:
     return v
 
 
-def _accelerator_doc(v, where: str, base: Path) -> dict:
+def _hf_model(v: str, where: str, base: Path) -> str:
+    """``hf:NAME`` (a built-in) or ``hf:path`` (a folder with config.json, or the file), resolved
+    against the spec's folder; transformers is not imported here."""
+    from workloads.hf import BUILTIN
+    rest = v[3:]
+    if rest in BUILTIN:
+        return v
+    if "/" not in rest and "\\" not in rest and not rest.endswith(".json"):
+        raise SweepSpecError(f"{where}: unknown built-in model {rest!r}; expected one of "
+                             f"{', '.join(sorted(BUILTIN))} or hf:/path/to/model_or_config.json")
+    p = Path(rest).expanduser()
+    if not p.is_absolute() and (base / p).exists():
+        p = base / p
+    if not p.exists():
+        raise SweepSpecError(f"{where}: {rest} does not exist (expected a model folder or a config.json)")
+    return f"hf:{p.resolve()}"
+
+
+def _llm_value(axis: str, v, where: str):
+    """A validated value of LLM axis ``axis``."""
+    if axis == "phase":
+        if v not in ("prefill", "decode"):
+            raise SweepSpecError(f"{where}: expected prefill or decode, got {v!r}")
+        return v
+    if axis in ("prompt", "generate"):
+        from workloads.llm import MAX_CONTEXT, MAX_GENERATE
+        top = MAX_GENERATE if axis == "generate" else MAX_CONTEXT
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+            raise SweepSpecError(f"{where}: expected an integer from 1 to {top:,}, got {v!r}")
+        return v
+    if axis in ("weight_bits", "kv_bits"):
+        if isinstance(v, bool) or v not in (16, 8, 4):
+            raise SweepSpecError(f"{where}: expected 16, 8 or 4 bits, got {v!r}")
+        return int(v)
+    if v is None or (isinstance(v, str) and v.lower() in ("none", "null")):
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise SweepSpecError(f"{where}: expected a density in (0, 1] or null, got {v!r}")
+    return float(v)
+
+
+def _file_hashes(paths) -> dict[str, str]:
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+def _accelerator_doc(v, where: str, base: Path) -> tuple[dict, dict[str, str]]:
+    """The description (includes resolved) and ``{path: sha256}`` of the user's files it was read
+    from (empty for a preset: its file is sparsim's, named by the version)."""
     import accel
     from accel.config import read_yaml
     if not isinstance(v, str) or not v.strip():
@@ -170,11 +253,13 @@ def _accelerator_doc(v, where: str, base: Path) -> dict:
             p = Path(v)
             if not p.is_absolute() and (base / p).is_file():
                 p = base / p
-            return read_yaml(p)
+            read: list = []
+            doc = read_yaml(p, files=read)
+            return doc, _file_hashes(read)
         if v.lower().endswith(".cfg"):
             raise SweepSpecError(f"{where}: {v}: SCALE-Sim .cfg files cannot take overrides; "
                                  f"use a preset or a .yaml description")
-        return read_yaml(accel.presets.path(v))
+        return read_yaml(accel.presets.path(v)), {}
     except accel.AccelError as e:
         raise SweepSpecError(f"{where}: {e}") from None
 
@@ -187,6 +272,11 @@ def _sparsity(v, where: str):
             if not v:
                 raise SweepSpecError(f"{where}: expected a non-empty {{layer glob: pattern}} map")
             return tuple((str(g), str(parse_pattern(p))) for g, p in v.items())
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 60:
+            # YAML 1.1 reads an unquoted 2:4 as the base-60 number 2 x 60 + 4
+            text = f"{v // 60}:{v % 60}"
+            raise SweepSpecError(f"{where}: got the number {v}: YAML reads an unquoted {text} as a base-60 "
+                                 f"number; quote the pattern: \"{text}\"")
         if not isinstance(v, str):
             raise SweepSpecError(f"{where}: expected a pattern such as dense, '2:4', 'unstructured:0.5' "
                                  f"or a {{layer glob: pattern}} map, got {v!r}")
@@ -362,10 +452,22 @@ def _build(doc: dict, base: Path) -> Spec:
             raw[key] = zipped[key][1]
 
     models = {i: _model(v, where_of("model", i), base) for i, v in enumerate(raw["model"])}
-    acc_docs = {i: _accelerator_doc(v, where_of("accelerator", i), base) for i, v in enumerate(raw["accelerator"])}
+    from workloads.modelspec import model_source_files
+    model_files = {i: model_source_files(m) for i, m in models.items()}
+    acc_read = {i: _accelerator_doc(v, where_of("accelerator", i), base) for i, v in enumerate(raw["accelerator"])}
+    acc_docs = {i: d for i, (d, _) in acc_read.items()}
     sparsities = {i: _sparsity(v, where_of("sparsity", i)) for i, v in enumerate(raw["sparsity"])}
     batches = {i: _batch(v, where_of("batch", i)) for i, v in enumerate(raw.get("batch", [1]))}
     trainings = {i: _training(v, where_of("training", i)) for i, v in enumerate(raw.get("training", [None]))}
+    llm_given = [a for a in LLM_AXES if a in raw]
+    llm_vals = {a: {i: _llm_value(a, v, where_of(a, i)) for i, v in enumerate(raw.get(a, [LLM_AXES[a]]))}
+                for a in LLM_AXES}
+    for i, m in models.items():
+        if llm_given and not m.startswith("hf:"):
+            raise SweepSpecError(f"{where_of('model', i)}: {m!r} is not an hf: model; the LLM axes "
+                                 f"({', '.join(llm_given)}) apply to hf: models only")
+        if m.startswith("hf:") and any(t is not None for t in trainings.values()):
+            raise SweepSpecError(f"{where_of('model', i)}: {m}: training applies to zoo and file models, not hf: LLMs")
 
     axes = [a for a in STANDARD_AXES.values() if a in raw] + override_axes
     # product dimensions: each plain axis, and each zip group as one dimension
@@ -431,9 +533,11 @@ def _build(doc: dict, base: Path) -> Spec:
                 built[adoc_json] = None
         model, batch = models[idx["model"]], batches[idx.get("batch", 0)]
         training, sparsity = trainings[idx.get("training", 0)], sparsities[idx["sparsity"]]
-        workload = {"model": model, "batch": batch, "seed": seed, "training": training}
+        workload = _workload_config(model, batch, seed, training, model_files[idx["model"]])
+        llm = (tuple((a, llm_vals[a][idx.get(a, 0)]) for a in LLM_AXES) if model.startswith("hf:") else ())
+        llm_json = f'"llm":{_canonical(dict(llm))},' if llm else ""
         # == _canonical(Point.config()), assembled from parts (keys in sorted order)
-        config_json = (f'{{"accelerator":{adoc_json},"sparsity":{_canonical(_thaw(sparsity))},'
+        config_json = (f'{{"accelerator":{adoc_json},{llm_json}"sparsity":{_canonical(_thaw(sparsity))},'
                        f'"version":{_canonical(version)},"workload":{_canonical(workload)}}}')
         key = hashlib.sha256(config_json.encode()).hexdigest()[:24]
         if key in seen:
@@ -441,7 +545,9 @@ def _build(doc: dict, base: Path) -> Spec:
         seen.add(key)
         points.append(Point(key=key, axes=tuple((a, _freeze(shown[a])) for a in axes), model=model,
                             batch=batch, seed=seed, training=training, sparsity=sparsity,
-                            accelerator_doc=adoc_json))
+                            accelerator_doc=adoc_json,
+                            files=tuple(sorted({**model_files[idx["model"]], **acc_read[acc_i][1]}.items())),
+                            model_sources=tuple(model_files[idx["model"]].items()), llm=llm))
     if not points:
         raise SweepSpecError("where: the filter drops every combination; nothing to run")
     return Spec(name=name, axes=tuple(axes), points=tuple(points), dropped=dropped,

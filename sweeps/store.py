@@ -7,10 +7,19 @@ Tables:
   error), ``error``, the totals, the design's ceilings and FPGA use, ``elapsed_s``.
 * ``layers``: per-layer rows of each ok point (the simulator's columns), for drill-down.
 * ``meta``: the last spec run into the file and its axis names.
+* ``superseded``: rows a later run replaced (the ``points`` columns, then ``reason`` and
+  ``superseded_at``); their layer rows are dropped.
 
 A point's row and its layer rows are written in one transaction, so a sweep killed at any moment
 leaves whole points or nothing; re-running skips the finished ones (ok or infeasible) and re-runs
 the rest, errors included.
+
+One answer per point of the spec as it is now: a point's key hashes the content of every file it
+was read from (:mod:`sweeps.spec`), and ``config`` lists those files with their hashes. Before a
+run, :meth:`Store.supersede` moves to ``superseded`` every row that a file the spec names has
+changed under, and every row whose axis values a point of the spec now has under another key (a
+new sparsim version). So ``points`` never holds two rows for one set of axis values from the same
+files, and ``speedup`` / ``energy_saving`` compare rows computed from the same files.
 """
 from __future__ import annotations
 
@@ -20,9 +29,9 @@ import sqlite3
 from pathlib import Path
 
 from .errors import StoreError
-from .evaluate import DESIGN, FPGA, TOTALS
+from .evaluate import DESIGN, FPGA, LLM, TOTALS
 
-POINT_COLUMNS = ["key", "axes", "config", "status", "error"] + TOTALS + DESIGN + FPGA + ["elapsed_s"]
+POINT_COLUMNS = ["key", "axes", "config", "status", "error"] + TOTALS + DESIGN + FPGA + LLM + ["elapsed_s"]
 FINISHED = ("ok", "infeasible")
 
 
@@ -79,6 +88,8 @@ class Store:
             self.db.execute(f"CREATE TABLE IF NOT EXISTS points ({cols})")
             self.db.execute(f"CREATE TABLE IF NOT EXISTS layers ({lcols}, PRIMARY KEY (point_key, idx))")
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+            scols = ", ".join(f'"{c}"' for c in POINT_COLUMNS + ["reason", "superseded_at"])
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS superseded ({scols})")
             schema = json.dumps([POINT_COLUMNS, _layer_columns()])
             row = self.db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
             if row is None:
@@ -113,7 +124,7 @@ class Store:
         """Write one point's row and its layer rows in one transaction (replacing an earlier try)."""
         row = dict(result)
         row["axes"] = json.dumps(point.axes_dict())
-        row["config"] = json.dumps(point.config(), sort_keys=True)
+        row["config"] = json.dumps({**point.config(), "files": dict(point.files)}, sort_keys=True)
         values = [_py(row.get(c)) for c in POINT_COLUMNS]
         lcols = _LAYER_COLUMNS or _layer_columns()
         columns = result["layers"]      # {column: [value per layer]} (see sweeps.evaluate)
@@ -127,6 +138,83 @@ class Store:
             self.db.execute(f"INSERT OR REPLACE INTO points VALUES ({','.join('?' * len(POINT_COLUMNS))})", values)
             if layer_rows:
                 self.db.executemany(f"INSERT INTO layers VALUES ({','.join('?' * (len(lcols) + 2))})", layer_rows)
+
+
+    def supersede(self, points) -> list[tuple[dict, str]]:
+        """Move to ``superseded`` the rows that ``points`` (a spec's points, as it is now) replace:
+        a row read from a file that ``points`` name with other content, or a row with the axis values
+        of one of ``points`` under another key. Returns ``[(axes of the row, reason)]``."""
+        keys = {p.key for p in points}
+        axes_of = {json.dumps(p.axes_dict()): p.key for p in points}
+        now = {}
+        for p in points:
+            now.update(p.files)
+        gone: list[tuple[str, dict, str]] = []
+        for key, axes, config in self.db.execute("SELECT key, axes, config FROM points"):
+            if key in keys:
+                continue
+            try:
+                files = json.loads(config).get("files") or {}
+            except (TypeError, ValueError):
+                files = {}
+            changed = sorted(f for f, h in files.items() if f in now and now[f] != h)
+            if changed:
+                gone.append((key, json.loads(axes), "changed since it ran: " + ", ".join(changed)))
+            elif axes in axes_of:
+                gone.append((key, json.loads(axes), "the same axis values now make another configuration "
+                                                   "(another sparsim version, or a store from before files "
+                                                   "were keyed)"))
+        if gone:
+            import datetime
+            at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            cols = ", ".join(f'"{c}"' for c in POINT_COLUMNS)
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                for key, _, reason in gone:
+                    self.db.execute(f"INSERT INTO superseded SELECT {cols}, ?, ? FROM points WHERE key = ?",
+                                    (reason, at, key))
+                    self.db.execute("DELETE FROM points WHERE key = ?", (key,))
+                    self.db.execute("DELETE FROM layers WHERE point_key = ?", (key,))
+        return [(axes, reason) for _, axes, reason in gone]
+
+
+def stale_files(path) -> tuple[dict[str, int], int]:
+    """``({file: points read from it}, points)`` for the files the store's points were read from that
+    have changed (or gone) since, and how many points that makes: those points are out of date until
+    the sweep runs again."""
+    import hashlib
+    with Store(path, create=False) as st:
+        configs = [c for (c,) in st.db.execute("SELECT config FROM points")]
+    now: dict[str, str | None] = {}
+    files_out: dict[str, int] = {}
+    points = 0
+    for c in configs:
+        try:
+            files = json.loads(c).get("files") or {}
+        except (TypeError, ValueError, AttributeError):
+            continue
+        hit = False
+        for f, h in files.items():
+            if f not in now:
+                try:
+                    now[f] = hashlib.sha256(Path(f).read_bytes()).hexdigest()
+                except OSError:
+                    now[f] = None
+            if now[f] != h:
+                files_out[f] = files_out.get(f, 0) + 1
+                hit = True
+        points += hit
+    return files_out, points
+
+
+def stale_line(path) -> str | None:
+    """One line saying which points of the store are out of date with their files, or None."""
+    files, points = stale_files(path)
+    if not files:
+        return None
+    names = ", ".join(f"{f} ({n})" for f, n in sorted(files.items()))
+    return (f"warning: {path}: {points} point{'s' if points != 1 else ''} were computed from files that have "
+            f"changed or gone since (file (points): {names}); run the sweep again to update them")
 
 
 # ---------------------------------------------------------------------------------------------- read

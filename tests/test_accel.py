@@ -12,7 +12,8 @@ def base_doc():
 
 
 def test_every_preset_loads_and_cites_a_source():
-    assert set(accel.presets.names()) == {"tpu-like", "sparse-tc-2of4", "vegeta-flex", "sat-vcu1525", "edge-npu"}
+    assert set(accel.presets.names()) == {"tpu-like", "sparse-tc-2of4", "vegeta-flex", "sat-vcu1525", "edge-npu",
+                                          "gpu-a100-2of4", "edge-npu-lpddr5", "vegeta-cpu-l2"}
     for name in accel.presets.names():
         a = accel.load(name)
         assert a.name == name and a.source and a.description

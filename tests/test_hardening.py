@@ -194,7 +194,8 @@ def test_out_is_checked_before_running(argv, suffix, tmp_path, capsys):
                                   ["synth", "--unit", "nm_dot", "--fpga-yaml"],
                                   ["calibrate", "--accel", "vegeta-flex", "--quick", "--report"]])
 def test_rtl_commands_check_their_outputs_before_running(argv, tmp_path, capsys):
-    assert main(argv + [str(tmp_path / "missing" / "f.out")]) == 2
+    name = "f.yaml" if argv[-1] == "--fpga-yaml" else "f.json"
+    assert main(argv + [str(tmp_path / "missing" / name)]) == 2
     cap = capsys.readouterr()
     assert cap.out == "" and "does not exist" in cap.err
 

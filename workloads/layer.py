@@ -11,6 +11,7 @@ import numpy as np
 from .errors import MaskError
 from .layout import WeightLayout, from_gemm, to_gemm
 from .patterns import NM, Dense, SparsityPattern
+from .quant import Quant
 from .stats import MaskStats, mask_stats
 
 #: Largest right operand (groups x k x n) a mask is chosen or held for: 2^31 weights, a 2 GiB mask.
@@ -31,6 +32,8 @@ class Phase(str, enum.Enum):
     FORWARD = "forward"
     BACKWARD_DATA = "backward_data"
     BACKWARD_WEIGHT = "backward_weight"
+    PREFILL = "prefill"    # an LLM's prompt pass (workloads.llm)
+    DECODE = "decode"      # one LLM decode step reading the KV cache (workloads.llm)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Layer:
     weight_layout: how ``weight`` maps to the GEMM (see :mod:`workloads.layout`).
     mask:          bool array of ``weight``'s shape, True where kept; None when dense or weightless.
     pattern:       the pattern that chose ``mask`` (or None when it came from the model / is dense).
+    quant:         how the right operand is stored (bits per value, group scales; see
+                   :mod:`workloads.quant`), or None: at the accelerator's ``weight_bits``.
     """
 
     name: str
@@ -91,6 +96,7 @@ class Layer:
     weight_layout: WeightLayout | None = None
     mask: np.ndarray | None = field(default=None, repr=False)
     pattern: SparsityPattern | None = None
+    quant: Quant | None = None
 
     def __post_init__(self):
         for f in ("m", "n", "k", "groups"):

@@ -154,7 +154,26 @@ def build_model_spec(spec: str, batch: int | None = None, seed: int = 0):
         return _build_user_model(path, fn_name, batch, seed, where)
 
 
+#: top-level packages of sparsim itself: never imported afresh for a model file beside them
+_OWN_PACKAGES = frozenset({"workloads", "accel", "simulator", "search", "sweeps", "sparsim", "hdl"})
+
+
+def _forget_local_modules(spec: str) -> None:
+    """Drop from ``sys.modules`` the modules a model file imports from its folder (by their names:
+    ``helper``, ``pkg.sub``), so that a build in a long-running process (a sweep run in process, a
+    notebook) imports their current content, and not a same-named module of another model's folder."""
+    path_s = spec.rpartition(":")[0]
+    folder = Path(path_s).resolve().parent
+    for f in model_source_files(spec):
+        parts = list(Path(f).relative_to(folder).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts and parts[0] not in _OWN_PACKAGES:
+            sys.modules.pop(".".join(parts), None)
+
+
 def _build_user_model(path: Path, fn_name: str, batch, seed: int, where: str):
+    _forget_local_modules(f"{path}:{fn_name}")
     mod_name = f"_sparsim_user_model_{abs(hash(str(path.resolve())))}"
     loader = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(loader)
@@ -185,3 +204,99 @@ def _build_user_model(path: Path, fn_name: str, batch, seed: int, where: str):
                                  f"got {type(built).__name__}")
     model, inputs = built
     return model, inputs, f"{path.stem}:{fn_name}", ((1 if batch is None else batch) if takes_batch else None)
+
+
+def model_source_files(spec: str) -> dict[str, str]:
+    """``{absolute path: sha256 of its bytes}`` of every file a ``path/to/file.py:build_fn`` model is
+    built from: the file itself and the Python modules it imports from its own folder (the folder is
+    on the import path while it is built), followed transitively; a local package counts with every
+    ``.py`` file under it. A zoo name gives ``{}`` (its code is sparsim's: the version names it).
+
+    Sweep stores key their points by these hashes, so an edited model file or helper module never
+    reuses an old result. Data files a build function opens are not followed."""
+    import ast
+    import hashlib
+    if spec.startswith("hf:"):
+        return _hf_source_files(spec[3:])
+    path_s, sep, _ = spec.rpartition(":")
+    if not (sep and path_s.endswith(".py")) or not Path(path_s).is_file():
+        return {}
+    first = Path(path_s).resolve()
+    folder = first.parent
+    out: dict[str, str] = {}
+    todo = [first]
+    while todo:
+        f = todo.pop()
+        if str(f) in out:
+            continue
+        data = f.read_bytes()
+        out[str(f)] = hashlib.sha256(data).hexdigest()
+        if f.suffix != ".py":
+            continue
+        try:
+            tree = ast.parse(data, filename=str(f))
+        except (SyntaxError, ValueError):
+            continue                        # building it will say what is wrong
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = f.parent if node.level else folder
+                for _ in range(max(0, node.level - 1)):
+                    base = base.parent
+                if not _inside(base, folder):
+                    continue
+                prefix = ".".join(base.relative_to(folder).parts + tuple(filter(None, (node.module or "").split("."))))
+                names = ([prefix] if prefix else []) + [f"{prefix}.{a.name}" if prefix else a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                todo.extend(_local_module_files(folder, name))
+    return dict(sorted(out.items()))
+
+
+def _inside(p: Path, folder: Path) -> bool:
+    try:
+        p.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _local_module_files(folder: Path, dotted: str) -> list[Path]:
+    """The files of module ``dotted`` (and of each package on its way) found under ``folder``."""
+    parts = [p for p in dotted.split(".") if p]
+    found: list[Path] = []
+    for i in range(1, len(parts) + 1):
+        base = folder.joinpath(*parts[:i])
+        if base.with_suffix(".py").is_file():
+            found.append(base.with_suffix(".py").resolve())
+            break
+        if (base / "__init__.py").is_file():
+            if i == len(parts):
+                found.extend(sorted(p.resolve() for p in base.rglob("*.py")))
+            else:
+                found.append((base / "__init__.py").resolve())
+            continue
+        break
+    return found
+
+
+def _hf_source_files(rest: str) -> dict[str, str]:
+    """``{absolute path: sha256}`` of a local ``hf:`` model: the config file, or a folder's config,
+    tokenizer and weight files (what building the model reads). A built-in name gives ``{}`` (its
+    config is sparsim's: the version names it)."""
+    import hashlib
+    p = Path(rest).expanduser()
+    if not p.exists():
+        return {}
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and
+                                           f.suffix in (".json", ".safetensors", ".bin", ".model", ".txt"))
+    out = {}
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        out[str(f.resolve())] = h.hexdigest()
+    return out

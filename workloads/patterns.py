@@ -32,8 +32,11 @@ def _as_gemm3(weight: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _keep_count(density: float, total: int) -> int:
-    """Number of elements a density keeps out of ``total``: round half up, so it is deterministic."""
-    return int(math.floor(density * total + 0.5))
+    """Number of elements a density keeps out of ``total``: round half up, so it is deterministic;
+    at least one when the density is above zero (a tiny density thins a layer, it never removes it:
+    a layer rounded to nothing would simulate to 0 cycles and 0 energy)."""
+    keep = int(math.floor(density * total + 0.5))
+    return max(keep, 1) if density > 0 and total > 0 else keep
 
 
 def _top_flat(scores: np.ndarray, keep: int) -> np.ndarray:
@@ -70,6 +73,14 @@ def _group_rank(mag: np.ndarray) -> np.ndarray:
             if j != i:   # larger ones, and equal ones earlier, come first
                 ri += (mag[:, :, j, :] >= mi) if j < i else (mag[:, :, j, :] > mi)
     return rank
+
+
+def _density_text(d: float) -> str:
+    """The shortest text that parses back to the same float (``0.5``, ``1``, ``0.3982634...``): a
+    pattern's text form picks the same mask as the pattern (``:g`` kept 6 digits, and a density such
+    as ``939621 / 2359296`` came back one weight short)."""
+    text = repr(float(d))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _check_density(density: float, what: str) -> float:
@@ -180,7 +191,7 @@ class Unstructured(SparsityPattern):
         return m[0] if squeeze else m
 
     def __str__(self):
-        return f"unstructured:{self.density_:g}"
+        return f"unstructured:{_density_text(self.density_)}"
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,7 @@ class Block(SparsityPattern):
         return keep[0] if squeeze else keep
 
     def __str__(self):
-        return f"block:{self.bh}x{self.bw}:{self.density_:g}"
+        return f"block:{self.bh}x{self.bw}:{_density_text(self.density_)}"
 
 
 @dataclass(frozen=True)
@@ -246,7 +257,7 @@ class Channel(SparsityPattern):
         return keep[0] if squeeze else keep
 
     def __str__(self):
-        return f"channel:{self.density_:g}"
+        return f"channel:{_density_text(self.density_)}"
 
 
 # Short constructors, as DESIGN.md names them.

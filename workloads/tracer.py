@@ -24,7 +24,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.weak import WeakIdKeyDictionary
 
-from .errors import TraceError, UnsupportedOpError
+from .errors import MaskError, TraceError, UnsupportedOpError
 from .layer import ConvGeometry, Layer, LayerKind
 from .layout import WeightLayout
 from .workload import OtherOp, Workload
@@ -484,6 +484,13 @@ def _canonical_weight_name(root: str) -> str:
     return root
 
 
+def _broadcasts(shape, to) -> bool:
+    try:
+        return tuple(np.broadcast_shapes(tuple(shape), tuple(to))) == tuple(to)
+    except ValueError:
+        return False
+
+
 def _model_mask(model: torch.nn.Module, weight_name: str):
     """The mask the model itself holds for a weight: a prune ``*_mask`` buffer or parametrization masks."""
     modpath, _, attr = weight_name.rpartition(".")
@@ -582,6 +589,12 @@ def _build_workload(model, model_name, batch, tracer: _Tracer) -> Workload:
                 mask = mm
             elif mm is not None and tuple(mm.T.shape) == tuple(weight.shape):
                 mask = np.ascontiguousarray(mm.T)
+            elif mm is not None and _broadcasts(mm.shape, weight.shape):
+                mask = np.broadcast_to(mm, weight.shape).copy()     # e.g. one flag per output row
+            elif mm is not None:
+                raise MaskError(f"layer '{lname}': the model's mask for weight '{wname}' (a prune weight_mask "
+                                f"buffer or a parametrization mask) has shape {tuple(mm.shape)}, the weight "
+                                f"{tuple(weight.shape)}; expected the weight's shape")
             elif np.count_nonzero(weight) != weight.size:      # no temporary array, unlike weight != 0
                 mask = weight != 0
             if mask is not None and mask.all():

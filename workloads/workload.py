@@ -16,6 +16,7 @@ from .errors import PatternError, WorkloadError
 from .layer import ConvGeometry, Layer, LayerKind, Phase
 from .layout import WeightLayout
 from .patterns import NM, parse_pattern
+from .quant import Quant
 
 FORMAT = "sparsim-workload"
 FORMAT_VERSION = 1
@@ -264,6 +265,8 @@ def _layer_to_dict(l: Layer, weights: bool) -> dict:
          "a_bits": l.a_bits, "w_bits": l.w_bits, "o_bits": l.o_bits, "weight_name": l.weight_name,
          "weight_layout": None if l.weight_layout is None else l.weight_layout.value,
          "pattern": None if l.pattern is None else str(l.pattern), "mask": None, "weight": None}
+    if l.quant is not None:
+        d["quant"] = {"bits": l.quant.bits, "group_size": l.quant.group_size, "scale_bits": l.quant.scale_bits}
     if l.mask is not None:
         d["mask"] = {"shape": list(l.mask.shape), "packbits_b64": _b64(np.packbits(l.mask.ravel()))}
     if weights and l.weight is not None:
@@ -295,4 +298,5 @@ def _layer_from_dict(d: dict) -> Layer:
                  w_bits=int(d.get("w_bits", 32)), o_bits=int(d.get("o_bits", 32)),
                  weight_name=d.get("weight_name"), weight=weight,
                  weight_layout=None if d.get("weight_layout") is None else WeightLayout(d["weight_layout"]),
-                 mask=mask, pattern=None if d.get("pattern") is None else parse_pattern(d["pattern"]))
+                 mask=mask, pattern=None if d.get("pattern") is None else parse_pattern(d["pattern"]),
+                 quant=None if d.get("quant") is None else Quant(**d["quant"]))

@@ -8,11 +8,14 @@ def register(sub) -> None:
                         description="Per-layer sparsity search over simulator cost tables: the exact choice "
                                     "within a budget (latency, energy) or a Pareto front (pareto).")
     src = sp.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="zoo model name or path/to/file.py:build_fn")
+    src.add_argument("--model", help="zoo model name or path/to/file.py:build_fn (hf:NAME or hf:/path for "
+                                     "the LLM objectives tpot, token-energy)")
     src.add_argument("--workload", help="a saved workload (.json) or SCALE-Sim topology (.csv); magnitude proxy only")
     sp.add_argument("--accel", required=True, help="preset name, .yaml or SCALE-Sim .cfg")
-    sp.add_argument("--objective", choices=["latency", "energy", "pareto"], default="pareto",
-                    help="latency / energy: best proxy within --budget; pareto: front over proxy, cycles, energy")
+    sp.add_argument("--objective", choices=["latency", "energy", "pareto", "tpot", "token-energy"], default=None,
+                    help="latency / energy: best proxy within --budget; pareto: front over proxy, cycles, energy "
+                         "(default); for hf: LLMs tpot / token-energy: decode time or energy per output token "
+                         "(docs/llm-inference.md)")
     sp.add_argument("--budget", type=float, help="fraction of the dense model's cycles (latency) or energy "
                                                  "(energy) on the same accelerator (default 0.6)")
     sp.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES),
@@ -33,12 +36,25 @@ def register(sub) -> None:
                     help="also choose hardware: rows=16,32,64 cols=... dataflow=ws,os modes=2:4,1:4+2:4 "
                          "dram_gbps=8,16 buffer_scale=0.5,1 <memory name>=<bytes>,...")
     sp.add_argument("--rows", type=int, default=12, help="rows of the front to print (default 12)")
+    sp.add_argument("--prompt", type=int, default=512, help="LLM objectives: prompt tokens (default 512)")
+    sp.add_argument("--generate", type=int, default=128, help="LLM objectives: decode steps (default 128)")
     sp.set_defaults(func=cmd_search)
 
 
 def errors() -> list:
     from search.errors import SearchError
     return [SearchError]
+
+
+def shown_rows(n: int, rows: int, chosen: int) -> list[int]:
+    """At most ``rows`` positions out of ``n``, spread evenly from the first to the last, one of them
+    ``chosen`` (it replaces the nearest)."""
+    if n <= rows:
+        return list(range(n))
+    picks = sorted({round(i * (n - 1) / (rows - 1)) for i in range(rows)}) if rows > 1 else [chosen]
+    if chosen not in picks:
+        picks[min(range(len(picks)), key=lambda j: abs(picks[j] - chosen))] = chosen
+    return sorted(set(picks))
 
 
 def _fmt(v) -> str:
@@ -48,14 +64,21 @@ def _fmt(v) -> str:
 def cmd_search(args) -> int:
     import sys
     from search import SearchError
+    if (args.model or "").startswith("hf:") or args.objective in ("tpot", "token-energy"):
+        from sparsim.commands.llm import cmd_llm_search
+        return cmd_llm_search(args)                 # decode TPOT / energy per token of an LLM
+    if args.objective is None:
+        args.objective = "pareto"
     from sparsim.api import accelerator, load_workload, search
+    from sparsim._io import check_writable, writing
     from sparsim.cli import _table
     for flag, path, exts in (("--out", args.out, (".csv", ".parquet")), ("--masks", args.masks, (".pt", ".pth")),
                              ("--plot", args.plot, (".png",))):
-        if path and not path.lower().endswith(exts):
-            raise SearchError(f"{flag} {path}: expected a {' or '.join(exts)} file name")
+        check_writable(path, flag, exts)
     if args.evals < 1:
         raise SearchError(f"--evals {args.evals}: expected a positive integer")
+    if args.rows < 1:
+        raise SearchError(f"--rows {args.rows}: expected a positive integer")
     acc = accelerator(args.accel)
     spec = args.model if args.model else load_workload(args.workload)
     res = search(spec, acc, objective=args.objective, budget=args.budget, candidates=args.candidates,
@@ -71,8 +94,7 @@ def cmd_search(args) -> int:
                      f"{b['dram_bytes'] / 2**20:.2f}"] + ["(given)"] * len(res.hardware_axes))
     front = res.front
     chosen = res._index(None)
-    show = front if len(front) <= args.rows else front.iloc[
-        sorted(set(list(range(0, len(front), max(1, len(front) // args.rows))) + [chosen]))]
+    show = front.iloc[shown_rows(len(front), args.rows, chosen)]
     for i, r in show.iterrows():
         name = ("chosen" if res.objective != "pareto" else "front") + (" *" if i == chosen else f" {i}")
         rows.append([name, f"{r['proxy']:.4f}", _fmt(r["cycles"]), f"{d['cycles'] / r['cycles']:.2f}x",
@@ -101,13 +123,10 @@ def cmd_search(args) -> int:
           f"baselines {t['baselines']:.1f} s, total {t['total']:.1f} s")
     c = front.loc[chosen]
     print("* chosen: " + ", ".join(f"{k[6:]}={v}" for k, v in c.items() if str(k).startswith("layer:") and v != "-"))
-    if args.out:
-        res.save(args.out)
-        print(f"wrote {args.out}")
-    if args.masks:
-        res.save_masks(args.masks)
-        print(f"wrote {args.masks}")
-    if args.plot:
-        res.plot(args.plot)
-        print(f"wrote {args.plot}")
+    for flag, path, save in (("--out", args.out, res.save), ("--masks", args.masks, res.save_masks),
+                             ("--plot", args.plot, res.plot)):
+        if path:
+            with writing(path, flag):
+                save(path)
+            print(f"wrote {path}")
     return 0

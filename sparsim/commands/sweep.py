@@ -45,14 +45,23 @@ def errors() -> list:
     return [SweepError]
 
 
+#: file names a results store may have (it is SQLite)
+STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+
+
 def cmd_sweep(args) -> int:
+    from sparsim._io import check_writable
     from sweeps import load_spec
     from sweeps.runner import run_sweep
+    check_writable(args.out, "--out", STORE_SUFFIXES, "the results store is an SQLite file, e.g. results.db")
     spec = load_spec(args.spec)
     if not args.quiet:
         print(f"{spec.name}: {len(spec.points)} points over {', '.join(spec.axes)} -> {args.out}", file=sys.stderr)
     summary = run_sweep(spec, args.out, workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+    if summary.superseded_line(args.out):
+        print(summary.superseded_line(args.out))
     print(summary.line())
+    _warn_unfit(args.out)
     if summary.errors:
         from sweeps.store import load_results
         pts, _ = load_results(args.out)
@@ -66,12 +75,35 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _warn_unfit(path) -> None:
+    """On stderr, once: how many ok points have layers whose mapping does not fit the buffers."""
+    import sqlite3
+
+    from sweeps.evaluate import UNFIT_NOTE
+    with sqlite3.connect(path) as db:
+        n = db.execute("SELECT COUNT(*) FROM points WHERE status = 'ok' AND error LIKE ?",
+                       (UNFIT_NOTE + "%",)).fetchone()[0]
+    if n:
+        print(f"warning: {n} ok point{'s have' if n != 1 else ' has'} layers whose mapping does not fit the buffers "
+              f"(their numbers are not what the hardware can do; the layers are in the error column: "
+              f"sparsim results {path} --where \"status == 'ok' and error != None\")", file=sys.stderr)
+
+
+def _warn_stale(path) -> None:
+    """On stderr: which stored points are out of date with the files they were read from."""
+    from sweeps.store import stale_line
+    line = stale_line(path)
+    if line:
+        print(line, file=sys.stderr)
+
+
 def export_frame(path, where: str | None = None, all_columns: bool = False):
     """The table `sparsim results` writes: one row per point."""
     from sweeps.errors import SweepError
     from sweeps.expr import Expr
     from sweeps.store import load_results
     pts, _ = load_results(path)
+    _warn_stale(path)
     if where:
         expr = Expr(where, "--where", set(pts.columns))
         rows = pts.to_dict(orient="records")
@@ -92,14 +124,18 @@ def _isnan(v) -> bool:
 
 
 def cmd_results(args) -> int:
+    from sparsim._io import check_writable, writing
     from sweeps.errors import SweepError
     fmt = args.format
-    if fmt is None:
-        ext = (args.out or "").rsplit(".", 1)[-1].lower() if args.out and "." in args.out else "csv"
-        fmt = {"csv": "csv", "parquet": "parquet", "json": "json"}.get(ext)
-        if fmt is None:
-            raise SweepError(f"--out {args.out}: cannot tell the format from the extension; "
-                             f"give --format csv, parquet or json")
+    if args.out:
+        check_writable(args.out, "--out", (".csv", ".parquet", ".json"), "the file name says the format")
+        ext = args.out.rsplit(".", 1)[-1].lower()
+        if fmt is not None and fmt != ext:
+            raise SweepError(f"--format {fmt} does not match --out {args.out}: give a .{fmt} file name, or "
+                             f"--format {ext}")
+        fmt = ext
+    elif fmt is None:
+        fmt = "csv"
     if fmt == "parquet" and not args.out:
         raise SweepError("--format parquet: needs --out FILE (parquet is binary)")
     df = export_frame(args.store, args.where, args.all_columns)
@@ -110,12 +146,13 @@ def cmd_results(args) -> int:
     if args.out:
         import os
         tmp = args.out + ".tmp"
-        if fmt == "parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            with open(tmp, "w") as f:
-                f.write(text)
-        os.replace(tmp, args.out)
+        with writing(args.out, "--out"):
+            if fmt == "parquet":
+                df.to_parquet(tmp, index=False)
+            else:
+                with open(tmp, "w") as f:
+                    f.write(text)
+            os.replace(tmp, args.out)
         print(f"wrote {len(df)} rows to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -123,8 +160,18 @@ def cmd_results(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from sparsim._io import OutputPathError, check_writable, writing
     from sweeps.report import write_report
-    paths = write_report(args.store, args.out, point=args.point, color=args.color)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"--out {args.out}: is a file; expected a folder for report.html and the PNGs")
+    if out.is_dir():
+        check_writable(out / "report.html", "--out")
+    _warn_stale(args.store)
+    with writing(args.out, "--out"):
+        paths = write_report(args.store, args.out, point=args.point, color=args.color)
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -1,0 +1,217 @@
+"""LLM inference on the three LLM presets: the checks of issue 21 and a comparison with published
+figures, as Markdown tables.
+
+Run: .venv/bin/python benchmarks/bench_llm.py [--quick]
+(several minutes: it builds one block of Llama-3.2-1B, Llama-3.1-8B and Qwen1.5-MoE-A2.7B with
+seeded weights, about 5 GB of memory at the peak; not in `make bench`. ``--quick`` skips the 8B and
+MoE parts.)
+
+Parts:
+
+1. Built-in configs: parameters of the whole model (built on the ``meta`` device) beside the
+   published count.
+2. Batch-1 decode on each memory-bound preset (Llama-3.2-1B, prompt 512, 128 tokens): TPOT beside
+   (weight + KV bytes moved) / DRAM bandwidth; the 2:4 decode speed-up beside the byte ratio
+   (values + metadata); the prefill 2:4 speed-up of the blocks' linear layers beside the array's.
+3. Context and batch on gpu-a100-2of4: where decode moves from weight-bound to KV-bound.
+4. Published figures: Llama-3-8B batch-1 decode on an A100-80GB (torchao sparsity README:
+   bf16, int8 weight-only, int4 weight-only g64, int4 g64 + 2:4 Sparse-Marlin) beside sparsim's
+   gpu-a100-2of4 and the roofline bound; linear-layer 2:4 speed-ups (NVIDIA A100 whitepaper: 2x
+   math; torchao: "up to 1.7x" for 2:4 matmuls) beside sparsim's prefill; each gap above 15 %
+   explained in the notes printed under the table.
+5. MoE (Qwen1.5-MoE-A2.7B, one block traced): experts loaded vs distinct experts routed; uniform
+   vs zipf routing DRAM bytes per token at batch 1, 8, 32.
+6. Activation sparsity (TEAL-style, 50 % target, Llama-3.2-1B): decode DRAM bytes per token on
+   skipping hardware (edge-npu-lpddr5) and gating-only hardware (vegeta-cpu-l2).
+7. Speed: `sparsim llm` on Llama-3.2-1B (prompt 512, 128 tokens, batches 1, 8, 32), whole process;
+   one more (batch, context) point warm; Mistral-7B with one block traced, whole process.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import accel  # noqa: E402
+from simulator.llm import prefill_cost, run_llm  # noqa: E402
+from workloads.hf import BUILTIN, config_from_spec, count_params, load_llm  # noqa: E402
+
+PRESETS = ["gpu-a100-2of4", "edge-npu-lpddr5", "vegeta-cpu-l2"]
+QUICK = "--quick" in sys.argv
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    print("\n".join(out))
+    print()
+
+
+def part1():
+    print("### 1. Built-in configs: parameter counts\n")
+    rows = []
+    for name, e in BUILTIN.items():
+        cfg, _ = config_from_spec(f"hf:{name}")
+        n = count_params(cfg)
+        rows.append([f"`hf:{name}`", f"{n:,}", f"{e['published'] / 1e9:.3g}B", f"{(n / e['published'] - 1) * 100:+.2f} %",
+                     e["source"]])
+    table(["model", "sparsim (whole model)", "published", "difference", "source"], rows)
+
+
+def linear_prefill_speedup(model, acc, prompt=512):
+    d, s = [], []
+    prefill_cost(model, acc, 1, prompt, detail=d)
+    prefill_cost(model.sparsify("2:4"), acc, 1, prompt, detail=s)
+    dense = {r["name"]: r["cycles"] for r in d if r["kind"] == "linear" and r["name"] not in {"lm_head"}}
+    sparse = {r["name"]: r["cycles"] for r in s if r["name"] in dense}
+    return sum(dense.values()) / sum(sparse.values())
+
+
+def part2(m1b):
+    print("### 2. Batch-1 decode on the memory-bound presets (Llama-3.2-1B, prompt 512, 128 tokens)\n")
+    rows = []
+    for p in PRESETS:
+        acc = accel.load(p)
+        runs = {}
+        for pat in ("dense", "2:4"):
+            mm = m1b if pat == "dense" else m1b.sparsify("2:4")
+            r = run_llm(mm, acc, 1, 512, 128)
+            runs[pat] = r
+            bound = r.decode.dram_bytes / acc.dram.bandwidth_bytes_per_s / 128
+            rows.append([p, pat, f"{r.tpot_mean_s * 1e3:.4f}", f"{bound * 1e3:.4f}",
+                         f"{(r.tpot_mean_s / bound - 1) * 100:+.3f} %", f"{r.dram_bytes_per_token / 1e6:.1f}", r.bound,
+                         "", "", ""])
+        sp = runs["dense"].tpot_mean_s / runs["2:4"].tpot_mean_s
+        br = runs["dense"].dram_bytes_per_token / runs["2:4"].dram_bytes_per_token
+        rows[-1][7:] = [f"{sp:.3f}x", f"{br:.3f}x", f"{linear_prefill_speedup(m1b, acc):.3f}x"]
+    table(["preset", "weights", "TPOT ms", "(W+KV bytes)/BW ms", "TPOT vs bound", "DRAM MB/token", "bound",
+           "2:4 decode speed-up", "byte ratio", "2:4 prefill speed-up (linear layers; array: 2x)"], rows)
+
+
+def part3(m1b):
+    print("### 3. Context and batch: weight-bound to KV-bound (Llama-3.2-1B, gpu-a100-2of4, 128 tokens)\n")
+    acc = accel.load("gpu-a100-2of4")
+    rows = []
+    for b in (1, 8, 32):
+        for ctx in (512, 2048, 8192, 32768):
+            r = run_llm(m1b, acc, b, ctx, 128)
+            d = r.decode
+            rows.append([b, ctx, f"{r.tpot_mean_s * 1e3:.3f}", f"{d.weight_bytes / (b * 128) / 1e6:.1f}",
+                         f"{d.kv_bytes / (b * 128) / 1e6:.1f}", r.bound])
+    table(["batch", "prompt", "TPOT ms", "weight MB/token", "KV MB/token", "bound"], rows)
+
+
+def part4():
+    print("### 4. Published: Llama-3-8B batch-1 decode on an A100-80GB\n")
+    acc = accel.load("gpu-a100-2of4")
+    m = load_llm("hf:llama-3.1-8b", blocks=1)
+    # torchao/sparsity/README.md (pytorch/ao), "LLama3" table, NVIDIA-A100-80GB: tokens/s, model size GB
+    published = {"bf16": (95.64, 15.01), "int8wo": (153.03, 7.52), "int4wo-64": (180.80, 4.22),
+                 "int4wo-64 + 2:4 (Sparse-Marlin)": (226.02, 3.05)}
+    configs = {"bf16": m, "int8wo": m.with_weight_bits(8, group_size=4096),
+               "int4wo-64": m.with_weight_bits(4, group_size=64),
+               "int4wo-64 + 2:4 (Sparse-Marlin)": m.sparsify("2:4").with_weight_bits(4, group_size=64)}
+    rows = []
+    base = {}
+    for name, mm in configs.items():
+        r = run_llm(mm, acc, 1, 128, 128)
+        tps = 1 / r.tpot_mean_s
+        roof = acc.dram.bandwidth_bytes_per_s / r.dram_bytes_per_token
+        pub, size = published[name]
+        base.setdefault("pub", pub)
+        base.setdefault("sim", tps)
+        rows.append([name, f"{pub:.1f}", f"{tps:.1f}", f"{roof:.1f}", f"{(tps / pub - 1) * 100:+.0f} %",
+                     f"{pub / base['pub']:.2f}x", f"{tps / base['sim']:.2f}x",
+                     f"{size:.2f} / {r.dram_bytes_per_token / 1e9:.2f}"])
+    table(["weights", "published tok/s", "sparsim tok/s", "roofline tok/s (bytes / 2,039 GB/s)", "gap",
+           "published vs bf16", "sparsim vs bf16", "published model GB / sparsim GB per token"], rows)
+    sp = linear_prefill_speedup(m, acc, prompt=2048)
+    table(["linear-layer 2:4 speed-up", "value", "source"],
+          [["sparse tensor cores, peak math", "2.0x", "NVIDIA A100 whitepaper (312 -> 624 FP16 TFLOPS)"],
+           ["2:4 matmul, measured (best case)", "up to 1.7x", "pytorch/ao torchao/sparsity/README.md"],
+           ["sparsim prefill, Llama-3.1-8B blocks, prompt 2048", f"{sp:.2f}x", "this benchmark"]])
+    print("Notes: torchao's tokens/s are model size x tokens/s = its 'Memory Bandwidth' column (1,436 GB/s "
+          "for bf16, 70 % of the 2,039 GB/s peak; 763 GB/s for int4, 37 %), so the published gaps are "
+          "kernel efficiency, not bytes: sparsim assumes the peak bandwidth for every kernel and lands "
+          "on the roofline, above the published bf16 rate by the peak-to-achieved bandwidth ratio "
+          "(2,039 / 1,436 = 1.42) and far above the int4 rows, whose dequantization and launch "
+          "overheads make them less memory-bound than their bytes say. The speed-ups relative "
+          "to bf16 follow the bytes in sparsim (2:4 on int4: values + 2-bit metadata + scales) and "
+          "fall short of them in the measurement for the same reason. The linear-layer gap (sparsim's "
+          "array speed-up 2x vs 1.7x measured) is cuSPARSELt/CUTLASS kernel efficiency, which the "
+          "preset does not model.\n")
+
+
+def part5():
+    print("### 5. MoE: Qwen1.5-MoE-A2.7B (60 experts, top-4), one block traced, vegeta-cpu-l2\n")
+    m = load_llm("hf:qwen1.5-moe-a2.7b", blocks=1)
+    acc = accel.load("vegeta-cpu-l2")
+    dec = m.decode_step(1, 64)
+    loaded = {m.experts[l.name] for l in dec.layers if l.name in m.experts}
+    print(f"batch 1, real router: experts loaded {sorted(loaded)}; distinct experts routed "
+          f"{sorted(set(int(e) for e in m.routing[0][0]))}\n")
+    rows = []
+    for b in (1, 8, 32):
+        per = {}
+        for spec in ("real", "uniform", "zipf:1.2"):
+            r = run_llm(m.with_routing(spec), acc, b, 64, 16)
+            per[spec] = r.dram_bytes_per_token
+        rows.append([b] + [f"{per[s] / 1e6:.1f}" for s in ("real", "uniform", "zipf:1.2")])
+    table(["batch", "real MB/token", "uniform MB/token", "zipf:1.2 MB/token"], rows)
+    print("Zipf routing concentrates tokens on fewer experts, so at batch > 1 fewer distinct experts are "
+          "loaded per step and its DRAM bytes per token are LOWER than uniform's (the issue expected "
+          "higher; the compute per token is the same).\n")
+
+
+def part6(m1b):
+    print("### 6. Activation sparsity (TEAL-style 50 % target on Llama-3.2-1B, batch 1)\n")
+    rows = []
+    ms = m1b.with_act_sparsity(0.5)
+    for p in ("edge-npu-lpddr5", "vegeta-cpu-l2"):
+        acc = accel.load(p)
+        a, b = run_llm(m1b, acc, 1, 128, 16), run_llm(ms, acc, 1, 128, 16)
+        rows.append([p, acc.compute.sparse.activation.value, f"{a.dram_bytes_per_token / 1e6:.1f}",
+                     f"{b.dram_bytes_per_token / 1e6:.1f}", f"{a.energy_per_token_j * 1e3:.2f}",
+                     f"{b.energy_per_token_j * 1e3:.2f}"])
+    table(["preset", "activation_sparsity", "dense MB/token", "50 % MB/token", "dense mJ/token", "50 % mJ/token"], rows)
+    dens = [ms.input_density(l.name) for l in ms.blocks[0]]
+    print(f"measured input densities of block 0's linear layers (held-out half of the traced tokens): "
+          f"{', '.join(f'{d:.3f}' for d in dens)}\n")
+
+
+def part7():
+    print("### 7. Speed\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    exe = [sys.executable, "-m", "sparsim.cli"]
+    rows = []
+    for label, argv in (("Llama-3.2-1B, batches 1,8,32", ["--model", "hf:llama-3.2-1b", "--batch", "1,8,32"]),
+                        ("Mistral-7B, 1 block", ["--model", "hf:mistral-7b", "--batch", "1"])):
+        t = time.perf_counter()
+        subprocess.run(exe + ["llm", "--accel", "gpu-a100-2of4", "--prompt", "512", "--generate", "128"] + argv,
+                       check=True, capture_output=True, env=env)
+        rows.append([label, f"{time.perf_counter() - t:.1f} s"])
+    m = load_llm("hf:llama-3.2-1b", blocks=1)
+    acc = accel.load("gpu-a100-2of4")
+    run_llm(m, acc, 1, 512, 128)
+    t = time.perf_counter()
+    run_llm(m, acc, 4, 4096, 128)
+    rows.append(["one more point warm (batch 4, prompt 4096)", f"{(time.perf_counter() - t) * 1e3:.0f} ms"])
+    load = os.getloadavg()[0]
+    table(["what", f"time (load average {load:.1f} on {os.cpu_count()} cores)"], rows)
+
+
+if __name__ == "__main__":
+    part1()
+    m1b = load_llm("hf:llama-3.2-1b", blocks=1)
+    part2(m1b)
+    part3(m1b)
+    part6(m1b)
+    if not QUICK:
+        part4()
+        part5()
+    part7()

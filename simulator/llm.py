@@ -1,0 +1,444 @@
+"""LLM inference on an accelerator: prefill, decode with the KV cache, per-token latency and energy.
+
+A run is a prefill of ``P`` prompt tokens at batch ``B`` (its time is the **time to first token**,
+TTFT), then ``G`` decode steps; step ``i`` (``1..G``) feeds one token per sequence whose attention
+reads ``L_i = P + i`` keys (the cache holds the prompt and the ``i - 1`` tokens before it; the
+token's own K and V, written by its ``k_proj`` / ``v_proj``, are read with them). The **time per
+output token** (TPOT) is a decode step's time: its mean over the ``G`` steps and at the last one
+(``L = P + G``).
+
+Costs, per phase (workloads from :class:`workloads.llm.LlmModel`):
+
+* **Weight layers** (projections, MLP, experts, LM head) are costed by the fast engine
+  (:func:`simulator.engine.simulate_layer`): their mask (N:M compressed values + metadata), their
+  storage (``Layer.quant``: weight bits with group scales) and the accelerator decide cycles, bytes
+  and energy. In decode they do not depend on ``L``: a step's weight layers cost the same at every
+  step (MoE expert layers depend on the step's routing; they are costed per (layer, token count)
+  and summed over the steps).
+* **Prefill attention** is two GEMMs per block on the engine, their right operand K / V at the KV
+  cache's bits.
+* **Decode attention** streams the KV cache: per block and step, K and V of ``B x kv_heads``
+  heads, ``L x head_dim`` values each, are read once (GQA: once per KV head, shared by its query
+  heads), and the ``g`` query rows of each KV head stream past them. With ``E(L) = 2 B kv_heads L
+  head_dim`` KV values, the array holds ``R x C`` of them per fold and spends the accelerator's fold
+  time on each (``max(R x weight_load_cycles_per_row, g x stream_cycles_per_row)`` under the rtl
+  rule, whose double-buffered loads overlap the stream; ``2R + C + g - 2`` (WS, IS) or ``R + C + g - 2``
+  (OS) under SCALE-Sim's), so compute cycles ``c(L) = E(L) / (R C) x fold``; DRAM bytes ``b(L) = E(L)
+  x kv_bytes + 2 B heads head_dim x act_bytes`` (the query in, the output out); the step takes
+  ``max(c(L), b(L) / bandwidth)`` cycles, as the engine's double-buffered pipeline does. Both
+  terms are **affine in L**, so their maximum is affine on each side of the one crossing point, and
+  the sum over ``L = P+1 .. P+G`` is two arithmetic series (:func:`sum_max_affine`), exact; energy
+  (MACs, SRAM and DRAM bytes, all affine; static power x the exact time) sums the same way.
+  ``tests/test_llm.py`` checks the aggregate against costing every step.
+
+Per output token: energy and DRAM bytes of the decode phase divided by ``B x G``; tokens/s is
+``B / mean TPOT`` (decode throughput). The decode **bound** is ``compute`` when the array's cycles
+exceed the DRAM time over the whole decode, else ``weights`` or ``KV``, whichever moves more bytes.
+
+Not modelled (named, not silently zero): non-GEMM work (norms, softmax, rotary embeddings, the
+embedding lookup), weights or KV staying on chip across steps (every step reads them from DRAM:
+the models here are far larger than the buffers), and the KV write at the cache's bits (the
+``k_proj`` / ``v_proj`` outputs are written at the array's activation width).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from accel import Accelerator, Operand, TimingModel
+from workloads import Layer, LayerKind, Phase, Workload
+from workloads.llm import LlmModel, check_run
+
+from .dataflow import DATAFLOWS
+from .engine import _check, simulate_layer
+from .errors import SimulationError
+
+#: per-step quantities of a cost (sums over layers); energies in pJ, bytes, array cycles
+_KEYS = ("cycles", "compute_cycles", "dram_bytes", "weight_bytes", "kv_bytes", "energy_pj", "macs")
+
+
+@dataclass
+class Cost:
+    """Summed cycles, bytes and energy of some layers over some steps (see :data:`_KEYS`)."""
+
+    cycles: float = 0.0
+    compute_cycles: float = 0.0
+    dram_bytes: float = 0.0
+    weight_bytes: float = 0.0
+    kv_bytes: float = 0.0
+    energy_pj: float = 0.0
+    macs: float = 0.0
+
+    def add(self, other: "Cost", times: float = 1.0) -> "Cost":
+        for k in _KEYS:
+            setattr(self, k, getattr(self, k) + times * getattr(other, k))
+        return self
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in _KEYS}
+
+
+@dataclass
+class LlmRun:
+    """One (batch, prompt, generate) point: the issue's columns and the phases' totals.
+
+    ``layers``: per-layer rows (phase, name, per-step cycles / energy / DRAM bytes, how many blocks
+    a row stands for), for ``sparsim llm --layers``."""
+
+    model: str
+    accelerator: str
+    batch: int
+    prompt: int
+    generate: int
+    ttft_s: float
+    tpot_mean_s: float
+    tpot_last_s: float
+    tokens_per_s: float
+    energy_per_token_j: float
+    dram_bytes_per_token: float
+    bound: str
+    prefill: Cost
+    decode: Cost
+    last_step: Cost
+    layers: list = field(default_factory=list, repr=False)
+
+    def row(self) -> dict:
+        """The issue's columns, in order."""
+        return {"model": self.model, "accelerator": self.accelerator, "batch": self.batch, "prompt": self.prompt,
+                "generate": self.generate, "ttft_s": self.ttft_s, "tpot_mean_s": self.tpot_mean_s,
+                "tpot_last_s": self.tpot_last_s, "tokens_per_s": self.tokens_per_s,
+                "energy_per_token_j": self.energy_per_token_j, "dram_bytes_per_token": self.dram_bytes_per_token,
+                "bound": self.bound}
+
+
+# ------------------------------------------------------------------------------------ affine sums
+def sum_affine(a: float, b: float, lo: int, hi: int) -> float:
+    """``sum(a + b L for L in lo..hi)`` (0 when ``hi < lo``)."""
+    n = hi - lo + 1
+    if n <= 0:
+        return 0.0
+    return n * a + b * (lo + hi) * n / 2.0
+
+
+def sum_max_affine(p: tuple[float, float], q: tuple[float, float], lo: int, hi: int) -> float:
+    """``sum(max(p0 + p1 L, q0 + q1 L) for L in lo..hi)``, exactly: the two lines cross at most
+    once, so the range splits into at most two runs where one line is the larger."""
+    if hi < lo:
+        return 0.0
+    (a0, a1), (b0, b1) = p, q
+    if a1 == b1:
+        return sum_affine(max(a0, b0), a1, lo, hi)
+    x = (b0 - a0) / (a1 - b1)     # crossing point; above it the steeper line wins
+    steep, flat = ((a0, a1), (b0, b1)) if a1 > b1 else ((b0, b1), (a0, a1))
+    cut = min(hi, max(lo - 1, math.floor(x)))   # L <= cut: the flatter line is the larger (or equal)
+    return sum_affine(flat[0], flat[1], lo, cut) + sum_affine(steep[0], steep[1], cut + 1, hi)
+
+
+# ------------------------------------------------------------------------------------ decode attention
+@dataclass(frozen=True)
+class KvModel:
+    """Decode attention of one block at KV length ``L`` as affine functions ``(intercept, slope)``:
+    compute cycles, DRAM bytes (all), KV bytes, MACs, and energy without static power (pJ)."""
+
+    compute: tuple[float, float]
+    dram: tuple[float, float]
+    kv: tuple[float, float]
+    macs: tuple[float, float]
+    energy: tuple[float, float]
+    bw: float             # DRAM bytes per cycle
+    static_pj_per_cycle: float
+
+    def time(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The two lines whose maximum is the cycles: compute, and DRAM bytes / bandwidth."""
+        return self.compute, (self.dram[0] / self.bw, self.dram[1] / self.bw)
+
+    def at(self, kv_len: int) -> Cost:
+        """The cost at one KV length."""
+        c, t = self.time()
+        cyc = max(c[0] + c[1] * kv_len, t[0] + t[1] * kv_len)
+        f = lambda ab: ab[0] + ab[1] * kv_len  # noqa: E731
+        return Cost(cycles=cyc, compute_cycles=f(self.compute), dram_bytes=f(self.dram), kv_bytes=f(self.kv),
+                    energy_pj=f(self.energy) + self.static_pj_per_cycle * cyc, macs=f(self.macs))
+
+    def total(self, lo: int, hi: int) -> Cost:
+        """The cost summed over ``L = lo..hi``, exactly (see :func:`sum_max_affine`)."""
+        c, t = self.time()
+        cyc = sum_max_affine(c, t, lo, hi)
+        s = lambda ab: sum_affine(ab[0], ab[1], lo, hi)  # noqa: E731
+        return Cost(cycles=cyc, compute_cycles=s(self.compute), dram_bytes=s(self.dram), kv_bytes=s(self.kv),
+                    energy_pj=s(self.energy) + self.static_pj_per_cycle * cyc, macs=s(self.macs))
+
+
+def kv_model(model: LlmModel, acc: Accelerator, batch: int) -> KvModel:
+    """The decode-attention model of one block of ``model`` at ``batch`` on ``acc`` (module docstring)."""
+    s = model.shape
+    comp = acc.compute
+    r, c = comp.rows, comp.cols
+    g, d = s.q_per_kv, s.head_dim
+    per_l = 2.0 * batch * s.kv_heads * d              # KV values read per key position
+    kv_b = model.kv.bytes_per_value
+    a_b = comp.activation_bits / 8
+    t = comp.timing
+    if t.model is TimingModel.RTL:
+        fold = max(r * t.weight_load_cycles_per_row, g * t.stream_cycles_per_row)
+    else:
+        fold = float(DATAFLOWS[comp.dataflow].fold_cycles(r, c, g)) + t.fold_overhead_cycles
+    compute = (0.0, per_l / (r * c) * fold)
+    qo = 2.0 * batch * s.heads * d * a_b
+    kv = (0.0, per_l * kv_b)
+    dram = (qo, per_l * kv_b)
+    macs = (0.0, 2.0 * batch * s.heads * d)
+    e = acc.energy
+    bits = max(comp.activation_bits, comp.weight_bits)
+    mac_pj = e.mac(bits, comp.data_type) + e.register_pj
+    wmem = acc.memory_for(Operand.WEIGHT)
+    amem, omem = acc.memory_for(Operand.ACTIVATION), acc.memory_for(Operand.OUTPUT)
+    kv_sram_pj = wmem.write_energy_pj_per_byte + wmem.read_energy_pj_per_byte   # into the buffer, out to the array
+    q_pj = batch * s.heads * d * a_b * (amem.write_energy_pj_per_byte + amem.read_energy_pj_per_byte
+                                        + omem.write_energy_pj_per_byte + omem.read_energy_pj_per_byte)
+    dram_pj = acc.dram.energy_pj_per_byte
+    energy = (q_pj + qo * dram_pj, macs[1] * mac_pj + kv[1] * (kv_sram_pj + dram_pj))
+    static = e.static_power_w / comp.clock_hz * 1e12
+    return KvModel(compute=compute, dram=dram, kv=kv, macs=macs, energy=energy, bw=acc.dram_bytes_per_cycle,
+                   static_pj_per_cycle=static)
+
+
+# ------------------------------------------------------------------------------------ weight layers
+class _Rows:
+    """Engine rows of layers, cached by (layer object, m, phase) for one accelerator."""
+
+    def __init__(self, acc: Accelerator, model: LlmModel):
+        self.acc, self.model = acc, model
+        self.cache: dict = {}
+        # the model's own layer objects: their mask statistics are computed once and shared
+        self.templates = {l.name: l for l in model.weight_layers()}
+        hw = acc.compute.sparse
+        self.act = getattr(hw, "activation", None)
+        self.act = getattr(self.act, "value", self.act) or "none"
+
+    def cost(self, layer: Layer, m: int, phase: Phase) -> tuple[Cost, dict]:
+        key = (layer.name, int(m), phase)     # names are unique within a model
+        got = self.cache.get(key)
+        if got is None:
+            src = self.templates.get(layer.name, layer)
+            ph = src.replace(m=int(m), phase=phase)
+            _share_stats(src, ph)
+            density = 1.0
+            if phase is Phase.DECODE and layer.kind is LayerKind.LINEAR and self.act != "none":
+                if self.act == "skip":
+                    ph = _skip_rows(ph, self.model.input_rows(layer.name, int(m)))
+                else:
+                    density = self.model.input_density(layer.name)
+            row = simulate_layer(ph, self.acc)
+            if density < 1.0:     # gating hardware: a zero input's MACs run gated
+                e = self.acc.energy
+                bits = max(self.acc.compute.activation_bits, self.acc.compute.weight_bits)
+                saved = min(row["effective_macs"], row["executed_macs"]) * (1.0 - density) * (
+                    e.mac(bits, self.acc.compute.data_type) - e.gated_mac(bits, self.acc.compute.data_type))
+                row = {**row, "energy_mac_pj": row["energy_mac_pj"] - saved, "energy_pj": row["energy_pj"] - saved}
+            is_kv = layer.kind is LayerKind.ATTENTION
+            w = row["dram_weight_bytes"]
+            got = (Cost(cycles=float(row["cycles"]), compute_cycles=float(row["compute_cycles"]),
+                        dram_bytes=float(row["dram_bytes"]), weight_bytes=0.0 if is_kv else float(w),
+                        kv_bytes=float(w) if is_kv else 0.0, energy_pj=float(row["energy_pj"]),
+                        macs=float(row["macs"])), row)
+            self.cache[key] = got
+        return got
+
+
+def _share_stats(template: Layer, new: Layer) -> None:
+    from .maskcache import share
+    share(template, new)
+
+
+def _skip_rows(layer: Layer, rows) -> Layer:
+    """``layer`` without the weight rows (reduction index k) whose input is zero for the whole batch:
+    hardware that skips zero activations never loads or multiplies them."""
+    if rows is None or rows.all():
+        return layer
+    gm = layer.gemm_mask()
+    g, k, n = layer.gemm_shape
+    keep = np.broadcast_to(rows[None, :, None], (g, k, n))
+    gm = keep.copy() if gm is None else (gm & keep)
+    return layer.with_gemm_mask(gm, layer.pattern)
+
+
+# ------------------------------------------------------------------------------------ phases
+def prefill_cost(model: LlmModel, acc: Accelerator, batch: int, prompt: int, rows: _Rows | None = None,
+                 detail: list | None = None) -> Cost:
+    """The prefill's cost (the traced blocks scaled to the model's, then the head)."""
+    rows = rows or _Rows(acc, model)
+    wl = model.prefill(batch, prompt)
+    return _phase_cost(wl, model, rows, Phase.PREFILL, detail)
+
+
+def _phase_cost(wl: Workload, model: LlmModel, rows: _Rows, phase: Phase, detail) -> Cost:
+    head = {l.name for l in model.head}
+    total = Cost()
+    for l in wl.layers:
+        cost, row = rows.cost(l, l.m, phase)
+        times = 1.0 if l.name in head else model.scale
+        total.add(cost, times)
+        if detail is not None:
+            detail.append(_detail(phase, l, cost, times, row.get("mode", "-")))
+    return total
+
+
+def _detail(phase: Phase, layer: Layer, cost: Cost, times: float, mode: str) -> dict:
+    return {"phase": phase.value, "name": layer.name, "kind": layer.kind.value, "m": int(layer.m), "n": int(layer.n),
+            "k": int(layer.k), "groups": int(layer.groups), "pattern": layer.pattern_label,
+            "bits": "-" if layer.quant is None else str(layer.quant), "mode": mode, "times": times,
+            "cycles": cost.cycles, "dram_bytes": cost.dram_bytes, "energy_pj": cost.energy_pj}
+
+
+def decode_step_cost(model: LlmModel, acc: Accelerator, batch: int, kv_len: int, step: int = 0,
+                     rows: _Rows | None = None, detail: list | None = None) -> Cost:
+    """One decode step at KV length ``kv_len`` (``step``: 0-based, picks the MoE routing): the
+    reference the aggregate of :func:`decode_cost` is tested against."""
+    rows = rows or _Rows(acc, model)
+    wl = model.decode_step(batch, kv_len, step)
+    km = kv_model(model, acc, batch)
+    head = {l.name for l in model.head}
+    total = Cost()
+    for l in wl.layers:
+        times = 1.0 if l.name in head else model.scale
+        if l.kind is LayerKind.ATTENTION:
+            if l.name.endswith(".qk"):      # the two GEMMs of a block, costed together by the KV model
+                cost = km.at(kv_len)
+                total.add(cost, times)
+                if detail is not None:
+                    detail.append(_detail(Phase.DECODE, l.replace(name=l.name[:-3] + ".kv"), cost, times, "kv"))
+            continue
+        cost, row = rows.cost(l, l.m, Phase.DECODE)
+        total.add(cost, times)
+        if detail is not None:
+            detail.append(_detail(Phase.DECODE, l, cost, times, row.get("mode", "-")))
+    return total
+
+
+def decode_cost(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
+                rows: _Rows | None = None) -> Cost:
+    """All ``generate`` decode steps after a ``prompt``-token prefill, aggregated exactly: the
+    weight layers of one step times the steps (experts: per step's routing), plus the attention
+    summed over ``L = prompt+1 .. prompt+generate`` in closed form."""
+    rows = rows or _Rows(acc, model)
+    total = Cost()
+    head = {l.name for l in model.head}
+    for l in model.weight_layers():
+        if l.name in model.experts:
+            continue
+        cost, _ = rows.cost(l, batch, Phase.DECODE)
+        total.add(cost, generate * (1.0 if l.name in head else model.scale))
+    if model.experts:
+        total.add(_expert_steps(model, rows, batch, generate))
+    attn = kv_model(model, acc, batch).total(prompt + 1, prompt + generate)
+    return total.add(attn, len(model.blocks) * model.scale)
+
+
+def _expert_steps(model: LlmModel, rows: _Rows, batch: int, generate: int) -> Cost:
+    """The experts' GEMMs over ``generate`` steps, each step's tokens routed as the model says."""
+    total = Cost()
+    for bi, block in enumerate(model.blocks):
+        ex = [l for l in block if l.name in model.experts]
+        if not ex:
+            continue
+        uses = np.zeros((model.shape.experts, batch + 1), dtype=np.int64)   # steps with c tokens, per expert
+        for s in range(generate):
+            c = model.expert_counts(bi, batch, s)
+            uses[np.arange(len(c)), c] += 1
+        for l in ex:
+            e = model.experts[l.name]
+            for cnt in np.nonzero(uses[e])[0]:
+                if cnt == 0:
+                    continue
+                cost, _ = rows.cost(l, int(cnt), Phase.DECODE)
+                total.add(cost, float(uses[e, cnt]) * model.scale)
+    return total
+
+
+def run_llm(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
+            detail: bool = False) -> LlmRun:
+    """Prefill + decode at one batch: TTFT, TPOT (mean, last), tokens/s, energy and DRAM bytes per
+    output token, the bound; ``detail``: per-layer rows of the prefill and of the last decode step."""
+    if not isinstance(acc, Accelerator):
+        raise SimulationError(f"run_llm: expected an accel.Accelerator, got {type(acc).__name__}")
+    check_run(batch, prompt, generate)
+    _check(Workload(name=model.name, layers=model.blocks[0]), acc, "fast")
+    rows = _Rows(acc, model)
+    det: list | None = [] if detail else None
+    pre = prefill_cost(model, acc, batch, prompt, rows, det)
+    dec = decode_cost(model, acc, batch, prompt, generate, rows)
+    last = decode_step_cost(model, acc, batch, prompt + generate, generate - 1, rows, det)
+    clock = acc.compute.clock_hz
+    tpot = dec.cycles / generate / clock
+    tokens = batch * generate
+    mem_cycles = dec.dram_bytes / acc.dram_bytes_per_cycle
+    if dec.compute_cycles >= mem_cycles:
+        bound = "compute"
+    else:
+        bound = "weights" if dec.weight_bytes >= dec.kv_bytes else "KV"
+    return LlmRun(model=model.name, accelerator=acc.name, batch=batch, prompt=prompt, generate=generate,
+                  ttft_s=pre.cycles / clock, tpot_mean_s=tpot, tpot_last_s=last.cycles / clock,
+                  tokens_per_s=batch / tpot if tpot else float("inf"),
+                  energy_per_token_j=dec.energy_pj / tokens * 1e-12, dram_bytes_per_token=dec.dram_bytes / tokens,
+                  bound=bound, prefill=pre, decode=dec, last_step=last, layers=det or [])
+
+
+def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> list[dict]:
+    """Per weight layer of the model as it is (its masks and bits): what it adds to the run, as rows
+    ``{name, block_scale, decode_s_per_token, decode_energy_j_per_token, decode_dram_bytes_per_token,
+    prefill_s, prefill_energy_j}``. Layers are independent in the fast engine, so over every weight
+    layer plus :func:`fixed_costs` these sum **exactly** to :func:`run_llm`'s TPOT (mean),
+    energy per token, DRAM bytes per token and TTFT (``tests/test_llm.py`` checks it). For a
+    (layer x pattern) table, sparsify the model per pattern and take each layer's row.
+    MoE expert layers: their decode cost summed over the steps' routing."""
+    check_run(batch, prompt, generate)
+    rows = _Rows(acc, model)
+    clock = acc.compute.clock_hz
+    tokens = batch * generate
+    head = {l.name for l in model.head}
+    out = []
+    for bi, block in enumerate(model.blocks):
+        counts = None
+        if model.experts:
+            counts = [model.expert_counts(bi, batch, s) for s in range(generate)]
+            pre_counts = model.expert_counts(bi, batch * prompt, 0)
+        for l in list(block) + (list(model.head) if bi == len(model.blocks) - 1 else []):
+            times = 1.0 if l.name in head else model.scale
+            dec = Cost()
+            if l.name in model.experts:
+                e = model.experts[l.name]
+                for c in counts:
+                    if c[e]:
+                        dec.add(rows.cost(l, int(c[e]), Phase.DECODE)[0])
+                pre = rows.cost(l, int(pre_counts[e]), Phase.PREFILL)[0] if pre_counts[e] else Cost()
+            else:
+                dec.add(rows.cost(l, batch, Phase.DECODE)[0], generate)
+                pre = rows.cost(l, batch if l.name in head else batch * prompt, Phase.PREFILL)[0]
+            out.append({"name": l.name, "block_scale": times,
+                        "decode_s_per_token": dec.cycles * times / generate / clock,
+                        "decode_energy_j_per_token": dec.energy_pj * times / tokens * 1e-12,
+                        "decode_dram_bytes_per_token": dec.dram_bytes * times / tokens,
+                        "prefill_s": pre.cycles * times / clock, "prefill_energy_j": pre.energy_pj * times * 1e-12})
+    return out
+
+
+def fixed_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> dict:
+    """What no weight layer's sparsity or bits change: attention (decode: the KV stream over all
+    steps; prefill: its two GEMMs per block), in the units of :func:`layer_costs`."""
+    check_run(batch, prompt, generate)
+    rows = _Rows(acc, model)
+    clock = acc.compute.clock_hz
+    tokens = batch * generate
+    dec = kv_model(model, acc, batch).total(prompt + 1, prompt + generate)
+    dec_times = len(model.blocks) * model.scale
+    pre = Cost()
+    for l in model.prefill(batch, prompt).layers:
+        if l.kind is LayerKind.ATTENTION:
+            pre.add(rows.cost(l, l.m, Phase.PREFILL)[0], model.scale)
+    return {"decode_s_per_token": dec.cycles * dec_times / generate / clock,
+            "decode_energy_j_per_token": dec.energy_pj * dec_times / tokens * 1e-12,
+            "decode_dram_bytes_per_token": dec.dram_bytes * dec_times / tokens,
+            "prefill_s": pre.cycles / clock, "prefill_energy_j": pre.energy_pj * 1e-12}
