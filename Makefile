@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench clean setup
+.PHONY: demo test test-fast bench docs clean setup
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -20,9 +20,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest
 
+# Re-measure: each script prints its tables and writes them into docs/benchmarks/generated/ (commit them).
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+# The documentation site, into site/ (open site/index.html); --strict: a warning (broken link, missing page) fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 clean:
-	rm -rf build dist *.egg-info .pytest_cache sim_build* hdl/build
+	rm -rf build dist site *.egg-info .pytest_cache sim_build* hdl/build
 	find . -name __pycache__ -prune -exec rm -rf {} +

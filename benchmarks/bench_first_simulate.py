@@ -37,6 +37,9 @@ for name, a, b in (("import torch", t0, t1), ("import the rest", t1, t2), ("buil
 
 
 def main(runs: int = 3):
+    from docs_out import DocsOut
+    out = DocsOut("first_simulate", "python benchmarks/bench_first_simulate.py")
+    rows = []
     for label, argv in COMMANDS.items():
         walls = []
         for _ in range(runs):
@@ -45,8 +48,16 @@ def main(runs: int = 3):
             walls.append(time.perf_counter() - t0)
         print(f"{label:40s} median {statistics.median(walls):6.2f} s  (min {min(walls):.2f}, "
               f"max {max(walls):.2f}, {runs} fresh processes)")
+        rows.append([f"`sparsim {' '.join(argv)}`", f"{statistics.median(walls):.2f}", f"{min(walls):.2f}",
+                     f"{max(walls):.2f}"])
+    out.table([f"command (a fresh process each, {runs} runs)", "median s", "min s", "max s"], rows, echo=False)
     print("phases of one fresh process (simulate gpt2_small):")
-    subprocess.run([sys.executable, "-c", PHASES], check=True)
+    phases = subprocess.run([sys.executable, "-c", PHASES], check=True, capture_output=True, text=True).stdout
+    print(phases, end="")
+    out.table(["phase of one fresh process (simulate gpt2_small)", "s"],
+              [[ln.rsplit(None, 2)[0].strip(), ln.rsplit(None, 2)[1]] for ln in phases.splitlines() if ln.strip()],
+              echo=False)
+    out.write()
 
 
 if __name__ == "__main__":

@@ -130,10 +130,20 @@ def main():
         print(f"{'total':24s} {tot_ss:12,d} {tot_sp:12,d} {net:8.3f}")
         print(f"run time: SCALE-Sim {t_ss:.1f} s, sparsim {t_sp * 1e3:.2f} ms (warm, mean of {reps}): "
               f"{t_ss / t_sp:,.0f}x faster")
-        summary.append((df, net, worst, t_ss, t_sp))
+        summary.append((df, net, worst, t_ss, t_sp, tot_ss, tot_sp))
     print("\nsummary: dataflow, network diff %, worst layer diff %, SCALE-Sim s, sparsim ms, speed-up")
-    for df, net, worst, a, b in summary:
+    for df, net, worst, a, b, *_ in summary:
         print(f"  {df}: {net:+.4f} %  {worst:.4f} %  {a:.1f} s  {b * 1e3:.2f} ms  {a / b:,.0f}x")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from docs_out import DocsOut
+    out = DocsOut("scalesim", "python benchmarks/bench_scalesim.py" + (f" --layers {args.layers}" if args.layers else ""))
+    out.text(f"ResNet-18{f' (first {args.layers} layers)' if args.layers else ''}, dense, {args.array}x{args.array} "
+             f"array, the same .cfg and topology for both tools; SCALE-Sim 3.0.0 in its own venv.")
+    out.table(["dataflow", "total compute cycles, SCALE-Sim", "sparsim", "network difference", "worst layer",
+               "SCALE-Sim run", "sparsim run (warm)", "ratio"],
+              [[df, f"{ts:,}", f"{tp:,}", f"{net:+.3f} %", f"{worst:.3f} %", f"{a:.0f} s", f"{b * 1e3:.1f} ms",
+                f"{a / b:,.0f}x"] for df, net, worst, a, b, ts, tp in summary], echo=False)
+    out.write()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ def best_of(fn, repeats):
 
 
 def main():
+    from docs_out import DocsOut
+    out = DocsOut("simulate", "python benchmarks/bench_simulate.py")
+    rows = []
     wl = sparsim.trace_zoo("resnet50").sparsify("2:4")
     for preset in ("vegeta-flex", "sparse-tc-2of4", "tpu-like"):
         acc = accel.load(preset)
@@ -27,6 +30,8 @@ def main():
         t = best_of(lambda: simulate(wl, acc), 5)
         print(f"resnet50 2:4 on {preset:15s}: first {t_first * 1e3:7.1f} ms, warm {t * 1e3:7.1f} ms "
               f"({t / len(wl.layers) * 1e3:.2f} ms/layer, {len(wl.layers)} layers)")
+        rows.append([f"`{preset}`", f"{t_first * 1e3:.1f}", f"{t * 1e3:.1f}", f"{t / len(wl.layers) * 1e3:.2f}"])
+    out.table(["ResNet-50 2:4 on", "first call ms", "warm ms (best of 5)", "ms per layer"], rows, echo=False)
     acc = accel.load("vegeta-flex")
     designs = [acc.with_dataflow(df) for df in ("ws", "os", "is")]
     t0 = time.perf_counter()
@@ -37,6 +42,9 @@ def main():
             n += 1
     dt = time.perf_counter() - t0
     print(f"sweep: {n} design points (3 dataflows x 3 patterns, masks included) in {dt:.2f} s")
+    out.text(f"A small sweep in one process: {n} design points (3 dataflows x 3 patterns of ResNet-50 on "
+             f"vegeta-flex, masks included) in {dt:.2f} s.")
+    out.write()
 
 
 if __name__ == "__main__":

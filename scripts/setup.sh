@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything sparsim needs on a fresh Debian machine, idempotently:
 #   Debian: verilator, iverilog, yosys (RTL simulation and synthesis), chromium (report tests, screenshots)
-#   Python: a .venv with torch pinned to the local CPU wheel, then sparsim and its dependencies.
+#   Python: a .venv with torch pinned to the local CPU wheel, then sparsim and its dependencies,
+#           with the test (dev) and documentation (docs: MkDocs, Material, mkdocstrings) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -26,6 +27,6 @@ fi
 PIP="$VENV/bin/python -m pip"
 # The CPU build of torch lies on the machine; asking for it first keeps pip from pulling CUDA wheels.
 $VENV/bin/python -c "import torch" 2>/dev/null || $PIP install -q torch==2.13.0
-$PIP install -q -e ".[dev]"
+$PIP install -q -e ".[dev,docs]"
 touch "$VENV/.installed"
 echo "setup: done"

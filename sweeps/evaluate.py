@@ -21,6 +21,9 @@ TOTALS = ["cycles", "compute_cycles", "stall_cycles", "energy_pj", "energy_mac_p
           "energy_dram_pj", "energy_meta_pj", "energy_static_pj", "latency_s", "dram_bytes", "sram_bytes",
           "meta_bytes", "utilization", "macs", "effective_macs", "executed_macs", "folds"]
 DESIGN = ["dataflow", "rows", "cols", "pes", "clock_hz", "dram_bytes_per_cycle"]
+#: LLM points (hf: models): the run's per-token figures (None for other points)
+LLM = ["ttft_s", "tpot_mean_s", "tpot_last_s", "tokens_per_s", "energy_per_token_j", "dram_bytes_per_token",
+       "bound"]
 FPGA = ["fpga_device", "fpga_dsp", "fpga_bram36", "fpga_lut", "fpga_ff", "budget_dsp", "budget_bram36",
         "budget_lut", "budget_ff"]
 
@@ -30,6 +33,7 @@ UNFIT_NOTE = "warning: the mapping does not fit the buffers"
 _TRACED = Lru(3)       # (model, batch, seed) -> Workload
 _MASKED = Lru(6)       # Point.workload_key -> Workload
 _ACCELS = Lru(512)     # accelerator document JSON -> (Accelerator | None, fpga dict, reason)
+_LLMS = Lru(2)         # (hf: model, seed) -> traced LlmModel (one block, scaled)
 
 
 def _trace(model: str, batch: int, seed: int):
@@ -129,12 +133,14 @@ def evaluate(point: Point, cache=None) -> dict:
     :func:`workload_for`."""
     t0 = time.perf_counter()
     out = {"key": point.key, "status": "ok", "error": None, "layers": {}}
-    out.update(dict.fromkeys(TOTALS + DESIGN + FPGA))
+    out.update(dict.fromkeys(TOTALS + DESIGN + FPGA + LLM))
     try:
         acc, extra, reason = accelerator_for(point.accelerator_doc)
         out.update(extra)
         if reason is not None:
             out.update(status="infeasible", error=reason)
+        elif point.llm:
+            out.update(_evaluate_llm(point, acc))
         else:
             from simulator.engine import simulate_columns
             # the values `simulate` puts in its SimResult, without building its DataFrame
@@ -149,6 +155,30 @@ def evaluate(point: Point, cache=None) -> dict:
         out.update(status="error", error=f"{type(e).__name__}: {e}", layers={})
     out["elapsed_s"] = time.perf_counter() - t0
     return out
+
+
+def _evaluate_llm(point: Point, acc) -> dict:
+    """An hf: model's point: `sparsim llm` at the point's batch and LLM axes; the totals are its
+    phase's (prefill, or the whole decode), the LLM columns the run's; no per-layer rows."""
+    from simulator.llm import run_llm
+    from workloads.hf import load_llm
+    llm = dict(point.llm)
+    model = _LLMS.get_or_make((point.model, point.seed), lambda: load_llm(point.model, blocks=1, seed=point.seed))
+    sp = point.sparsity
+    model = model.sparsify(dict(sp) if isinstance(sp, tuple) else sp)
+    if llm["weight_bits"] != 16:
+        model = model.with_weight_bits(llm["weight_bits"])
+    model = model.with_kv_bits(llm["kv_bits"])
+    if llm["act_sparsity"] is not None:
+        model = model.with_act_sparsity(llm["act_sparsity"])
+    run = run_llm(model, acc, point.batch, llm["prompt"], llm["generate"])
+    cost = run.prefill if llm["phase"] == "prefill" else run.decode
+    cycles = int(round(cost.cycles))
+    compute = int(round(cost.compute_cycles))
+    return {"cycles": cycles, "compute_cycles": compute, "stall_cycles": max(0, cycles - compute),
+            "energy_pj": cost.energy_pj, "latency_s": cost.cycles / acc.compute.clock_hz,
+            "dram_bytes": cost.dram_bytes, "macs": int(round(cost.macs)),
+            **{k: v for k, v in run.row().items() if k in LLM}}
 
 
 def evaluate_batch(points: list[Point], cache=None) -> list[dict]:

@@ -14,6 +14,17 @@
       - {compute.rows: [16, 32], compute.cols: [16, 32]}
     where: compute.rows <= 32 or sparsity != "dense"   # drops the combinations it is false for
 
+LLM axes, for ``hf:`` models only (see docs/llm-inference.md; a point's totals are its phase's,
+and its LLM columns TTFT, TPOT, tokens/s, energy and DRAM bytes per token come with them):
+
+    models: [hf:llama-3.2-1b]
+    phase: [decode]                         # prefill | decode (default decode)
+    prompt: [512, 4096]                     # default 512
+    generate: [128]                         # default 128
+    weight_bits: [16, 4]                    # 16 | 8 | 4 (default 16; 8 and 4 with a scale per 128)
+    kv_bits: [16, 8]                        # 16 | 8 | 4 (default 16)
+    act_sparsity: [null, 0.5]               # TEAL-style target density in (0, 1], or null
+
 Every combination of the axes (the product, with each zip group as one axis) that ``where`` keeps
 is a :class:`Point`: a frozen, hashable configuration whose ``key`` hashes the accelerator document
 after overrides (the description with every file it includes, so an edited file or include gives
@@ -37,10 +48,13 @@ from typing import Any
 from .errors import SweepError, SweepSpecError
 from .expr import Expr
 
-_TOP = ("name", "models", "accelerators", "sparsity", "batch", "training", "seed", "overrides", "zip", "where")
+#: LLM axes (``hf:`` models only) and their defaults
+LLM_AXES = {"phase": "decode", "prompt": 512, "generate": 128, "weight_bits": 16, "kv_bits": 16, "act_sparsity": None}
+_TOP = ("name", "models", "accelerators", "sparsity", "batch", "training", "seed", "overrides", "zip",
+        "where") + tuple(LLM_AXES)
 #: spec key -> the axis (column) name it makes
 STANDARD_AXES = {"models": "model", "accelerators": "accelerator", "sparsity": "sparsity", "batch": "batch",
-                 "training": "training"}
+                 "training": "training", **{k: k for k in LLM_AXES}}
 TRAINING_MODES = ("bdwp", "forward-only-sparse", "dense")
 
 
@@ -68,6 +82,7 @@ class Point:
     accelerator_doc: str                  # the accelerator document after overrides, canonical JSON
     files: tuple[tuple[str, str], ...] = ()   # (absolute path, sha256) of each file it was read from
     model_sources: tuple[tuple[str, str], ...] = ()   # those of the model (file.py:fn and its imports)
+    llm: tuple = ()                       # hf: models: ((LLM axis, value), ...) for every LLM_AXES key
 
     @property
     def workload_key(self) -> tuple:
@@ -79,10 +94,13 @@ class Point:
 
     def config(self) -> dict:
         """The full normalized configuration (what ``key`` hashes)."""
-        return {"accelerator": json.loads(self.accelerator_doc),
-                "workload": _workload_config(self.model, self.batch, self.seed, self.training,
-                                             dict(self.model_sources)),
-                "sparsity": _thaw(self.sparsity), "version": sparsim_version()}
+        out = {"accelerator": json.loads(self.accelerator_doc),
+               "workload": _workload_config(self.model, self.batch, self.seed, self.training,
+                                            dict(self.model_sources)),
+               "sparsity": _thaw(self.sparsity), "version": sparsim_version()}
+        if self.llm:
+            out["llm"] = dict(self.llm)
+        return out
 
 
 def _workload_config(model: str, batch: int, seed: int, training, sources: dict) -> dict:
@@ -161,6 +179,8 @@ def _model(v, where: str, base: Path) -> str:
     """The model's canonical name: a zoo name, or ``/absolute/path/file.py:fn``."""
     if not isinstance(v, str) or not v.strip():
         raise SweepSpecError(f"{where}: expected a zoo model name or file.py:function, got {v!r}")
+    if v.startswith("hf:"):
+        return _hf_model(v, where, base)
     path_s, sep, fn = v.rpartition(":")
     if sep and path_s.endswith(".py"):
         p = Path(path_s)
@@ -174,6 +194,47 @@ def _model(v, where: str, base: Path) -> str:
         raise SweepSpecError(f"{where}: unknown model {v!r}; expected one of {', '.join(NAMES)} "
                              f"or file.py:function")
     return v
+
+
+def _hf_model(v: str, where: str, base: Path) -> str:
+    """``hf:NAME`` (a built-in) or ``hf:path`` (a folder with config.json, or the file), resolved
+    against the spec's folder; transformers is not imported here."""
+    from workloads.hf import BUILTIN
+    rest = v[3:]
+    if rest in BUILTIN:
+        return v
+    if "/" not in rest and "\\" not in rest and not rest.endswith(".json"):
+        raise SweepSpecError(f"{where}: unknown built-in model {rest!r}; expected one of "
+                             f"{', '.join(sorted(BUILTIN))} or hf:/path/to/model_or_config.json")
+    p = Path(rest).expanduser()
+    if not p.is_absolute() and (base / p).exists():
+        p = base / p
+    if not p.exists():
+        raise SweepSpecError(f"{where}: {rest} does not exist (expected a model folder or a config.json)")
+    return f"hf:{p.resolve()}"
+
+
+def _llm_value(axis: str, v, where: str):
+    """A validated value of LLM axis ``axis``."""
+    if axis == "phase":
+        if v not in ("prefill", "decode"):
+            raise SweepSpecError(f"{where}: expected prefill or decode, got {v!r}")
+        return v
+    if axis in ("prompt", "generate"):
+        from workloads.llm import MAX_CONTEXT, MAX_GENERATE
+        top = MAX_GENERATE if axis == "generate" else MAX_CONTEXT
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+            raise SweepSpecError(f"{where}: expected an integer from 1 to {top:,}, got {v!r}")
+        return v
+    if axis in ("weight_bits", "kv_bits"):
+        if isinstance(v, bool) or v not in (16, 8, 4):
+            raise SweepSpecError(f"{where}: expected 16, 8 or 4 bits, got {v!r}")
+        return int(v)
+    if v is None or (isinstance(v, str) and v.lower() in ("none", "null")):
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise SweepSpecError(f"{where}: expected a density in (0, 1] or null, got {v!r}")
+    return float(v)
 
 
 def _file_hashes(paths) -> dict[str, str]:
@@ -392,12 +453,23 @@ def _build(doc: dict, base: Path) -> Spec:
 
     models = {i: _model(v, where_of("model", i), base) for i, v in enumerate(raw["model"])}
     from workloads.modelspec import model_source_files
-    model_files = {i: model_source_files(m) for i, m in models.items()}
+    from workloads.hf import hf_source_files
+    model_files = {i: (hf_source_files(m) if m.startswith("hf:") else model_source_files(m))
+                   for i, m in models.items()}
     acc_read = {i: _accelerator_doc(v, where_of("accelerator", i), base) for i, v in enumerate(raw["accelerator"])}
     acc_docs = {i: d for i, (d, _) in acc_read.items()}
     sparsities = {i: _sparsity(v, where_of("sparsity", i)) for i, v in enumerate(raw["sparsity"])}
     batches = {i: _batch(v, where_of("batch", i)) for i, v in enumerate(raw.get("batch", [1]))}
     trainings = {i: _training(v, where_of("training", i)) for i, v in enumerate(raw.get("training", [None]))}
+    llm_given = [a for a in LLM_AXES if a in raw]
+    llm_vals = {a: {i: _llm_value(a, v, where_of(a, i)) for i, v in enumerate(raw.get(a, [LLM_AXES[a]]))}
+                for a in LLM_AXES}
+    for i, m in models.items():
+        if llm_given and not m.startswith("hf:"):
+            raise SweepSpecError(f"{where_of('model', i)}: {m!r} is not an hf: model; the LLM axes "
+                                 f"({', '.join(llm_given)}) apply to hf: models only")
+        if m.startswith("hf:") and any(t is not None for t in trainings.values()):
+            raise SweepSpecError(f"{where_of('model', i)}: {m}: training applies to zoo and file models, not hf: LLMs")
 
     axes = [a for a in STANDARD_AXES.values() if a in raw] + override_axes
     # product dimensions: each plain axis, and each zip group as one dimension
@@ -464,8 +536,10 @@ def _build(doc: dict, base: Path) -> Spec:
         model, batch = models[idx["model"]], batches[idx.get("batch", 0)]
         training, sparsity = trainings[idx.get("training", 0)], sparsities[idx["sparsity"]]
         workload = _workload_config(model, batch, seed, training, model_files[idx["model"]])
+        llm = (tuple((a, llm_vals[a][idx.get(a, 0)]) for a in LLM_AXES) if model.startswith("hf:") else ())
+        llm_json = f'"llm":{_canonical(dict(llm))},' if llm else ""
         # == _canonical(Point.config()), assembled from parts (keys in sorted order)
-        config_json = (f'{{"accelerator":{adoc_json},"sparsity":{_canonical(_thaw(sparsity))},'
+        config_json = (f'{{"accelerator":{adoc_json},{llm_json}"sparsity":{_canonical(_thaw(sparsity))},'
                        f'"version":{_canonical(version)},"workload":{_canonical(workload)}}}')
         key = hashlib.sha256(config_json.encode()).hexdigest()[:24]
         if key in seen:
@@ -475,7 +549,7 @@ def _build(doc: dict, base: Path) -> Spec:
                             batch=batch, seed=seed, training=training, sparsity=sparsity,
                             accelerator_doc=adoc_json,
                             files=tuple(sorted({**model_files[idx["model"]], **acc_read[acc_i][1]}.items())),
-                            model_sources=tuple(model_files[idx["model"]].items())))
+                            model_sources=tuple(model_files[idx["model"]].items()), llm=llm))
     if not points:
         raise SweepSpecError("where: the filter drops every combination; nothing to run")
     return Spec(name=name, axes=tuple(axes), points=tuple(points), dropped=dropped,

@@ -29,9 +29,9 @@ import sqlite3
 from pathlib import Path
 
 from .errors import StoreError
-from .evaluate import DESIGN, FPGA, TOTALS
+from .evaluate import DESIGN, FPGA, LLM, TOTALS
 
-POINT_COLUMNS = ["key", "axes", "config", "status", "error"] + TOTALS + DESIGN + FPGA + ["elapsed_s"]
+POINT_COLUMNS = ["key", "axes", "config", "status", "error"] + TOTALS + DESIGN + FPGA + LLM + ["elapsed_s"]
 FINISHED = ("ok", "infeasible")
 
 

@@ -422,3 +422,79 @@ def test_relu_model_activation_density_is_measured():
     dense = from_model(build_model(config_from_dict(TINY_LLAMA), 1), name="silu", full_layers=4)
     a, b = run_llm(dense, skip, 1, 16, 2), run_llm(m, skip, 1, 16, 2)
     assert b.dram_bytes_per_token < a.dram_bytes_per_token
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+def test_sweep_llm_axes(tmp_path):
+    from sweeps import SweepSpecError, load_spec
+    from sweeps.evaluate import evaluate
+    d = _cfg_dir(tmp_path, TINY_LLAMA)
+    doc = {"models": [f"hf:{d}"], "accelerators": ["vegeta-cpu-l2"], "sparsity": ["dense", "2:4"],
+           "batch": [1, 2], "prompt": [16], "generate": [4], "weight_bits": [16, 4], "phase": ["decode", "prefill"]}
+    spec = load_spec(doc)
+    assert len(spec.points) == 2 * 2 * 2 * 2
+    assert set(spec.axes) >= {"prompt", "generate", "weight_bits", "phase"}
+    p = next(p for p in spec.points if dict(p.llm)["weight_bits"] == 4 and p.sparsity == "2:4" and p.batch == 2
+             and dict(p.llm)["phase"] == "decode")
+    out = evaluate(p)
+    assert out["status"] == "ok", out["error"]
+    m = from_model(build_model(config_from_dict(TINY_LLAMA), 1), name="tiny", full_layers=4)
+    run = run_llm(m.sparsify("2:4").with_weight_bits(4), accel.load("vegeta-cpu-l2"), 2, 16, 4)
+    assert out["tpot_mean_s"] == pytest.approx(run.tpot_mean_s, rel=1e-12)
+    assert out["latency_s"] == pytest.approx(run.tpot_mean_s * 4, rel=1e-12)
+    assert dict(p.llm)["kv_bits"] == 16 and p.config()["llm"]["prompt"] == 16
+    # a zoo-model point keeps its key: no llm section in its configuration
+    plain = load_spec({"models": ["mlp_digits"], "accelerators": ["vegeta-flex"], "sparsity": ["dense"]})
+    assert "llm" not in plain.points[0].config() and plain.points[0].llm == ()
+    for bad, msg in (({"weight_bits": [3]}, "weight_bits[0]: expected 16, 8 or 4 bits"),
+                     ({"act_sparsity": [0]}, "act_sparsity[0]: expected a density in (0, 1]"),
+                     ({"phase": ["train"]}, "phase[0]: expected prefill or decode"),
+                     ({"models": ["mlp_digits"]}, "apply to hf: models only"),
+                     ({"models": ["hf:nope"]}, "unknown built-in model 'nope'")):
+        with pytest.raises(SweepSpecError, match=__import__("re").escape(msg)):
+            load_spec({**doc, **bad})
+
+
+# ---------------------------------------------------------------------------------------------- search
+@pytest.mark.parametrize("objective,attr", [("tpot", "tpot_mean_s"), ("token-energy", "energy_per_token_j")])
+def test_search_llm_budget_and_exact_sum(tiny, objective, attr):
+    from search.errors import SearchError
+    from search.llm.decode_search import search_llm
+    acc = accel.load("vegeta-cpu-l2")
+    res = search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.8, candidates=("dense", "2:4", "1:4"))
+    got = getattr(res["run"], attr)
+    assert got == pytest.approx(res["predicted"], rel=1e-9)          # the table sum is the run's figure
+    assert got <= 0.8 * res["dense"] * (1 + 1e-9)
+    assert got > 0.5 * res["dense"]
+    assert set(res["assignment"].values()) <= {"dense", "2:4", "1:4"}
+    assert any(v != "dense" for v in res["assignment"].values())
+    with pytest.raises(SearchError, match="nothing fits"):
+        search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.05, candidates=("dense", "2:4"))
+
+
+def test_cli_search_llm(tmp_path, capsys):
+    from sparsim.cli import main
+    d = _cfg_dir(tmp_path, TINY_LLAMA)
+    out = tmp_path / "a.csv"
+    assert main(["search", "--model", f"hf:{d}", "--accel", "vegeta-cpu-l2", "--objective", "tpot", "--budget", "0.8",
+                 "--candidates", "dense,2:4,1:4", "--prompt", "32", "--generate", "4", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tpot dense" in text and "chosen" in text
+    assert out.read_text().splitlines()[0] == "layer,pattern"
+    assert main(["search", "--model", f"hf:{d}", "--accel", "vegeta-cpu-l2", "--objective", "latency"]) == 2
+    assert "--objective tpot or token-energy" in capsys.readouterr().err
+    assert main(["search", "--model", "mlp_digits", "--accel", "vegeta-cpu-l2", "--objective", "tpot"]) == 2
+
+
+def test_moe_layer_costs_sum_and_aggregate(tiny_moe):
+    acc = accel.load("edge-npu-lpddr5")
+    m = tiny_moe.sparsify("2:4")
+    B, P, G = 3, 12, 5
+    run = run_llm(m, acc, B, P, G)
+    rows = layer_costs(m, acc, B, P, G)
+    fixed = fixed_costs(m, acc, B, P, G)
+    for key, attr in (("decode_s_per_token", "tpot_mean_s"), ("decode_energy_j_per_token", "energy_per_token_j"),
+                      ("prefill_s", "ttft_s")):
+        assert sum(r[key] for r in rows) + fixed[key] == pytest.approx(getattr(run, attr), rel=1e-12), key
+    steps = [decode_step_cost(m, acc, B, P + i, i - 1) for i in range(1, G + 1)]
+    assert decode_cost(m, acc, B, P, G).cycles == pytest.approx(sum(s.cycles for s in steps), rel=1e-12)

@@ -216,6 +216,8 @@ def model_source_files(spec: str) -> dict[str, str]:
     reuses an old result. Data files a build function opens are not followed."""
     import ast
     import hashlib
+    if spec.startswith("hf:"):
+        return _hf_source_files(spec[3:])
     path_s, sep, _ = spec.rpartition(":")
     if not (sep and path_s.endswith(".py")) or not Path(path_s).is_file():
         return {}
@@ -278,3 +280,23 @@ def _local_module_files(folder: Path, dotted: str) -> list[Path]:
             continue
         break
     return found
+
+
+def _hf_source_files(rest: str) -> dict[str, str]:
+    """``{absolute path: sha256}`` of a local ``hf:`` model: the config file, or a folder's config,
+    tokenizer and weight files (what building the model reads). A built-in name gives ``{}`` (its
+    config is sparsim's: the version names it)."""
+    import hashlib
+    p = Path(rest).expanduser()
+    if not p.exists():
+        return {}
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and
+                                           f.suffix in (".json", ".safetensors", ".bin", ".model", ".txt"))
+    out = {}
+    for f in files:
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        out[str(f.resolve())] = h.hexdigest()
+    return out

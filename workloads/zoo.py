@@ -347,17 +347,25 @@ _ZOO: dict[str, tuple[Callable[[], nn.Module], Callable[[int], tuple]]] = {
 }
 
 
+#: Models with a builder of their own (trained here, then cached): name -> "module:function".
+_TRAINED = {"code_lm": "workloads.code_lm:build"}
+
+
 def names() -> list[str]:
     """Names of the zoo's models."""
-    return list(_ZOO)
+    return list(_ZOO) + list(_TRAINED)
 
 
 def build(name: str, seed: int = 0, batch: int = 1) -> tuple[nn.Module, tuple]:
     """Build zoo model ``name`` with seeded random weights and example inputs of ``batch`` rows."""
-    if name not in _ZOO:
-        raise ModelNotFoundError(f"model '{name}' is not in the zoo; known models: {', '.join(_ZOO)}")
+    if name not in _ZOO and name not in _TRAINED:
+        raise ModelNotFoundError(f"model '{name}' is not in the zoo; known models: {', '.join(names())}")
     if not isinstance(batch, int) or batch < 1:
         raise ModelNotFoundError(f"model '{name}': batch must be a positive integer, got {batch!r}")
+    if name in _TRAINED:          # a trained model (code_lm): ``seed`` is its training seed
+        import importlib
+        mod, fn = _TRAINED[name].split(":")
+        return getattr(importlib.import_module(mod), fn)(seed=seed, batch=batch)
     make, inputs = _ZOO[name]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                                                         "zipf:S, or a file of per-expert token counts")
     sp.add_argument("--blocks", type=int, default=1, help="decoder blocks to build and trace (default 1; the "
                                                          "rest are scaled from them)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="seed of the model's random weights and traced tokens "
+                                                          "(default 0)")
     sp.add_argument("--layers", action="store_true", help="also print per-layer detail (prefill and the last "
                                                           "decode step) per batch")
     sp.add_argument("--out", default=None, help="write the rows (.csv or .json)")
@@ -58,7 +59,7 @@ def _batches(text: str) -> list[int]:
 
 def cmd_llm(args) -> int:
     import accel
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     from workloads.llm import LlmError, check_run
     from workloads.patterns import parse_pattern
     from workloads.quant import kv_quant, weight_quant
@@ -80,13 +81,21 @@ def cmd_llm(args) -> int:
                       weight_bits=args.weight_bits, group_size=args.group_size, kv_bits=args.kv_bits,
                       act_sparsity=args.act_sparsity, moe_routing=args.moe_routing)
     runs = [run_llm(model, acc, b, args.prompt, args.generate, detail=args.layers) for b in batches]
+    import sys
     print(format_llm_table(runs, model, acc))
+    unfit = list(dict.fromkeys(n for r in runs for n in r.unfit))
+    if unfit:     # once per run, the layers named
+        shown = ", ".join(unfit[:8]) + (f" and {len(unfit) - 8} more" if len(unfit) > 8 else "")
+        print(f"warning: on '{acc.name}' the mapping of {len(unfit)} layers does not fit the buffers (even the "
+              f"smallest tiles overflow one): {shown}; their cycles and energy are not what this hardware can do",
+              file=sys.stderr)
     if args.layers:
         for r in runs:
             print()
             print(format_llm_layers(r))
     if args.out:
-        write_rows(runs, args.out)
+        with writing(args.out, "--out"):
+            write_rows(runs, args.out)
         print(f"wrote {args.out}")
     return 0
 
@@ -133,3 +142,58 @@ def write_rows(runs, path: str) -> None:
             w.writeheader()
             w.writerows(rows)
     os.replace(tmp, path)
+
+
+def cmd_llm_search(args) -> int:
+    """``sparsim search --model hf:... --objective tpot|token-energy``: per-layer patterns of an LLM
+    with the most retained weight magnitude within ``--budget`` x the dense decode TPOT (or energy
+    per token), from exact per-layer tables (:func:`search.llm.decode_search.search_llm`)."""
+    import accel
+    from sparsim.cli import _table
+    from search.errors import SearchError
+    from search.llm.decode_search import OBJECTIVES, search_llm
+    from sparsim._io import check_writable
+    from workloads.llm import check_run
+    from workloads.patterns import parse_pattern
+    if not (args.model or "").startswith("hf:"):
+        raise SearchError(f"--objective {args.objective}: the LLM objectives take an hf: model (--model hf:NAME "
+                          f"or hf:/path)")
+    if args.objective not in OBJECTIVES:
+        raise SearchError(f"--model {args.model}: an LLM is searched with --objective "
+                          f"{' or '.join(OBJECTIVES)}, got {args.objective or 'none'}")
+    check_writable(args.out, "--out", (".csv",))
+    budget = 0.8 if args.budget is None else args.budget
+    if not 0 < budget <= 1:
+        raise SearchError(f"--budget {budget}: expected a fraction of the dense model's {args.objective} in (0, 1]")
+    check_run(args.batch, args.prompt, args.generate)
+    cands = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    for c in cands:
+        parse_pattern(c)
+    acc = accel.load(args.accel)
+    from sparsim.api import llm_model
+    model = llm_model(args.model, blocks=1, seed=args.seed)
+    res = search_llm(model, acc, args.batch, args.prompt, args.generate, objective=args.objective, budget=budget,
+                     candidates=cands)
+    run = res["run"]
+    counts: dict = {}
+    for name, p in res["assignment"].items():
+        short = name.rsplit(".", 2)[-2] + "." + name.rsplit(".", 1)[-1]
+        counts.setdefault(short, {}).setdefault(p, 0)
+        counts[short][p] += 1
+    rows = [[k, ", ".join(f"{p} x{n}" for p, n in v.items())] for k, v in counts.items()]
+    print("\n".join(_table(["layer (per traced block)", "pattern"], rows, set())))
+    unit, scale = ("ms", 1e3) if args.objective == "tpot" else ("mJ", 1e3)
+    got = run.tpot_mean_s if args.objective == "tpot" else run.energy_per_token_j
+    print(f"\n{model.name} on {acc.name}, batch {args.batch}, prompt {args.prompt}, {args.generate} tokens: "
+          f"{args.objective} dense {res['dense'] * scale:.4f} {unit}, chosen {got * scale:.4f} {unit} "
+          f"({got / res['dense']:.3f} x; budget {budget:g}); table sum {res['predicted'] * scale:.4f} {unit}; "
+          f"retained magnitude {res['proxy']:.4f}; TPOT {run.tpot_mean_s * 1e3:.4f} ms, "
+          f"energy/token {run.energy_per_token_j * 1e3:.3f} mJ")
+    if args.out:
+        import csv
+        with open(args.out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["layer", "pattern"])
+            w.writerows(res["assignment"].items())
+        print(f"wrote {args.out}")
+    return 0

@@ -21,22 +21,27 @@ def register(subparsers) -> None:
                     "model's cycles (or energy) at --batch, fine-tune under the masks, and report dense vs pruned "
                     "accuracy, cycles and energy. Models: mlp_digits, cnn_digits (trained here on scikit-learn's "
                     "digits), or path/to/file.py:build (the file's data() gives the tensors or loaders, its "
-                    "evaluate(model, test) the metric). The budget and candidates are checked before any training.")
+                    "evaluate(model, test) the metric); code_lm or hf:<folder> with --method prunes a language model one-shot "
+                    "(Wanda, SparseGPT) against decode TPOT or energy per token. The budget and candidates are "
+                    "checked before any training.")
     add_arguments(sp)
     sp.set_defaults(func=cmd_prune)
 
 
 def add_arguments(sp) -> None:
     """The arguments of ``sparsim prune`` (one place, so a new option or method adds to it)."""
-    sp.add_argument("--model", required=True, help="mlp_digits, cnn_digits, or path/to/file.py:build_fn returning "
-                                                    "(model, example_inputs)")
+    sp.add_argument("--model", required=True, help="mlp_digits, cnn_digits, path/to/file.py:build_fn returning "
+                                                    "(model, example_inputs); code_lm or hf:<folder> (a language "
+                                                    "model: see --method)")
     sp.add_argument("--data", default=None, help="file.py:fn returning (x_train, y_train, x_test, y_test) tensors or "
                                                  "(train_loader, test_loader); default: the model file's data()")
     sp.add_argument("--evaluate", default=None, help="file.py:fn(model, test) -> float, higher is better; default: "
                                                      "the model file's evaluate() if it has one, else top-1 accuracy")
     sp.add_argument("--accel", required=True, help="preset name or accelerator YAML")
     sp.add_argument("--budget", required=True, type=_fraction, help="fraction of the dense cost, in (0, 1]")
-    sp.add_argument("--objective", default="latency", choices=["latency", "energy"])
+    sp.add_argument("--objective", default="latency", choices=["latency", "energy", "tpot"],
+                    help="what --budget limits, as a fraction of the dense model's: cycles (latency, default) or "
+                         "energy; for a language model latency is decode TPOT (also 'tpot')")
     sp.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
     sp.add_argument("--dense-epochs", type=int, default=None,
                     help="dense training epochs before pruning (default 30 for the digits models, 0 for a model "
@@ -52,12 +57,14 @@ def add_arguments(sp) -> None:
                          "retained weight magnitude")
     sp.add_argument("--candidates", default=None, help="comma-separated patterns (default: dense + the "
                                                        "accelerator's sparse modes)")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the data split, training and search (default 0)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the model's weights, the data split, training, fine-tuning and search (default 0)")
     sp.add_argument("--seeds", default=None, metavar="S1,S2,...",
                     help="run once per seed and report mean and sd of the accuracies (single-run accuracies "
                          "differ between machines: other CPUs run other floating-point kernels)")
     sp.add_argument("--out", default=None, help="write the pruned model's state_dict (torch.save)")
     sp.add_argument("--report", default=None, help="write a JSON report")
+    from sparsim.prune_llm import add_arguments as add_llm_arguments
+    add_llm_arguments(sp)
 
 
 def errors() -> list:
@@ -152,6 +159,13 @@ def _seeds(text):
 
 
 def cmd_prune(args) -> int:
+    from sparsim.prune_llm import cmd_prune_llm, is_llm
+    if is_llm(args):
+        return cmd_prune_llm(args)
+    if args.method is not None or args.objective == "tpot":
+        from search.errors import SearchError
+        raise SearchError(f"--{'method' if args.method is not None else 'objective tpot'} applies to language "
+                          f"models (code_lm, hf:<folder>), not to --model {args.model}")
     from sparsim._io import check_writable, writing
     check_writable(args.out, "--out", (".pt", ".pth"), "it is the pruned model's state_dict (torch.save)")
     check_writable(args.report, "--report", (".json",))

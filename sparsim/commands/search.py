@@ -8,11 +8,14 @@ def register(sub) -> None:
                         description="Per-layer sparsity search over simulator cost tables: the exact choice "
                                     "within a budget (latency, energy) or a Pareto front (pareto).")
     src = sp.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", help="zoo model name or path/to/file.py:build_fn")
+    src.add_argument("--model", help="zoo model name or path/to/file.py:build_fn (hf:NAME or hf:/path for "
+                                     "the LLM objectives tpot, token-energy)")
     src.add_argument("--workload", help="a saved workload (.json) or SCALE-Sim topology (.csv); magnitude proxy only")
     sp.add_argument("--accel", required=True, help="preset name, .yaml or SCALE-Sim .cfg")
-    sp.add_argument("--objective", choices=["latency", "energy", "pareto"], default="pareto",
-                    help="latency / energy: best proxy within --budget; pareto: front over proxy, cycles, energy")
+    sp.add_argument("--objective", choices=["latency", "energy", "pareto", "tpot", "token-energy"], default=None,
+                    help="latency / energy: best proxy within --budget; pareto: front over proxy, cycles, energy "
+                         "(default); for hf: LLMs tpot / token-energy: decode time or energy per output token "
+                         "(docs/llm-inference.md)")
     sp.add_argument("--budget", type=float, help="fraction of the dense model's cycles (latency) or energy "
                                                  "(energy) on the same accelerator (default 0.6)")
     sp.add_argument("--candidates", default=",".join(DEFAULT_CANDIDATES),
@@ -33,6 +36,8 @@ def register(sub) -> None:
                     help="also choose hardware: rows=16,32,64 cols=... dataflow=ws,os modes=2:4,1:4+2:4 "
                          "dram_gbps=8,16 buffer_scale=0.5,1 <memory name>=<bytes>,...")
     sp.add_argument("--rows", type=int, default=12, help="rows of the front to print (default 12)")
+    sp.add_argument("--prompt", type=int, default=512, help="LLM objectives: prompt tokens (default 512)")
+    sp.add_argument("--generate", type=int, default=128, help="LLM objectives: decode steps (default 128)")
     sp.set_defaults(func=cmd_search)
 
 
@@ -59,6 +64,11 @@ def _fmt(v) -> str:
 def cmd_search(args) -> int:
     import sys
     from search import SearchError
+    if (args.model or "").startswith("hf:") or args.objective in ("tpot", "token-energy"):
+        from sparsim.commands.llm import cmd_llm_search
+        return cmd_llm_search(args)                 # decode TPOT / energy per token of an LLM
+    if args.objective is None:
+        args.objective = "pareto"
     from sparsim.api import accelerator, load_workload, search
     from sparsim._io import check_writable, writing
     from sparsim.cli import _table

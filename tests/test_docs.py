@@ -1,0 +1,164 @@
+"""Every command and code block of README.md and docs/ runs, and shows what the code prints.
+
+The convention is in tests/docblocks.py (and docs/contributing-docs.md). Fast blocks run in plain
+`pytest`, page by page, in order, in one scratch folder per page; blocks marked `<!-- slow -->` run
+under `-m slow` (`make test`, CI), each in a folder of its own.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests import docblocks as db
+
+_PAGES = db.doc_pages()
+_FAST = [(p, [b for b in db.blocks(p) if not b.slow and not b.norun]) for p in _PAGES]
+_FAST = [(p, bl) for p, bl in _FAST if bl]
+_SLOW = [b for p in _PAGES for b in db.blocks(p) if b.slow and not b.norun]
+
+
+def _id(p):
+    return str(p.relative_to(db.ROOT))
+
+
+@pytest.mark.parametrize("page,blocks", _FAST, ids=[_id(p) for p, _ in _FAST])
+def test_page_blocks(page, blocks, tmp_path):
+    cwd = db.scratch_dir(tmp_path / "run")
+    for b in blocks:
+        db.run_block(b, cwd)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", _SLOW, ids=[b.where for b in _SLOW])
+def test_slow_block(block, tmp_path):
+    db.run_block(block, db.scratch_dir(tmp_path / "run"))
+
+
+def test_pages_follow_the_convention():
+    """Every page parses (no output before a command, no unknown marker), not-run blocks are few
+    and say why, and there is something to run."""
+    n_run, norun = 0, []
+    for p in _PAGES:
+        for b in db.blocks(p):
+            if b.lang == "console":
+                db.commands(b)
+            if b.norun:
+                norun.append(b)
+            else:
+                n_run += 1
+    assert n_run >= 40, n_run
+    assert len(norun) <= 6, [b.where for b in norun]
+
+
+# ------------------------------------------------------------------------------------------ the collector itself
+BROKEN = '''# A page with broken examples
+
+<!-- tolerance: 5% -->
+```console
+$ python -c "print('cycles 1,000 at 2:4')"
+cycles 1,100 at 2:4
+```
+
+```console
+$ python -c "print('cycles 1,000 at 2:4')"
+cycles 1,001 at 2:4
+```
+
+```console
+$ python -c "print('one'); print('two'); print('three')"
+one
+...
+four
+```
+
+```console
+$ python -c "import sys; sys.exit(3)"
+```
+
+```console
+$ python -c "print('fine')"
+sparsim simulate: error: this should have failed
+```
+
+```python
+import sparsim
+assert sparsim.simulate(sparsim.trace_zoo("mlp_digits"), "vegeta-flex").totals["cycles"] == 1
+```
+'''
+
+GOOD = '''# A page whose examples hold
+
+<!-- tolerance: 5% -->
+```console
+$ python -c "print('cycles 1,040 in 3.2 s')"
+cycles 1,000 in ... s
+$ python -c "print('a'); print('b'); print('c')"
+a
+...
+c
+$ python -c "import sys; print('tool: error: bad --x', file=sys.stderr); sys.exit(2)"
+tool: error: bad --x
+```
+
+```python
+x = 1 + 1
+assert x == 2
+```
+'''
+
+
+def test_collector_fails_each_broken_example(tmp_path):
+    page = tmp_path / "broken.md"
+    page.write_text(BROKEN)
+    bl = db.blocks(page)
+    assert [b.lang for b in bl] == ["console"] * 5 + ["python"]
+    assert bl[0].tolerance == pytest.approx(0.05) and bl[1].tolerance is None
+    cwd = db.scratch_dir(tmp_path / "run")
+    reasons = []
+    for b in bl:
+        with pytest.raises(db.BlockFailed) as e:
+            db.run_block(b, cwd)
+        msg = str(e.value)
+        assert msg.startswith(f"{page}:"), msg      # names the page and line
+        reasons.append(msg)
+    assert "1,000 is not within 5% of the page's 1,100" in reasons[0]
+    assert "differs" in reasons[1] and "-cycles 1,001 at 2:4" in reasons[1]
+    assert "differs" in reasons[2] and "four" in reasons[2]
+    assert "failed (exit 3)" in reasons[3]
+    assert "succeeded, but the page shows an error" in reasons[4]
+    assert "python block failed" in reasons[5] and "AssertionError" in reasons[5]
+
+
+def test_collector_passes_good_examples(tmp_path):
+    page = tmp_path / "good.md"
+    page.write_text(GOOD)
+    cwd = db.scratch_dir(tmp_path / "run")
+    assert sum(db.run_block(b, cwd) for b in db.blocks(page)) == 4
+
+
+def test_a_real_page_with_one_number_changed_fails(tmp_path):
+    """The README's simulate example, with one digit of its output changed, fails the test."""
+    readme = (db.ROOT / "README.md").read_text()
+    assert "1,529,604 cycles" in readme
+    page = tmp_path / "README.md"
+    page.write_text(readme.replace("1,529,604 cycles", "1,529,605 cycles"))
+    block = next(b for b in db.blocks(page) if "1,529,605" in b.text)
+    with pytest.raises(db.BlockFailed, match="differs"):
+        db.run_block(block, db.scratch_dir(tmp_path / "run"))
+
+
+def test_markers_and_format_errors(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("<!-- slow -->\n<!-- tolerance: 2% -->\n```console\n$ true\n```\n\n"
+                    "<!-- norun: needs a GPU -->\n```python\nimport nothing\n```\n\n```yaml\na: 1\n```\n")
+    a, b = db.blocks(page)
+    assert a.slow and a.tolerance == pytest.approx(0.02) and not a.norun
+    assert b.norun == "needs a GPU" and not b.slow
+    page.write_text("```console\nsome output\n$ true\n```\n")
+    with pytest.raises(db.DocFormatError, match="output before its first"):
+        db.commands(db.blocks(page)[0])
+    page.write_text("<!-- slwo -->\n```console\n$ true\n```\n")
+    with pytest.raises(db.DocFormatError, match="unknown marker"):
+        db.blocks(page)
+    page.write_text("```console\n$ echo a \\\n   b\nalso shown\n```\n")
+    (c,) = db.commands(db.blocks(page)[0])
+    assert c.cmd == "echo a  b" and c.expected == ("also shown",) and c.line == 2
