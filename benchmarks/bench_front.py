@@ -74,6 +74,7 @@ def main(models=("resnet50", "bert_base")):
         o_on, _ = _gaps(cost, ptable, T[:, 0], T[:, 3], on)
         rows.append((name, len(f), res.info["hypervolume"], hypervolume(F[nd]), len(nd), g_on, g_mid, o_on,
                      u1 + u2, t_search))
+        _row(rows[-1])
         eq = []
         for b in (0.6, 0.8):
             p = run_search(wl, acc, objective="pareto", budget=b, evals=5000, seed=0, baselines=False,
@@ -94,9 +95,15 @@ def main(models=("resnet50", "bert_base")):
           "gap at 24 budgets: max / mean | gap half-way between: max / mean | NSGA-II alone, gap at 24: max / mean | "
           "MILP not proven in 10 s | search s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, n, hv, hv_old, n_old, g_on, g_mid, o_on, unp, ts in rows:
-        print(f"| {name} | {n} | {hv:.4f} | {hv_old:.4f} ({n_old}) | {g_on.max():+.4f} / {g_on.mean():+.4f} | "
-              f"{g_mid.max():+.4f} / {g_mid.mean():+.4f} | {o_on.max():+.4f} / {o_on.mean():+.4f} | {unp} | {ts:.0f} |")
+    for row in rows:
+        _row(row)
+
+
+def _row(row):
+    name, n, hv, hv_old, n_old, g_on, g_mid, o_on, unp, ts = row
+    print(f"| {name} | {n} | {hv:.4f} | {hv_old:.4f} ({n_old}) | {g_on.max():+.4f} / {g_on.mean():+.4f} | "
+          f"{g_mid.max():+.4f} / {g_mid.mean():+.4f} | {o_on.max():+.4f} / {o_on.mean():+.4f} | {unp} | {ts:.0f} |",
+          flush=True)
 
 
 if __name__ == "__main__":
