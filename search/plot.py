@@ -33,7 +33,7 @@ def plot_front(result, path) -> Path:
                 xs.append(x * scale)
                 ys.append(y)
                 best = y
-        name = {"pareto": "front (exact + NSGA-II)", "latency": "exact choice", "energy": "exact choice"}[result.objective]
+        name = {"pareto": "NSGA-II front", "latency": "exact choice", "energy": "exact choice"}[result.objective]
         if result.objective == "pareto":
             ax.plot(f[metric] * scale, f["proxy"], "o", color="tab:blue", ms=3, alpha=0.35)
             ax.step(xs, ys, where="post", color="tab:blue", lw=1.8, label=name)
