@@ -365,3 +365,21 @@ def test_prune_permute_reports_the_pattern_it_permuted_for(tmp_path):
     assert r["permutations"]
     for layer, p in r["permutations"].items():
         assert p["pattern"] == r["patterns"][layer] and p["lost"] <= p["lost_identity"]
+
+
+def test_prune_seeds_reports_mean_and_sd_and_a_seed_repeats_bit_for_bit(tmp_path, capsys):
+    """Item 8: one run's accuracy is machine-specific; --seeds gives mean and sd, and a run repeats exactly."""
+    import json
+    from sparsim.cli import main
+    f = tmp_path / "user_net.py"
+    f.write_text(_USER_MODEL.read_text())
+    rep = tmp_path / "r.json"
+    args = ["prune", "--model", f"{f}:build", "--accel", "vegeta-flex", "--budget", "0.8", "--epochs", "1",
+            "--dense-epochs", "2", "--seeds", "0,1,0", "--report", str(rep)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "seeds 0,1,0: dense " in out and "(mean ± sd)" in out
+    runs = json.loads(rep.read_text())["runs"]
+    assert [r["seed"] for r in runs] == [0, 1, 0]
+    assert runs[0]["accuracy"] == runs[2]["accuracy"] and runs[0]["patterns"] == runs[2]["patterns"]
+    assert torch.get_num_threads() >= 1 and not torch.are_deterministic_algorithms_enabled()   # restored
