@@ -383,3 +383,21 @@ def test_prune_seeds_reports_mean_and_sd_and_a_seed_repeats_bit_for_bit(tmp_path
     assert [r["seed"] for r in runs] == [0, 1, 0]
     assert runs[0]["accuracy"] == runs[2]["accuracy"] and runs[0]["patterns"] == runs[2]["patterns"]
     assert torch.get_num_threads() >= 1 and not torch.are_deterministic_algorithms_enabled()   # restored
+
+
+def test_exact_choice_does_not_depend_on_the_cost_unit():
+    """Costs in seconds (budget below 1) choose what the same costs in nanoseconds choose: the solver's
+    constraint is scaled by the budget itself, never by max(budget, 1)."""
+    import numpy as np
+
+    from search.knapsack import choose_exact
+    rng = np.random.default_rng(3)
+    value = -rng.random((6, 3))
+    value[:, 0] = 0.0                               # dense: no loss, the highest cost
+    cost = np.sort(rng.random((6, 3)) * 1e-3, axis=1)[:, ::-1].copy()
+    allowed = np.ones((6, 3), dtype=bool)
+    budget = 0.6 * cost[:, 0].sum()
+    a_s = choose_exact(value, cost, allowed, budget)
+    a_ns = choose_exact(value, cost * 1e9, allowed, budget * 1e9)
+    assert cost[np.arange(6), a_s].sum() <= budget
+    assert value[np.arange(6), a_s].sum() == value[np.arange(6), a_ns].sum()
