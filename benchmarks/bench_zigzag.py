@@ -293,10 +293,21 @@ def main(argv=None):
     ap.add_argument("--opt", default="energy", choices=["energy", "latency", "EDP"])
     ap.add_argument("--layers", default="", help="comma-separated layer names (default: all)")
     ap.add_argument("--json", default="", help="also write the per-layer results here")
+    ap.add_argument("--every-preset", action="store_true",
+                    help="sparsim alone: DRAM bytes over compulsory on the layer set, per preset (no ZigZag)")
     args = ap.parse_args(argv)
     import accel
-    acc = accel.load(args.preset)
     layers = [x for x in LAYERS if not args.layers or x[0] in args.layers.split(",")]
+    if args.every_preset:
+        print("| preset | DRAM / compulsory, geometric mean | worst layer |")
+        print("| --- | --- | --- |")
+        for preset in accel.presets.names():
+            s = run_sparsim(accel.load(preset), layers, repeats=1)
+            r = {n: v["dram_bytes"] / v["compulsory_bytes"] for n, v in s.items()}
+            worst = max(r, key=r.get)
+            print(f"| `{preset}` | {geomean(list(r.values())):.3f} | {worst} {r[worst]:.2f} |")
+        return
+    acc = accel.load(args.preset)
     z = run_zigzag(acc, layers, args.lpf, args.opt)
     s = run_sparsim(acc, layers)
     print(f"sparsim ({Path(sys.modules['simulator'].__file__).parent.parent}) vs {ZIGZAG} (LOMA lpf {args.lpf}, "

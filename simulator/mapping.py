@@ -603,6 +603,15 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
                     b_cyc, b_dram = 0.0, 0.0
                     b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
                     b_lv = (0, 0, 0)
+                    if o >= 3 and not separate:
+                        # with every operand at level 0 an order past the first three is one of them
+                        useful = False
+                        for x in range(3):
+                            for level in range(1, LEVELS):
+                                if _level_useful(o, x, level, cm, cn, ck):
+                                    useful = True
+                        if not useful:
+                            continue
                     if base_fits and any_streamed and one_each:
                         # each memory holds one operand: its buffers, bytes and exposed reloads follow from
                         # its own level, so they are worked out once per operand and level and then combined
