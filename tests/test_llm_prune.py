@@ -208,6 +208,9 @@ BASE = ["prune", "--model", "code_lm_tiny", "--accel", "vegeta-flex", "--method"
     (["--budget", "0.7", "--calib", "MISSING"], "--calib MISSING: no such file"),
     (["--budget", "0.7", "--calib", "EMPTY"], "the file is empty"),
     (["--budget", "0.7", "--epochs", "3"], "--epochs applies to the digits models and model files only"),
+    (["--budget", "0.7", "--model", "hf:NOWHERE"], "--model hf:NOWHERE: no such folder"),
+    (["--budget", "0.7", "--model", "hf:llama-3.2-1b"], "a built-in shape with seeded random weights"),
+    (["--budget", "0.7", "--prompt", "0"], "--prompt 0: expected a positive integer"),
 ])
 def test_cli_refuses_before_any_training(extra, msg, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPARSIM_CACHE", str(tmp_path / "cache"))
