@@ -17,7 +17,6 @@ import numpy as np
 
 from ..errors import SearchError
 from .costs import DEFAULT_CANDIDATES, OBJECTIVES, decode_costs, simulate_pruned
-from .pruners import METHODS
 
 LLM_METHODS = ("wanda", "sparsegpt")
 #: Tokens the per-layer sensitivities are measured on (the first calibration windows).
