@@ -57,6 +57,16 @@ def main():
     out.table(["linear layer m (n = k = 1024)", "folds", "tiles per layer", "tiles", "events", "ms", "cycles"], grow,
               caption="How the event count grows with the folds, with and without merging folds into tiles "
                       "(vegeta-flex):", echo=False)
+    # the figure of docs/howto/event-engine.md: two cores, a DRAM channel each, ResNet-18 2:4
+    from docs_out import ROOT
+    two = accel.load(str(ROOT / "examples" / "accel" / "two-cores-two-channels.yaml"))
+    r18 = sparsim.trace_zoo("resnet18").sparsify("2:4")
+    res = simulate(r18, two, engine="event", trace=True)
+    png = res.plot_dram_bandwidth(out.folder / "event-dram-two-cores.png")
+    print(f"resnet18 2:4 on two-cores-two-channels: {res.totals['cycles']:,} cycles; wrote {png}")
+    out.text(f"ResNet-18 2:4 on `examples/accel/two-cores-two-channels.yaml` (two vegeta-flex cores, a 16 GB/s DRAM "
+             f"channel each): {res.totals['cycles']:,} cycles; DRAM bandwidth over time per channel:")
+    out.image(png, "DRAM bandwidth of two cores on two channels, ResNet-18 2:4")
     out.write()
 
 

@@ -99,6 +99,12 @@ class DocsOut:
         print(f"wrote {path}")
         return path
 
+    def image(self, path, alt: str) -> None:
+        """Include a PNG a tool already wrote into ``folder`` (e.g. a report's figure)."""
+        path = Path(path)
+        assert path.parent.resolve() == self.folder.resolve(), f"{path} is not in {self.folder}"
+        self.parts.append(f"![{alt}](generated/{path.name})")
+
     def header(self) -> str:
         when = self.started.strftime("%Y-%m-%d %H:%M UTC")
         took = (_dt.datetime.now(_dt.timezone.utc) - self.started).total_seconds()
