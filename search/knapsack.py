@@ -31,7 +31,7 @@ def choose_exact(value: np.ndarray, cost: np.ndarray, allowed: np.ndarray, budge
     L, C = value.shape
     li, ci = np.nonzero(allowed)
     nv = li.size
-    scale = max(float(budget), 1.0)       # costs in units of the budget: well-scaled for HiGHS
+    scale = float(budget) if budget > 0 else 1.0   # costs in units of the budget (seconds or cycles alike)
     one_each = csr_array((np.ones(nv), (li, np.arange(nv))), shape=(L, nv))
     cost_row = (cost[li, ci] / scale)[None, :]
     rows = np.arange(L)

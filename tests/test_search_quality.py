@@ -400,3 +400,21 @@ def test_prune_permute_reports_the_pattern_it_permuted_for(tmp_path):
     assert r["permutations"]
     for layer, p in r["permutations"].items():
         assert p["pattern"] == r["patterns"][layer] and p["lost"] <= p["lost_identity"]
+
+
+def test_exact_choice_does_not_depend_on_the_cost_unit():
+    """Costs in seconds (budget below 1) choose what the same costs in nanoseconds choose: the solver's
+    constraint is scaled by the budget itself, never by max(budget, 1)."""
+    import numpy as np
+
+    from search.knapsack import choose_exact
+    rng = np.random.default_rng(3)
+    value = -rng.random((6, 3))
+    value[:, 0] = 0.0                               # dense: no loss, the highest cost
+    cost = np.sort(rng.random((6, 3)) * 1e-3, axis=1)[:, ::-1].copy()
+    allowed = np.ones((6, 3), dtype=bool)
+    budget = 0.6 * cost[:, 0].sum()
+    a_s = choose_exact(value, cost, allowed, budget)
+    a_ns = choose_exact(value, cost * 1e9, allowed, budget * 1e9)
+    assert cost[np.arange(6), a_s].sum() <= budget
+    assert value[np.arange(6), a_s].sum() == value[np.arange(6), a_ns].sum()
