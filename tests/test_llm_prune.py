@@ -208,6 +208,9 @@ BASE = ["prune", "--model", "code_lm_tiny", "--accel", "vegeta-flex", "--method"
     (["--budget", "0.7", "--calib", "MISSING"], "--calib MISSING: no such file"),
     (["--budget", "0.7", "--calib", "EMPTY"], "the file is empty"),
     (["--budget", "0.7", "--epochs", "3"], "--epochs applies to the digits models and model files only"),
+    (["--budget", "0.7", "--model", "hf:NOWHERE"], "--model hf:NOWHERE: no such folder"),
+    (["--budget", "0.7", "--model", "hf:llama-3.2-1b"], "a built-in shape with seeded random weights"),
+    (["--budget", "0.7", "--prompt", "0"], "--prompt 0: expected a positive integer"),
 ])
 def test_cli_refuses_before_any_training(extra, msg, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPARSIM_CACHE", str(tmp_path / "cache"))
@@ -248,3 +251,23 @@ def test_cli_end_to_end_saved_folder_matches_report(tmp_path, capsys):
     masks = load_file(str(out / "masks.safetensors"))
     assert set(masks) == {f"{l.name}.weight" for l in prunable_layers(m)}
     assert "SparseGPTModifier" in (out / "recipe.yaml").read_text() or all(p == "dense" for p in r["patterns"].values())
+
+
+def test_collect_stops_early_with_the_same_statistics(tiny):
+    """collect() ends each forward once its layers have their inputs; the statistics equal a full forward's."""
+    calib = tiny.windows("train", 256)
+    layers = [l for l in prunable_layers(tiny.model) if l.block == "model.layers.0"]
+    got = collect(tiny.model, layers, calib, hessian=True)
+    seen = {}
+    hooks = [l.module.register_forward_hook(lambda m, i, o, n=l.name: seen.setdefault(n, []).append(i[0].detach()))
+             for l in layers]
+    with torch.no_grad():
+        for i in range(0, len(calib), 8):
+            tiny.model(input_ids=torch.from_numpy(calib[i:i + 8, :-1]))
+    for h in hooks:
+        h.remove()
+    for l in layers:
+        x = torch.cat([t.reshape(-1, t.shape[-1]) for t in seen[l.name]]).double()
+        assert got[l.name].n == len(x)
+        assert torch.allclose(got[l.name].sq_norm, (x * x).sum(0))
+        assert torch.allclose(got[l.name].hessian(), 2 * x.T @ x / len(x))

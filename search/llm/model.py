@@ -115,6 +115,7 @@ def collect(model: nn.Module, layers: list[PrunableLayer], windows: np.ndarray, 
                                 torch.zeros(l.in_features, l.in_features, dtype=torch.float64) if hessian else None)
              for l in layers}
     hooks = []
+    seen: set = set()
 
     def hook(name):
         def fn(mod, inp, out):
@@ -124,21 +125,29 @@ def collect(model: nn.Module, layers: list[PrunableLayer], windows: np.ndarray, 
             if s.xtx is not None:
                 s.xtx += x.t() @ x
             s.n += x.shape[0]
+            seen.add(name)
+            if len(seen) == len(stats):      # every layer has its inputs: the rest of the forward is not needed
+                raise _Stop
         return fn
     for l in layers:
         hooks.append(l.module.register_forward_hook(hook(l.name)))
+    kw = {"use_cache": False} if hasattr(model, "config") else {}     # a transformers model: no KV cache
     try:
-        run(model, windows, batch)
+        with torch.no_grad():
+            for i in range(0, len(windows), batch):
+                seen.clear()
+                try:
+                    model(input_ids=torch.from_numpy(np.ascontiguousarray(windows[i:i + batch, :-1])), **kw)
+                except _Stop:
+                    pass
     finally:
         for h in hooks:
             h.remove()
     return stats
 
 
-def run(model: nn.Module, windows: np.ndarray, batch: int = 8) -> None:
-    with torch.no_grad():
-        for i in range(0, len(windows), batch):
-            model(input_ids=torch.from_numpy(np.ascontiguousarray(windows[i:i + batch, :-1])))
+class _Stop(Exception):
+    """Raised by the last statistics hook of a batch to end its forward pass early."""
 
 
 # ----------------------------------------------------------------------------------- whole model

@@ -17,7 +17,6 @@ import numpy as np
 
 from ..errors import SearchError
 from .costs import DEFAULT_CANDIDATES, OBJECTIVES, decode_costs, simulate_pruned
-from .pruners import METHODS
 
 LLM_METHODS = ("wanda", "sparsegpt")
 #: Tokens the per-layer sensitivities are measured on (the first calibration windows).
@@ -57,6 +56,11 @@ def _hf_source(spec: str, seed: int, seq_len: int) -> LMSource:
     standard-library corpus splits of :mod:`workloads.code_lm` tokenized by its own tokenizer."""
     target = spec[3:]
     p = Path(target)
+    from workloads.hf import builtin_names
+    if target in builtin_names():
+        raise SearchError(f"--model {spec}: a built-in shape with seeded random weights and no tokenizer; pruning "
+                          f"measures perplexity, so it needs a trained checkpoint folder with its tokenizer "
+                          f"(hf:/path/to/folder) or code_lm")
     if not p.exists():
         raise SearchError(f"--model {spec}: no such folder (a local checkpoint folder with config.json and "
                           f"a tokenizer is expected)")
