@@ -4,7 +4,8 @@ batch 1 and 8 on every preset.
 Run: .venv/bin/python benchmarks/bench_memory.py   (or `make bench`)
 
 Compulsory traffic is computed here, independently of the engine: every layer reads its input
-feature map (a conv's padded input, not its im2col matrix) and its weights once and writes its
+feature map (a conv's input pixels that some output reads, without the padding, which is made on
+chip; not its im2col matrix) and its weights once and writes its
 outputs once, at the accelerator's operand widths. The ratio printed is the engine's DRAM bytes
 over that, for the dense model.
 """
@@ -25,7 +26,10 @@ def compulsory_bytes(workload, acc) -> float:
         if cv is None:
             a = layer.m * layer.k * layer.groups
         else:
-            spatial = math.prod(int(i) + 2 * int(p) for i, p in zip(cv.input_size, cv.padding))
+            # the input pixels some output reads, less the padding (made on chip)
+            spatial = math.prod(max(0, min((int(o) - 1) * int(s) + (int(k) - 1) * int(d) + 1, int(p) + int(i)) - int(p))
+                                for i, p, k, s, d, o in zip(cv.input_size, cv.padding, cv.kernel, cv.stride,
+                                                            cv.dilation, cv.output_size))
             batch = max(1, layer.m // max(1, math.prod(cv.output_size)))
             a = min(batch * cv.in_channels * spatial, layer.m * layer.k * layer.groups)
         total += a * a_b + layer.groups * layer.k * layer.n * w_b + layer.groups * layer.m * layer.n * a_b

@@ -87,3 +87,111 @@ def gather_sum(tables: np.ndarray, pop: np.ndarray, hw: np.ndarray | None, n_can
     out = np.empty((pop.shape[0], 4), dtype=np.float64)
     _gather_sum4(np.ascontiguousarray(tables, dtype=np.float64), pop, hw, int(n_cand), out)
     return out[:, :m]
+
+
+@jit
+def _swap_gains(v, nth, d, rows, group_of, out):
+    """out[a, b] for a in rows, every b: d[a] + d[b] + sum_j relu(v[b, j] - nth[a, j]) + relu(v[a, j] - nth[b, j])
+    (the magnitude N:M keeps more when channels a and b trade groups), -inf within one group."""
+    c, q = v.shape
+    for ai in range(rows.size):
+        a = rows[ai]
+        for b in range(c):
+            if group_of[a] == group_of[b]:
+                out[a, b] = -np.inf
+                continue
+            s = 0.0
+            for j in range(q):
+                t = v[b, j] - nth[a, j]
+                if t > 0:
+                    s += t
+                t = v[a, j] - nth[b, j]
+                if t > 0:
+                    s += t
+            out[a, b] = d[a] + d[b] + s
+
+
+def swap_gains(v: np.ndarray, nth: np.ndarray, d: np.ndarray, rows: np.ndarray, group_of: np.ndarray) -> np.ndarray:
+    """``(c, c)`` gains of channel swaps (rows not in ``rows``: -inf); see :func:`search.permute._swap_gains`."""
+    c = v.shape[0]
+    out = np.full((c, c), -np.inf)
+    _swap_gains(np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(nth, dtype=np.float64),
+                np.ascontiguousarray(d, dtype=np.float64), np.ascontiguousarray(rows, dtype=np.int64),
+                np.ascontiguousarray(group_of, dtype=np.int64), out)
+    return out
+
+
+@jit
+def _swap_gains_windows(v, nth, d, windows, group_of, out):
+    """:func:`_swap_gains` for the pairs inside each row of ``windows`` (channel indices) only."""
+    q = v.shape[1]
+    for w in range(windows.shape[0]):
+        for i in range(windows.shape[1]):
+            a = windows[w, i]
+            for k in range(windows.shape[1]):
+                b = windows[w, k]
+                if group_of[a] == group_of[b]:
+                    continue
+                s = 0.0
+                for j in range(q):
+                    t = v[b, j] - nth[a, j]
+                    if t > 0:
+                        s += t
+                    t = v[a, j] - nth[b, j]
+                    if t > 0:
+                        s += t
+                out[a, b] = d[a] + d[b] + s
+
+
+def swap_gains_windows(v, nth, d, windows, group_of) -> np.ndarray:
+    """``(c, c)`` gains of the swaps inside each window (a row of ``windows``); -inf elsewhere."""
+    c = v.shape[0]
+    out = np.full((c, c), -np.inf)
+    _swap_gains_windows(np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(nth, dtype=np.float64),
+                        np.ascontiguousarray(d, dtype=np.float64), np.ascontiguousarray(windows, dtype=np.int64),
+                        np.ascontiguousarray(group_of, dtype=np.int64), out)
+    return out
+
+
+@jit
+def _group_stats(v, order, n, m, rem_top, rem_nth, cur):
+    """Per channel and column: the top-``n`` sum and ``n``-th largest value of its group (channels
+    ``order[g*m:(g+1)*m]``) without it; per group and column: the top-``n`` sum. Ties: the earlier
+    position in the group ranks first (a stable descending sort's order)."""
+    c, q = v.shape
+    g_count = c // m
+    vals = np.empty(m)
+    rank = np.empty(m, dtype=np.int64)
+    srt = np.empty(m)
+    for g in range(g_count):
+        for j in range(q):
+            for i in range(m):
+                vals[i] = v[order[g * m + i], j]
+            for i in range(m):          # rank: larger first, earlier first on ties
+                r = 0
+                for k in range(m):
+                    if vals[k] > vals[i] or (vals[k] == vals[i] and k < i):
+                        r += 1
+                rank[i] = r
+                srt[r] = vals[i]
+            top = 0.0
+            for r in range(n):
+                top += srt[r]
+            top1 = top + (srt[n] if n < m else 0.0)
+            cur[g, j] = top
+            for i in range(m):
+                ch = order[g * m + i]
+                if rank[i] < n:
+                    rem_top[ch, j] = top1 - vals[i]
+                    rem_nth[ch, j] = srt[n] if n < m else 0.0
+                else:
+                    rem_top[ch, j] = top
+                    rem_nth[ch, j] = srt[n - 1]
+
+
+def group_stats(v: np.ndarray, order: np.ndarray, n: int, m: int):
+    c, q = v.shape
+    rem_top, rem_nth, cur = np.empty((c, q)), np.empty((c, q)), np.empty((c // m, q))
+    _group_stats(np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(order, dtype=np.int64), int(n),
+                 int(m), rem_top, rem_nth, cur)
+    return rem_top, rem_nth, cur

@@ -100,24 +100,20 @@ def _group_stats(v: np.ndarray, order: np.ndarray, n: int, m: int):
     return out_top, out_nth, cur
 
 
-def _swap_gains(v, order, n, m, rows=None, chunk=32):
-    """Gain of swapping channel a (every channel, or the channels in ``rows``) with every channel b."""
+def _swap_gains(v, order, n, m, rows=None, windows=None):
+    """Gain of swapping channel a (every channel, or the channels in ``rows``) with every channel b,
+    or of the swaps inside each row of ``windows`` (Numba kernels, :mod:`search.kernels`; no
+    ``(rows, c, q)`` temporaries)."""
+    from .kernels import group_stats, swap_gains, swap_gains_windows
     c, q = v.shape
     group_of = np.empty(c, dtype=np.int64)
     group_of[order] = np.arange(c) // m
-    rem_top, rem_nth, cur = _group_stats(v, order, n, m)
+    rem_top, rem_nth, cur = group_stats(v, order, n, m)      # what _group_stats gives (tests compare)
     d = (rem_top - cur[group_of]).sum(axis=1)               # (c,) loss of taking a out
-    vf, nth = v.astype(np.float32), rem_nth.astype(np.float32)
+    if windows is not None:
+        return swap_gains_windows(v, rem_nth, d, windows, group_of), group_of
     rows = np.arange(c) if rows is None else rows
-    gains = np.full((c, c), -np.inf)
-    for lo in range(0, len(rows), chunk):
-        a = rows[lo:lo + chunk]
-        # the swap adds b to a's group (relu(v_b - nth_a)) and a to b's group (relu(v_a - nth_b))
-        t_in = np.maximum(vf[None, :, :] - nth[a, None, :], 0).sum(axis=2)
-        t_out = np.maximum(vf[a, None, :] - nth[None, :, :], 0).sum(axis=2)
-        gains[a] = d[a, None] + d[None, :] + t_in + t_out
-    gains[group_of[:, None] == group_of[None, :]] = -np.inf
-    return gains, group_of
+    return swap_gains(v, rem_nth, d, rows, group_of), group_of
 
 
 def _retained(v, order, n, m) -> float:
@@ -165,10 +161,11 @@ def _local_search(v, order, n, m, gains_fn, value_fn, rounds, rng, kick):
 
 
 def permute_magnitude(gemm_w: np.ndarray, channels: int, n: int, m: int, rounds: int = 20, seed: int = 0,
-                      sample: int = 128) -> Permutation:
+                      sample: int = 32) -> Permutation:
     """Input-channel order that maximizes the magnitude N:M keeps (see module docstring). Layers with
-    more than ``2 * sample`` channels evaluate, each round, swaps of ``sample`` random channels with
-    every other one (all pairs otherwise)."""
+    more than ``2 * sample`` channels evaluate, each round, the swaps inside random windows of
+    ``sample`` channels (every channel is in one window; a new partition each round), all pairs
+    otherwise: all channels move every round at a ``sample / channels`` share of the all-pairs cost."""
     _check(channels, n, m)
     t0, c0 = time.perf_counter(), time.process_time()
     v = np.abs(channel_view(np.asarray(gemm_w, dtype=np.float64), channels))
@@ -182,8 +179,11 @@ def permute_magnitude(gemm_w: np.ndarray, channels: int, n: int, m: int, rounds:
     rng = np.random.default_rng(seed)
 
     def gains(o):
-        rows = None if channels <= 2 * sample else np.sort(rng.choice(channels, sample, replace=False))
-        return _swap_gains(v, o, n, m, rows)
+        if channels <= 2 * sample:
+            return _swap_gains(v, o, n, m)
+        w = max(2 * m, sample)
+        perm = rng.permutation(channels)
+        return _swap_gains(v, o, n, m, windows=perm[: channels // w * w].reshape(-1, w))
     best, r = _local_search(v, ident.copy(), n, m, gains,
                             lambda o: _retained(v, o, n, m), rounds, rng, kick=max(2, channels // (4 * m)))
     cur_lost = total - _retained(v, best, n, m)

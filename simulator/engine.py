@@ -61,7 +61,7 @@ from .limits import check_workload
 from .lru import Lru
 from .maskcache import mask_entry
 from .kernels import _double_buffered_runs
-from .mapping import (_RELOAD, DIMS, ORDERS, MapProblem, Mapping, _footprints, _reload_cycles, _search, _streamed_fit,
+from .mapping import (DIMS, ORDERS, MapProblem, Mapping, _footprints, _reload_cycles, _search, _streamed_fit,
                       tile_candidates)
 
 _OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
@@ -134,18 +134,25 @@ class LayerPlan:
 
 # ------------------------------------------------------------------------------------------ sizes
 def _conv_sizes(layer: Layer, a_b: float):
-    """(feature-map bytes, halo bytes per cut of m, feature-map pixels per GEMM row / kernel positions)
-    of a conv layer's input, or None."""
+    """(input bytes read from DRAM, halo bytes per cut of m, feature-map pixels per GEMM row / kernel
+    positions, batch) of a conv layer's input, or None.
+
+    Only the input pixels some output reads come from DRAM: per spatial dimension the window of the
+    outputs, ``(out - 1) x stride + (kernel - 1) x dilation + 1`` positions of the padded input,
+    less its padding, which is made on chip (the address generator feeds zeros). A stride-2 3x3
+    conv of a 56x56 map reads 56x56, not the 58x58 padded map (whose last row and column no output
+    uses) nor 57x57."""
     c = layer.conv
     if c is None:
         return None
-    spatial = [int(i) + 2 * int(p) for i, p in zip(c.input_size, c.padding)]
+    used = [max(0, min((int(o) - 1) * int(s) + (int(k) - 1) * int(d) + 1, int(p) + int(i)) - int(p))
+            for i, p, k, s, d, o in zip(c.input_size, c.padding, c.kernel, c.stride, c.dilation, c.output_size)]
     out_px = max(1, math.prod(c.output_size))
     batch = max(1, -(-_fwd_m(layer) // out_px))
-    fmap = batch * c.in_channels * math.prod(spatial)
+    fmap = batch * c.in_channels * math.prod(used)
     halo_rows = max(0, (int(c.kernel[0]) - 1) * int(c.dilation[0]) + 1 - int(c.stride[0]))
-    halo = halo_rows * math.prod(spatial[1:]) * c.in_channels * a_b
-    factor = min(1.0, (batch * math.prod(spatial) / _fwd_m(layer)) / max(1, math.prod(c.kernel)))
+    halo = halo_rows * math.prod(used[1:]) * c.in_channels * a_b
+    factor = min(1.0, (batch * math.prod(used) / _fwd_m(layer)) / max(1, math.prod(c.kernel)))
     return fmap * a_b, halo, factor, batch
 
 
@@ -281,7 +288,7 @@ def _rtl_compute(weight_folds, stream, tile, r, c, load_per_row, stream_per_row,
 def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preload_rows, overhead, rtl, latency,
                load_per_row, stream_per_row, fill_extra, tiles_m, tiles_n, tiles_k, a_total, a_fold_bytes, w_vals,
                meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw,
-               double_buffered, bw, prologue, epilogue, reload, n, k, a_cut_free, a_pass_bytes, a_halo_bytes,
+               double_buffered, bw, prologue, epilogue, n, k, a_cut_free, a_pass_bytes, a_halo_bytes,
                a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
                psum_bytes, psum_on_chip, size, streamed, groups, dram_first):
     """One mode of one layer, everything that varies with the stream tile size in one compiled call:
@@ -349,14 +356,14 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                 v = v + psum_w / write_bw[j]
             port[i] = max(port[i], v)
     one_fold = compute[nt - 1] / max(1, folds[nt - 1])
-    o, im, jn, ik, ok, cyc, tr = _search(tiles_m, tiles_n, tiles_k, stream_dim, compute, port, reload, m_rows, n, k,
+    o, im, jn, ik, ok, cyc, tr, lv = _search(tiles_m, tiles_n, tiles_k, stream_dim, compute, port, m_rows, n, k,
                                          a_cut_free, a_pass_bytes, a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes,
                                          meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes, psum_bytes,
                                          acc_b, psum_on_chip, op_mem, used, usable, double_buffered, bw, prologue,
                                          epilogue, one_fold, size, streamed, groups, dram_first)
     j = im if stream_dim == 0 else (jn if stream_dim == 1 else ik)
     return (o, im, jn, ik, ok, cyc, tr, compute[j], folds[j], a_rd[j], w_rd[j], meta_rd[j], port[j], psum_w,
-            psum_r)
+            psum_r, lv)
 
 
 # ------------------------------------------------------------------------------------------- plan
@@ -482,11 +489,11 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             float(timing.fill_drain_extra_cycles), tm_, tn_, tk_, float(ls.a_total), ls.a_fold_bytes,
             float(cand.stored_slots * w_b), float(meta_bytes), ls.w_fold_mult, float(ls.psum_stream_bytes), float(acc_b),
             ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, bool(ls.double), float(ls.bw), float(prologue),
-            float(ls.epilogue), _RELOAD, ls.n_max, kp_max, p.a_cut_free, float(p.a_pass_bytes), float(p.a_halo_bytes),
+            float(ls.epilogue), ls.n_max, kp_max, p.a_cut_free, float(p.a_pass_bytes), float(p.a_halo_bytes),
             float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
             float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
             ls.streamed, ls.g, ls.dram_first)
-    o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r = got
+    o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r, lv = got
     a, w, meta, out_wr, psum_rd = traffic
     compute_cycles = int(compute_j)
     cycles = max(int(math.floor(cyc + 0.5)), compute_cycles)
@@ -496,7 +503,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
         tm, tn, tk = int(tm_[im]), int(tn_[jn]), int(tk_[ik])
         mapping = Mapping(order=ORDERS[o], tile_m=tm, tile_n=tn, tile_k=tk, count_m=-(-max(1, m_rows) // tm),
                           count_n=-(-max(1, ls.n_max) // tn), count_k=-(-max(1, kp_max) // tk), groups=ls.g,
-                          fits=bool(ok))
+                          fits=bool(ok), levels=tuple(int(x) for x in lv))
         # buffer bytes: the array's accesses, fills from DRAM, write-back to DRAM
         mems = ls.mems
         rd = dict.fromkeys(ls.names, 0.0)
@@ -532,12 +539,15 @@ def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p:
     buffered, the array cycles the resident tiles' reloads take (0 when none is held once), and the
     resident operand (an :class:`accel.Operand`, or None)."""
     mp = mapping
-    fp = _footprints(mp.tile_m, mp.tile_n, mp.tile_k, mp.count_k, float(p.a_tile_factor), float(p.w_tile_factor),
-                     float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
-    _, double, resident = _streamed_fit(order, mp.count_m, mp.count_n, mp.count_k, mp.groups, *fp, ls.op_mem,
-                                        ls.used, ls.usable, ls.size, ls.streamed)
+    la, lw, lo = mp.levels
+    fp = _footprints(order, mp.tile_m, mp.tile_n, mp.tile_k, max(1, p.m), max(1, p.n), max(1, p.k), mp.count_k, la, lw,
+                     lo, float(p.a_tile_factor), float(p.w_tile_factor), float(p.meta_tile_factor), float(p.acc_bytes),
+                     bool(p.psum_on_chip))
+    _, double, resident = _streamed_fit(order, mp.count_m, mp.count_n, mp.count_k, mp.groups, *fp, la, lw, lo,
+                                        ls.op_mem, ls.used, ls.usable, ls.size, ls.streamed)
     double = bool(double and ls.double)
-    reload = float(_reload_cycles(resident, mp.groups, mp.count_m, mp.count_n, mp.count_k, *traffic, ls.bw))
+    reload = float(_reload_cycles(resident, order, mp.groups, mp.count_m, mp.count_n, mp.count_k, la, lw, lo,
+                                  *traffic, ls.bw))
     if not double or reload <= 0.0:
         return double, 0.0, None
     return double, reload, next(op for bit, op in ((1, Operand.ACTIVATION), (8, Operand.OUTPUT),

@@ -103,6 +103,8 @@ class LlmRun:
     decode: Cost
     last_step: Cost
     layers: list = field(default_factory=list, repr=False)
+    #: layers whose mapping does not fit the buffers at some step (see ``SimResult.unfit``)
+    unfit: tuple = ()
 
     def row(self) -> dict:
         """The issue's columns, in order."""
@@ -212,6 +214,7 @@ class _Rows:
     def __init__(self, acc: Accelerator, model: LlmModel):
         self.acc, self.model = acc, model
         self.cache: dict = {}
+        self.unfit: dict = {}        # names of the layers whose mapping did not fit, in order
         # the model's own layer objects: their mask statistics are computed once and shared
         self.templates = {l.name: l for l in model.weight_layers()}
         hw = acc.compute.sparse
@@ -232,6 +235,8 @@ class _Rows:
                 else:
                     density = self.model.input_density(layer.name)
             row = simulate_layer(ph, self.acc)
+            if row.get("fits") is False:
+                self.unfit[layer.name] = None
             if density < 1.0:     # gating hardware: a zero input's MACs run gated
                 e = self.acc.energy
                 bits = max(self.acc.compute.activation_bits, self.acc.compute.weight_bits)
@@ -383,7 +388,7 @@ def run_llm(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate
                   ttft_s=pre.cycles / clock, tpot_mean_s=tpot, tpot_last_s=last.cycles / clock,
                   tokens_per_s=batch / tpot if tpot else float("inf"),
                   energy_per_token_j=dec.energy_pj / tokens * 1e-12, dram_bytes_per_token=dec.dram_bytes / tokens,
-                  bound=bound, prefill=pre, decode=dec, last_step=last, layers=det or [])
+                  bound=bound, prefill=pre, decode=dec, last_step=last, layers=det or [], unfit=tuple(rows.unfit))
 
 
 def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> list[dict]:

@@ -1,20 +1,28 @@
 """The mapper and the memory pipeline of the fast engine.
 
 A layer (``groups`` GEMMs ``O[M x N] = A[M x K] · W[K x N]``, K the compressed reduction of the
-chosen mode) is tiled into the on-chip buffers: the buffers hold a tile of ``Tm x Tn x Tk`` and
-the DRAM-level loop nest walks ``Nm x Nn x Nk`` such tiles (``Nd = ceil(D / Td)``). What an operand
-costs in DRAM follows from the loop order, as in Timeloop's and ZigZag's (LOMA) analytic models,
-reduced here to the three orders that differ (named by their innermost loop; a loop that runs once
-does not count, so ``m>n>k`` with one k tile behaves as ``n`` innermost):
+chosen mode) is tiled into the on-chip buffers: the mapping's tile is ``Tm x Tn x Tk`` and the
+DRAM-level loop nest walks ``Nm x Nn x Nk`` such tiles (``Nd = ceil(D / Td)``) in one of the six
+loop orders. What an operand costs in DRAM follows from the loop order, as in Timeloop's and ZigZag's
+(LOMA) analytic models. Each operand has its own **level**, as ZigZag allocates loops to each
+operand's memory: how many of the innermost loops its buffer tile takes in (0: the mapping's tile;
+a level that takes in a loop makes the tile span that whole dimension; 3: the whole operand, loaded
+once per group). An operand is fetched again on every trip of the loop that does not index it (n
+for A, m for W, k for the outputs) when that loop lies outside its tile and a loop that does index
+it runs more than once between them; outputs fetched again are partial sums, re-read and re-written
+(at accumulator width) for every k tile after the first. So an operand that fits stays resident
+while the others are tiled finer (a conv's weights read once while its feature map streams in
+rows). With one level for all (every level 0) the innermost loop with more than one trip decides
+everything:
 
 * ``k`` innermost (``m>n>k``): outputs stay on chip until complete; A is re-read for every n tile,
   W for every m tile;
 * ``n`` innermost (``m>k>n``): A is read once; W is re-read for every m tile; outputs are partial
-  sums re-read and re-written for every k tile after the first (at accumulator width);
+  sums re-read and re-written for every k tile after the first;
 * ``m`` innermost (``n>k>m``): W is read once; A is re-read for every n tile; partial sums as above.
 
 A tile must fit: per memory, the tiles of the operands it holds (A, W, metadata, and the output
-tile when partial sums accumulate on chip) within its usable bytes (half of it when double
+tile when partial sums accumulate on chip), each over its level, within its usable bytes (half of it when double
 buffered: the other half takes the next tile). Tile sizes of the dimensions on the array's rows and
 columns are multiples of R and C (or the whole dimension), so the array's folds are the same in
 every mapping; a tile of the streamed dimension cuts the stream into ``N_stream`` chunks, each a
@@ -25,8 +33,10 @@ generator expands it to the im2col rows the array reads); a k tile spans every k
 slice of input channels, so one pass over k reads the feature map once, and every cut of m inside an
 image re-reads a halo of ``(kernel - stride)`` input rows.
 
-The candidates are a restricted, vectorized space: for each dimension about 15 tile sizes (every
-count of tiles from 1 to 8 and every power of two), for each of the three orders. The chosen mapping has
+The candidates are a restricted space: for each dimension about 15 tile sizes (every count of tiles
+from 1 to 8 and every power of two), each of the six orders, and per tile and order the operands'
+levels (with each memory holding one operand and no ``streamed`` memory, each operand's highest level
+that fits, which is then the best; otherwise every combination of useful levels). The chosen mapping has
 the fewest cycles of the whole pipeline (below), then the fewest DRAM bytes, then the largest
 tiles; with ``mapper.objective: dram`` (an accelerator key) the fewest DRAM bytes, then cycles.
 ``tests/test_mapping.py`` checks it against an exhaustive search over the same space.
@@ -67,7 +77,11 @@ import numpy as np
 from ._jit import jit
 from .kernels import double_buffered_runs
 
-ORDERS = ("m>n>k", "m>k>n", "n>k>m")  # outer > inner; the innermost loop decides the reuse
+# outer > inner. With one tile for every operand the innermost loop alone decides the reuse and the
+# first three orders are all that differ; with each operand's own level (how many of the innermost
+# loops its tile takes in) the order of the outer loops matters too, so all six are searched (the
+# first three first: on ties they are kept).
+ORDERS = ("m>n>k", "m>k>n", "n>k>m", "n>m>k", "k>m>n", "k>n>m")
 DIMS = ("m", "n", "k")
 
 
@@ -84,6 +98,10 @@ class Mapping:
     count_k: int
     groups: int
     fits: bool = True     # False when even the smallest tiles overflow a buffer (then it is used anyway)
+    #: per operand (activation, weight and its metadata, output): how many of the innermost loops of
+    #: the DRAM-level nest its buffer tile takes in (0: the tile above; 3: the whole operand, loaded
+    #: once per group), as ZigZag's LOMA allocates loops to each operand's memory
+    levels: tuple = (0, 0, 0)
 
     @property
     def steps(self) -> int:
@@ -134,59 +152,111 @@ def tile_candidates(d: int, granule: int) -> np.ndarray:
     return out
 
 
-# What an operand re-fetches: A does not depend on n, W not on m, outputs not on k; each is fetched
-# again on every iteration of that loop when some loop inside it that the operand does depend on
-# runs more than once. _RELOAD[order, operand (A, W, output), dim (m, n, k)]: is dim such a loop?
-_IRRELEVANT = ("n", "m", "k")
-
-
-def _inner_loops(order: str, irrelevant: str) -> list[str]:
-    loops = order.split(">")
-    return loops[loops.index(irrelevant) + 1:]
-
-
-_RELOAD = np.array([[[d in _inner_loops(o, irr) for d in DIMS] for irr in _IRRELEVANT] for o in ORDERS],
-                   dtype=np.bool_)
+# The loops of each order, outer to inner, as dimension indices (0 m, 1 n, 2 k), and which dimensions
+# index each operand (A: m, k; W and its metadata: k, n; output: m, n).
+_LOOPS = np.array([[DIMS.index(d) for d in o.split(">")] for o in ORDERS], dtype=np.int64)
+_INDEXES = np.array([[True, False, True], [False, True, True], [True, True, False]], dtype=np.bool_)
+#: the most loops an operand's level can take in (all three: the whole operand, loaded once per group)
+LEVELS = 4
 
 
 @jit
-def _reloads(reload, order, operand, cm, cn, ck):
-    return ((reload[order, operand, 0] and cm > 1) or (reload[order, operand, 1] and cn > 1)
-            or (reload[order, operand, 2] and ck > 1))
+def _count(d, cm, cn, ck):
+    return cm if d == 0 else (cn if d == 1 else ck)
 
 
 @jit
-def _traffic(reload, order, cm, cn, ck, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes, w_bytes, meta_bytes,
-             o_final_bytes, psum_bytes):
-    """See :func:`dram_traffic` (``order`` an index into :data:`ORDERS`)."""
-    cuts = max(0, cm - 1 - a_cut_free)
-    a = min(a_gemm_bytes, a_pass_bytes + cuts * a_halo_bytes) * (cn if _reloads(reload, order, 0, cm, cn, ck) else 1)
-    w_mult = cm if _reloads(reload, order, 1, cm, cn, ck) else 1
-    spill = max(ck - 1, 0) if _reloads(reload, order, 2, cm, cn, ck) else 0
+def _inside(order, d, level):
+    """Is dimension ``d``'s loop inside an operand's buffer tile at ``level`` (its ``level`` innermost
+    loops of the DRAM-level nest are)?"""
+    for q in range(3 - level, 3):
+        if _LOOPS[order, q] == d:
+            return True
+    return False
+
+
+@jit
+def _refetch(order, operand, cm, cn, ck, level):
+    """Is ``operand`` (0 A, 1 W, 2 output) fetched again on every trip of the loop that does not
+    index it? Yes when that loop lies outside the operand's tile (``level``) and a loop that does
+    index it runs more than once between them (then the tile it needs changes under that loop)."""
+    outer = 3 - level
+    for p in range(outer):
+        if not _INDEXES[operand, _LOOPS[order, p]]:
+            for q in range(p + 1, outer):
+                d = _LOOPS[order, q]
+                if _INDEXES[operand, d] and _count(d, cm, cn, ck) > 1:
+                    return True
+    return False
+
+
+@jit
+def _whole(order, operand, level, cm, cn, ck):
+    """Does ``operand``'s tile at ``level`` cover all of it (every loop that indexes it and runs more
+    than once inside the tile)? Then it is loaded once per group."""
+    for d in range(3):
+        if _INDEXES[operand, d] and _count(d, cm, cn, ck) > 1 and not _inside(order, d, level):
+            return False
+    return True
+
+
+@jit
+def _level_useful(order, operand, level, cm, cn, ck):
+    """A level of ``operand`` (0 A, 1 W, 2 output) differs from the one below it only when the loop it
+    takes in indexes the operand and runs more than once (taking in the loop that does not index it
+    changes neither its tile nor, with nothing between them, its fetches)."""
+    if level == 0:
+        return True
+    if level == 1 and _whole(order, operand, 0, cm, cn, ck):
+        return True      # the mapping's tile is all of it: a level above 0 holds it once (:func:`_held`)
+    d = _LOOPS[order, 3 - level]
+    return _INDEXES[operand, d] and _count(d, cm, cn, ck) > 1
+
+
+@jit
+def _traffic(order, cm, cn, ck, la, lw, lo, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes, w_bytes,
+             meta_bytes, o_final_bytes, psum_bytes):
+    """See :func:`dram_traffic` (``order`` an index into :data:`ORDERS`; ``la``/``lw``/``lo``: the
+    activation's, weight's (and its metadata's) and output's levels)."""
+    a = a_pass_bytes
+    if not _inside(order, 0, la):     # A's tile is cut along m: a halo per cut inside an image
+        a = min(a_gemm_bytes, a_pass_bytes + max(0, cm - 1 - a_cut_free) * a_halo_bytes)
+    a = a * (cn if _refetch(order, 0, cm, cn, ck, la) else 1)
+    w_mult = cm if _refetch(order, 1, cm, cn, ck, lw) else 1
+    spill = max(ck - 1, 0) if _refetch(order, 2, cm, cn, ck, lo) else 0
     return (a, w_bytes * w_mult, meta_bytes * w_mult, o_final_bytes + spill * psum_bytes, spill * psum_bytes)
 
 
-def dram_traffic(p: MapProblem, order: str, cm: int, cn: int, ck: int):
+def dram_traffic(p: MapProblem, order: str, cm: int, cn: int, ck: int, levels=(0, 0, 0)):
     """DRAM bytes (activation, weight, metadata, output writes, partial-sum reads) of a mapping:
-    ``cm x cn x ck`` tiles walked in ``order``. A pass over A costs its feature map plus a halo per
-    cut of m inside an image, never more than the im2col matrix."""
-    return _traffic(_RELOAD, ORDERS.index(order), cm, cn, ck, float(p.a_pass_bytes), float(p.a_halo_bytes),
-                    p.a_cut_free, float(p.a_gemm_bytes), float(p.w_bytes), float(p.meta_bytes),
-                    float(p.o_final_bytes), float(p.psum_bytes))
+    ``cm x cn x ck`` tiles walked in ``order``, each operand's buffer tile taking in its ``levels``
+    innermost loops (activation, weight and metadata, output; 0: the mapping's tile). A pass over A
+    costs its feature map plus a halo per cut of m inside an image, never more than the im2col matrix."""
+    return _traffic(ORDERS.index(order), cm, cn, ck, *(int(x) for x in levels), float(p.a_pass_bytes),
+                    float(p.a_halo_bytes), p.a_cut_free, float(p.a_gemm_bytes), float(p.w_bytes),
+                    float(p.meta_bytes), float(p.o_final_bytes), float(p.psum_bytes))
 
 
 @jit
-def _footprints(tm, tn, tk, ck, a_tile_factor, w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip):
+def _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, w_tile_factor, meta_tile_factor,
+                acc_bytes, psum_on_chip):
     """See :func:`footprints`."""
-    o = tm * tn * acc_bytes if (psum_on_chip or ck > 1) else 0.0
-    return tm * tk * a_tile_factor, tk * tn * w_tile_factor, tk * tn * meta_tile_factor, o
+    am = m if _inside(order, 0, la) else tm
+    ak = k if _inside(order, 2, la) else tk
+    wk = k if _inside(order, 2, lw) else tk
+    wn = n if _inside(order, 1, lw) else tn
+    om = m if _inside(order, 0, lo) else tm
+    on = n if _inside(order, 1, lo) else tn
+    o = om * on * acc_bytes if (psum_on_chip or ck > 1) else 0.0
+    return am * ak * a_tile_factor, wk * wn * w_tile_factor, wk * wn * meta_tile_factor, o
 
 
-def footprints(p: MapProblem, tm: int, tn: int, tk: int, ck: int):
+def footprints(p: MapProblem, tm: int, tn: int, tk: int, ck: int, order: str = "m>n>k", levels=(0, 0, 0)):
     """Buffer bytes of one tile of each operand: activation, weight, metadata, output (the output
-    tile only when partial sums accumulate on chip)."""
-    return _footprints(tm, tn, tk, ck, float(p.a_tile_factor), float(p.w_tile_factor), float(p.meta_tile_factor),
-                       float(p.acc_bytes), bool(p.psum_on_chip))
+    tile only when partial sums accumulate on chip), each over the loops its level takes in."""
+    return _footprints(ORDERS.index(order), tm, tn, tk, max(1, p.m), max(1, p.n), max(1, p.k), ck,
+                       *(int(x) for x in levels), float(p.a_tile_factor), float(p.w_tile_factor),
+                       float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
 
 
 def pipeline_cycles(compute, sram, load, write, steps, double_buffered: bool, prologue=0.0, epilogue=0.0,
@@ -230,25 +300,47 @@ def _stationary(order, cm, cn, ck):
     """The operand a mapping holds across its innermost loop with more than one trip (the one that
     loop does not index): 0 activation (``n`` innermost), 1 weight and its metadata (``m``), 3 the
     output tile (``k``); -1 when every loop runs once. ``order`` indexes :data:`ORDERS`."""
-    if order == 0:     # m>n>k
-        return 3 if ck > 1 else (0 if cn > 1 else (1 if cm > 1 else -1))
-    if order == 1:     # m>k>n
-        return 0 if cn > 1 else (3 if ck > 1 else (1 if cm > 1 else -1))
-    return 1 if cm > 1 else (3 if ck > 1 else (0 if cn > 1 else -1))     # n>k>m
+    for q in range(2, -1, -1):
+        d = _LOOPS[order, q]
+        if _count(d, cm, cn, ck) > 1:
+            return 1 if d == 0 else (0 if d == 1 else 3)
+    return -1
 
 
 @jit
-def _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used, usable, size, streamed):
-    """The buffers of a mapping on a design with ``double_buffered: streamed`` memories:
-    (fits, double buffered, the operands (bits 0..3: activation, weight, metadata, output) whose
-    resident tile is held once). Per streamed memory, the first that fits of: its operands' tiles
-    within half of it (``true``); the stationary operand's tile once and the others' twice within
-    all of it (the resident tile is then single: its reloads are exposed; with one step, one group
-    and every loop run once, every tile once); the tiles once within all of it (then the layer runs
-    single buffered). Other memories as described. Several groups with every loop run once hold
-    nothing across steps: every tile twice."""
+def _held(order, cm, cn, ck, groups, la, lw, lo):
+    """The operands (bits 0..3: activation, weight, metadata, output) a ``streamed`` memory holds
+    once: the mapping's stationary tile (:func:`_stationary`) when that operand keeps the mapping's
+    tile (level 0), every operand whose level is the whole operand (loaded once per group), and with
+    one group and every loop run once, every tile. Tiles of the levels in between stream twice."""
     stat = _stationary(order, cm, cn, ck)
-    every = stat < 0 and groups == 1
+    if stat < 0 and groups == 1:
+        return 15
+    held = 0
+    if stat == 0 and la == 0:
+        held |= 1
+    if stat == 1 and lw == 0:
+        held |= 6
+    if stat == 3 and lo == 0:
+        held |= 8
+    if la > 0 and _whole(order, 0, la, cm, cn, ck):
+        held |= 1
+    if lw > 0 and _whole(order, 1, lw, cm, cn, ck):
+        held |= 6
+    if lo > 0 and _whole(order, 2, lo, cm, cn, ck):
+        held |= 8
+    return held
+
+
+@jit
+def _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, la, lw, lo, op_mem, used, usable, size, streamed):
+    """The buffers of a mapping: (fits, double buffered, the operands (bits 0..3: activation, weight,
+    metadata, output) whose resident tile is held once). Per memory, its operands' tiles (each over
+    its level) within its usable bytes; a ``streamed`` memory whose tiles do not fit half of it tries
+    the held tiles (:func:`_held`) once and the others twice within all of it (the held tiles are
+    then single: their reloads are exposed), then every tile once within all of it (then the layer
+    runs single buffered)."""
+    held_ops = _held(order, cm, cn, ck, groups, la, lw, lo)
     fp = (fa, fw, fmeta, fo)
     fits, double, resident = True, True, 0
     for j in range(usable.shape[0]):
@@ -258,7 +350,7 @@ def _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used, us
         for op in range(4):
             if op_mem[op] == j:
                 u += fp[op]
-                if every or (stat >= 0 and (op == stat or (stat == 1 and op == 2))):
+                if held_ops & (1 << op):
                     held += fp[op]
         if u <= usable[j]:
             continue
@@ -266,7 +358,7 @@ def _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used, us
             fits = False
         elif 2.0 * u - held <= size[j]:
             for op in range(4):
-                if op_mem[op] == j and (every or (stat >= 0 and (op == stat or (stat == 1 and op == 2)))):
+                if op_mem[op] == j and held_ops & (1 << op):
                     resident |= 1 << op
         elif u <= size[j]:
             double = False
@@ -276,108 +368,323 @@ def _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used, us
 
 
 @jit
-def _reload_cycles(resident, groups, cm, cn, ck, a, w, meta, out_wr, bw):
-    """Array cycles lost to the resident tiles' reloads: all but the first of the ``R`` distinct
-    resident tiles (``R`` = groups x the tile counts of the dimensions the stationary operand has)
-    wait for their own DRAM transfer (loads; the output's: the write-back that frees its buffer)."""
-    if resident == 0:
-        return 0.0
+def _reload_cycles(resident, order, groups, cm, cn, ck, la, lw, lo, a, w, meta, out_wr, bw):
+    """Array cycles lost to the resident tiles' reloads: per operand held once, all but the first of
+    its ``R`` distinct tiles wait for their own DRAM transfer (loads; the output's: the write-back
+    that frees its buffer). ``R`` = groups x the tile counts of the dimensions the operand has (the
+    stationary tile, level 0), or groups alone (a level above 0 is held only when it is the whole
+    operand, :func:`_held`)."""
+    total = 0.0
     if resident & 1:
-        r, nbytes = cm * ck, a
-    elif resident & 8:
-        r, nbytes = cm * cn, out_wr
-    else:
-        r, nbytes = ck * cn, (w if resident & 2 else 0.0) + (meta if resident & 4 else 0.0)
-    r = r * groups
-    return (r - 1) / r * nbytes / bw
+        r = groups * (1 if la > 0 else cm * ck)
+        total += (r - 1) / r * a / bw
+    if resident & 6:
+        r = groups * (1 if lw > 0 else ck * cn)
+        total += (r - 1) / r * ((w if resident & 2 else 0.0) + (meta if resident & 4 else 0.0)) / bw
+    if resident & 8:
+        r = groups * (1 if lo > 0 else cm * cn)
+        total += (r - 1) / r * out_wr / bw
+    return total
 
 
 @jit
-def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k, a_cut_free, a_pass_bytes,
+def _fits(op_mem, used, usable, fa, fw, fmeta, fo):
+    """Do the tiles fit the memories' usable bytes (each memory the sum of the tiles it holds)?"""
+    for j in range(usable.shape[0]):
+        if used[j]:
+            u = 0.0
+            if op_mem[0] == j:
+                u += fa
+            if op_mem[1] == j:
+                u += fw
+            if op_mem[2] == j:
+                u += fmeta
+            if op_mem[3] == j:
+                u += fo
+            if not u <= usable[j]:
+                return False
+    return True
+
+
+@jit
+def _separate(op_mem, used):
+    """Does every memory hold the tiles of one operand at most (the weight with its metadata)?"""
+    for j in range(used.shape[0]):
+        if used[j]:
+            a = op_mem[0] == j
+            w = op_mem[1] == j or op_mem[2] == j
+            o = op_mem[3] == j
+            if (1 if a else 0) + (1 if w else 0) + (1 if o else 0) > 1:
+                return False
+    return True
+
+
+@jit
+def _max_level(order, operand, tm, tn, tk, m, n, k, cm, cn, ck, a_tile_factor, w_tile_factor, meta_tile_factor,
+               acc_bytes, psum_on_chip, op_mem, used, usable):
+    """The highest useful level of ``operand`` (0 A, 1 W, 2 output) whose tile fits, the others at
+    level 0 (which fit); see :func:`_separate`."""
+    for level in range(LEVELS - 1, 0, -1):
+        d = _LOOPS[order, 3 - level]
+        if not (_INDEXES[operand, d] and _count(d, cm, cn, ck) > 1):
+            continue
+        la, lw, lo = (level, 0, 0) if operand == 0 else ((0, level, 0) if operand == 1 else (0, 0, level))
+        fa, fw, fmeta, fo = _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, w_tile_factor,
+                                        meta_tile_factor, acc_bytes, psum_on_chip)
+        if _fits(op_mem, used, usable, fa, fw, fmeta, fo):
+            return level
+    return 0
+
+
+@jit
+def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_factor, w_tile_factor, meta_tile_factor,
+                     acc_bytes, psum_on_chip, op_mem, used, usable, size, streamed, a_pass_bytes, a_halo_bytes,
+                     a_cut_free, a_gemm_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw, ok, dbl, tr, rl):
+    """With each memory holding one operand (:func:`_separate`): per operand (0 A, 1 W with its
+    metadata, 2 output) and useful level, whether its tiles fit its memory (``ok``), whether that
+    memory double buffers (``dbl``), its DRAM traffic (``tr``, in :func:`_traffic`'s five slots, the
+    others zero) and its exposed reload cycles (``rl``): what :func:`_streamed_fit`,
+    :func:`_traffic` and :func:`_reload_cycles` give for it, the other operands taking no room."""
+    stat = _stationary(order, cm, cn, ck)
+    every = stat < 0 and groups == 1
+    for x in range(3):
+        for level in range(LEVELS):
+            ok[x, level] = False
+            if not _level_useful(order, x, level, cm, cn, ck):
+                continue
+            # this operand's tiles (the metadata's beside the weight's) and whether a streamed memory
+            # holds them once (as _held says)
+            if x == 0:
+                f1 = (m if _inside(order, 0, level) else tm) * (k if _inside(order, 2, level) else tk) * a_tile_factor
+                f2 = 0.0
+                held = every or (level == 0 and stat == 0) or (level > 0 and _whole(order, 0, level, cm, cn, ck))
+                j1, j2 = op_mem[0], op_mem[0]
+            elif x == 1:
+                e = (k if _inside(order, 2, level) else tk) * (n if _inside(order, 1, level) else tn)
+                f1, f2 = e * w_tile_factor, e * meta_tile_factor
+                held = every or (level == 0 and stat == 1) or (level > 0 and _whole(order, 1, level, cm, cn, ck))
+                j1, j2 = op_mem[1], op_mem[2]
+            else:
+                f1 = ((m if _inside(order, 0, level) else tm) * (n if _inside(order, 1, level) else tn) * acc_bytes
+                      if (psum_on_chip or ck > 1) else 0.0)
+                f2 = 0.0
+                held = every or (level == 0 and stat == 3) or (level > 0 and _whole(order, 2, level, cm, cn, ck))
+                j1, j2 = op_mem[3], op_mem[3]
+            fits, double, res1, res2 = True, True, False, False
+            for jj in range(2 if j2 != j1 else 1):
+                j = j1 if jj == 0 else j2
+                u = (f1 + f2) if j1 == j2 else (f1 if jj == 0 else f2)
+                if u <= usable[j]:
+                    continue
+                if not streamed[j]:
+                    fits = False
+                elif held and u <= size[j]:
+                    # held once (2u - u), the others' tiles take no room here
+                    res1, res2 = res1 or j == j1, res2 or j == j2
+                elif not held and 2.0 * u <= size[j]:
+                    pass                # (cannot happen: 2u <= size means u fits half of it)
+                elif u <= size[j]:
+                    double = False
+                else:
+                    fits = False
+            if not fits:
+                continue
+            ok[x, level], dbl[x, level] = True, double
+            for q in range(5):
+                tr[x, level, q] = 0.0
+            rl[x, level] = 0.0
+            if x == 0:
+                a = a_pass_bytes
+                if not _inside(order, 0, level):
+                    a = min(a_gemm_bytes, a_pass_bytes + max(0, cm - 1 - a_cut_free) * a_halo_bytes)
+                a = a * (cn if _refetch(order, 0, cm, cn, ck, level) else 1)
+                tr[x, level, 0] = a
+                if res1 and double:
+                    r = groups * (1 if level > 0 else cm * ck)
+                    rl[x, level] = (r - 1) / r * a / bw
+            elif x == 1:
+                mult = cm if _refetch(order, 1, cm, cn, ck, level) else 1
+                tr[x, level, 1], tr[x, level, 2] = w_bytes * mult, meta_bytes * mult
+                if (res1 or res2) and double:
+                    r = groups * (1 if level > 0 else ck * cn)
+                    rl[x, level] = (r - 1) / r * ((w_bytes if res1 else 0.0) + (meta_bytes if res2 else 0.0)) * mult / bw
+            else:
+                spill = max(ck - 1, 0) if _refetch(order, 2, cm, cn, ck, level) else 0
+                tr[x, level, 3], tr[x, level, 4] = o_final_bytes + spill * psum_bytes, spill * psum_bytes
+                if res1 and double:
+                    r = groups * (1 if level > 0 else cm * cn)
+                    rl[x, level] = (r - 1) / r * (o_final_bytes + spill * psum_bytes) / bw
+
+
+@jit
+def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_free, a_pass_bytes,
             a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
             prologue, epilogue, fold, size, streamed, groups, dram_first):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
-    and the chosen mapping's :func:`dram_traffic`). One pass over the tile grid: whether a tile fits
-    does not depend on the order (but with a ``streamed`` memory), the traffic and the time do; each
-    order keeps its own best. ``dram_first``: rank DRAM bytes before cycles (``mapper.objective:
-    dram``); otherwise cycles before DRAM bytes."""
+    the chosen mapping's :func:`dram_traffic`, and its operands' levels). One pass over the tile
+    grid; per tile and order, every combination of the operands' levels (each the mapping's tile or
+    one that takes in more of the innermost loops, up to the whole operand) that fits; each order
+    keeps its own best. ``dram_first``: rank DRAM bytes before cycles (``mapper.objective: dram``);
+    otherwise cycles before DRAM bytes. Ties: the lower levels (less buffer)."""
     n_mem = usable.shape[0]
     any_streamed = False
     for j in range(n_mem):
         if used[j] and streamed[j]:
             any_streamed = True
     n_tm, n_tn, n_tk = tiles_m.shape[0], tiles_n.shape[0], tiles_k.shape[0]
+    mm, nn, kk = max(1, m), max(1, n), max(1, k)
+    one_each = _separate(op_mem, used)
+    separate = not any_streamed and one_each
+    opt_ok = np.zeros((3, LEVELS), dtype=np.bool_)       # per operand and level (see _operand_options)
+    opt_dbl = np.zeros((3, LEVELS), dtype=np.bool_)
+    opt_tr = np.zeros((3, LEVELS, 5))
+    opt_rl = np.zeros((3, LEVELS))
     # per order: fitting: fewest (cycles, DRAM bytes, compute cycles), then the largest tile;
     # none fits: the smallest tile, then fewest (cycles, DRAM bytes). Ties: the first in grid order.
     # With dram_first, (DRAM bytes, cycles) in both places.
-    f_i = np.full(3, -1, dtype=np.int64)
-    f_cyc = np.zeros(3)
-    f_dram = np.zeros(3)
-    f_comp = np.zeros(3)
-    f_vol = np.zeros(3, dtype=np.int64)
-    f_tr = np.zeros((3, 5))
-    x_i = np.full(3, -1, dtype=np.int64)
-    x_cyc = np.zeros(3)
-    x_dram = np.zeros(3)
-    x_vol = np.zeros(3, dtype=np.int64)
-    x_tr = np.zeros((3, 5))
+    n_o = _LOOPS.shape[0]
+    f_i = np.full(n_o, -1, dtype=np.int64)
+    f_cyc = np.zeros(n_o)
+    f_dram = np.zeros(n_o)
+    f_comp = np.zeros(n_o)
+    f_vol = np.zeros(n_o, dtype=np.int64)
+    f_tr = np.zeros((n_o, 5))
+    f_lv = np.zeros((n_o, 3), dtype=np.int64)
+    x_i = np.full(n_o, -1, dtype=np.int64)
+    x_cyc = np.zeros(n_o)
+    x_dram = np.zeros(n_o)
+    x_vol = np.zeros(n_o, dtype=np.int64)
+    x_tr = np.zeros((n_o, 5))
     for im in range(n_tm):
         tm = tiles_m[im]
-        cm = -(-max(1, m) // tm)
+        cm = -(-mm // tm)
         for jn in range(n_tn):
             tn = tiles_n[jn]
-            cn = -(-max(1, n) // tn)
+            cn = -(-nn // tn)
             for ik in range(n_tk):
                 tk = tiles_k[ik]
-                ck = -(-max(1, k) // tk)
+                ck = -(-kk // tk)
                 s = im if stream == 0 else (jn if stream == 1 else ik)
                 comp = compute_s[s]
-                fa, fw, fmeta, fo = _footprints(tm, tn, tk, ck, a_tile_factor, w_tile_factor, meta_tile_factor,
-                                                acc_bytes, psum_on_chip)
-                fits = True
-                for j in range(n_mem):      # per memory, the tiles it holds (in operand order)
-                    if used[j]:
-                        u = 0.0
-                        if op_mem[0] == j:
-                            u += fa
-                        if op_mem[1] == j:
-                            u += fw
-                        if op_mem[2] == j:
-                            u += fmeta
-                        if op_mem[3] == j:
-                            u += fo
-                        if not u <= usable[j]:
-                            fits = False
                 vol = tm * tn * tk
                 i = (im * n_tn + jn) * n_tk + ik
-                dbl, resident = True, 0
-                for o in range(3):
-                    if any_streamed:   # a streamed memory holds the order's stationary tile once
-                        fits, dbl, resident = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, op_mem, used,
-                                                            usable, size, streamed)
-                    if not fits and f_i[o] >= 0:
+                # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
+                fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
+                                                    w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip)
+                fits0 = _fits(op_mem, used, usable, fa0, fw0, fmeta0, fo0)
+                for o in range(n_o):
+                    base_fits = fits0
+                    if o >= 3 and not (fits0 or any_streamed):
+                        continue     # nothing but the tile: the same as one of the first three orders
+                    if any_streamed and not base_fits:
+                        fa, fw, fmeta, fo = fa0, fw0, fmeta0, fo0
+                        base_fits, _, _ = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, 0, 0, 0, op_mem,
+                                                        used, usable, size, streamed)
+                    if not base_fits and f_i[o] >= 0:
                         continue
-                    tr = _traffic(reload, o, cm, cn, ck, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes,
-                                  w_bytes, meta_bytes, o_final_bytes, psum_bytes)
-                    a, w, meta, out_wr, psum_rd = tr
-                    load = (a + w + meta + psum_rd) / bw
-                    write = out_wr / bw
-                    if not any_streamed:
-                        cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue, epilogue, fold)
-                    elif dbl and double_buffered:
-                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
-                                               _reload_cycles(resident, groups, cm, cn, ck, a, w, meta, out_wr, bw))
-                    else:
-                        cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue, fold)
-                    dram = a + w + meta + psum_rd + out_wr
-                    k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
-                    if fits:
+                    # the levels to try: a tile that does not fit takes in nothing more; with each
+                    # memory holding one operand and no streamed memory, each operand's highest level
+                    # that fits is the best (fewer fetches, and time falls with the bytes)
+                    lo_a, lo_w, lo_o, hi_a, hi_w, hi_o = 0, 0, 0, 1, 1, 1
+                    if base_fits and separate:
+                        lo_a = _max_level(o, 0, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, w_tile_factor,
+                                          meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
+                        lo_w = _max_level(o, 1, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, w_tile_factor,
+                                          meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
+                        lo_o = _max_level(o, 2, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, w_tile_factor,
+                                          meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
+                        hi_a, hi_w, hi_o = lo_a + 1, lo_w + 1, lo_o + 1
+                        if o >= 3 and lo_a + lo_w + lo_o == 0:
+                            continue     # as above
+                    elif base_fits:
+                        hi_a, hi_w, hi_o = LEVELS, LEVELS, LEVELS
+                    b_set, b_k1, b_k2 = False, 0.0, 0.0
+                    b_cyc, b_dram = 0.0, 0.0
+                    b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
+                    b_lv = (0, 0, 0)
+                    if base_fits and any_streamed and one_each:
+                        # each memory holds one operand: its buffers, bytes and exposed reloads follow from
+                        # its own level, so they are worked out once per operand and level and then combined
+                        _operand_options(o, tm, tn, tk, mm, nn, kk, cm, cn, ck, groups, a_tile_factor, w_tile_factor,
+                                         meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable, size,
+                                         streamed, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes, w_bytes,
+                                         meta_bytes, o_final_bytes, psum_bytes, bw, opt_ok, opt_dbl, opt_tr, opt_rl)
+                        hi_a, hi_w, hi_o = 0, 0, 0     # the loops below are not needed
+                        for la in range(LEVELS):
+                            if not opt_ok[0, la]:
+                                continue
+                            for lw in range(LEVELS):
+                                if not opt_ok[1, lw]:
+                                    continue
+                                for lo in range(LEVELS):
+                                    if not opt_ok[2, lo]:
+                                        continue
+                                    a, w, meta = opt_tr[0, la, 0], opt_tr[1, lw, 1], opt_tr[1, lw, 2]
+                                    out_wr, psum_rd = opt_tr[2, lo, 3], opt_tr[2, lo, 4]
+                                    load = (a + w + meta + psum_rd) / bw
+                                    write = out_wr / bw
+                                    if opt_dbl[0, la] and opt_dbl[1, lw] and opt_dbl[2, lo] and double_buffered:
+                                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
+                                                               opt_rl[0, la] + opt_rl[1, lw] + opt_rl[2, lo])
+                                    else:
+                                        cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue,
+                                                               fold)
+                                    dram = a + w + meta + psum_rd + out_wr
+                                    k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
+                                    if not b_set or k1 < b_k1 or (k1 == b_k1 and k2 < b_k2):
+                                        b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
+                                        b_tr = (a, w, meta, out_wr, psum_rd)
+                                        b_lv = (la, lw, lo)
+                    for la in range(lo_a, hi_a):
+                        if not _level_useful(o, 0, la, cm, cn, ck):
+                            continue
+                        for lw in range(lo_w, hi_w):
+                            if not _level_useful(o, 1, lw, cm, cn, ck):
+                                continue
+                            for lo in range(lo_o, hi_o):
+                                if not _level_useful(o, 2, lo, cm, cn, ck):
+                                    continue
+                                fa, fw, fmeta, fo = _footprints(o, tm, tn, tk, mm, nn, kk, ck, la, lw, lo,
+                                                                a_tile_factor, w_tile_factor, meta_tile_factor,
+                                                                acc_bytes, psum_on_chip)
+                                dbl, resident = True, 0
+                                if any_streamed:
+                                    fits, dbl, resident = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, la,
+                                                                        lw, lo, op_mem, used, usable, size, streamed)
+                                else:
+                                    fits = _fits(op_mem, used, usable, fa, fw, fmeta, fo)
+                                if base_fits and not fits:
+                                    continue
+                                tr = _traffic(o, cm, cn, ck, la, lw, lo, a_pass_bytes, a_halo_bytes, a_cut_free,
+                                              a_gemm_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes)
+                                a, w, meta, out_wr, psum_rd = tr
+                                load = (a + w + meta + psum_rd) / bw
+                                write = out_wr / bw
+                                if not any_streamed:
+                                    cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue,
+                                                           epilogue, fold)
+                                elif dbl and double_buffered:
+                                    cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
+                                                           _reload_cycles(resident, o, groups, cm, cn, ck, la, lw, lo, a,
+                                                                          w, meta, out_wr, bw))
+                                else:
+                                    cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue,
+                                                           fold)
+                                dram = a + w + meta + psum_rd + out_wr
+                                k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
+                                if not b_set or k1 < b_k1 or (k1 == b_k1 and k2 < b_k2):
+                                    b_set, b_k1, b_k2, b_cyc, b_dram, b_tr = True, k1, k2, cyc, dram, tr
+                                    b_lv = (la, lw, lo)
+                    cyc, dram, k1, k2 = b_cyc, b_dram, b_k1, b_k2
+                    a, w, meta, out_wr, psum_rd = b_tr
+                    if base_fits:
                         s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
                         if f_i[o] < 0 or k1 < s1 or (k1 == s1 and (k2 < s2 or (
                                 k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and vol > f_vol[o]))))):
                             f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
                             f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
+                            f_lv[o, 0], f_lv[o, 1], f_lv[o, 2] = b_lv
                         continue
                     s1, s2 = (x_dram[o], x_cyc[o]) if dram_first else (x_cyc[o], x_dram[o])
                     if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and k2 < s2))):
@@ -385,26 +692,31 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, reload, m, n, k,
                         x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
     b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
     b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
-    for o in range(3):
+    b_lv = (0, 0, 0)
+    for o in range(n_o):
+        lv = (0, 0, 0)
+        if f_i[o] < 0 and x_i[o] < 0:
+            continue     # an order skipped (the same as one of the first three)
         if f_i[o] >= 0:
             i, ok, cyc, dram = f_i[o], True, f_cyc[o], f_dram[o]
             tr = (f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4])
+            lv = (f_lv[o, 0], f_lv[o, 1], f_lv[o, 2])
         else:
             i, ok, cyc, dram = x_i[o], False, x_cyc[o], x_dram[o]
             tr = (x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4])
         k1, k2, s1, s2 = (dram, cyc, b_dram, b_cyc) if dram_first else (cyc, dram, b_cyc, b_dram)
         if b_o < 0 or (ok and not b_ok) or (ok == b_ok and (k1 < s1 or (k1 == s1 and k2 < s2))):
             b_o, b_im, b_in, b_ik = o, i // (n_tn * n_tk), (i // n_tk) % n_tn, i % n_tk
-            b_ok, b_cyc, b_dram, b_tr = ok, cyc, dram, tr
-    return b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_tr
+            b_ok, b_cyc, b_dram, b_tr, b_lv = ok, cyc, dram, tr, lv
+    return b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_tr, b_lv
 
 
 def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, double_buffered: bool, bw: float,
            prologue: float, epilogue: float, fold: float, size=None, streamed=None, objective: str = "cycles"):
-    """The best mapping of ``p`` over the grid ``tiles[m] x tiles[n] x tiles[k]`` and every order in
-    :data:`ORDERS`: the fewest pipeline cycles among the mappings that fit, then the fewest DRAM
-    bytes (``objective="dram"``: the fewest DRAM bytes, then cycles), the fewest compute cycles, the
-    largest tile (when nothing fits: the smallest tile).
+    """The best mapping of ``p`` over the grid ``tiles[m] x tiles[n] x tiles[k]``, every order in
+    :data:`ORDERS` and every level of each operand: the fewest pipeline cycles among the mappings
+    that fit, then the fewest DRAM bytes (``objective="dram"``: the fewest DRAM bytes, then cycles),
+    the fewest compute cycles, the largest tile (when nothing fits: the smallest tile).
     ``compute``/``port``: array and busiest-port cycles per tile of the streamed dimension;
     ``op_mem``: the memory index holding activation, weight, metadata, output; ``used``/``usable``
     per memory, ``size``/``streamed`` its whole bytes and whether it is ``double_buffered: streamed``
@@ -414,16 +726,17 @@ def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, doub
     stream = DIMS.index(p.stream)
     if streamed is None:
         size, streamed = np.asarray(usable, dtype=np.float64), np.zeros(len(usable), dtype=np.bool_)
-    o, im, jn, ik, ok, cyc, traffic = _search(
-        tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), _RELOAD, p.m, p.n, p.k, p.a_cut_free, float(p.a_pass_bytes),
-        float(p.a_halo_bytes), float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(p.meta_bytes),
-        float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes),
-        float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable, bool(double_buffered), float(bw),
-        float(prologue), float(epilogue), float(fold), np.asarray(size, dtype=np.float64),
+    o, im, jn, ik, ok, cyc, traffic, lv = _search(
+        tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), p.m, p.n, p.k, p.a_cut_free,
+        float(p.a_pass_bytes), float(p.a_halo_bytes), float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes),
+        float(p.meta_bytes), float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes),
+        float(p.psum_bytes), float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable, bool(double_buffered),
+        float(bw), float(prologue), float(epilogue), float(fold), np.asarray(size, dtype=np.float64),
         np.asarray(streamed, dtype=np.bool_), p.groups, objective == "dram")
     tm, tn, tk = int(tm_[im]), int(tn_[jn]), int(tk_[ik])
     mapping = Mapping(order=ORDERS[o], tile_m=tm, tile_n=tn, tile_k=tk, count_m=-(-max(1, p.m) // tm),
-                      count_n=-(-max(1, p.n) // tn), count_k=-(-max(1, p.k) // tk), groups=p.groups, fits=bool(ok))
+                      count_n=-(-max(1, p.n) // tn), count_k=-(-max(1, p.k) // tk), groups=p.groups, fits=bool(ok),
+                      levels=tuple(int(x) for x in lv))
     return mapping, float(cyc), tuple(float(x) for x in traffic), (im, jn, ik)[stream]
 
 

@@ -284,9 +284,11 @@ def cmd_demo(args) -> int:
           "on two presets\n")
     dense = trace_zoo("resnet18", batch=1)
     sparse = dense.sparsify("2:4")
-    for preset in ("vegeta-flex", "sparse-tc-2of4"):
+    for i, preset in enumerate(("vegeta-flex", "sparse-tc-2of4")):
         acc = accelerator(preset)
         rd, rs = simulate(dense, acc), simulate(sparse, acc)
+        if i:
+            print()
         header = ["layer", "M", "N", "K", "dense cycles", "2:4 cycles", "mode", "speed-up", "energy x"]
         rows = [[a.name, str(a.m), str(a.n), str(a.k), _fmt_int(a.cycles), _fmt_int(b.cycles), b.mode,
                  f"{a.cycles / b.cycles:.2f}x", f"{b.energy_pj / a.energy_pj:.2f}"]
@@ -297,7 +299,7 @@ def cmd_demo(args) -> int:
         print(f"total: dense {_fmt_int(td['cycles'])} cycles ({td['latency_s'] * 1e3:.3f} ms, "
               f"{td['energy_pj'] / 1e6:.1f} uJ); 2:4 {_fmt_int(ts['cycles'])} cycles "
               f"({ts['latency_s'] * 1e3:.3f} ms, {ts['energy_pj'] / 1e6:.1f} uJ): "
-              f"{td['cycles'] / ts['cycles']:.2f}x faster, {ts['energy_pj'] / td['energy_pj']:.2f}x the energy\n")
+              f"{td['cycles'] / ts['cycles']:.2f}x faster, {ts['energy_pj'] / td['energy_pj']:.2f}x the energy")
     return 0
 
 

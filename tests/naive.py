@@ -187,15 +187,34 @@ def stationary(order, cm, cn, ck):
     return {"n": 0, "m": 1, "k": 3}[inner[-1]] if inner else None
 
 
-def streamed_buffers(order, counts, groups, fp, op_mem, used, usable, size, streamed, traffic, bw):
+def whole(order, operand, level, counts):
+    """Does an operand's tile at ``level`` (its ``level`` innermost loops taken in) cover every loop
+    that indexes it and runs more than once? ``operand``: "a", "w" or "o"."""
+    inner = order.split(">")[3 - level:] if level else []
+    return all(d in inner for d in {"a": "mk", "w": "kn", "o": "mn"}[operand] if counts["mnk".index(d)] > 1)
+
+
+def streamed_buffers(order, counts, groups, fp, op_mem, used, usable, size, streamed, traffic, bw,
+                     levels=(0, 0, 0)):
     """``double_buffered: streamed`` written out: (fits, double buffered, resident reload cycles).
-    A streamed memory is used as halves if its tiles fit half of it, else with the stationary tile
-    once and the others twice in all of it (the stationary operand's reloads, all but the first of
-    its R distinct tiles, are exposed), else once in all of it (single buffered)."""
+    A streamed memory is used as halves if its tiles fit half of it, else with the held tiles once
+    and the others twice in all of it (a held operand's reloads, all but the first of its R distinct
+    tiles, are exposed), else once in all of it (single buffered). Held: the stationary tile when its
+    operand keeps the mapping's tile (level 0), an operand whose level covers all of it, and with
+    one group and every loop run once, every tile."""
     cm, cn, ck = counts
+    la, lw, lo = levels
     stat = stationary(order, cm, cn, ck)
-    held_ops = ({0: {0}, 1: {1, 2}, 3: {3}}[stat] if stat is not None
-                else ({0, 1, 2, 3} if groups == 1 else set()))
+    if stat is None and groups == 1:
+        held_ops = {0, 1, 2, 3}
+    else:
+        held_ops = set()
+        if (stat == 0 and la == 0) or (la > 0 and whole(order, "a", la, counts)):
+            held_ops.add(0)
+        if (stat == 1 and lw == 0) or (lw > 0 and whole(order, "w", lw, counts)):
+            held_ops |= {1, 2}
+        if (stat == 3 and lo == 0) or (lo > 0 and whole(order, "o", lo, counts)):
+            held_ops.add(3)
     fits, double, resident = True, True, set()
     for j in range(len(usable)):
         if not used[j]:
@@ -213,58 +232,69 @@ def streamed_buffers(order, counts, groups, fp, op_mem, used, usable, size, stre
         else:
             fits = False
     a, w, meta, out_wr = traffic[:4]
-    if not resident:
-        return fits, double, 0.0
+    reload = 0.0
     if 0 in resident:
-        r, nbytes = cm * ck, a
-    elif 3 in resident:
-        r, nbytes = cm * cn, out_wr
-    else:
-        r, nbytes = ck * cn, (w if 1 in resident else 0.0) + (meta if 2 in resident else 0.0)
-    r *= groups
-    return fits, double, (r - 1) / r * nbytes / bw
+        r = groups * (1 if la else cm * ck)
+        reload += (r - 1) / r * a / bw
+    if resident & {1, 2}:
+        r = groups * (1 if lw else ck * cn)
+        reload += (r - 1) / r * ((w if 1 in resident else 0.0) + (meta if 2 in resident else 0.0)) / bw
+    if 3 in resident:
+        r = groups * (1 if lo else cm * cn)
+        reload += (r - 1) / r * out_wr / bw
+    return fits, double, reload
 
 
 def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro, epi, fold, size=None,
                   streamed=None, objective="cycles"):
     """The mapper's rule over the grid, one mapping at a time in plain Python, with the scalar cost
-    formulas (dram_traffic, footprints, pipeline_cycles): per order, among the mappings that fit the
-    fewest (cycles, DRAM bytes, compute cycles) then the largest tile, else the smallest tile then the
-    fewest (cycles, DRAM bytes); the first in grid order on ties; across orders the first order
-    unless another is feasible where it is not, or has fewer (cycles, DRAM bytes). With ``streamed``
-    memories (``size``: their whole bytes) the buffers follow :func:`streamed_buffers`. ``objective``
-    ``"dram"``: (DRAM bytes, cycles) in place of (cycles, DRAM bytes) everywhere."""
+    formulas (dram_traffic, footprints, pipeline_cycles): per order and tile, the best of every
+    combination of the operands' levels (0..3 each) that fits, if the tile itself (every level 0)
+    fits; per order, among the mappings that fit the fewest (cycles, DRAM bytes, compute cycles)
+    then the largest tile, else the smallest tile then the fewest (cycles, DRAM bytes); the first in
+    grid order on ties; across orders the first order unless another is feasible where it is not,
+    or has fewer (cycles, DRAM bytes). With ``streamed`` memories (``size``: their whole bytes) the
+    buffers follow :func:`streamed_buffers`. ``objective`` ``"dram"``: (DRAM bytes, cycles) in place
+    of (cycles, DRAM bytes) everywhere."""
     import itertools
 
     from simulator.mapping import ORDERS, dram_traffic, footprints, pipeline_cycles
     any_streamed = streamed is not None and any(bool(streamed[j]) and used[j] for j in range(len(usable)))
     best = None
     stream = "mnk".index(p.stream)
+
+    def rank(r):      # (cycles, DRAM bytes) or, with the dram objective, (DRAM bytes, cycles)
+        return (r[3], r[2]) if objective == "dram" else (r[2], r[3])
+
     for order in ORDERS:
         rows = []
         for idx in itertools.product(*(range(len(tiles[d])) for d in "mnk")):
             tm, tn, tk = (int(tiles[d][i]) for d, i in zip("mnk", idx))
             cm, cn, ck = -(-max(1, p.m) // tm), -(-max(1, p.n) // tn), -(-max(1, p.k) // tk)
-            a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck)
-            fp = footprints(p, tm, tn, tk, ck)
             s = idx[stream]
-            args = (float(compute[s]), float(port[s]), (a + w + meta + psum_rd) / bw, out_wr / bw, 0)
-            if any_streamed:
-                fits, dbl, reload = streamed_buffers(order, (cm, cn, ck), p.groups, fp, op_mem, used, usable, size,
-                                                     streamed, (a, w, meta, out_wr), bw)
-                cyc = (pipeline_cycles(*args, True, pro, epi, fold, reload=reload) if dbl and double
-                       else pipeline_cycles(*args, False))
-            else:
-                use = [0.0] * len(usable)
-                for j, f in zip(op_mem, fp):
-                    use[j] += f
-                fits = all(use[j] <= usable[j] for j in range(len(usable)) if used[j])
-                cyc = pipeline_cycles(*args, double, pro, epi, fold)
-            rows.append((idx, fits, cyc, a + w + meta + psum_rd + out_wr, float(compute[s]), tm * tn * tk,
-                         (a, w, meta, out_wr, psum_rd)))
-        def rank(r):      # (cycles, DRAM bytes) or, with the dram objective, (DRAM bytes, cycles)
-            return (r[3], r[2]) if objective == "dram" else (r[2], r[3])
-
+            options = []
+            for levels in itertools.product(range(4), repeat=3):
+                a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck, levels)
+                fp = footprints(p, tm, tn, tk, ck, order, levels)
+                args = (float(compute[s]), float(port[s]), (a + w + meta + psum_rd) / bw, out_wr / bw, 0)
+                if any_streamed:
+                    fits, dbl, reload = streamed_buffers(order, (cm, cn, ck), p.groups, fp, op_mem, used, usable,
+                                                         size, streamed, (a, w, meta, out_wr), bw, levels)
+                    cyc = (pipeline_cycles(*args, True, pro, epi, fold, reload=reload) if dbl and double
+                           else pipeline_cycles(*args, False))
+                else:
+                    use = [0.0] * len(usable)
+                    for j, f in zip(op_mem, fp):
+                        use[j] += f
+                    fits = all(use[j] <= usable[j] for j in range(len(usable)) if used[j])
+                    cyc = pipeline_cycles(*args, double, pro, epi, fold)
+                if levels == (0, 0, 0):
+                    base = fits
+                elif not (base and fits):
+                    continue
+                options.append((idx, fits, cyc, a + w + meta + psum_rd + out_wr, float(compute[s]), tm * tn * tk,
+                                (a, w, meta, out_wr, psum_rd)))
+            rows.append(min(options, key=rank))
         ok = [r for r in rows if r[1]]
         pick = (min(ok, key=lambda r: (*rank(r), r[4], -r[5])) if ok
                 else min(rows, key=lambda r: (r[5], *rank(r))))

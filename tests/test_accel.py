@@ -81,6 +81,7 @@ def test_double_buffered_streamed():
     doc = base_doc()
     doc["memories"][0]["double_buffered"] = "Streamed"
     doc["memories"][1]["double_buffered"] = False
+    doc["memories"][2].pop("double_buffered", None)     # the default: halves
     a = accel.build(doc)
     assert [(m.double_buffered, m.streamed) for m in a.memories] == [(True, True), (False, False), (True, False)]
     # the examples a user runs: vegeta-flex's 1 MiB as one streamed pool, and its three buffers streamed

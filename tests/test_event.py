@@ -161,7 +161,9 @@ def test_dram_latency_adds_time(rng):
 
 # ------------------------------------------------------------------------------------- buffers
 def with_filter_size(doc, size):
-    mems = [dict(m) for m in doc["memories"]]
+    """The design with its weight buffer at ``size`` bytes, every buffer double buffered in halves
+    (the presets' own setting may be ``streamed``)."""
+    mems = [dict(m, double_buffered=True) for m in doc["memories"]]
     for m in mems:
         if "weight" in m["holds"]:
             m["size_bytes"] = size

@@ -459,7 +459,7 @@ def test_sweep_llm_axes(tmp_path):
 @pytest.mark.parametrize("objective,attr", [("tpot", "tpot_mean_s"), ("token-energy", "energy_per_token_j")])
 def test_search_llm_budget_and_exact_sum(tiny, objective, attr):
     from search.errors import SearchError
-    from search.llm import search_llm
+    from search.llm.decode_search import search_llm
     acc = accel.load("vegeta-cpu-l2")
     res = search_llm(tiny, acc, 1, 32, 4, objective=objective, budget=0.8, candidates=("dense", "2:4", "1:4"))
     got = getattr(res["run"], attr)
@@ -484,3 +484,17 @@ def test_cli_search_llm(tmp_path, capsys):
     assert main(["search", "--model", f"hf:{d}", "--accel", "vegeta-cpu-l2", "--objective", "latency"]) == 2
     assert "--objective tpot or token-energy" in capsys.readouterr().err
     assert main(["search", "--model", "mlp_digits", "--accel", "vegeta-cpu-l2", "--objective", "tpot"]) == 2
+
+
+def test_moe_layer_costs_sum_and_aggregate(tiny_moe):
+    acc = accel.load("edge-npu-lpddr5")
+    m = tiny_moe.sparsify("2:4")
+    B, P, G = 3, 12, 5
+    run = run_llm(m, acc, B, P, G)
+    rows = layer_costs(m, acc, B, P, G)
+    fixed = fixed_costs(m, acc, B, P, G)
+    for key, attr in (("decode_s_per_token", "tpot_mean_s"), ("decode_energy_j_per_token", "energy_per_token_j"),
+                      ("prefill_s", "ttft_s")):
+        assert sum(r[key] for r in rows) + fixed[key] == pytest.approx(getattr(run, attr), rel=1e-12), key
+    steps = [decode_step_cost(m, acc, B, P + i, i - 1) for i in range(1, G + 1)]
+    assert decode_cost(m, acc, B, P, G).cycles == pytest.approx(sum(s.cycles for s in steps), rel=1e-12)

@@ -441,6 +441,24 @@ def test_a_sweep_flags_points_whose_mapping_does_not_fit(tmp_path, capsys):
     assert "(3 layers: fc1, fc2, fc3)" in flagged["error"].iloc[0]
 
 
+def test_llm_warns_once_when_a_mapping_does_not_fit(tmp_path, capsys):
+    import re
+
+    import accel
+    cfg = sorted((ROOT / "examples" / "llm").glob("*/config.json"))
+    if not cfg:
+        pytest.skip("no example LLM config")
+    (tmp_path / "tiny.yaml").write_text(re.sub(r"size_bytes: \d+", "size_bytes: 1",
+                                               accel.presets.path("vegeta-flex").read_text()))
+    assert main(["llm", "--model", f"hf:{cfg[0].parent}", "--accel", str(tmp_path / "tiny.yaml"),
+                 "--prompt", "8", "--generate", "2", "--batch", "1,2"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not fit the buffers (even the smallest tiles overflow one)" in err[0], err
+    assert main(["llm", "--model", f"hf:{cfg[0].parent}", "--accel", "vegeta-flex", "--prompt", "8",
+                 "--generate", "2"]) == 0
+    assert "does not fit" not in capsys.readouterr().err
+
+
 def test_a_local_hf_model_point_is_keyed_by_its_config_content(tmp_path):
     """An hf:/path model's config (and weights) decide its points: editing config.json gives new keys."""
     import shutil

@@ -277,9 +277,13 @@ def from_model(model, blocks: int | None = None, seed: int = 0, tokens: int = 64
     ids = torch.randint(0, int(shape.vocab), (1, tokens), generator=g)
     was = model.training
     model.eval()
+    kwargs = {"input_ids": ids, "use_cache": False}
+    import inspect
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        kwargs["logits_to_keep"] = 1     # the LM head on the last position only, as decode runs it
     try:
         with torch.no_grad():
-            model(input_ids=ids, use_cache=False)
+            model(**kwargs)
     except Exception as e:
         raise LlmError(f"model '{name}': forward on {tokens} tokens failed: {type(e).__name__}: "
                        f"{str(e).splitlines()[0][:200] if str(e) else ''}") from e
@@ -411,3 +415,24 @@ def _param2d(mod, name) -> bool:
 def _param3d(mod, name) -> bool:
     p = getattr(mod, name, None)
     return p is not None and hasattr(p, "dim") and p.dim() == 3
+
+
+def hf_source_files(spec: str) -> dict[str, str]:
+    """``{absolute path: sha256}`` of the files an ``hf:/path`` model is read from (its
+    ``config.json`` and ``*.safetensors``), so a results store keys points by their content; a
+    built-in name gives ``{}`` (its config is sparsim's: the version names it)."""
+    import hashlib
+    rest = spec[3:] if spec.startswith("hf:") else spec
+    if rest in BUILTIN:
+        return {}
+    p = Path(rest).expanduser()
+    files = [p] if p.is_file() else ([p / "config.json"] + sorted(p.glob("*.safetensors")) if p.is_dir() else [])
+    out = {}
+    for f in files:
+        if f.is_file():
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 24), b""):
+                    h.update(chunk)
+            out[str(f.resolve())] = h.hexdigest()
+    return out

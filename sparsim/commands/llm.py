@@ -31,8 +31,8 @@ def register(subparsers) -> None:
                                                         "zipf:S, or a file of per-expert token counts")
     sp.add_argument("--blocks", type=int, default=1, help="decoder blocks to build and trace (default 1; the "
                                                          "rest are scaled from them)")
-    sp.add_argument("--seed", type=int, default=0,
-                    help="seed of the model's weights and the traced tokens (default 0)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the model's random weights and traced tokens "
+                                                          "(default 0)")
     sp.add_argument("--layers", action="store_true", help="also print per-layer detail (prefill and the last "
                                                           "decode step) per batch")
     sp.add_argument("--out", default=None, help="write the rows (.csv or .json)")
@@ -59,7 +59,7 @@ def _batches(text: str) -> list[int]:
 
 def cmd_llm(args) -> int:
     import accel
-    from sparsim._io import check_writable
+    from sparsim._io import check_writable, writing
     from workloads.llm import LlmError, check_run
     from workloads.patterns import parse_pattern
     from workloads.quant import kv_quant, weight_quant
@@ -81,13 +81,21 @@ def cmd_llm(args) -> int:
                       weight_bits=args.weight_bits, group_size=args.group_size, kv_bits=args.kv_bits,
                       act_sparsity=args.act_sparsity, moe_routing=args.moe_routing)
     runs = [run_llm(model, acc, b, args.prompt, args.generate, detail=args.layers) for b in batches]
+    import sys
     print(format_llm_table(runs, model, acc))
+    unfit = list(dict.fromkeys(n for r in runs for n in r.unfit))
+    if unfit:     # once per run, the layers named
+        shown = ", ".join(unfit[:8]) + (f" and {len(unfit) - 8} more" if len(unfit) > 8 else "")
+        print(f"warning: on '{acc.name}' the mapping of {len(unfit)} layers does not fit the buffers (even the "
+              f"smallest tiles overflow one): {shown}; their cycles and energy are not what this hardware can do",
+              file=sys.stderr)
     if args.layers:
         for r in runs:
             print()
             print(format_llm_layers(r))
     if args.out:
-        write_rows(runs, args.out)
+        with writing(args.out, "--out"):
+            write_rows(runs, args.out)
         print(f"wrote {args.out}")
     return 0
 
@@ -139,11 +147,11 @@ def write_rows(runs, path: str) -> None:
 def cmd_llm_search(args) -> int:
     """``sparsim search --model hf:... --objective tpot|token-energy``: per-layer patterns of an LLM
     with the most retained weight magnitude within ``--budget`` x the dense decode TPOT (or energy
-    per token), from exact per-layer tables (:func:`search.llm.search_llm`)."""
+    per token), from exact per-layer tables (:func:`search.llm.decode_search.search_llm`)."""
     import accel
     from sparsim.cli import _table
     from search.errors import SearchError
-    from search.llm import OBJECTIVES, search_llm
+    from search.llm.decode_search import OBJECTIVES, search_llm
     from sparsim._io import check_writable
     from workloads.llm import check_run
     from workloads.patterns import parse_pattern

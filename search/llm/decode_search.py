@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SearchError
+from ..errors import SearchError
 
 #: objective name -> the layer_costs / fixed_costs key it budgets
 OBJECTIVES = {"tpot": "decode_s_per_token", "token-energy": "decode_energy_j_per_token"}
@@ -85,7 +85,7 @@ def search_llm(model, acc, batch: int, prompt: int, generate: int, objective: st
     if floor > budget * dense:
         raise SearchError(f"--budget {budget:g}: the cheapest assignment of {', '.join(table.candidates)} costs "
                           f"{floor / dense:.3f} x the dense {objective}; nothing fits")
-    from .knapsack import choose_exact
+    from ..knapsack import choose_exact
     allowed = np.ones_like(c, dtype=bool)
     # in millionths of the dense figure: choose_exact scales its constraint by max(budget, 1), so a
     # budget below 1 would be read as 1
