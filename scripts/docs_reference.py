@@ -168,13 +168,6 @@ SWEEP_COLUMN_DOCS = {
     "fpga_lut": "estimated LUT use", "fpga_ff": "estimated FF use", "budget_dsp": "the device's DSP budget",
     "budget_bram36": "the device's BRAM36 budget", "budget_lut": "the device's LUT budget",
     "budget_ff": "the device's FF budget",
-    "ttft_s": "LLM points (`hf:` models): time to the first token (the prefill)",
-    "tpot_mean_s": "LLM points: time per output token, mean over the decode steps",
-    "tpot_last_s": "LLM points: time of the last decode step (the longest KV cache)",
-    "tokens_per_s": "LLM points: generated tokens per second over the batch",
-    "energy_per_token_j": "LLM points: energy per generated token",
-    "dram_bytes_per_token": "LLM points: DRAM bytes per generated token",
-    "bound": "LLM points: what bounds decode: `compute`, or `weights` / `KV` (whichever moves more DRAM bytes)",
     "speedup": "(derived by `results`) cycles of the same configuration dense / cycles; empty when the sweep has no "
                "dense point for it",
     "energy_saving": "(derived by `results`) 1 - energy / the same configuration's dense energy",
