@@ -27,6 +27,8 @@ fi
 PIP="$VENV/bin/python -m pip"
 # The CPU build of torch lies on the machine; asking for it first keeps pip from pulling CUDA wheels.
 $VENV/bin/python -c "import torch" 2>/dev/null || $PIP install -q torch==2.13.0
-$PIP install -q -e ".[dev,docs]"
+# compat: the checkout itself goes on sys.path, so a script run from a folder holding a folder named like
+# one of our packages (examples/accel/ beside examples/*.py) still imports ours, not a namespace package
+$PIP install -q -e ".[dev,docs]" --config-settings editable_mode=compat
 touch "$VENV/.installed"
 echo "setup: done"
