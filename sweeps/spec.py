@@ -453,9 +453,7 @@ def _build(doc: dict, base: Path) -> Spec:
 
     models = {i: _model(v, where_of("model", i), base) for i, v in enumerate(raw["model"])}
     from workloads.modelspec import model_source_files
-    from workloads.hf import hf_source_files
-    model_files = {i: (hf_source_files(m) if m.startswith("hf:") else model_source_files(m))
-                   for i, m in models.items()}
+    model_files = {i: model_source_files(m) for i, m in models.items()}
     acc_read = {i: _accelerator_doc(v, where_of("accelerator", i), base) for i, v in enumerate(raw["accelerator"])}
     acc_docs = {i: d for i, (d, _) in acc_read.items()}
     sparsities = {i: _sparsity(v, where_of("sparsity", i)) for i, v in enumerate(raw["sparsity"])}

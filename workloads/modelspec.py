@@ -210,14 +210,16 @@ def model_source_files(spec: str) -> dict[str, str]:
     """``{absolute path: sha256 of its bytes}`` of every file a ``path/to/file.py:build_fn`` model is
     built from: the file itself and the Python modules it imports from its own folder (the folder is
     on the import path while it is built), followed transitively; a local package counts with every
-    ``.py`` file under it. A zoo name gives ``{}`` (its code is sparsim's: the version names it).
+    ``.py`` file under it. A zoo name gives ``{}`` (its code is sparsim's: the version names it); an
+    ``hf:`` model gives :func:`workloads.hf.hf_source_files`.
 
     Sweep stores key their points by these hashes, so an edited model file or helper module never
     reuses an old result. Data files a build function opens are not followed."""
     import ast
     import hashlib
     if spec.startswith("hf:"):
-        return _hf_source_files(spec[3:])
+        from .hf import hf_source_files
+        return hf_source_files(spec)
     path_s, sep, _ = spec.rpartition(":")
     if not (sep and path_s.endswith(".py")) or not Path(path_s).is_file():
         return {}
@@ -281,22 +283,3 @@ def _local_module_files(folder: Path, dotted: str) -> list[Path]:
         break
     return found
 
-
-def _hf_source_files(rest: str) -> dict[str, str]:
-    """``{absolute path: sha256}`` of a local ``hf:`` model: the config file, or a folder's config,
-    tokenizer and weight files (what building the model reads). A built-in name gives ``{}`` (its
-    config is sparsim's: the version names it)."""
-    import hashlib
-    p = Path(rest).expanduser()
-    if not p.exists():
-        return {}
-    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and
-                                           f.suffix in (".json", ".safetensors", ".bin", ".model", ".txt"))
-    out = {}
-    for f in files:
-        h = hashlib.sha256()
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        out[str(f.resolve())] = h.hexdigest()
-    return out
