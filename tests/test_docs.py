@@ -206,3 +206,23 @@ def test_markers_and_format_errors(tmp_path):
     page.write_text("```console\n$ echo a \\\n   b\nalso shown\n```\n")
     (c,) = db.commands(db.blocks(page)[0])
     assert c.cmd == "echo a  b" and c.expected == ("also shown",) and c.line == 2
+
+
+# ------------------------------------------------------------------------------------------ benchmark pages
+def test_a_printing_benchmark_writes_its_page(tmp_path, capsys, monkeypatch):
+    """What a benchmark prints under DocsOut.capture() is still printed and becomes a text block of its
+    generated page, named after its arguments and headed by the command, date and machine."""
+    import sys
+    monkeypatch.syspath_prepend(str(db.ROOT / "benchmarks"))
+    import docs_out
+    assert docs_out.page_name("prune", []) == "prune"
+    assert docs_out.page_name("prune", ["--full", "--part", "acc"]) == "prune-full-part-acc"
+    assert docs_out.page_name("search", ["speed"]) == "search-speed"
+    monkeypatch.setattr(docs_out, "GENERATED", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bench_x.py", "--full"])
+    path = docs_out.run_recorded("x", "bench_x.py", lambda: print("design  cycles\nvegeta  1,234"))
+    assert path == tmp_path / "x-full.md"
+    assert "design  cycles\nvegeta  1,234" in capsys.readouterr().out
+    text = path.read_text()
+    assert "Measured by `python benchmarks/bench_x.py --full` on " in text and " cores" in text
+    assert text.rstrip().endswith("```text\ndesign  cycles\nvegeta  1,234\n```")
