@@ -8,6 +8,7 @@ run concurrently, one per core: the work is in the subprocesses the blocks start
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -24,20 +25,34 @@ def _id(p):
     return str(p.relative_to(db.ROOT))
 
 
+#: under pytest-xdist (`make test` runs `-n 2`) the workers share the pages out, one test at a time;
+#: without it the selected pages run concurrently in one fixture, one per core
+_XDIST = "PYTEST_XDIST_WORKER" in os.environ
+_FAST_BY_ID = {_id(p): bl for p, bl in _FAST}
+_SLOW_BY_ID = {b.where: [b] for b in _SLOW}
+
+
+def _run_job(key, blocks, tmp_root):
+    """Run ``blocks`` in order in one scratch folder; the exception (reported by the job's test) or None."""
+    cwd = db.scratch_dir(tmp_root / f"job{abs(hash(key))}" / "run")
+    t0 = time.perf_counter()
+    try:
+        for b in blocks:
+            db.run_block(b, cwd)
+    except Exception as e:            # noqa: BLE001 - reported by the test of this job
+        return e
+    finally:
+        if os.environ.get("SPARSIM_DOCS_TIMES"):   # profiling: one line per job, seconds of wall time
+            with open(os.environ["SPARSIM_DOCS_TIMES"], "a") as f:
+                f.write(f"{time.perf_counter() - t0:8.1f} s  {key}\n")
+    return None
+
+
 def _run_all(jobs, tmp_root):
     """Run ``{id: [blocks]}`` concurrently, one job per core (the work is in subprocesses, so threads
-    suffice); the blocks of one job run in order in one scratch folder. Returns ``{id: exception or None}``."""
-    def one(item):
-        key, blocks = item
-        cwd = db.scratch_dir(tmp_root / f"job{abs(hash(key))}" / "run")
-        try:
-            for b in blocks:
-                db.run_block(b, cwd)
-        except Exception as e:            # noqa: BLE001 - reported by the test of this job
-            return key, e
-        return key, None
+    suffice). Returns ``{id: exception or None}``."""
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        return dict(pool.map(one, jobs.items()))
+        return dict(zip(jobs, pool.map(lambda kv: _run_job(*kv, tmp_root), jobs.items())))
 
 
 def _selected(request, name):
@@ -47,28 +62,36 @@ def _selected(request, name):
 
 @pytest.fixture(scope="module")
 def fast_results(request, tmp_path_factory):
+    if _XDIST:
+        return None
     ids = set(_selected(request, "test_page_blocks"))
-    return _run_all({_id(p): bl for p, bl in _FAST if _id(p) in ids}, tmp_path_factory.mktemp("docs-fast"))
+    return _run_all({k: bl for k, bl in _FAST_BY_ID.items() if k in ids}, tmp_path_factory.mktemp("docs-fast"))
 
 
 @pytest.fixture(scope="module")
 def slow_results(request, tmp_path_factory):
+    if _XDIST:
+        return None
     ids = set(_selected(request, "test_slow_block"))
-    return _run_all({b.where: [b] for b in _SLOW if b.where in ids}, tmp_path_factory.mktemp("docs-slow"))
+    return _run_all({k: bl for k, bl in _SLOW_BY_ID.items() if k in ids}, tmp_path_factory.mktemp("docs-slow"))
+
+
+def _outcome(results, key, jobs, tmp_path):
+    return results[key] if results is not None else _run_job(key, jobs[key], tmp_path)
 
 
 @pytest.mark.parametrize("page", [p for p, _ in _FAST], ids=[_id(p) for p, _ in _FAST])
-def test_page_blocks(page, fast_results):
-    """The page's fast blocks, in order (all selected pages run at once, one per core)."""
-    err = fast_results[_id(page)]
+def test_page_blocks(page, fast_results, tmp_path):
+    """The page's fast blocks, in order (without xdist all selected pages run at once, one per core)."""
+    err = _outcome(fast_results, _id(page), _FAST_BY_ID, tmp_path)
     if err is not None:
         raise err
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", _SLOW, ids=[b.where for b in _SLOW])
-def test_slow_block(block, slow_results):
-    err = slow_results[block.where]
+def test_slow_block(block, slow_results, tmp_path):
+    err = _outcome(slow_results, block.where, _SLOW_BY_ID, tmp_path)
     if err is not None:
         raise err
 
