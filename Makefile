@@ -14,8 +14,11 @@ demo: $(STAMP)
 	$(VENV)/bin/sparsim demo
 
 # All tests, including the ones marked slow (end-to-end and RTL); plain `pytest` skips those.
+# Two processes (pytest-xdist; the tests are CPU-bound and isolated, the RTL builds that share a folder
+# run on one of them: tests/conftest.py); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -m "slow or not slow" -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest
