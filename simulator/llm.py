@@ -220,13 +220,17 @@ class _Rows:
         hw = acc.compute.sparse
         self.act = getattr(hw, "activation", None)
         self.act = getattr(self.act, "value", self.act) or "none"
+        self.kv_cols = {l.name: kv_output_columns(l, model.shape) for l in model.weight_layers()}
 
     def cost(self, layer: Layer, m: int, phase: Phase) -> tuple[Cost, dict]:
         key = (layer.name, int(m), phase)     # names are unique within a model
         got = self.cache.get(key)
         if got is None:
             src = self.templates.get(layer.name, layer)
-            ph = src.replace(m=int(m), phase=phase)
+            # the engine's plan depends on the phase only for convolutions and weight gradients: a
+            # prefill GEMM and a decode GEMM of the same rows are one problem, so they share one
+            # mapping search (the LM head runs B rows in both phases)
+            ph = src.replace(m=int(m), phase=Phase.DECODE)
             _share_stats(src, ph)
             density = 1.0
             if phase is Phase.DECODE and layer.kind is LayerKind.LINEAR and self.act != "none":
@@ -245,12 +249,48 @@ class _Rows:
                 row = {**row, "energy_mac_pj": row["energy_mac_pj"] - saved, "energy_pj": row["energy_pj"] - saved}
             is_kv = layer.kind is LayerKind.ATTENTION
             w = row["dram_weight_bytes"]
-            got = (Cost(cycles=float(row["cycles"]), compute_cycles=float(row["compute_cycles"]),
+            cost = Cost(cycles=float(row["cycles"]), compute_cycles=float(row["compute_cycles"]),
                         dram_bytes=float(row["dram_bytes"]), weight_bytes=0.0 if is_kv else float(w),
                         kv_bytes=float(w) if is_kv else 0.0, energy_pj=float(row["energy_pj"]),
-                        macs=float(row["macs"])), row)
+                        macs=float(row["macs"]))
+            n_kv = self.kv_cols.get(layer.name, 0)
+            if n_kv:
+                _write_kv_at_kv_bits(cost, int(m) * n_kv, self.acc, self.model.kv.bytes_per_value)
+            got = (cost, row)
             self.cache[key] = got
         return got
+
+
+def kv_output_columns(layer: Layer, shape) -> int:
+    """How many of ``layer``'s output columns are new K and V entries of the cache: all of a
+    ``k_proj`` / ``v_proj``, the K and V part of a fused QKV projection (GPT-2's ``c_attn``,
+    ``qkv_proj``), none of any other layer."""
+    name = layer.name.rsplit(".", 1)[-1]
+    kv = shape.kv_heads * shape.head_dim
+    if name in ("k_proj", "v_proj") and layer.n == kv:
+        return kv
+    if name in ("c_attn", "qkv_proj", "query_key_value") and layer.n == (shape.heads + 2 * shape.kv_heads) * shape.head_dim:
+        return 2 * kv
+    return 0
+
+
+def _write_kv_at_kv_bits(cost: Cost, values: int, acc: Accelerator, kv_bytes: float) -> None:
+    """The K/V projection's ``values`` new cache entries leave for DRAM at the KV cache's bits, not
+    at the array's activation width (the engine writes every output at the latter): change the
+    DRAM bytes and their energy by the difference, count the write as KV traffic, and the time:
+    a layer bound by its DRAM traffic (``cycles > compute_cycles``) gains or loses those bytes'
+    time, never below its compute; a compute-bound one only if the new traffic no longer hides
+    under its compute."""
+    a_b = acc.compute.activation_bits / 8
+    delta = values * (kv_bytes - a_b)            # > 0 when the cache is wider than the activations
+    bw = acc.dram_bytes_per_cycle
+    cost.dram_bytes += delta
+    cost.kv_bytes += values * kv_bytes
+    cost.energy_pj += delta * acc.dram.energy_pj_per_byte
+    if cost.cycles > cost.compute_cycles:
+        cost.cycles = max(cost.compute_cycles, cost.cycles + delta / bw)
+    else:
+        cost.cycles = max(cost.cycles, cost.dram_bytes / bw)
 
 
 def _share_stats(template: Layer, new: Layer) -> None:
@@ -361,6 +401,86 @@ def _expert_steps(model: LlmModel, rows: _Rows, batch: int, generate: int) -> Co
                 cost, _ = rows.cost(l, int(cnt), Phase.DECODE)
                 total.add(cost, float(uses[e, cnt]) * model.scale)
     return total
+
+
+@dataclass(frozen=True)
+class ExpertLoad:
+    """How a routing spreads tokens over the experts of a MoE model, and what that costs (see
+    :func:`expert_load`). Per decode step (means over the ``generate`` steps, summed over the
+    model's MoE blocks, traced blocks scaled), and for the prefill:
+
+    * ``distinct``: experts that receive at least one token, per MoE block (mean over blocks);
+    * ``max_tokens``: tokens of the most-loaded expert, per MoE block (mean over blocks);
+    * ``weight_bytes``: the experts' weight bytes read from DRAM (each distinct expert's once);
+    * ``serial_s``: the experts' time on one accelerator, one expert after the other (what the
+      run's TPOT / TTFT contain);
+    * ``parallel_s``: the time when every expert has its own accelerator of this kind (expert
+      parallelism): per block, the slowest expert's time.
+    """
+
+    distinct: float
+    max_tokens: float
+    weight_bytes: float
+    serial_s: float
+    parallel_s: float
+    prefill_distinct: float
+    prefill_max_tokens: float
+    prefill_serial_s: float
+    prefill_parallel_s: float
+
+
+def expert_load(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> ExpertLoad:
+    """The experts' share of a run under ``model``'s routing (:class:`ExpertLoad`).
+
+    A decode step reads each expert's weights once if it receives any token, whatever the count
+    (the fast engine loads a layer's weights once for all its rows), so the experts' weight bytes
+    per step are exactly ``sum over distinct experts of its weight bytes``; a routing that spreads
+    tokens over more experts moves more bytes. ``uniform`` spreads them the most: the expected
+    number of distinct experts, ``sum_e 1 - P(e unpicked)``, is largest when every expert is as
+    likely as every other, so no skewed routing (``zipf:S``, a real router) moves more expert
+    weight bytes on one accelerator. What a skewed routing does cost more is the most-loaded
+    expert: its time bounds a step when experts run in parallel (``parallel_s``)."""
+    if not model.is_moe:
+        raise SimulationError(f"expert_load: model '{model.name}' has no experts")
+    check_run(batch, prompt, generate)
+    rows = _Rows(acc, model)
+    clock = acc.compute.clock_hz
+    acc_dec = {"distinct": 0.0, "max": 0.0, "bytes": 0.0, "serial": 0.0, "parallel": 0.0}
+    acc_pre = {"distinct": 0.0, "max": 0.0, "serial": 0.0, "parallel": 0.0}
+    moe_blocks = 0
+    for bi, block in enumerate(model.blocks):
+        by_expert: dict[int, list[Layer]] = {}
+        for l in block:
+            if l.name in model.experts:
+                by_expert.setdefault(model.experts[l.name], []).append(l)
+        if not by_expert:
+            continue
+        moe_blocks += 1
+
+        def one(counts, phase, out, with_bytes):
+            times = [0.0]
+            for e, layers in by_expert.items():
+                c = int(counts[e])
+                if not c:
+                    continue
+                costs = [rows.cost(l, c, phase)[0] for l in layers]
+                times.append(sum(x.cycles for x in costs))
+                if with_bytes:
+                    out["bytes"] += sum(x.weight_bytes for x in costs) * model.scale
+            out["distinct"] += float(np.count_nonzero(counts))
+            out["max"] += float(counts.max())
+            out["serial"] += sum(times) * model.scale
+            out["parallel"] += max(times) * model.scale
+
+        for s in range(generate):
+            one(model.expert_counts(bi, batch, s), Phase.DECODE, acc_dec, True)
+        one(model.expert_counts(bi, batch * prompt, 0), Phase.PREFILL, acc_pre, False)
+    g = float(generate)
+    return ExpertLoad(distinct=acc_dec["distinct"] / g / moe_blocks, max_tokens=acc_dec["max"] / g / moe_blocks,
+                      weight_bytes=acc_dec["bytes"] / g, serial_s=acc_dec["serial"] / g / clock,
+                      parallel_s=acc_dec["parallel"] / g / clock, prefill_distinct=acc_pre["distinct"] / moe_blocks,
+                      prefill_max_tokens=acc_pre["max"] / moe_blocks, prefill_serial_s=acc_pre["serial"] / clock,
+                      prefill_parallel_s=acc_pre["parallel"] / clock)
 
 
 def run_llm(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,

@@ -146,6 +146,43 @@ def test_24_decode_speedup_is_the_byte_ratio_not_2x(mid):
     assert speedup < 1.9
 
 
+@pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5"])
+def test_kv_write_is_at_kv_bits(tiny, preset):
+    """Each new token's K and V leave the k_proj / v_proj for the cache at the KV bits, not at the
+    array's activation width (16 bits on vegeta, 8 on the NPU, whose 16-bit cache is the wider)."""
+    acc = accel.load(preset)
+    s = tiny.shape
+    B, P, G = 4, 32, 8
+    kv = s.kv_heads * s.head_dim
+    a_b = acc.compute.activation_bits / 8
+
+    def rows(m, fn):
+        d = []
+        fn(m, d)
+        return {r["name"]: r for r in d}
+    for bits in (16, 8, 4):
+        m = tiny.with_kv_bits(bits)
+        base = tiny.with_kv_bits(16)
+        for phase, fn, tokens in (
+                ("decode", lambda mm, d: decode_step_cost(mm, acc, B, P + 1, detail=d), B),
+                ("prefill", lambda mm, d: prefill_cost(mm, acc, B, P, detail=d), B * P)):
+            got, ref = rows(m, fn), rows(base, fn)
+            for name in ("model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj"):
+                diff = ref[name]["dram_bytes"] - got[name]["dram_bytes"]
+                assert diff == pytest.approx(tokens * kv * (2 - bits / 8), rel=1e-12), (phase, name, bits)
+            q = "model.layers.0.self_attn.q_proj"
+            assert got[q]["dram_bytes"] == ref[q]["dram_bytes"]
+    # the whole decode: reads (the KV model) and writes at the cache's bits
+    r16, r8 = run_llm(tiny, acc, B, P, G), run_llm(tiny.with_kv_bits(8), acc, B, P, G)
+    reads = (kv_model(tiny, acc, B).total(P + 1, P + G).dram_bytes
+             - kv_model(tiny.with_kv_bits(8), acc, B).total(P + 1, P + G).dram_bytes) * s.layers
+    writes = G * B * s.layers * 2 * kv * 1.0
+    assert r16.decode.dram_bytes - r8.decode.dram_bytes == pytest.approx(reads + writes, rel=1e-9)
+    assert r8.decode.kv_bytes == pytest.approx(kv_model(tiny.with_kv_bits(8), acc, B).total(P + 1, P + G).kv_bytes
+                                               * s.layers + writes, rel=1e-9)
+    assert a_b in (1.0, 2.0)
+
+
 def test_weight_bits_and_group_scales_in_bytes(tiny):
     acc = accel.load("vegeta-cpu-l2")
     layer = "model.layers.0.mlp.up_proj"
@@ -241,6 +278,45 @@ def test_moe_routing_specs(tiny_moe, tmp_path):
         tiny_moe.with_routing("zipf:x")
     with pytest.raises(LlmError, match="no such file"):
         tiny_moe.with_routing("nope.txt")
+
+
+def test_moe_expert_bytes_are_distinct_experts_times_expert_bytes(tiny_moe):
+    """The distinct-expert law: a decode step reads each expert that receives a token once, so the
+    experts' DRAM weight bytes are (distinct experts) x (one expert's bytes), monotone in the distinct
+    experts whatever the routing; a skewed routing touches fewer experts (fewer bytes) but loads its
+    busiest expert more (its time bounds a step when experts run in parallel)."""
+    from simulator.llm import _Rows, expert_load
+    acc = accel.load("vegeta-cpu-l2")
+    rows = _Rows(acc, tiny_moe)
+    one = {e: 0.0 for e in range(tiny_moe.shape.experts)}
+    for l in tiny_moe.blocks[0]:
+        if l.name in tiny_moe.experts:
+            assert rows.cost(l, 1, Phase.DECODE)[0].weight_bytes == rows.cost(l, 7, Phase.DECODE)[0].weight_bytes
+            one[tiny_moe.experts[l.name]] += rows.cost(l, 1, Phase.DECODE)[0].weight_bytes
+    assert len(set(one.values())) == 1
+    per_expert = one[0]
+    blocks = len(tiny_moe.blocks)
+    points = []
+    for spec in ("real", "uniform", "zipf:1.2", "zipf:2"):
+        m = tiny_moe.with_routing(spec)
+        for b in (1, 4, 16):
+            ld = expert_load(m, acc, b, 16, 8)
+            distinct = sum(np.count_nonzero(m.expert_counts(bi, b, s)) for bi in range(blocks) for s in range(8)) / 8
+            assert ld.distinct * blocks == pytest.approx(distinct, rel=1e-12)
+            assert ld.weight_bytes == pytest.approx(distinct * per_expert * m.scale, rel=1e-12)
+            # the run's decode DRAM bytes contain exactly these expert bytes (the rest does not depend on routing)
+            dense_part = run_llm(m, acc, b, 16, 8).decode.weight_bytes / 8 - ld.weight_bytes
+            points.append((ld.distinct, ld.weight_bytes, dense_part, spec, b, ld))
+    assert len({round(p[2], 3) for p in points}) == 1
+    points.sort(key=lambda p: p[0])
+    assert all(a[1] < b[1] for a, b in zip(points, points[1:]) if a[0] < b[0])
+    by = {(p[3], p[4]): p[5] for p in points}
+    assert by["uniform", 1].weight_bytes == by["zipf:2", 1].weight_bytes          # batch 1: top-k experts each
+    for b in (4, 16):
+        u, z = by["uniform", b], by["zipf:2", b]
+        assert z.distinct < u.distinct and z.weight_bytes < u.weight_bytes
+        assert z.max_tokens > u.max_tokens
+        assert z.prefill_parallel_s > u.prefill_parallel_s
 
 
 # ---------------------------------------------------------------------------------------- activations
