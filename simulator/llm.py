@@ -35,15 +35,24 @@ Per output token: energy and DRAM bytes of the decode phase divided by ``B x G``
 ``B / mean TPOT`` (decode throughput). The decode **bound** is ``compute`` when the array's cycles
 exceed the DRAM time over the whole decode, else ``weights`` or ``KV``, whichever moves more bytes.
 
+The K/V projections' outputs, the new cache entries, are written to DRAM at the KV cache's bits
+(:func:`kv_output_columns`), not at the array's activation width.
+
+**On-chip residency** (``on_chip=True``, ``sparsim llm --on-chip``; off by default): what fits of
+the weights, then of the KV cache, stays in the weight buffer from one decode step to the next and
+is not read from DRAM again (policy: :class:`Residency`). Off, every step reads all of them from
+DRAM (the shipped presets' buffers hold under 1 % of a 1B model). It is off by default because it
+couples the layers: a layer's decode cost then depends on which other layers are pinned, and the
+per-layer tables of the searches need rows that do not.
+
 Not modelled (named, not silently zero): non-GEMM work (norms, softmax, rotary embeddings, the
-embedding lookup), weights or KV staying on chip across steps (every step reads them from DRAM:
-the models here are far larger than the buffers), and the KV write at the cache's bits (the
-``k_proj`` / ``v_proj`` outputs are written at the array's activation width).
+embedding lookup).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -138,6 +147,28 @@ def sum_max_affine(p: tuple[float, float], q: tuple[float, float], lo: int, hi: 
     return sum_affine(flat[0], flat[1], lo, cut) + sum_affine(steep[0], steep[1], cut + 1, hi)
 
 
+def sum_max_lines(lines, lo: int, hi: int) -> float:
+    """``sum(max(a + b L for (a, b) in lines) for L in lo..hi)``, exactly: the maximum of lines is
+    convex and piecewise affine; between consecutive crossing points one line is the largest, so
+    the range splits into runs, each an arithmetic series."""
+    if hi < lo:
+        return 0.0
+    cuts = {lo - 1, hi}
+    for i, (a0, a1) in enumerate(lines):
+        for b0, b1 in lines[i + 1:]:
+            if a1 != b1:
+                x = math.floor((b0 - a0) / (a1 - b1))
+                if lo <= x < hi:
+                    cuts.add(x)
+    total = 0.0
+    edges = sorted(cuts)
+    for a, b in zip(edges, edges[1:]):     # the run L = a+1 .. b
+        mid = (a + 1 + b) / 2.0
+        top = max(lines, key=lambda ln: ln[0] + ln[1] * mid)
+        total += sum_affine(top[0], top[1], a + 1, b)
+    return total
+
+
 # ------------------------------------------------------------------------------------ decode attention
 @dataclass(frozen=True)
 class KvModel:
@@ -151,30 +182,48 @@ class KvModel:
     energy: tuple[float, float]
     bw: float             # DRAM bytes per cycle
     static_pj_per_cycle: float
+    #: KV bytes of this block held on chip across steps (see :class:`Residency`): the first ones
+    #: of the cache, read from the buffer; only the rest, ``max(0, kv(L) - resident)``, streams
+    resident: float = 0.0
+    dram_pj_per_byte: float = 0.0
 
     def time(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """The two lines whose maximum is the cycles: compute, and DRAM bytes / bandwidth."""
+        """The compute line and the DRAM-time line with nothing of the cache on chip."""
         return self.compute, (self.dram[0] / self.bw, self.dram[1] / self.bw)
+
+    def _streamed(self) -> tuple[float, float]:
+        """``max(0, kv(L) - resident)`` is ``max`` of the line ``(-resident, kv slope)`` and 0."""
+        return (self.kv[0] - self.resident, self.kv[1])
 
     def at(self, kv_len: int) -> Cost:
         """The cost at one KV length."""
-        c, t = self.time()
-        cyc = max(c[0] + c[1] * kv_len, t[0] + t[1] * kv_len)
         f = lambda ab: ab[0] + ab[1] * kv_len  # noqa: E731
-        return Cost(cycles=cyc, compute_cycles=f(self.compute), dram_bytes=f(self.dram), kv_bytes=f(self.kv),
-                    energy_pj=f(self.energy) + self.static_pj_per_cycle * cyc, macs=f(self.macs))
+        kv = max(0.0, f(self._streamed()))
+        dram = self.dram[0] + kv
+        cyc = max(f(self.compute), dram / self.bw)
+        kept = f(self.kv) - kv           # read from the buffer, not from DRAM
+        return Cost(cycles=cyc, compute_cycles=f(self.compute), dram_bytes=dram, kv_bytes=kv,
+                    energy_pj=f(self.energy) - kept * self.dram_pj_per_byte + self.static_pj_per_cycle * cyc,
+                    macs=f(self.macs))
 
     def total(self, lo: int, hi: int) -> Cost:
-        """The cost summed over ``L = lo..hi``, exactly (see :func:`sum_max_affine`)."""
-        c, t = self.time()
-        cyc = sum_max_affine(c, t, lo, hi)
+        """The cost summed over ``L = lo..hi``, exactly (see :func:`sum_max_lines`): the time is the
+        maximum of the compute line, the DRAM time with nothing of the cache streamed (the query
+        and output) and with the streamed part."""
         s = lambda ab: sum_affine(ab[0], ab[1], lo, hi)  # noqa: E731
-        return Cost(cycles=cyc, compute_cycles=s(self.compute), dram_bytes=s(self.dram), kv_bytes=s(self.kv),
-                    energy_pj=s(self.energy) + self.static_pj_per_cycle * cyc, macs=s(self.macs))
+        st = self._streamed()
+        kv = sum_max_affine((0.0, 0.0), st, lo, hi)
+        q0 = self.dram[0] / self.bw
+        cyc = sum_max_lines([self.compute, (q0, 0.0), (q0 + st[0] / self.bw, st[1] / self.bw)], lo, hi)
+        kept = s(self.kv) - kv
+        return Cost(cycles=cyc, compute_cycles=s(self.compute), dram_bytes=self.dram[0] * (hi - lo + 1) + kv,
+                    kv_bytes=kv, energy_pj=s(self.energy) - kept * self.dram_pj_per_byte
+                    + self.static_pj_per_cycle * cyc, macs=s(self.macs))
 
 
-def kv_model(model: LlmModel, acc: Accelerator, batch: int) -> KvModel:
-    """The decode-attention model of one block of ``model`` at ``batch`` on ``acc`` (module docstring)."""
+def kv_model(model: LlmModel, acc: Accelerator, batch: int, resident: float = 0.0) -> KvModel:
+    """The decode-attention model of one block of ``model`` at ``batch`` on ``acc`` (module
+    docstring); ``resident``: the block's KV bytes held on chip (:class:`Residency`)."""
     s = model.shape
     comp = acc.compute
     r, c = comp.rows, comp.cols
@@ -204,15 +253,44 @@ def kv_model(model: LlmModel, acc: Accelerator, batch: int) -> KvModel:
     energy = (q_pj + qo * dram_pj, macs[1] * mac_pj + kv[1] * (kv_sram_pj + dram_pj))
     static = e.static_power_w / comp.clock_hz * 1e12
     return KvModel(compute=compute, dram=dram, kv=kv, macs=macs, energy=energy, bw=acc.dram_bytes_per_cycle,
-                   static_pj_per_cycle=static)
+                   static_pj_per_cycle=static, resident=float(resident), dram_pj_per_byte=dram_pj)
 
 
 # ------------------------------------------------------------------------------------ weight layers
-class _Rows:
-    """Engine rows of layers, cached by (layer object, m, phase) for one accelerator."""
+@dataclass(frozen=True)
+class Residency:
+    """What stays in the on-chip buffer from one decode step to the next.
 
-    def __init__(self, acc: Accelerator, model: LlmModel):
-        self.acc, self.model = acc, model
+    Policy: the buffer that holds the weights (and the KV cache, the right operand of decode
+    attention) keeps ``capacity_bytes`` of data across steps: its ``usable_bytes``, i.e. half of a
+    double-buffered memory, the other half being left to the tiles of what still streams (the whole
+    of a single-buffered one). The prefill reads every weight and writes the prompt's cache, so
+    the buffer is filled then. **Weights first**: the blocks' non-expert weight layers, in the
+    model's order, then the LM head, are pinned whole until the next one no longer fits, which
+    is pinned in part (a traced layer stands for all its blocks: a fraction of their bytes);
+    experts are not pinned (each step uses another subset). **Then the KV cache**, with what is
+    left, shared equally by the blocks: each block keeps the first ``kv_bytes / layers`` bytes of
+    its cache. A pinned byte is read from the buffer at every step instead of DRAM; new K/V
+    entries are still written through to DRAM. Weights come first because they are read at every
+    step and never move; the cache grows, so once it no longer fits its excess streams while the
+    weights stay.
+
+    ``pinned``: weight layer name -> the fraction of its bytes (over all its blocks) kept on chip."""
+
+    capacity_bytes: float
+    weight_bytes: float
+    kv_bytes: float
+    pinned: Mapping[str, float]
+
+
+class _Rows:
+    """Engine rows of layers, cached by (layer object, m, phase) for one accelerator; with
+    ``on_chip``, decode rows with the pinned part of their weights read from the buffer."""
+
+    def __init__(self, acc: Accelerator, model: LlmModel, on_chip: bool = False):
+        self.acc, self.model, self.on_chip = acc, model, on_chip
+        self.res: dict = {}
+        self.pinned_costs: dict = {}
         self.cache: dict = {}
         self.unfit: dict = {}        # names of the layers whose mapping did not fit, in order
         # the model's own layer objects: their mask statistics are computed once and shared
@@ -259,6 +337,52 @@ class _Rows:
             got = (cost, row)
             self.cache[key] = got
         return got
+
+
+    def residency(self, batch: int) -> Residency:
+        """The on-chip residency of a decode step at ``batch`` (:class:`Residency`)."""
+        got = self.res.get(batch)
+        if got is None:
+            model = self.model
+            cap = float(self.acc.memory_for(Operand.WEIGHT).usable_bytes) if self.on_chip else 0.0
+            left, pinned = cap, {}
+            head = {l.name for l in model.head}
+            for l in model.weight_layers():
+                if l.name in model.experts or left <= 0:
+                    continue
+                w = self.cost(l, batch, Phase.DECODE)[0].weight_bytes * (1.0 if l.name in head else model.scale)
+                if w > 0:
+                    f = min(1.0, left / w)
+                    pinned[l.name] = f
+                    left = max(0.0, left - f * w)
+            got = self.res[batch] = Residency(capacity_bytes=cap, weight_bytes=cap - left, kv_bytes=left,
+                                              pinned=pinned)
+        return got
+
+    def decode(self, layer: Layer, batch: int) -> Cost:
+        """A non-expert weight layer's decode step at ``batch`` with its pinned weights on chip: its
+        DRAM weight bytes (and their DRAM energy) shrink by the pinned fraction; a layer bound by its
+        DRAM traffic loses their time, never below its compute."""
+        key = (layer.name, batch)
+        got = self.pinned_costs.get(key)
+        if got is None:
+            raw = self.cost(layer, batch, Phase.DECODE)[0]
+            f = self.residency(batch).pinned.get(layer.name, 0.0)
+            got = raw
+            if f > 0:
+                kept = f * raw.weight_bytes
+                got = Cost().add(raw)
+                got.dram_bytes -= kept
+                got.weight_bytes -= kept
+                got.energy_pj -= kept * self.acc.dram.energy_pj_per_byte
+                if got.cycles > got.compute_cycles:
+                    got.cycles = max(got.compute_cycles, got.cycles - kept / self.acc.dram_bytes_per_cycle)
+            self.pinned_costs[key] = got
+        return got
+
+    def kv_resident(self, batch: int) -> float:
+        """KV bytes each block keeps on chip at ``batch``."""
+        return self.residency(batch).kv_bytes / self.model.shape.layers
 
 
 def kv_output_columns(layer: Layer, shape) -> int:
@@ -339,12 +463,13 @@ def _detail(phase: Phase, layer: Layer, cost: Cost, times: float, mode: str) -> 
 
 
 def decode_step_cost(model: LlmModel, acc: Accelerator, batch: int, kv_len: int, step: int = 0,
-                     rows: _Rows | None = None, detail: list | None = None) -> Cost:
+                     rows: _Rows | None = None, detail: list | None = None, on_chip: bool = False) -> Cost:
     """One decode step at KV length ``kv_len`` (``step``: 0-based, picks the MoE routing): the
-    reference the aggregate of :func:`decode_cost` is tested against."""
-    rows = rows or _Rows(acc, model)
+    reference the aggregate of :func:`decode_cost` is tested against. ``on_chip``: keep what fits
+    of the weights and the cache in the buffer across steps (:class:`Residency`)."""
+    rows = rows or _Rows(acc, model, on_chip)
     wl = model.decode_step(batch, kv_len, step)
-    km = kv_model(model, acc, batch)
+    km = kv_model(model, acc, batch, rows.kv_resident(batch))
     head = {l.name for l in model.head}
     total = Cost()
     for l in wl.layers:
@@ -357,6 +482,8 @@ def decode_step_cost(model: LlmModel, acc: Accelerator, batch: int, kv_len: int,
                     detail.append(_detail(Phase.DECODE, l.replace(name=l.name[:-3] + ".kv"), cost, times, "kv"))
             continue
         cost, row = rows.cost(l, l.m, Phase.DECODE)
+        if l.name not in model.experts:
+            cost = rows.decode(l, batch)
         total.add(cost, times)
         if detail is not None:
             detail.append(_detail(Phase.DECODE, l, cost, times, row.get("mode", "-")))
@@ -364,21 +491,21 @@ def decode_step_cost(model: LlmModel, acc: Accelerator, batch: int, kv_len: int,
 
 
 def decode_cost(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
-                rows: _Rows | None = None) -> Cost:
+                rows: _Rows | None = None, on_chip: bool = False) -> Cost:
     """All ``generate`` decode steps after a ``prompt``-token prefill, aggregated exactly: the
     weight layers of one step times the steps (experts: per step's routing), plus the attention
-    summed over ``L = prompt+1 .. prompt+generate`` in closed form."""
-    rows = rows or _Rows(acc, model)
+    summed over ``L = prompt+1 .. prompt+generate`` in closed form (with the cache's resident
+    part, :class:`Residency`, a maximum of three lines)."""
+    rows = rows or _Rows(acc, model, on_chip)
     total = Cost()
     head = {l.name for l in model.head}
     for l in model.weight_layers():
         if l.name in model.experts:
             continue
-        cost, _ = rows.cost(l, batch, Phase.DECODE)
-        total.add(cost, generate * (1.0 if l.name in head else model.scale))
+        total.add(rows.decode(l, batch), generate * (1.0 if l.name in head else model.scale))
     if model.experts:
         total.add(_expert_steps(model, rows, batch, generate))
-    attn = kv_model(model, acc, batch).total(prompt + 1, prompt + generate)
+    attn = kv_model(model, acc, batch, rows.kv_resident(batch)).total(prompt + 1, prompt + generate)
     return total.add(attn, len(model.blocks) * model.scale)
 
 
@@ -484,14 +611,16 @@ def expert_load(model: LlmModel, acc: Accelerator, batch: int, prompt: int, gene
 
 
 def run_llm(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
-            detail: bool = False) -> LlmRun:
+            detail: bool = False, on_chip: bool = False) -> LlmRun:
     """Prefill + decode at one batch: TTFT, TPOT (mean, last), tokens/s, energy and DRAM bytes per
-    output token, the bound; ``detail``: per-layer rows of the prefill and of the last decode step."""
+    output token, the bound; ``detail``: per-layer rows of the prefill and of the last decode step;
+    ``on_chip``: what fits of the weights and the KV cache stays in the buffer across decode steps
+    (:class:`Residency`; False: every step reads all of them from DRAM)."""
     if not isinstance(acc, Accelerator):
         raise SimulationError(f"run_llm: expected an accel.Accelerator, got {type(acc).__name__}")
     check_run(batch, prompt, generate)
     _check(Workload(name=model.name, layers=model.blocks[0]), acc, "fast")
-    rows = _Rows(acc, model)
+    rows = _Rows(acc, model, on_chip)
     det: list | None = [] if detail else None
     pre = prefill_cost(model, acc, batch, prompt, rows, det)
     dec = decode_cost(model, acc, batch, prompt, generate, rows)
@@ -511,16 +640,19 @@ def run_llm(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate
                   bound=bound, prefill=pre, decode=dec, last_step=last, layers=det or [], unfit=tuple(rows.unfit))
 
 
-def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> list[dict]:
+def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
+                on_chip: bool = False) -> list[dict]:
     """Per weight layer of the model as it is (its masks and bits): what it adds to the run, as rows
     ``{name, block_scale, decode_s_per_token, decode_energy_j_per_token, decode_dram_bytes_per_token,
     prefill_s, prefill_energy_j}``. Layers are independent in the fast engine, so over every weight
     layer plus :func:`fixed_costs` these sum **exactly** to :func:`run_llm`'s TPOT (mean),
     energy per token, DRAM bytes per token and TTFT (``tests/test_llm.py`` checks it). For a
     (layer x pattern) table, sparsify the model per pattern and take each layer's row.
-    MoE expert layers: their decode cost summed over the steps' routing."""
+    MoE expert layers: their decode cost summed over the steps' routing. ``on_chip``
+    (:class:`Residency`): the sums stay exact, but a layer's row then depends on which other layers
+    are pinned, so rows of differently masked models no longer combine (the searches leave it off)."""
     check_run(batch, prompt, generate)
-    rows = _Rows(acc, model)
+    rows = _Rows(acc, model, on_chip)
     clock = acc.compute.clock_hz
     tokens = batch * generate
     head = {l.name for l in model.head}
@@ -540,7 +672,7 @@ def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, gene
                         dec.add(rows.cost(l, int(c[e]), Phase.DECODE)[0])
                 pre = rows.cost(l, int(pre_counts[e]), Phase.PREFILL)[0] if pre_counts[e] else Cost()
             else:
-                dec.add(rows.cost(l, batch, Phase.DECODE)[0], generate)
+                dec.add(rows.decode(l, batch), generate)
                 pre = rows.cost(l, batch if l.name in head else batch * prompt, Phase.PREFILL)[0]
             out.append({"name": l.name, "block_scale": times,
                         "decode_s_per_token": dec.cycles * times / generate / clock,
@@ -550,14 +682,15 @@ def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, gene
     return out
 
 
-def fixed_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> dict:
+def fixed_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
+                on_chip: bool = False) -> dict:
     """What no weight layer's sparsity or bits change: attention (decode: the KV stream over all
     steps; prefill: its two GEMMs per block), in the units of :func:`layer_costs`."""
     check_run(batch, prompt, generate)
-    rows = _Rows(acc, model)
+    rows = _Rows(acc, model, on_chip)
     clock = acc.compute.clock_hz
     tokens = batch * generate
-    dec = kv_model(model, acc, batch).total(prompt + 1, prompt + generate)
+    dec = kv_model(model, acc, batch, rows.kv_resident(batch)).total(prompt + 1, prompt + generate)
     dec_times = len(model.blocks) * model.scale
     pre = Cost()
     for l in model.prefill(batch, prompt).layers:

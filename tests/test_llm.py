@@ -234,6 +234,57 @@ def test_prefill_nm_speedup_is_the_arrays(mid):
     assert sum(dense.values()) / sum(sparse.values()) == pytest.approx(2.0, rel=0.05)
 
 
+def _npu_with_weight_sram(size_bytes):
+    import dataclasses
+    acc = accel.load("edge-npu-lpddr5")
+    mems = tuple(dataclasses.replace(m, size_bytes=size_bytes) if m.name == "weight_sram" else m for m in acc.memories)
+    return dataclasses.replace(acc, memories=mems)
+
+
+def test_on_chip_residency_weights_first_then_kv(tiny):
+    """Residency across decode steps: half the double-buffered weight SRAM keeps weights first, then
+    the first KV entries of every block; only the rest streams. Exact aggregation across the step
+    where the cache outgrows the buffer; layer tables still sum to the run."""
+    from simulator.llm import Residency, _Rows
+    s = tiny.shape
+    B, G = 4, 32
+    kv_tok = s.kv_bytes_per_token(16) * B                 # cache bytes per key position, all blocks
+    off = _npu_with_weight_sram(8 << 20)
+    rows = _Rows(off, tiny, on_chip=True)
+    res = rows.residency(B)
+    assert isinstance(res, Residency) and res.capacity_bytes == 4 << 20
+    w_step = decode_cost(tiny, off, B, 16, 1).weight_bytes             # every weight byte of a step, from DRAM
+    assert res.weight_bytes == pytest.approx(w_step, rel=1e-12) and all(f == 1.0 for f in res.pinned.values())
+    assert res.kv_bytes == pytest.approx((4 << 20) - w_step, rel=1e-12)
+    cross = int(res.kv_bytes // kv_tok)                               # the last L whose cache fits
+    P = cross - G // 2
+    on = decode_cost(tiny, off, B, P, G, on_chip=True)
+    steps = [decode_step_cost(tiny, off, B, P + i, i - 1, on_chip=True) for i in range(1, G + 1)]
+    for k in ("cycles", "dram_bytes", "kv_bytes", "energy_pj", "weight_bytes"):
+        assert getattr(on, k) == pytest.approx(sum(getattr(c, k) for c in steps), rel=1e-9), k
+    assert on.weight_bytes == 0.0
+    writes = B * s.layers * 2 * s.kv_heads * s.head_dim * 2.0       # the new entries, written through
+    reads = [c.kv_bytes - writes for c in steps]
+    assert all(abs(r) < 1e-6 for r in reads[: G // 2]) and all(r > 0 for r in reads[G // 2 + 1:])
+    assert reads[-1] == pytest.approx((P + G) * kv_tok - res.kv_bytes, rel=1e-9)
+    plain = decode_cost(tiny, off, B, P, G)
+    assert plain.dram_bytes - on.dram_bytes == pytest.approx(G * w_step + sum(
+        min((P + i) * kv_tok, res.kv_bytes) for i in range(1, G + 1)), rel=1e-9)
+    assert on.cycles < plain.cycles and on.energy_pj < plain.energy_pj
+    run = run_llm(tiny, off, B, P, G, on_chip=True)
+    rows_ = layer_costs(tiny, off, B, P, G, on_chip=True)
+    fixed = fixed_costs(tiny, off, B, P, G, on_chip=True)
+    for key, attr in (("decode_s_per_token", "tpot_mean_s"), ("decode_dram_bytes_per_token", "dram_bytes_per_token")):
+        assert sum(r[key] for r in rows_) + fixed[key] == pytest.approx(getattr(run, attr), rel=1e-9)
+    # a buffer smaller than the weights: the first layers pinned (the last one in part), no KV kept
+    small = _npu_with_weight_sram(2 << 20)
+    r2 = _Rows(small, tiny, on_chip=True).residency(B)
+    assert r2.kv_bytes == 0 and r2.weight_bytes == 1 << 20 and 0 < min(r2.pinned.values()) < 1
+    d2 = decode_cost(tiny, small, B, 64, 8, on_chip=True)
+    assert d2.weight_bytes == pytest.approx(8 * (decode_cost(tiny, small, B, 64, 8).weight_bytes / 8 - (1 << 20)),
+                                            rel=1e-9)
+
+
 # --------------------------------------------------------------------------------------------- MoE
 def test_moe_real_routing_loads_only_routed_experts(tiny_moe):
     m = tiny_moe
