@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 
 import accel  # noqa: E402
 from simulator.llm import (decode_cost, decode_step_cost, fixed_costs, kv_model, layer_costs,  # noqa: E402
-                           prefill_cost, run_llm, sum_max_affine)
+                           prefill_cost, run_llm, sum_max_affine, sum_max_lines)
 from workloads import LayerKind, Phase, WorkloadError  # noqa: E402
 from workloads.hf import build_model, config_from_dict, from_model, load_llm  # noqa: E402
 from workloads.llm import LlmError  # noqa: E402
@@ -97,6 +97,9 @@ def test_sum_max_affine_matches_brute_force(rng):
         hi = lo + int(rng.integers(-2, 60))
         brute = sum(max(p[0] + p[1] * L, q[0] + q[1] * L) for L in range(lo, hi + 1))
         assert sum_max_affine(p, q, lo, hi) == pytest.approx(brute, rel=1e-9, abs=1e-9)
+        lines = [(float(rng.normal() * 50), float(rng.normal())) for _ in range(int(rng.integers(1, 5)))]
+        brute = sum(max(a + b * L for a, b in lines) for L in range(lo, hi + 1))
+        assert sum_max_lines(lines, lo, hi) == pytest.approx(brute, rel=1e-9, abs=1e-9)
 
 
 @pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5", "gpu-a100-2of4"])
@@ -441,6 +444,15 @@ def test_cli_llm_rows_and_csv(tmp_path, capsys):
     assert [r["batch"] for r in rows] == ["1", "4"]
     assert set(rows[0]) >= {"ttft_s", "tpot_mean_s", "tpot_last_s", "tokens_per_s", "energy_per_token_j",
                             "dram_bytes_per_token", "bound"}
+    # --on-chip: the tiny model's weights stay in a large weight SRAM, so decode stops streaming them
+    argv = ["llm", "--model", f"hf:{d}", "--accel", "examples/llm/sram-npu.yaml", "--prompt", "32", "--generate", "8",
+            "--out", str(out)]
+    got = []
+    for extra in ([], ["--on-chip"]):
+        assert main(argv + extra) == 0
+        got.append(float(list(csv.DictReader(out.open()))[0]["dram_bytes_per_token"]))
+    capsys.readouterr()
+    assert got[1] < got[0] / 10
 
 
 @pytest.mark.parametrize("argv,message", [
