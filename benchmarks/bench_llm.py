@@ -181,8 +181,8 @@ def part5():
            rows)
     print("Per step, each expert that receives a token is read once (`expert weight MB / step` = distinct "
           "experts x one expert's bytes, tested), so the routing that spreads tokens the most, uniform, moves "
-          "the most expert bytes: zipf:1.2 moves fewer, and no skewed routing can move more on one "
-          "accelerator. What zipf costs more is its busiest expert (more tokens), whose time bounds a step "
+          "the most expert bytes: zipf:1.2 moves fewer (the expected distinct experts are largest when every "
+          "expert is equally likely). What zipf costs more is its busiest expert (more tokens), whose time bounds a step "
           "when every expert has its own array (expert parallelism): see the `one array each` columns, "
           "above all in the compute-bound prefill. Prompt 256, 16 generated tokens.\n")
 
