@@ -109,6 +109,7 @@ class DocsOut:
         self.folder = Path(folder) if folder is not None else GENERATED
         self.parts: list[str] = []
         self.started = _dt.datetime.now(_dt.timezone.utc)
+        self.commit = commit()            # the code measured: the tree as the run starts, not as it ends
 
     def text(self, markdown: str) -> None:
         self.parts.append(markdown.strip("\n"))
@@ -155,7 +156,7 @@ class DocsOut:
     def header(self) -> str:
         when = self.started.strftime("%Y-%m-%d %H:%M UTC")
         took = (_dt.datetime.now(_dt.timezone.utc) - self.started).total_seconds()
-        return (f"<small>Measured by `{self.command}` on {when} ({took:.0f} s), commit {commit()}; "
+        return (f"<small>Measured by `{self.command}` on {when} ({took:.0f} s), commit {self.commit}; "
                 f"{machine()}.</small>")
 
     def write(self) -> Path:
