@@ -94,7 +94,29 @@ class Proxy:
         return out
 
     def table(self, cost: HardwareCost) -> np.ndarray:
-        """``(L, C)`` proxy table over ``cost``'s candidates and masks (disallowed pairs: -inf)."""
+        """``(L, C)`` proxy table over ``cost``'s candidates and masks (disallowed pairs: -inf); with
+        coupled channel groups ``(L, C * J)``: column ``c + C * j`` scores the layer's full-size mask
+        with the input channels combination ``j`` removes set False (a consumer loses what its
+        producers' channel pruning removes, as the pruned model does)."""
+        L, C = cost.shape
+        t = self._table(cost)
+        if cost.coupling is None:
+            return t
+        cp = cost.coupling
+        out = np.tile(t, (1, cost.J))
+        for li in range(L):
+            layer = self.workload.layers[li]
+            if layer.weight is None or li in self._repeat:
+                continue
+            for j in range(int(cp.n_combos[li])):
+                for c in cost.options[li]:
+                    if cp.keeps(li, int(c), j) is None:
+                        continue
+                    full = cp.full_mask(li, int(c), j, cost._small(li, int(c), j)[1])
+                    out[li, int(c) + C * j] = self.of_mask(li, layer.replace(mask=full).gemm_mask())
+        return out
+
+    def _table(self, cost: HardwareCost) -> np.ndarray:
         L, C = cost.shape
         t = np.full((L, C), -np.inf)
         for li, layer in enumerate(self.workload.layers):
