@@ -186,6 +186,14 @@ def test_search_costs_coupling_and_writes_masks_that_resimulate(setup, tmp_path)
     c, a = res.cost_of()
     assert c.coupling is not None
     assert simulate(c.apply(a), acc).totals["cycles"] == res.front["cycles"].iloc[0]
+    # the Pareto search: every front point can be built and re-simulates to its row; --masks writes
+    # the exact choice within --budget, the point --objective latency writes
+    par = run_search(wl, acc, objective="pareto", budget=0.7, candidates=CANDS, model=model, inputs=x,
+                     evals=200, baselines=False, random_baseline=False)
+    for i in range(len(par.front)):
+        pc, pa = par.cost_of(i)
+        assert simulate(pc.apply(pa), acc).totals["cycles"] == par.front["cycles"].iloc[i]
+    assert np.array_equal(par.cost_of(par.info["budget_point"])[1], a)
     # without the model the search cannot couple, and says so
     res2 = run_search(wl, acc, objective="latency", budget=0.7, candidates=CANDS, baselines=False)
     assert res2.info["channel_coupling"].startswith("not modelled")
