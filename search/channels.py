@@ -444,43 +444,33 @@ def shrink_model(model, graph: ChannelGraph, kept: dict[int, np.ndarray]):
         return torch.nn.Parameter(t.detach().index_select(dim, torch.as_tensor(idx)).clone(),
                                   requires_grad=t.requires_grad)
 
+    def cut_out(mod, idx):          # output channels: the weight's first axis and the bias
+        mod.weight = cut(mod.weight, idx, 0)
+        if getattr(mod, "bias", None) is not None:
+            mod.bias = cut(mod.bias, idx, 0)
+
+    def resize(mod, conv_attr, linear_attr, n):
+        setattr(mod, conv_attr if hasattr(mod, conv_attr) else linear_attr, n)
+
     with torch.no_grad():
         for name, roles in graph.modules.items():
             mod = mods[name]
             for role, what in roles:
-                if role == "out" and what in kept:
-                    idx = kept[what]
-                    mod.weight = cut(mod.weight, idx, 0)
-                    if getattr(mod, "bias", None) is not None:
-                        mod.bias = cut(mod.bias, idx, 0)
-                    if hasattr(mod, "out_channels"):
-                        mod.out_channels = len(idx)
-                    else:
-                        mod.out_features = len(idx)
-                elif role == "in":
-                    idx = input_keep(what, kept)
-                    if len(idx) == mod.weight.shape[1]:
-                        continue
+                idx = kept.get(what) if role == "out" else input_keep(what, kept)
+                if idx is None:
+                    continue
+                if role == "out":
+                    cut_out(mod, idx)
+                    resize(mod, "out_channels", "out_features", len(idx))
+                elif role == "in" and len(idx) != mod.weight.shape[1]:
                     mod.weight = cut(mod.weight, idx, 1)
-                    if hasattr(mod, "in_channels"):
-                        mod.in_channels = len(idx)
-                    else:
-                        mod.in_features = len(idx)
-                elif role == "dw":
-                    idx = input_keep(what, kept)
-                    if len(idx) == mod.weight.shape[0]:
-                        continue
-                    mod.weight = cut(mod.weight, idx, 0)
-                    if mod.bias is not None:
-                        mod.bias = cut(mod.bias, idx, 0)
+                    resize(mod, "in_channels", "in_features", len(idx))
+                elif role == "dw" and len(idx) != mod.weight.shape[0]:
+                    cut_out(mod, idx)
                     mod.in_channels = mod.out_channels = mod.groups = len(idx)
-                elif role == "bn":
-                    idx = input_keep(what, kept)
-                    if len(idx) == mod.num_features:
-                        continue
+                elif role == "bn" and len(idx) != mod.num_features:
                     if mod.weight is not None:
-                        mod.weight = cut(mod.weight, idx, 0)
-                        mod.bias = cut(mod.bias, idx, 0)
+                        cut_out(mod, idx)
                     if mod.running_mean is not None:
                         mod.running_mean = mod.running_mean.index_select(0, torch.as_tensor(idx)).clone()
                         mod.running_var = mod.running_var.index_select(0, torch.as_tensor(idx)).clone()
