@@ -378,6 +378,21 @@ class HardwareCost:
         pop = np.asarray(population, dtype=np.int64)
         return pop if self.coupling is None else self.coupling.repair(pop)
 
+    def cells(self, li: int):
+        """``(column, full-size GEMM mask or None)`` of every conditioned cell of layer ``li`` that
+        differs from its uncoupled candidate (a shrunk variant): the mask is False on the channels
+        that cell removes. Empty without coupling."""
+        if self.coupling is None:
+            return
+        C = self.allowed.shape[1]
+        layer = self.workload.layers[li]
+        for j in range(self._n_combos(li)):
+            for c in self.options[li]:
+                if self.coupling.keeps(li, int(c), j) is None:
+                    continue
+                full = self.coupling.full_mask(li, int(c), j, self._small(li, int(c), j)[1])
+                yield int(c) + C * j, layer.replace(mask=full).gemm_mask()
+
     def table_eff(self, metric: str) -> np.ndarray:
         """``metric`` over (layer, candidate + C * input combination): ``(L, width)``."""
         if metric not in METRICS:

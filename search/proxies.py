@@ -102,18 +102,12 @@ class Proxy:
         t = self._table(cost)
         if cost.coupling is None:
             return t
-        cp = cost.coupling
         out = np.tile(t, (1, cost.J))
         for li in range(L):
-            layer = self.workload.layers[li]
-            if layer.weight is None or li in self._repeat:
+            if self.workload.layers[li].weight is None or li in self._repeat:
                 continue
-            for j in range(int(cp.n_combos[li])):
-                for c in cost.options[li]:
-                    if cp.keeps(li, int(c), j) is None:
-                        continue
-                    full = cp.full_mask(li, int(c), j, cost._small(li, int(c), j)[1])
-                    out[li, int(c) + C * j] = self.of_mask(li, layer.replace(mask=full).gemm_mask())
+            for col, gm in cost.cells(li):
+                out[li, col] = self.of_mask(li, gm)
         return out
 
     def _table(self, cost: HardwareCost) -> np.ndarray:

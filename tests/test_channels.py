@@ -210,3 +210,28 @@ def test_untraceable_model_is_named():
     m, x = Dyn(), torch.ones(1, 3, 4, 4)
     with pytest.raises(SearchError, match="torch.fx cannot trace"):
         channel_graph(m, x, trace(m, x))
+
+
+def test_sparsifier_couples_channel_candidates(setup):
+    """The torch.ao sparsifier (``sparsim prune``'s engine) costs and masks channel candidates the
+    same way: a consumer's mask drops the producer's removed channels, and the squashed model,
+    with the channels removed, re-simulates to the sparsifier's totals."""
+    from search.sparsifier import HardwareAwareSparsifier
+    model, x, wl, graph, acc, cost = setup
+    net = copy.deepcopy(model)
+    fqns = [n for n, _ in net.named_parameters() if n.endswith("weight") and not n.startswith("bn")]
+    config = [{"tensor_fqn": f, **({"pattern": "channel:0.5"} if f == "b1.weight" else {})} for f in fqns]
+    sp = HardwareAwareSparsifier(acc, x, budget=0.9, candidates=CANDS)
+    sp.prepare(net, config)
+    sp.step()
+    c, a = sp.last
+    assert c.coupling is not None and c.candidate_names[a[_idx(c, "b1")]] == "channel:0.5"
+    sp.squash_mask()
+    pw = net.pw.weight.detach().numpy()
+    kept_b1 = np.abs(net.b1.weight.detach().numpy()).sum(axis=(1, 2, 3)) > 0
+    assert kept_b1.sum() == 4 and np.all(pw[:, :8][:, ~kept_b1] == 0)     # pw no longer reads them
+    cp = c.coupling
+    kept = {cp.groups[i]: cp.kept(i, int(cp.lut[i, a[cp.leader[i]]]))
+            for i in range(len(cp.groups)) if cp.lut[i, a[cp.leader[i]]]}
+    shrink_model(net, graph, kept)
+    assert simulate(trace(net, x), acc).totals["cycles"] == sp.totals()["cycles"]
