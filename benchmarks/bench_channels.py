@@ -37,9 +37,7 @@ def _shrunk_totals(model, x, graph, cost, a, acc):
     with torch.no_grad():
         for name, m in cost.masks(a).items():
             params[name].mul_(torch.from_numpy(m))
-    cp = cost.coupling
-    kept = {cp.groups[i]: cp.kept(i, int(cp.lut[i, a[cp.leader[i]]]))
-            for i in range(len(cp.groups)) if cp.lut[i, a[cp.leader[i]]]}
+    kept = cost.kept_channels(a)
     shrink_model(small, graph, kept)
     return simulate(trace(small, x), acc).totals
 

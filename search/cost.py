@@ -378,6 +378,20 @@ class HardwareCost:
         pop = np.asarray(population, dtype=np.int64)
         return pop if self.coupling is None else self.coupling.repair(pop)
 
+    def kept_channels(self, assignment) -> dict:
+        """``{channel graph group: kept channel indices}`` of the coupled groups ``assignment`` prunes
+        (for :func:`search.channels.shrink_model`); empty without coupling."""
+        if self.coupling is None:
+            return {}
+        a = self.check_assignment(assignment)
+        cp = self.coupling
+        out = {}
+        for i, g in enumerate(cp.groups):
+            d = int(cp.lut[i, a[cp.leader[i]]])
+            if d:
+                out[g] = cp.kept(i, d)
+        return out
+
     def cells(self, li: int):
         """``(column, full-size GEMM mask or None)`` of every conditioned cell of layer ``li`` that
         differs from its uncoupled candidate (a shrunk variant): the mask is False on the channels
