@@ -47,7 +47,9 @@ def retained_magnitude(cost) -> np.ndarray:
     ``c``'s mask drops (0 for dense, higher is better). Each layer counts once, whatever its size, so
     a small layer is not pruned away because it holds few weights."""
     L, C = cost.allowed.shape
-    out = np.zeros((L, C))
+    # coupled channel groups (``cost.J > 1``): a consumer also loses what its producers' channel
+    # pruning removes, in the conditioned columns ``c + C * j`` (:meth:`HardwareCost.cells`)
+    out = np.zeros((L, C * cost.J))
     for li, layer in enumerate(cost.workload.layers):
         w = layer.gemm_weight()
         if w is None:
@@ -57,17 +59,7 @@ def retained_magnitude(cost) -> np.ndarray:
         for c in cost.options[li]:
             gm = cost.gemm_mask(li, int(c))
             if gm is not None:
-                out[li, c] = -float(e[~gm].sum()) / total
-    if cost.J == 1:
-        return out
-    # coupled channel groups: a consumer also loses what its producers' channel pruning removes
-    out = np.tile(out, (1, cost.J))
-    for li, layer in enumerate(cost.workload.layers):
-        w = layer.gemm_weight()
-        if w is None:
-            continue
-        e = np.square(w.astype(np.float64))
-        total = float(e.sum()) or 1.0
+                out[li, c + C * np.arange(cost.J)] = -float(e[~gm].sum()) / total
         for col, gm in cost.cells(li):
             out[li, col] = -float(e[~gm].sum()) / total
     return out
