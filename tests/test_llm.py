@@ -129,7 +129,8 @@ def test_decode_aggregate_across_the_compute_memory_crossing(tiny):
     assert crossing.at(hi).cycles == crossing.at(hi).compute_cycles      # compute-bound above
 
 
-@pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5", "gpu-a100-2of4"])
+@pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5", "gpu-a100-2of4", "gpu-h100-2of4",
+                                    "gpu-h100-2of4-fp8", "gpu-rtx4090-2of4"])
 def test_batch1_decode_is_memory_bound_on_llm_presets(mid, preset):
     acc = accel.load(preset)
     for pattern in ("dense", "2:4"):
