@@ -328,10 +328,11 @@ FORUM = ("NVIDIA developer forum (a user report), \"Why am I 2:4 sparse slower t
          "stage-of-llama2-7b/340931")
 H100, H100_8, RTX = "gpu-h100-2of4", "gpu-h100-2of4-fp8", "gpu-rtx4090-2of4"
 WHY_DECODE = ("batch-1 decode in a serving engine is not only weight reads: attention over the KV cache, norms, "
-              "rotary, sampling, the scheduler and kernel launches take the same time dense or sparse, and the "
-              "sparse GEMM kernels at one row (M = 1, a GEMV padded to a tensor-core tile) do not reach the DRAM "
-              "bandwidth the dense GEMV does; sparsim charges only the bytes and MACs of the traced layers at "
-              "peak bandwidth, so it lands on the byte ratio")
+              "rotary, sampling, the scheduler and kernel launches take the same time dense or sparse, and a "
+              "sparse tensor-core GEMM at one row (M = 1, padded to a tile) need not stream its values + "
+              "metadata at the bandwidth a tuned dense GEMV reaches; sparsim charges only the bytes and MACs "
+              "of the traced layers at peak bandwidth, so it lands on the byte ratio, which the published "
+              "figure falls short of by these costs")
 FIGURES = [
     Figure("NM: sparsity alone, latency", NM, "Hopper (H100 class)", 1 / 0.70,
            "\"an average of 30% lower latency ... from sparsity alone\" (1 / 0.70 = 1.43x); precision of the "
@@ -374,10 +375,11 @@ FIGURES = [
            "user report: 2:4 decode \"about 12% slower than the dense model\" (1 / 1.12 = 0.89x); PyTorch "
            "2.2, FP16; context not stated: sparsim at prompt 128, 128 tokens", "decode",
            Variant(RTX), Variant(RTX, "2:4"), 128, 128,
-           why="at batch 1 the sparse path runs one-row GEMMs through cuSPARSELt (PyTorch's semi-structured "
-               "sparse tensors), padded to a tensor-core tile and slower than the dense GEMV (the user asks "
-               "exactly this); sparsim models hardware that reads only values + metadata, so it shows the "
-               "byte ratio a GEMV kernel for 2:4 weights could reach, not what that software path does"),
+           why="a slow-down is a software path, not the bytes: at batch 1 the user's PyTorch 2:4 path runs "
+               "one-row GEMMs padded to a tensor-core tile (the user asks whether GEMV-shaped decode can use "
+               "the sparse tensor cores at all), plus the dense parts of decode as in the rows above; sparsim "
+               "models hardware that reads only values + metadata, so it shows the byte ratio a GEMV kernel "
+               "for 2:4 weights could reach, not what that software path does"),
 ]
 
 
