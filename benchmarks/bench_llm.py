@@ -459,7 +459,9 @@ def published_row(fig: Figure, m) -> dict:
             bound = rb["run_s"] / rs["run_s"]
         bound_by = f"{a.bound} / {b.bound}"
     gap = sim / fig.published - 1
-    return {"label": fig.label, "gpu": fig.gpu, "batch": batch, "published": fig.published, "sparsim": sim,
+    presets = fig.base.preset if fig.base.preset == fig.sparse.preset else f"{fig.base.preset} / {fig.sparse.preset}"
+    return {"label": fig.label, "gpu": f"{fig.gpu}; `{presets}`",
+            "batch": f"{fig.prompt} tokens" if fig.phase == "linear" else batch, "published": fig.published, "sparsim": sim,
             "bound": bound, "bound_by": bound_by, "gap": gap,
             "why": fig.why if abs(gap) > 0.15 else "within 15 %", "claim": fig.claim, "source": fig.source}
 
@@ -481,8 +483,8 @@ def part9(out=None):
     m8 = load_llm("hf:llama-3.1-8b", blocks=1)
     with tempfile.TemporaryDirectory() as tmp:
         m7 = load_llm(f"hf:{llama2_7b_config(Path(tmp) / 'llama-2-7b')}", blocks=1)
-    rows = [published_row(f, m7 if f.gpu == "GeForce RTX 4090" else m8) for f in FIGURES]
-    header = ["figure", "GPU / preset", "batch", "published", "sparsim", "roofline bound", "sparsim bound (dense / 2:4)",
+    rows = [published_row(f, m7 if f.sparse.preset == RTX else m8) for f in FIGURES]
+    header = ["figure", "GPU; preset (dense / 2:4)", "batch", "published", "sparsim", "roofline bound", "sparsim bound (dense / 2:4)",
               "gap (sparsim vs published)", "why (gaps above 15 %)"]
     body = [[r["label"], r["gpu"], r["batch"], f"{r['published']:.2f}x", f"{r['sparsim']:.2f}x", f"{r['bound']:.2f}x",
              r["bound_by"], f"{r['gap'] * 100:+.0f} %", r["why"]] for r in rows]
