@@ -582,3 +582,21 @@ def test_traced_and_saved_workloads_give_one_answer(tmp_path):
     acc = accel.load("edge-npu")
     one, two = simulate(wl, acc).layers, simulate(back, acc).layers
     assert list(one["cycles"]) == list(two["cycles"]) and list(one["dram_bytes"]) == list(two["dram_bytes"])
+
+
+def test_topology_csv_gives_the_traced_answer(tmp_path):
+    """`sparsim topology` then `simulate --workload`: a SCALE-Sim conv row's IFMAP includes its padding
+    (a stride-2 3x3 conv of a 56x56 map is written 57x57); import takes the padding back, so every layer
+    (stride-2 ones included) costs the same cycles and DRAM bytes as traced."""
+    from simulator import simulate
+    from workloads import Workload
+    from workloads.modelspec import trace_zoo
+    wl = trace_zoo("resnet18")
+    path = tmp_path / "r18.csv"
+    wl.to_scalesim_csv(path, fmt="conv")
+    back = Workload.from_scalesim_csv(path)
+    down = next(l for l in back.layers if l.name == "layer2.0.conv1")
+    assert (down.conv.input_size, down.conv.padding, down.conv.stride) == ((56, 56), (1, 1), (2, 2))
+    acc = accel.load("edge-npu")
+    one, two = simulate(wl, acc).layers, simulate(back, acc).layers
+    assert list(one["cycles"]) == list(two["cycles"]) and list(one["dram_bytes"]) == list(two["dram_bytes"])
