@@ -49,7 +49,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from accel import Accelerator, Dataflow, MapperObjective, NmOverflow, Operand, TimingModel, ZeroHandling
+from accel import Accelerator, Dataflow, MapperObjective, NmOverflow, Operand, Ports, TimingModel, ZeroHandling
 from workloads import Layer, Phase, Workload
 
 from .columns import COLUMNS, column_values
@@ -293,7 +293,7 @@ def _rtl_compute(weight_folds, stream, tile, r, c, load_per_row, stream_per_row,
 @jit
 def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preload_rows, overhead, rtl, latency,
                load_per_row, stream_per_row, fill_extra, tiles_m, tiles_n, tiles_k, a_total, a_fold_bytes, w_vals,
-               meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw,
+               meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw, ports,
                double_buffered, bw, prologue, epilogue, n, k, a_cut_m, a_pass_bytes, a_cut_factor_m,
                a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
                psum_bytes, psum_on_chip, size, streamed, groups, dram_first):
@@ -330,9 +330,12 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
         w_mult = ch if stream_dim == 0 else w_fold_mult
         w_rd[i] = w_vals * w_mult
         meta_rd[i] = meta_vals * w_mult
-    # partial sums at accumulator width: written per fold of k, re-read by every fold of k after the first
+    # partial sums at accumulator width: written per fold of k, re-read by every fold of k after the first;
+    # as accesses (for ports that serve whole accesses): one row of partial sums, one per array column
+    # (or row) holding n, per streamed step
+    wide = c if col_dim == 1 else r
     if stream_dim != 2:
-        sw, sr = 0, 0
+        sw, sr, aw, ar = 0, 0, 0, 0
         for gi in range(kprime.shape[0]):
             for bi in range(kprime.shape[1]):
                 nc = ncols[gi, bi]
@@ -340,11 +343,17 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                     kf = -(-kprime[gi, bi] // r)
                     sw += kf * m_rows * nc
                     sr += max(kf - 1, 0) * m_rows * nc
+                    aw += kf * m_rows * -(-nc // wide)
+                    ar += max(kf - 1, 0) * m_rows * -(-nc // wide)
         psum_w, psum_r = float(sw) * acc_b, float(sr) * acc_b
+        acc_w, acc_r = float(aw), float(ar)
     else:
         psum_w, psum_r = psum_stream_bytes, 0.0
+        acc_w, acc_r = float(math.ceil(psum_stream_bytes / (wide * acc_b))), 0.0     # the array drains rows
     # the busiest buffer port: per memory, its operands' reads (A, W, metadata, partial sums) at its
-    # read bandwidth, then the partial-sum writes at its write bandwidth
+    # read bandwidth, then the partial-sum writes at its write bandwidth (accel.Ports: bandwidth); with
+    # ports that serve whole accesses, each partial-sum row read or write takes whole cycles, one
+    # read-write port adding them (single), a read and a write port overlapping them (dual)
     port = np.zeros(nt, dtype=np.float64)
     for j in range(usable.shape[0]):
         if not used[j]:
@@ -358,8 +367,12 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
             if op_mem[2] == j:
                 v = v + meta_rd[i] / read_bw[j]
             if op_mem[3] == j:
-                v = v + psum_r / read_bw[j]
-                v = v + psum_w / write_bw[j]
+                if ports[j] == 0:
+                    v = v + psum_r / read_bw[j] + psum_w / write_bw[j]
+                else:
+                    rd = acc_r * math.ceil(wide * acc_b / read_bw[j])
+                    wr = acc_w * math.ceil(wide * acc_b / write_bw[j])
+                    v = v + rd + wr if ports[j] == 1 else max(v + rd, wr)
             port[i] = max(port[i], v)
     one_fold = compute[nt - 1] / max(1, folds[nt - 1])
     o, im, jn, ik, ok, cyc, tr, lv = _search(tiles_m, tiles_n, tiles_k, stream_dim, compute, port, m_rows, n, k,
@@ -373,6 +386,9 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
 
 
 # ------------------------------------------------------------------------------------------- plan
+_PORTS = (Ports.BANDWIDTH, Ports.SINGLE, Ports.DUAL)     # accel.Ports as _mode_cost's codes
+
+
 @lru_cache(maxsize=256)
 def _buffers(memories: tuple):
     """Per buffer set: the memory of each operand, whether all are double buffered, and for the
@@ -389,8 +405,9 @@ def _buffers(memories: tuple):
     write_bw = np.array([float(mem.write_bw_bytes_per_cycle) for mem in memories], dtype=np.float64)
     size = np.array([float(mem.size_bytes) for mem in memories], dtype=np.float64)
     streamed = np.array([mem.streamed for mem in memories], dtype=np.bool_)
+    ports = np.array([_PORTS.index(mem.ports) for mem in memories], dtype=np.int64)
     return (mems, all(mem.double_buffered for mem in memories), op_mem, used, usable, read_bw, write_bw, size,
-            streamed)
+            streamed, ports)
 
 
 class _LayerSetup:
@@ -399,7 +416,7 @@ class _LayerSetup:
     __slots__ = ("comp", "names", "g", "k", "m_rows", "a_b", "w_b", "acc_b", "live_cols", "n_max", "conv", "mems",
                  "double", "op_mem", "used", "usable", "read_bw", "write_bw", "bw", "epilogue", "dims", "a_total",
                  "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full", "size", "streamed",
-                 "dram_first")
+                 "dram_first", "ports")
 
     def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n):
         comp = self.comp = acc.compute
@@ -416,7 +433,7 @@ class _LayerSetup:
         self.n_max = int(live_n.max(initial=0))
         self.conv = _conv_sizes(layer, a_b)
         (self.mems, self.double, self.op_mem, self.used, self.usable, self.read_bw,
-         self.write_bw, self.size, self.streamed) = _buffers(acc.memories)
+         self.write_bw, self.size, self.streamed, self.ports) = _buffers(acc.memories)
         self.bw = acc.dram_bytes_per_cycle
         self.epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / self.bw
         self.dims = (DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream))
@@ -498,7 +515,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             float(timing.weight_load_cycles_per_row), float(timing.stream_cycles_per_row),
             float(timing.fill_drain_extra_cycles), tm_, tn_, tk_, float(ls.a_total), ls.a_fold_bytes,
             float(cand.stored_slots * w_b), float(meta_bytes), ls.w_fold_mult, float(ls.psum_stream_bytes), float(acc_b),
-            ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, bool(ls.double), float(ls.bw), float(prologue),
+            ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, ls.ports, bool(ls.double), float(ls.bw), float(prologue),
             float(ls.epilogue), ls.n_max, kp_max, cut_bytes, float(p.a_pass_bytes), cut_factor,
             float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
             float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,

@@ -600,3 +600,37 @@ def test_topology_csv_gives_the_traced_answer(tmp_path):
     acc = accel.load("edge-npu")
     one, two = simulate(wl, acc).layers, simulate(back, acc).layers
     assert list(one["cycles"]) == list(two["cycles"]) and list(one["dram_bytes"]) == list(two["dram_bytes"])
+
+
+@pytest.mark.parametrize("ports", ["bandwidth", "single", "dual"])
+def test_port_model_conflict_stall(ports):
+    """`memories[i].ports`: an output buffer wide enough for a partial-sum row read and write in one
+    cycle (128 B a cycle, rows of 16 x 4 B). Bytes over bandwidth (the default, sparsim's model before
+    ports) and a read port beside a write port (dual) serve a partial-sum step in one cycle; one
+    read-write port (single) cannot read and write in the same cycle: two, a port-conflict stall."""
+    doc = {"name": "ports", "compute": {"rows": 16, "cols": 16, "dataflow": "ws", "clock_hz": 1e9,
+                                       "timing": {"model": "scalesim"}},
+           "memories": [{"name": "in", "size_bytes": 1 << 22, "read_bw_bytes_per_cycle": 64,
+                         "holds": ["activation", "weight"]},
+                        {"name": "out", "size_bytes": 1 << 22, "read_bw_bytes_per_cycle": 128,
+                         "holds": ["output"], "ports": ports}],
+           "dram": {"bandwidth_bytes_per_s": 1e12}}
+    acc = accel.build(doc)
+    assert acc.memories[1].ports is accel.Ports(ports)
+    layer = Layer(name="l", kind=LayerKind.LINEAR, m=4096, n=16, k=16 * 32)
+    plan = plan_layer(layer, acc)
+    steps = 32 * 4096                                   # k folds x streamed rows: one psum row written each
+    want = {"bandwidth": steps * 64 / 128 + 31 * 4096 * 64 / 128, "single": steps + 31 * 4096,
+            "dual": steps}[ports]
+    assert plan.sram_port_cycles == want
+    if ports == "single":
+        assert plan.cycles >= steps + 31 * 4096 > plan.compute_cycles     # the port is the bottleneck
+
+
+def test_port_model_key_is_checked():
+    doc = {"name": "ports", "compute": {"rows": 4, "cols": 4, "dataflow": "ws", "clock_hz": 1e9},
+           "memories": [{"name": "m", "size_bytes": 4096, "read_bw_bytes_per_cycle": 8,
+                         "holds": ["activation", "weight", "output"], "ports": "triple"}],
+           "dram": {"bandwidth_bytes_per_s": 1e9}}
+    with pytest.raises(accel.AccelConfigError, match=r"memories\[0\]\.ports: expected one of bandwidth, single, dual"):
+        accel.build(doc)
