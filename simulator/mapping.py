@@ -667,20 +667,38 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     x_dram = np.zeros(n_o)
     x_vol = np.zeros(n_o, dtype=np.int64)
     x_tr = np.zeros((n_o, 5))
+    # lower bounds of any mapping's DRAM time and bytes (every operand at least once, A at its
+    # cheapest pass), for pruning: a tile whose bounds already lose to an order's best is not costed
+    a_lo = a_pass_bytes
     for im in range(n_tm):
+        a_lo = min(a_lo, a_cut_m[im])
+    l_min, w_min = (a_lo + w_bytes + meta_bytes) / bw, o_final_bytes / bw
+    t_min = l_min + w_min
+    d_min = a_lo + w_bytes + meta_bytes + o_final_bytes
+    # the grid is walked from the largest tiles down (the best mapping is often a large one, and then
+    # most others are pruned); ties go to the first in grid order, as the order of the walk does not
+    for im in range(n_tm - 1, -1, -1):
         tm = tiles_m[im]
         cm = -(-mm // tm)
         a_cut_bytes, a_cut_factor = a_cut_m[im], a_cut_factor_m[im]
-        for jn in range(n_tn):
+        for jn in range(n_tn - 1, -1, -1):
             tn = tiles_n[jn]
             cn = -(-nn // tn)
-            for ik in range(n_tk):
+            for ik in range(n_tk - 1, -1, -1):
                 tk = tiles_k[ik]
                 ck = -(-kk // tk)
                 s = im if stream == 0 else (jn if stream == 1 else ik)
                 comp = compute_s[s]
                 vol = tm * tn * tk
                 i = (im * n_tn + jn) * n_tk + ik
+                # the fewest cycles any mapping of this tile can take (see _pipeline_cycles and
+                # _streamed_cycles, each term at its least)
+                c_lo = max(comp, port[s])
+                cyc_lo = l_min + c_lo + w_min
+                if double_buffered:
+                    cyc_lo = min(cyc_lo, max(min(prologue, l_min) + c_lo + min(epilogue, w_min),
+                                             t_min + min(fold, t_min)))
+                k1_lo, k2_lo = (d_min, cyc_lo) if dram_first else (cyc_lo, d_min)
                 # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
                 fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
                                                     a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
@@ -690,6 +708,14 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                     base_fits = fits0
                     if o >= 3 and not (fits0 or any_streamed):
                         continue     # nothing but the tile: the same as one of the first three orders
+                    if f_i[o] >= 0:
+                        # a mapping that fits is known (so one that does not fit no longer counts): skip
+                        # the tile when even its bounds rank after it
+                        s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
+                        if k1_lo > s1 * (1.0 + 1e-9) or (k1_lo == s1 and (k2_lo > s2 * (1.0 + 1e-9) or (
+                                k2_lo == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
+                                    vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
+                            continue
                     if any_streamed and not base_fits:
                         fa, fw, fmeta, fo = fa0, fw0, fmeta0, fo0
                         base_fits, _, _ = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, 0, 0, 0, op_mem,
@@ -758,14 +784,16 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                         b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
                                         b_tr = (a, w, meta, out_wr, psum_rd)
                                         b_lv = (la, lw, lo)
+                    # (once a combination reaches the tile's bounds no later one ranks before it: stop)
                     for la in range(lo_a, hi_a):
-                        if not _level_useful(o, 0, la, cm, cn, ck):
+                        if not _level_useful(o, 0, la, cm, cn, ck) or (b_set and b_k1 == k1_lo and b_k2 == k2_lo):
                             continue
                         for lw in range(lo_w, hi_w):
-                            if not _level_useful(o, 1, lw, cm, cn, ck):
+                            if not _level_useful(o, 1, lw, cm, cn, ck) or (b_set and b_k1 == k1_lo and b_k2 == k2_lo):
                                 continue
                             for lo in range(lo_o, hi_o):
-                                if not _level_useful(o, 2, lo, cm, cn, ck):
+                                if not _level_useful(o, 2, lo, cm, cn, ck) or (
+                                        b_set and b_k1 == k1_lo and b_k2 == k2_lo):
                                     continue
                                 fa, fw, fmeta, fo = _footprints(o, tm, tn, tk, mm, nn, kk, ck, la, lw, lo,
                                                                 a_tile_factor, a_cut_factor, w_tile_factor,
@@ -803,13 +831,15 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                     if base_fits:
                         s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
                         if f_i[o] < 0 or k1 < s1 or (k1 == s1 and (k2 < s2 or (
-                                k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and vol > f_vol[o]))))):
+                                k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and (
+                                    vol > f_vol[o] or (vol == f_vol[o] and i < f_i[o]))))))):
                             f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
                             f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
                             f_lv[o, 0], f_lv[o, 1], f_lv[o, 2] = b_lv
                         continue
                     s1, s2 = (x_dram[o], x_cyc[o]) if dram_first else (x_cyc[o], x_dram[o])
-                    if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and k2 < s2))):
+                    if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and (
+                            k2 < s2 or (k2 == s2 and i < x_i[o]))))):
                         x_i[o], x_cyc[o], x_dram[o], x_vol[o] = i, cyc, dram, vol
                         x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
     b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
