@@ -656,6 +656,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     # With dram_first, (DRAM bytes, cycles) in both places.
     n_o = _LOOPS.shape[0]
     f_i = np.full(n_o, -1, dtype=np.int64)
+    g_set, g_k1, g_k2 = False, 0.0, 0.0     # the best (k1, k2) that fits over all orders so far
     f_cyc = np.zeros(n_o)
     f_dram = np.zeros(n_o)
     f_comp = np.zeros(n_o)
@@ -699,6 +700,8 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                     cyc_lo = min(cyc_lo, max(min(prologue, l_min) + c_lo + min(epilogue, w_min),
                                              t_min + min(fold, t_min)))
                 k1_lo, k2_lo = (d_min, cyc_lo) if dram_first else (cyc_lo, d_min)
+                if g_set and (k1_lo > g_k1 * (1.0 + 1e-9) or (k1_lo == g_k1 and k2_lo > g_k2 * (1.0 + 1e-9))):
+                    continue     # ranks after a mapping of some order that fits: in no order can it win
                 # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
                 fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
                                                     a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
@@ -834,6 +837,8 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                 k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and (
                                     vol > f_vol[o] or (vol == f_vol[o] and i < f_i[o]))))))):
                             f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
+                            if not g_set or k1 < g_k1 or (k1 == g_k1 and k2 < g_k2):
+                                g_set, g_k1, g_k2 = True, k1, k2
                             f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
                             f_lv[o, 0], f_lv[o, 1], f_lv[o, 2] = b_lv
                         continue
