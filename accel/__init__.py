@@ -13,11 +13,11 @@ from .errors import AccelConfigError, AccelError, FpgaFitError
 from .fpga import fpga_usage
 from .scalesim_cfg import load_cfg
 from .spec import (Accelerator, ActivationSparsity, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, FpgaUsage, Memory,
-                   MapperObjective, MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel,
+                   MapperObjective, MetadataFormat, NmOverflow, Operand, Ports, SparseSupport, Timing, TimingModel,
                    ZeroHandling)
 
 __all__ = ["load", "build", "presets", "Accelerator", "ActivationSparsity", "ComputeArray", "Dataflow", "Dram", "EnergyTable",
-           "FpgaBudget", "FpgaUsage", "MapperObjective", "Memory", "MetadataFormat", "NmOverflow", "Operand",
+           "FpgaBudget", "FpgaUsage", "MapperObjective", "Memory", "MetadataFormat", "NmOverflow", "Operand", "Ports",
            "SparseSupport", "Timing", "TimingModel",
            "ZeroHandling", "AccelError", "AccelConfigError", "FpgaFitError", "fpga_usage", "default_table"]
 

@@ -20,7 +20,7 @@ from .errors import AccelConfigError, FpgaFitError
 from .limits import check_buildable
 from .multicore import DRAM_SYSTEM_KEYS, dram_system, parse_cores
 from .spec import (Accelerator, ActivationSparsity, ComputeArray, Dataflow, Dram, EnergyTable, FpgaBudget, MapperObjective, Memory,
-                   MetadataFormat, NmOverflow, Operand, SparseSupport, Timing, TimingModel, ZeroHandling)
+                   MetadataFormat, NmOverflow, Operand, Ports, SparseSupport, Timing, TimingModel, ZeroHandling)
 
 _REQUIRED = object()
 
@@ -129,7 +129,8 @@ _COMPUTE = ("rows", "cols", "dataflow", "clock_hz", "activation_bits", "weight_b
             "sparse_modes", "arbitrary_nm_max_m", "zero_handling", "metadata", "nm_overflow", "timing", "data_type",
             "activation_sparsity")
 _MEMORY = ("name", "size_bytes", "read_bw_bytes_per_cycle", "write_bw_bytes_per_cycle",
-           "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds")
+           "read_energy_pj_per_byte", "write_energy_pj_per_byte", "banks", "double_buffered", "holds",
+           "ports")
 _ENERGY = ("node_nm", "static_power_w", "mac_pj", "gated_mac_fraction", "index_mux_pj", "register_pj", "model", "fpga")
 _FPGA = ("device", "dsp", "bram36", "lut", "ff", "clock_hz", "macs_per_dsp", "lut_per_pe", "lut_per_mux_bit",
          "ff_per_pe", "model")
@@ -258,7 +259,7 @@ def build(doc: dict, source: str = "") -> Accelerator:
                                read_energy_pj_per_byte=rd_pj,
                                write_energy_pj_per_byte=m.num("write_energy_pj_per_byte", rd_pj, positive=False),
                                holds=tuple(holds), banks=m.int("banks", 1),
-                               **_buffering(m)))
+                               ports=m.enum("ports", Ports, "bandwidth"), **_buffering(m)))
     for op in (Operand.ACTIVATION, Operand.WEIGHT, Operand.OUTPUT):
         if not any(op in mem.holds for mem in memories):
             raise AccelConfigError(f"memories: no memory holds '{op.value}'; every operand needs one "

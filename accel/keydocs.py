@@ -104,6 +104,10 @@ KEY_DOCS: dict[str, KeyDoc] = {
                                        "`true`: half is filled while the other half is used; `false`: the whole "
                                        "memory, loads, compute and write-back in turn; `streamed`: the mapping's "
                                        "stationary tile held once and the streamed tiles doubled, in the whole memory"),
+    "memories.ports": KeyDoc("`bandwidth` | `single` | `dual`", "bandwidth",
+                             "how the ports serve the array's accesses: `bandwidth`: bytes over bandwidth, reads "
+                             "plus writes; `single`: one read-write port, one access a cycle (a partial-sum read "
+                             "and write take two cycles); `dual`: a read and a write port, reads and writes overlap"),
     "memories.holds": KeyDoc("list of `activation` | `weight` | `output` | `metadata`", REQUIRED,
                              "operands it holds; each of the first three needs a memory; metadata sits with the "
                              "weights unless a memory holds it"),

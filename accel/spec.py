@@ -116,6 +116,24 @@ class MapperObjective(str, enum.Enum):
     DRAM = "dram"
 
 
+class Ports(str, enum.Enum):
+    """How a memory's ports serve the array's accesses (key ``memories[i].ports``; the mapper's busiest
+    port, :func:`simulator.engine._mode_cost`). A partial-sum step is one read and one write of a row of
+    partial sums (one per array column).
+
+    * ``bandwidth``: bytes over bandwidth, reads at the read bandwidth plus writes at the write
+      bandwidth (sparsim's model before ports existed): a read and a write narrower than the port
+      share a cycle;
+    * ``single``: one read-write port, one access a cycle, each access whole cycles: a partial-sum
+      step's read and write take two cycles however wide the port (the port-conflict stall);
+    * ``dual``: a read port and a write port (1R1W), each access whole cycles: the reads and the
+      writes overlap."""
+
+    BANDWIDTH = "bandwidth"
+    SINGLE = "single"
+    DUAL = "dual"
+
+
 @dataclass(frozen=True)
 class Timing:
     """Cycle parameters; the defaults reproduce SCALE-Sim, ``sparsim calibrate`` fits them to RTL."""
@@ -170,6 +188,8 @@ class Memory:
     #: tiles are double buffered, within the whole memory (``double_buffered`` stays True; see
     #: :mod:`simulator.mapping`)
     streamed: bool = False
+    #: how its ports serve the array's reads and writes (:class:`Ports`)
+    ports: Ports = Ports.BANDWIDTH
 
     @property
     def usable_bytes(self) -> int:

@@ -61,7 +61,7 @@ import accel
 import sparsim
 from accel.spec import Operand
 from simulator import engine, simulate
-from simulator.mapping import DIMS, ORDERS, dram_traffic, footprints
+from simulator.mapping import DIMS, ORDERS, a_cut, dram_traffic, footprints
 from workloads import Workload
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -112,8 +112,10 @@ def traffic(p, order: str, cm, cn, ck):
         inner = loops[loops.index(irrelevant) + 1:]
         return np.logical_or.reduce([np.asarray(count[d]) > 1 for d in inner] + [np.zeros(np.shape(cm), bool)])
 
-    cuts = np.maximum(0, cm - 1 - p.a_cut_free)
-    a = np.minimum(p.a_gemm_bytes, p.a_pass_bytes + cuts * p.a_halo_bytes) * np.where(again("n"), cn, 1)
+    # a pass over A cut along m (a_cut: a 2-D conv's rectangles, else a halo per cut), at the smallest
+    # tile that makes cm tiles, as dram_traffic takes it
+    cut = np.vectorize(lambda c: a_cut(p, -(-max(1, p.m) // int(c)))[0], otypes=[float])(cm)
+    a = np.where(cm > 1, cut, p.a_pass_bytes) * np.where(again("n"), cn, 1)
     w_mult = np.where(again("m"), cm, 1)
     spill = np.where(again("k"), np.maximum(ck - 1, 0), 0)
     return (a, p.w_bytes * w_mult, p.meta_bytes * w_mult, p.o_final_bytes + spill * p.psum_bytes,
@@ -124,7 +126,9 @@ def tile_bytes(p, tm, tn, tk, ck):
     """The engine's buffer footprint of one tile per operand (``simulator.mapping.footprints``),
     vectorized: activation, weight, metadata, output (only while partial sums stay on chip)."""
     o = np.where(p.psum_on_chip | (ck > 1), tm * tn * p.acc_bytes, 0.0)
-    return tm * tk * p.a_tile_factor, tk * tn * p.w_tile_factor, tk * tn * p.meta_tile_factor, o
+    factor = np.vectorize(lambda t: a_cut(p, int(t))[1],
+                          otypes=[float])(tm)
+    return tm * tk * factor, tk * tn * p.w_tile_factor, tk * tn * p.meta_tile_factor, o
 
 
 def _check_against_engine(p):

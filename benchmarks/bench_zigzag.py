@@ -262,28 +262,39 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
-def table(layers, s, z):
-    print("| layer | sparsim cycles | ZigZag cycles | cycles s/z | sparsim DRAM KB | ZigZag DRAM KB | compulsory KB "
-          "| sparsim x comp | ZigZag x comp | sparsim / ZigZag DRAM | sparsim energy uJ | ZigZag energy uJ "
-          "| sparsim ms | ZigZag s | speed-up | not matched |")
-    print("| --- " * 16 + "|")
-    ratios = {"cyc": [], "sc": [], "zc": [], "sz": [], "speed": []}
+def table(layers, s, z, before=None):
+    """The side-by-side table (Markdown rows) and the geometric means; ``before``: a ``--json`` of
+    another sparsim run against the same ZigZag (its DRAM bytes over its own compulsory bytes)."""
+    head = ["layer", "sparsim cycles", "ZigZag cycles", "cycles s/z", "compulsory KB", "ZigZag x comp"]
+    head += ["sparsim x comp before", "after", "sparsim / ZigZag DRAM before", "after"] if before else \
+        ["sparsim x comp", "sparsim / ZigZag DRAM"]
+    head += ["energy s/z", "sparsim ms", "ZigZag s", "speed-up", "not matched"]
+    ratios = {k: [] for k in ("cyc", "sc", "zc", "sz", "bc", "bz", "en", "speed")}
+    rows = []
     for name, _, _ in layers:
         a, b = s[name], z[name]
         comp = a["compulsory_bytes"]
-        speed = b["time_s"] / a["time_s"]
-        for k, v in (("cyc", a["cycles"] / b["cycles"]), ("sc", a["dram_bytes"] / comp),
-                     ("zc", b["dram_bytes"] / comp), ("sz", a["dram_bytes"] / b["dram_bytes"]), ("speed", speed)):
+        r = {"cyc": a["cycles"] / b["cycles"], "sc": a["dram_bytes"] / comp, "zc": b["dram_bytes"] / comp,
+             "sz": a["dram_bytes"] / b["dram_bytes"], "en": a["energy_pj"] / b["energy_pj"],
+             "speed": b["time_s"] / a["time_s"]}
+        if before:
+            p = before[name]
+            r["bc"], r["bz"] = p["dram_bytes"] / p["compulsory_bytes"], p["dram_bytes"] / b["dram_bytes"]
+        for k, v in r.items():
             ratios[k].append(v)
-        print(f"| {name} | {a['cycles']:,} | {b['cycles']:,.0f} | {a['cycles'] / b['cycles']:.3f} "
-              f"| {a['dram_bytes'] / 1e3:,.1f} | {b['dram_bytes'] / 1e3:,.1f} | {comp / 1e3:,.1f} "
-              f"| {a['dram_bytes'] / comp:.2f} | {b['dram_bytes'] / comp:.2f} | {a['dram_bytes'] / b['dram_bytes']:.3f} "
-              f"| {a['energy_pj'] / 1e6:.2f} | {b['energy_pj'] / 1e6:.2f} | {a['time_s'] * 1e3:.2f} "
-              f"| {b['time_s']:.1f} | {speed:,.0f}x | {UNMATCHED.get(name, '')} |")
-    g = {k: geomean(v) for k, v in ratios.items()}
-    print(f"| **geometric mean** | | | {g['cyc']:.3f} | | | | {g['sc']:.2f} | {g['zc']:.2f} | {g['sz']:.3f} "
-          f"| | | | | {g['speed']:,.0f}x | |")
-    return g
+        row = [name, f"{a['cycles']:,}", f"{b['cycles']:,.0f}", f"{r['cyc']:.3f}", f"{comp / 1e3:,.1f}",
+               f"{r['zc']:.2f}"]
+        row += ([f"{r['bc']:.2f}", f"{r['sc']:.2f}", f"{r['bz']:.3f}", f"{r['sz']:.3f}"] if before
+                else [f"{r['sc']:.2f}", f"{r['sz']:.3f}"])
+        row += [f"{r['en']:.3f}", f"{a['time_s'] * 1e3:.2f}", f"{b['time_s']:.1f}", f"{r['speed']:,.0f}x",
+                UNMATCHED.get(name, "")]
+        rows.append(row)
+    g = {k: geomean(v) for k, v in ratios.items() if v}
+    last = ["**geometric mean**", "", "", f"{g['cyc']:.3f}", "", f"{g['zc']:.2f}"]
+    last += ([f"{g['bc']:.2f}", f"{g['sc']:.2f}", f"{g['bz']:.3f}", f"{g['sz']:.3f}"] if before
+             else [f"{g['sc']:.2f}", f"{g['sz']:.3f}"])
+    last += [f"{g['en']:.3f}", "", "", f"{g['speed']:,.0f}x", ""]
+    return head, rows + [last], g
 
 
 def main(argv=None):
@@ -293,28 +304,47 @@ def main(argv=None):
     ap.add_argument("--opt", default="energy", choices=["energy", "latency", "EDP"])
     ap.add_argument("--layers", default="", help="comma-separated layer names (default: all)")
     ap.add_argument("--json", default="", help="also write the per-layer results here")
+    ap.add_argument("--before", default="",
+                    help="a --json of another sparsim run (PYTHONPATH=<older tree>): before and after columns")
+    ap.add_argument("--docs", action="store_true",
+                    help="also write docs/benchmarks/generated/zigzag.md (the table and every preset's geomean)")
     ap.add_argument("--every-preset", action="store_true",
                     help="sparsim alone: DRAM bytes over compulsory on the layer set, per preset (no ZigZag)")
     args = ap.parse_args(argv)
     import accel
+    from docs_out import DocsOut
+    if args.json:
+        from sparsim._io import check_writable
+        check_writable(args.json, "--json", (".json",))
+    before = json.loads(Path(args.before).read_text())["sparsim"] if args.before else None
+    out = DocsOut("zigzag", "python benchmarks/bench_zigzag.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     layers = [x for x in LAYERS if not args.layers or x[0] in args.layers.split(",")]
-    if args.every_preset:
-        print("| preset | DRAM / compulsory, geometric mean | worst layer |")
-        print("| --- | --- | --- |")
+    if not args.every_preset:
+        acc = accel.load(args.preset)
+        z = run_zigzag(acc, layers, args.lpf, args.opt)
+        s = run_sparsim(acc, layers)
+        print(f"sparsim ({Path(sys.modules['simulator'].__file__).parent.parent}) vs {ZIGZAG} (LOMA lpf {args.lpf}, "
+              f"opt={args.opt}) on {args.preset}\n")
+        head, rows, g = table(layers, s, z, before)
+        out.text(f"`{args.preset}` described to both; {ZIGZAG}, LOMA with {args.lpf} loop prime factors, "
+                 f"`opt={args.opt}`; energy without static power; times are wall clock of one process on the "
+                 f"machine above (noisy under load)." + (
+                     " \"before\": sparsim's own run of this script (`--json`) at the tree given to `--before`, "
+                     "its ratio over that tree's compulsory bytes." if before else ""))
+        out.table(head, rows)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"sparsim": s, "zigzag": z, "geomean": g}, indent=1))
+    if args.every_preset or args.docs:
+        rows = []
         for preset in accel.presets.names():
             s = run_sparsim(accel.load(preset), layers, repeats=1)
             r = {n: v["dram_bytes"] / v["compulsory_bytes"] for n, v in s.items()}
             worst = max(r, key=r.get)
-            print(f"| `{preset}` | {geomean(list(r.values())):.3f} | {worst} {r[worst]:.2f} |")
-        return
-    acc = accel.load(args.preset)
-    z = run_zigzag(acc, layers, args.lpf, args.opt)
-    s = run_sparsim(acc, layers)
-    print(f"sparsim ({Path(sys.modules['simulator'].__file__).parent.parent}) vs {ZIGZAG} (LOMA lpf {args.lpf}, "
-          f"opt={args.opt}) on {args.preset}\n")
-    g = table(layers, s, z)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"sparsim": s, "zigzag": z, "geomean": g}, indent=1))
+            rows.append([f"`{preset}`", f"{geomean(list(r.values())):.3f}", f"{worst} {r[worst]:.2f}"])
+        out.text("DRAM bytes over compulsory on the same layers, every preset (sparsim alone):")
+        out.table(["preset", "DRAM / compulsory, geometric mean", "worst layer"], rows)
+    if args.docs:
+        out.write()
 
 
 if __name__ == "__main__":

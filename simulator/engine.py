@@ -49,7 +49,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from accel import Accelerator, Dataflow, MapperObjective, NmOverflow, Operand, TimingModel, ZeroHandling
+from accel import Accelerator, Dataflow, MapperObjective, NmOverflow, Operand, Ports, TimingModel, ZeroHandling
 from workloads import Layer, Phase, Workload
 
 from .columns import COLUMNS, column_values
@@ -61,8 +61,8 @@ from .limits import check_workload
 from .lru import Lru
 from .maskcache import mask_entry
 from .kernels import _double_buffered_runs
-from .mapping import (DIMS, ORDERS, MapProblem, Mapping, _footprints, _reload_cycles, _search, _streamed_fit,
-                      tile_candidates)
+from .mapping import (DIMS, ORDERS, MapProblem, Mapping, _footprints, _reload_cycles, _search, _streamed_fit, a_cut,
+                      a_cuts, m_tile_candidates, tile_candidates)
 
 _OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
 
@@ -135,7 +135,8 @@ class LayerPlan:
 # ------------------------------------------------------------------------------------------ sizes
 def _conv_sizes(layer: Layer, a_b: float):
     """(input bytes read from DRAM, halo bytes per cut of m, feature-map pixels per GEMM row / kernel
-    positions, batch) of a conv layer's input, or None.
+    positions, batch, the geometry :class:`simulator.mapping.MapProblem` ``conv`` takes for a 2-D
+    conv (else ``()``)) of a conv layer's input, or None.
 
     Only the input pixels some output reads come from DRAM: per spatial dimension the window of the
     outputs, ``(out - 1) x stride + (kernel - 1) x dilation + 1`` positions of the padded input,
@@ -153,7 +154,12 @@ def _conv_sizes(layer: Layer, a_b: float):
     halo_rows = max(0, (int(c.kernel[0]) - 1) * int(c.dilation[0]) + 1 - int(c.stride[0]))
     halo = halo_rows * math.prod(used[1:]) * c.in_channels * a_b
     factor = min(1.0, (batch * math.prod(used) / _fwd_m(layer)) / max(1, math.prod(c.kernel)))
-    return fmap * a_b, halo, factor, batch
+    geo = ()
+    if len(c.output_size) == 2 and batch * out_px == _fwd_m(layer):
+        geo = (batch, *map(int, c.output_size), *map(int, c.input_size), *map(int, c.stride),
+               *((int(k) - 1) * int(d) + 1 for k, d in zip(c.kernel, c.dilation)), *map(int, c.padding),
+               c.in_channels * a_b, max(1, math.prod(c.kernel)))
+    return fmap * a_b, halo, factor, batch, geo
 
 
 def _fwd_m(layer: Layer) -> int:
@@ -287,9 +293,9 @@ def _rtl_compute(weight_folds, stream, tile, r, c, load_per_row, stream_per_row,
 @jit
 def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preload_rows, overhead, rtl, latency,
                load_per_row, stream_per_row, fill_extra, tiles_m, tiles_n, tiles_k, a_total, a_fold_bytes, w_vals,
-               meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw,
-               double_buffered, bw, prologue, epilogue, n, k, a_cut_free, a_pass_bytes, a_halo_bytes,
-               a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
+               meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw, ports,
+               double_buffered, bw, prologue, epilogue, n, k, a_cut_m, a_pass_bytes, a_cut_factor_m,
+               a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
                psum_bytes, psum_on_chip, size, streamed, groups, dram_first):
     """One mode of one layer, everything that varies with the stream tile size in one compiled call:
     per stream tile candidate the folds and compute cycles (:func:`_fold_tiles`; the ``rtl`` rule,
@@ -324,9 +330,12 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
         w_mult = ch if stream_dim == 0 else w_fold_mult
         w_rd[i] = w_vals * w_mult
         meta_rd[i] = meta_vals * w_mult
-    # partial sums at accumulator width: written per fold of k, re-read by every fold of k after the first
+    # partial sums at accumulator width: written per fold of k, re-read by every fold of k after the first;
+    # as accesses (for ports that serve whole accesses): one row of partial sums, one per array column
+    # (or row) holding n, per streamed step
+    wide = c if col_dim == 1 else r
     if stream_dim != 2:
-        sw, sr = 0, 0
+        sw, sr, aw, ar = 0, 0, 0, 0
         for gi in range(kprime.shape[0]):
             for bi in range(kprime.shape[1]):
                 nc = ncols[gi, bi]
@@ -334,11 +343,17 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                     kf = -(-kprime[gi, bi] // r)
                     sw += kf * m_rows * nc
                     sr += max(kf - 1, 0) * m_rows * nc
+                    aw += kf * m_rows * -(-nc // wide)
+                    ar += max(kf - 1, 0) * m_rows * -(-nc // wide)
         psum_w, psum_r = float(sw) * acc_b, float(sr) * acc_b
+        acc_w, acc_r = float(aw), float(ar)
     else:
         psum_w, psum_r = psum_stream_bytes, 0.0
+        acc_w, acc_r = float(math.ceil(psum_stream_bytes / (wide * acc_b))), 0.0     # the array drains rows
     # the busiest buffer port: per memory, its operands' reads (A, W, metadata, partial sums) at its
-    # read bandwidth, then the partial-sum writes at its write bandwidth
+    # read bandwidth, then the partial-sum writes at its write bandwidth (accel.Ports: bandwidth); with
+    # ports that serve whole accesses, each partial-sum row read or write takes whole cycles, one
+    # read-write port adding them (single), a read and a write port overlapping them (dual)
     port = np.zeros(nt, dtype=np.float64)
     for j in range(usable.shape[0]):
         if not used[j]:
@@ -352,12 +367,16 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
             if op_mem[2] == j:
                 v = v + meta_rd[i] / read_bw[j]
             if op_mem[3] == j:
-                v = v + psum_r / read_bw[j]
-                v = v + psum_w / write_bw[j]
+                if ports[j] == 0:
+                    v = v + psum_r / read_bw[j] + psum_w / write_bw[j]
+                else:
+                    rd = acc_r * math.ceil(wide * acc_b / read_bw[j])
+                    wr = acc_w * math.ceil(wide * acc_b / write_bw[j])
+                    v = v + rd + wr if ports[j] == 1 else max(v + rd, wr)
             port[i] = max(port[i], v)
     one_fold = compute[nt - 1] / max(1, folds[nt - 1])
     o, im, jn, ik, ok, cyc, tr, lv = _search(tiles_m, tiles_n, tiles_k, stream_dim, compute, port, m_rows, n, k,
-                                         a_cut_free, a_pass_bytes, a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes,
+                                         a_cut_m, a_pass_bytes, a_cut_factor_m, a_tile_factor, w_bytes,
                                          meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes, psum_bytes,
                                          acc_b, psum_on_chip, op_mem, used, usable, double_buffered, bw, prologue,
                                          epilogue, one_fold, size, streamed, groups, dram_first)
@@ -367,6 +386,9 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
 
 
 # ------------------------------------------------------------------------------------------- plan
+_PORTS = (Ports.BANDWIDTH, Ports.SINGLE, Ports.DUAL)     # accel.Ports as _mode_cost's codes
+
+
 @lru_cache(maxsize=256)
 def _buffers(memories: tuple):
     """Per buffer set: the memory of each operand, whether all are double buffered, and for the
@@ -383,8 +405,9 @@ def _buffers(memories: tuple):
     write_bw = np.array([float(mem.write_bw_bytes_per_cycle) for mem in memories], dtype=np.float64)
     size = np.array([float(mem.size_bytes) for mem in memories], dtype=np.float64)
     streamed = np.array([mem.streamed for mem in memories], dtype=np.bool_)
+    ports = np.array([_PORTS.index(mem.ports) for mem in memories], dtype=np.int64)
     return (mems, all(mem.double_buffered for mem in memories), op_mem, used, usable, read_bw, write_bw, size,
-            streamed)
+            streamed, ports)
 
 
 class _LayerSetup:
@@ -393,7 +416,7 @@ class _LayerSetup:
     __slots__ = ("comp", "names", "g", "k", "m_rows", "a_b", "w_b", "acc_b", "live_cols", "n_max", "conv", "mems",
                  "double", "op_mem", "used", "usable", "read_bw", "write_bw", "bw", "epilogue", "dims", "a_total",
                  "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full", "size", "streamed",
-                 "dram_first")
+                 "dram_first", "ports")
 
     def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n):
         comp = self.comp = acc.compute
@@ -410,7 +433,7 @@ class _LayerSetup:
         self.n_max = int(live_n.max(initial=0))
         self.conv = _conv_sizes(layer, a_b)
         (self.mems, self.double, self.op_mem, self.used, self.usable, self.read_bw,
-         self.write_bw, self.size, self.streamed) = _buffers(acc.memories)
+         self.write_bw, self.size, self.streamed, self.ports) = _buffers(acc.memories)
         self.bw = acc.dram_bytes_per_cycle
         self.epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / self.bw
         self.dims = (DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream))
@@ -436,12 +459,14 @@ def _map_problem(layer: Layer, dmap: DataflowMap, cand: _Candidate, ls: _LayerSe
     live_cols = ls.live_cols
     kp_max = int(cand.kprime.max(initial=0))
     a_gemm = m_rows * k * ls.g * a_b if live_cols and kp_max else 0.0   # no live column: nothing is read
-    a_pass, halo, factor, cut_free = a_gemm, 0.0, 1.0, 0
+    a_pass, halo, factor, cut_free, geo = a_gemm, 0.0, 1.0, 0, ()
     o_final = m_rows * live_cols * a_b
     if ls.conv is not None:
-        fmap, halo_b, fac, batch = ls.conv
+        fmap, halo_b, fac, batch, conv = ls.conv
         if layer.phase is Phase.FORWARD:
             a_pass, halo, factor, cut_free = min(fmap, a_gemm), halo_b, fac, batch - 1
+            # output pixels streamed: their tiles are rectangles of rows x columns (mapping.a_cut)
+            geo = conv if dmap.stream == "m" else ()
         elif layer.phase is Phase.BACKWARD_WEIGHT:
             a_pass, factor = min(fmap, a_gemm), fac   # A^T is the input feature map, read as im2col rows
         else:
@@ -454,7 +479,7 @@ def _map_problem(layer: Layer, dmap: DataflowMap, cand: _Candidate, ls: _LayerSe
         a_gemm_bytes=a_gemm, a_tile_factor=a_b * factor * k_ratio, w_bytes=cand.stored_slots * w_b,
         meta_bytes=cand.stored_slots * meta_bits / 8, w_tile_factor=w_b, meta_tile_factor=meta_bits / 8,
         o_final_bytes=o_final, psum_bytes=m_rows * live_cols * acc_b, acc_bytes=acc_b,
-        psum_on_chip=(dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows)
+        psum_on_chip=(dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows, conv=geo)
 
 
 def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup, costs: dict):
@@ -470,7 +495,8 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     meta_bytes, meta_tile_factor = p.meta_bytes, p.meta_tile_factor
     gran = {dmap.rows: comp.rows, dmap.cols: comp.cols, dmap.stream: 1}
     size = {"m": m_rows, "n": ls.n_max, "k": kp_max}
-    tm_, tn_, tk_ = (tile_candidates(max(1, size[d]), gran[d]) for d in DIMS)
+    tm_, tn_, tk_ = (m_tile_candidates(p, gran["m"]) if d == "m" else tile_candidates(max(1, size[d]), gran[d])
+                     for d in DIMS)
     # what cannot overlap (mapping-independent, so that cutting the stream never pays off by itself):
     # the first fold's stationary tile as loaded (a layer narrower than the array loads only its
     # part), the last fold's outputs, one unchunked fold's compute
@@ -481,6 +507,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     sig = (cand.kprime.dtype.str, cand.kprime.shape, cand.kprime.tobytes(), cand.stored_slots, meta_tile_factor)
     got = costs.get(sig)
     if got is None:
+        cut_bytes, cut_factor = a_cuts(p, tm_)
         got = costs[sig] = _mode_cost(
             np.ascontiguousarray(cand.kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), m_rows,
             row_dim, col_dim, stream_dim, int(comp.rows), int(comp.cols), int(comp.rows) if dmap.preload else 0,
@@ -488,9 +515,9 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             float(timing.weight_load_cycles_per_row), float(timing.stream_cycles_per_row),
             float(timing.fill_drain_extra_cycles), tm_, tn_, tk_, float(ls.a_total), ls.a_fold_bytes,
             float(cand.stored_slots * w_b), float(meta_bytes), ls.w_fold_mult, float(ls.psum_stream_bytes), float(acc_b),
-            ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, bool(ls.double), float(ls.bw), float(prologue),
-            float(ls.epilogue), ls.n_max, kp_max, p.a_cut_free, float(p.a_pass_bytes), float(p.a_halo_bytes),
-            float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
+            ls.op_mem, ls.used, ls.usable, ls.read_bw, ls.write_bw, ls.ports, bool(ls.double), float(ls.bw), float(prologue),
+            float(ls.epilogue), ls.n_max, kp_max, cut_bytes, float(p.a_pass_bytes), cut_factor,
+            float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
             float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
             ls.streamed, ls.g, ls.dram_first)
     o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r, lv = got
@@ -541,8 +568,8 @@ def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p:
     mp = mapping
     la, lw, lo = mp.levels
     fp = _footprints(order, mp.tile_m, mp.tile_n, mp.tile_k, max(1, p.m), max(1, p.n), max(1, p.k), mp.count_k, la, lw,
-                     lo, float(p.a_tile_factor), float(p.w_tile_factor), float(p.meta_tile_factor), float(p.acc_bytes),
-                     bool(p.psum_on_chip))
+                     lo, float(p.a_tile_factor), float(a_cut(p, mp.tile_m)[1]), float(p.w_tile_factor),
+                     float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
     _, double, resident = _streamed_fit(order, mp.count_m, mp.count_n, mp.count_k, mp.groups, *fp, la, lw, lo,
                                         ls.op_mem, ls.used, ls.usable, ls.size, ls.streamed)
     double = bool(double and ls.double)

@@ -137,6 +137,10 @@ class MapProblem:
     psum_bytes: float       # all outputs at accumulator width
     acc_bytes: float        # accumulator width in bytes
     psum_on_chip: bool      # do partial sums accumulate across array folds (k folded on the array)?
+    #: a 2-D conv whose output pixels are streamed (m tiles are then rectangles of output rows x
+    #: columns, :func:`a_cut`): (batch, out_y, out_x, in_y, in_x, stride_y, stride_x, kernel span y,
+    #: span x, pad y, pad x, input bytes per pixel over all channels, kernel positions); () otherwise
+    conv: tuple = ()
 
 
 @lru_cache(maxsize=8192)
@@ -147,6 +151,112 @@ def tile_candidates(d: int, granule: int) -> np.ndarray:
     units = -(-d // granule)
     counts = set(range(1, min(units, 8) + 1)) | {min(units, 1 << i) for i in range(units.bit_length() + 1)}
     tiles = {min(d, granule * -(-units // c)) for c in counts}
+    out = np.array(sorted(tiles), dtype=np.int64)
+    out.flags.writeable = False
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _axis_windows(out: int, t: int, stride: int, span: int, pad: int, size: int):
+    """Input positions along one spatial dimension when its ``out`` outputs are cut in tiles of ``t``:
+    (the sum over tiles of each tile's input window, the largest window). A window is clipped to the
+    input: padding is made on chip, never read."""
+    total, largest = 0, 0
+    for a in range(0, out, t):
+        b = min(a + t, out) - 1
+        w = max(0, min(b * stride - pad + span, size) - max(a * stride - pad, 0))
+        total, largest = total + w, max(largest, w)
+    return total, largest
+
+
+@lru_cache(maxsize=4096)
+def _axis_tiles(out: int):
+    """The distinct tile sizes ``ceil(out / j)`` of a spatial dimension (about ``2 sqrt(out)``)."""
+    return tuple(sorted({-(-out // j) for j in range(1, out + 1)}))
+
+
+@lru_cache(maxsize=1 << 16)
+def _best_rectangle(conv: tuple, count: int, most: int):
+    """The rectangle ``(tile_y, tile_x)`` of at most ``most`` output pixels that cuts each image in
+    ``count`` tiles (``ny x nx``, each dimension in tiles of ``ceil(out / n)``) with the fewest input
+    pixels read (halos counted once per tile; ties: the larger tile, then the shorter), and that pass's
+    input pixels per image and its largest window; None when no rectangle does. A rectangle counts
+    only if the batch's tiles are as many as ``ceil(batch x pixels / (tile_y x tile_x))`` (the flat
+    count the array's stream chunks follow)."""
+    b, oy, ox, iy, ix, sy, sx, ey, ex, py, px = conv[:11]
+    best = None
+    for ty in _axis_tiles(oy):
+        ny = -(-oy // ty)
+        if count % ny:
+            continue
+        nx = count // ny
+        tx = -(-ox // nx)
+        if -(-ox // tx) != nx or ty * tx > most or -(-(b * oy * ox) // (ty * tx)) != b * count:
+            continue
+        (wy, my), (wx, mx) = _axis_windows(oy, ty, sy, ey, py, iy), _axis_windows(ox, tx, sx, ex, px, ix)
+        key = (wy * wx, -(ty * tx), ty)
+        if best is None or key < best[0]:
+            best = (key, (ty, tx), wy * wx, my * mx)
+    return None if best is None else best[1:]
+
+
+@lru_cache(maxsize=1 << 16)
+def a_cut(p: MapProblem, tm: int):
+    """(DRAM bytes of one pass over A, A's buffer bytes per (m x k) element) when its tile is cut
+    along m in tiles of ``tm`` rows. A 2-D conv (``p.conv``) cut inside an image is tiled as
+    rectangles of output rows x columns (:func:`_best_rectangle`), each reading its own input window
+    once: halos are counted once per tile, and the buffer holds the largest window. Whole images: the
+    feature map once. Otherwise a flat run of ``tm`` rows whose every cut inside an image re-reads
+    ``a_halo_bytes`` (a 1-D conv's halo), never more than the im2col matrix."""
+    m = max(1, p.m)
+    cm = -(-m // max(1, tm))
+    if p.conv:
+        b, oy, ox = p.conv[:3]
+        px_bytes, kpos = p.conv[11], p.conv[12]
+        pix = oy * ox
+        if tm >= pix and tm % pix == 0:
+            return float(p.a_pass_bytes), float(p.a_tile_factor)
+        if tm < pix and cm % b == 0:
+            rect = _best_rectangle(p.conv, cm // b, tm)
+            if rect is not None:
+                _, read, window = rect
+                whole = _axis_windows(oy, oy, *p.conv[5:11:2], p.conv[3])[0] * \
+                    _axis_windows(ox, ox, *p.conv[6:11:2], p.conv[4])[0]
+                avg = min(1.0, whole / pix / kpos)
+                factor = p.a_tile_factor * (min(1.0, window / tm / kpos) / avg if avg > 0 else 1.0)
+                return min(float(p.a_gemm_bytes), b * read * px_bytes), float(factor)
+    a = min(float(p.a_gemm_bytes), float(p.a_pass_bytes) + max(0, cm - 1 - p.a_cut_free) * float(p.a_halo_bytes))
+    return a, float(p.a_tile_factor)
+
+
+def a_cuts(p: MapProblem, tiles_m) -> tuple:
+    """:func:`a_cut` for every tile size of m in ``tiles_m``, as two float arrays (bytes, factor)."""
+    got = np.array([a_cut(p, int(t)) for t in tiles_m], dtype=np.float64).reshape(-1, 2)
+    return np.ascontiguousarray(got[:, 0]), np.ascontiguousarray(got[:, 1])
+
+
+def m_tile_candidates(p: MapProblem, granule: int) -> np.ndarray:
+    """Tile sizes of m: :func:`tile_candidates`, or for a 2-D conv (``p.conv``, m streamed) whole
+    images (1 to 8 tiles of the batch and every power of two) and, inside an image, for every count
+    of tiles from 2 to 8 and every power of two, the best rectangle (:func:`_best_rectangle`)."""
+    if not p.conv or granule != 1:
+        return tile_candidates(max(1, p.m), granule)
+    return _conv_tiles(p.conv, max(1, p.m))
+
+
+@lru_cache(maxsize=4096)
+def _conv_tiles(conv: tuple, m: int) -> np.ndarray:
+    b, oy, ox = conv[:3]
+    pix = oy * ox
+
+    def counts(units):
+        return set(range(1, min(units, 8) + 1)) | {min(units, 1 << i) for i in range(units.bit_length() + 1)}
+
+    tiles = {min(m, pix * -(-b // c)) for c in counts(b)}
+    for c in counts(pix) - {1}:
+        rect = _best_rectangle(conv, c, pix)
+        if rect is not None:
+            tiles.add(rect[0][0] * rect[0][1])
     out = np.array(sorted(tiles), dtype=np.int64)
     out.flags.writeable = False
     return out
@@ -214,49 +324,51 @@ def _level_useful(order, operand, level, cm, cn, ck):
 
 
 @jit
-def _traffic(order, cm, cn, ck, la, lw, lo, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes, w_bytes,
-             meta_bytes, o_final_bytes, psum_bytes):
+def _traffic(order, cm, cn, ck, la, lw, lo, a_pass_bytes, a_cut_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes):
     """See :func:`dram_traffic` (``order`` an index into :data:`ORDERS`; ``la``/``lw``/``lo``: the
-    activation's, weight's (and its metadata's) and output's levels)."""
-    a = a_pass_bytes
-    if not _inside(order, 0, la):     # A's tile is cut along m: a halo per cut inside an image
-        a = min(a_gemm_bytes, a_pass_bytes + max(0, cm - 1 - a_cut_free) * a_halo_bytes)
+    activation's, weight's (and its metadata's) and output's levels; ``a_cut_bytes``: a pass over A
+    when its tile is cut along m, :func:`a_cut`)."""
+    a = a_pass_bytes if _inside(order, 0, la) else a_cut_bytes
     a = a * (cn if _refetch(order, 0, cm, cn, ck, la) else 1)
     w_mult = cm if _refetch(order, 1, cm, cn, ck, lw) else 1
     spill = max(ck - 1, 0) if _refetch(order, 2, cm, cn, ck, lo) else 0
     return (a, w_bytes * w_mult, meta_bytes * w_mult, o_final_bytes + spill * psum_bytes, spill * psum_bytes)
 
 
-def dram_traffic(p: MapProblem, order: str, cm: int, cn: int, ck: int, levels=(0, 0, 0)):
+def dram_traffic(p: MapProblem, order: str, cm: int, cn: int, ck: int, levels=(0, 0, 0), tm: int | None = None):
     """DRAM bytes (activation, weight, metadata, output writes, partial-sum reads) of a mapping:
     ``cm x cn x ck`` tiles walked in ``order``, each operand's buffer tile taking in its ``levels``
     innermost loops (activation, weight and metadata, output; 0: the mapping's tile). A pass over A
-    costs its feature map plus a halo per cut of m inside an image, never more than the im2col matrix."""
+    whose tile is cut along m costs what :func:`a_cut` says for the m tile ``tm`` (default: the
+    smallest tile that makes ``cm`` tiles)."""
+    tm = -(-max(1, p.m) // max(1, cm)) if tm is None else tm
     return _traffic(ORDERS.index(order), cm, cn, ck, *(int(x) for x in levels), float(p.a_pass_bytes),
-                    float(p.a_halo_bytes), p.a_cut_free, float(p.a_gemm_bytes), float(p.w_bytes),
-                    float(p.meta_bytes), float(p.o_final_bytes), float(p.psum_bytes))
+                    float(a_cut(p, int(tm))[0]), float(p.w_bytes), float(p.meta_bytes), float(p.o_final_bytes),
+                    float(p.psum_bytes))
 
 
 @jit
-def _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, w_tile_factor, meta_tile_factor,
-                acc_bytes, psum_on_chip):
-    """See :func:`footprints`."""
-    am = m if _inside(order, 0, la) else tm
+def _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, a_cut_factor, w_tile_factor,
+                meta_tile_factor, acc_bytes, psum_on_chip):
+    """See :func:`footprints` (``a_cut_factor``: A's bytes per element of a tile cut along m)."""
+    cut = not _inside(order, 0, la)
+    am = tm if cut else m
     ak = k if _inside(order, 2, la) else tk
     wk = k if _inside(order, 2, lw) else tk
     wn = n if _inside(order, 1, lw) else tn
     om = m if _inside(order, 0, lo) else tm
     on = n if _inside(order, 1, lo) else tn
     o = om * on * acc_bytes if (psum_on_chip or ck > 1) else 0.0
-    return am * ak * a_tile_factor, wk * wn * w_tile_factor, wk * wn * meta_tile_factor, o
+    return am * ak * (a_cut_factor if cut else a_tile_factor), wk * wn * w_tile_factor, wk * wn * meta_tile_factor, o
 
 
 def footprints(p: MapProblem, tm: int, tn: int, tk: int, ck: int, order: str = "m>n>k", levels=(0, 0, 0)):
     """Buffer bytes of one tile of each operand: activation, weight, metadata, output (the output
-    tile only when partial sums accumulate on chip), each over the loops its level takes in."""
+    tile only when partial sums accumulate on chip), each over the loops its level takes in (an
+    activation tile cut along m: its largest input window, :func:`a_cut`)."""
     return _footprints(ORDERS.index(order), tm, tn, tk, max(1, p.m), max(1, p.n), max(1, p.k), ck,
-                       *(int(x) for x in levels), float(p.a_tile_factor), float(p.w_tile_factor),
-                       float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
+                       *(int(x) for x in levels), float(p.a_tile_factor), float(a_cut(p, int(tm))[1]),
+                       float(p.w_tile_factor), float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
 
 
 def pipeline_cycles(compute, sram, load, write, steps, double_buffered: bool, prologue=0.0, epilogue=0.0,
@@ -420,8 +532,8 @@ def _separate(op_mem, used):
 
 
 @jit
-def _max_level(order, operand, tm, tn, tk, m, n, k, cm, cn, ck, a_tile_factor, w_tile_factor, meta_tile_factor,
-               acc_bytes, psum_on_chip, op_mem, used, usable):
+def _max_level(order, operand, tm, tn, tk, m, n, k, cm, cn, ck, a_tile_factor, a_cut_factor, w_tile_factor,
+               meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable):
     """The highest useful level of ``operand`` (0 A, 1 W, 2 output) whose tile fits, the others at
     level 0 (which fit); see :func:`_separate`."""
     for level in range(LEVELS - 1, 0, -1):
@@ -429,17 +541,17 @@ def _max_level(order, operand, tm, tn, tk, m, n, k, cm, cn, ck, a_tile_factor, w
         if not (_INDEXES[operand, d] and _count(d, cm, cn, ck) > 1):
             continue
         la, lw, lo = (level, 0, 0) if operand == 0 else ((0, level, 0) if operand == 1 else (0, 0, level))
-        fa, fw, fmeta, fo = _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, w_tile_factor,
-                                        meta_tile_factor, acc_bytes, psum_on_chip)
+        fa, fw, fmeta, fo = _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, a_cut_factor,
+                                        w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip)
         if _fits(op_mem, used, usable, fa, fw, fmeta, fo):
             return level
     return 0
 
 
 @jit
-def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_factor, w_tile_factor, meta_tile_factor,
-                     acc_bytes, psum_on_chip, op_mem, used, usable, size, streamed, a_pass_bytes, a_halo_bytes,
-                     a_cut_free, a_gemm_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw, ok, dbl, tr, rl):
+def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_factor, a_cut_factor, w_tile_factor,
+                     meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable, size, streamed, a_pass_bytes,
+                     a_cut_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw, ok, dbl, tr, rl):
     """With each memory holding one operand (:func:`_separate`): per operand (0 A, 1 W with its
     metadata, 2 output) and useful level, whether its tiles fit its memory (``ok``), whether that
     memory double buffers (``dbl``), its DRAM traffic (``tr``, in :func:`_traffic`'s five slots, the
@@ -455,7 +567,8 @@ def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_fact
             # this operand's tiles (the metadata's beside the weight's) and whether a streamed memory
             # holds them once (as _held says)
             if x == 0:
-                f1 = (m if _inside(order, 0, level) else tm) * (k if _inside(order, 2, level) else tk) * a_tile_factor
+                cut = not _inside(order, 0, level)
+                f1 = (tm if cut else m) * (k if _inside(order, 2, level) else tk) * (a_cut_factor if cut else a_tile_factor)
                 f2 = 0.0
                 held = every or (level == 0 and stat == 0) or (level > 0 and _whole(order, 0, level, cm, cn, ck))
                 j1, j2 = op_mem[0], op_mem[0]
@@ -494,9 +607,7 @@ def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_fact
                 tr[x, level, q] = 0.0
             rl[x, level] = 0.0
             if x == 0:
-                a = a_pass_bytes
-                if not _inside(order, 0, level):
-                    a = min(a_gemm_bytes, a_pass_bytes + max(0, cm - 1 - a_cut_free) * a_halo_bytes)
+                a = a_pass_bytes if _inside(order, 0, level) else a_cut_bytes
                 a = a * (cn if _refetch(order, 0, cm, cn, ck, level) else 1)
                 tr[x, level, 0] = a
                 if res1 and double:
@@ -517,8 +628,8 @@ def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_fact
 
 
 @jit
-def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_free, a_pass_bytes,
-            a_halo_bytes, a_gemm_bytes, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
+def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m, a_pass_bytes,
+            a_cut_factor_m, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
             prologue, epilogue, fold, size, streamed, groups, dram_first):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
@@ -545,6 +656,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
     # With dram_first, (DRAM bytes, cycles) in both places.
     n_o = _LOOPS.shape[0]
     f_i = np.full(n_o, -1, dtype=np.int64)
+    g_set, g_k1, g_k2 = False, 0.0, 0.0     # the best (k1, k2) that fits over all orders so far
     f_cyc = np.zeros(n_o)
     f_dram = np.zeros(n_o)
     f_comp = np.zeros(n_o)
@@ -556,27 +668,57 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
     x_dram = np.zeros(n_o)
     x_vol = np.zeros(n_o, dtype=np.int64)
     x_tr = np.zeros((n_o, 5))
+    # lower bounds of any mapping's DRAM time and bytes (every operand at least once, A at its
+    # cheapest pass), for pruning: a tile whose bounds already lose to an order's best is not costed
+    a_lo = a_pass_bytes
     for im in range(n_tm):
+        a_lo = min(a_lo, a_cut_m[im])
+    l_min, w_min = (a_lo + w_bytes + meta_bytes) / bw, o_final_bytes / bw
+    t_min = l_min + w_min
+    d_min = a_lo + w_bytes + meta_bytes + o_final_bytes
+    # the grid is walked from the largest tiles down (the best mapping is often a large one, and then
+    # most others are pruned); ties go to the first in grid order, as the order of the walk does not
+    for im in range(n_tm - 1, -1, -1):
         tm = tiles_m[im]
         cm = -(-mm // tm)
-        for jn in range(n_tn):
+        a_cut_bytes, a_cut_factor = a_cut_m[im], a_cut_factor_m[im]
+        for jn in range(n_tn - 1, -1, -1):
             tn = tiles_n[jn]
             cn = -(-nn // tn)
-            for ik in range(n_tk):
+            for ik in range(n_tk - 1, -1, -1):
                 tk = tiles_k[ik]
                 ck = -(-kk // tk)
                 s = im if stream == 0 else (jn if stream == 1 else ik)
                 comp = compute_s[s]
                 vol = tm * tn * tk
                 i = (im * n_tn + jn) * n_tk + ik
+                # the fewest cycles any mapping of this tile can take (see _pipeline_cycles and
+                # _streamed_cycles, each term at its least)
+                c_lo = max(comp, port[s])
+                cyc_lo = l_min + c_lo + w_min
+                if double_buffered:
+                    cyc_lo = min(cyc_lo, max(min(prologue, l_min) + c_lo + min(epilogue, w_min),
+                                             t_min + min(fold, t_min)))
+                k1_lo, k2_lo = (d_min, cyc_lo) if dram_first else (cyc_lo, d_min)
+                if g_set and (k1_lo > g_k1 * (1.0 + 1e-9) or (k1_lo == g_k1 and k2_lo > g_k2 * (1.0 + 1e-9))):
+                    continue     # ranks after a mapping of some order that fits: in no order can it win
                 # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
                 fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
-                                                    w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip)
+                                                    a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
+                                                    psum_on_chip)
                 fits0 = _fits(op_mem, used, usable, fa0, fw0, fmeta0, fo0)
                 for o in range(n_o):
                     base_fits = fits0
                     if o >= 3 and not (fits0 or any_streamed):
                         continue     # nothing but the tile: the same as one of the first three orders
+                    if f_i[o] >= 0:
+                        # a mapping that fits is known (so one that does not fit no longer counts): skip
+                        # the tile when even its bounds rank after it
+                        s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
+                        if k1_lo > s1 * (1.0 + 1e-9) or (k1_lo == s1 and (k2_lo > s2 * (1.0 + 1e-9) or (
+                                k2_lo == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
+                                    vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
+                            continue
                     if any_streamed and not base_fits:
                         fa, fw, fmeta, fo = fa0, fw0, fmeta0, fo0
                         base_fits, _, _ = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, 0, 0, 0, op_mem,
@@ -588,11 +730,11 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
                     # that fits is the best (fewer fetches, and time falls with the bytes)
                     lo_a, lo_w, lo_o, hi_a, hi_w, hi_o = 0, 0, 0, 1, 1, 1
                     if base_fits and separate:
-                        lo_a = _max_level(o, 0, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, w_tile_factor,
+                        lo_a = _max_level(o, 0, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor, w_tile_factor,
                                           meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
-                        lo_w = _max_level(o, 1, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, w_tile_factor,
+                        lo_w = _max_level(o, 1, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor, w_tile_factor,
                                           meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
-                        lo_o = _max_level(o, 2, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, w_tile_factor,
+                        lo_o = _max_level(o, 2, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor, w_tile_factor,
                                           meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
                         hi_a, hi_w, hi_o = lo_a + 1, lo_w + 1, lo_o + 1
                         if o >= 3 and lo_a + lo_w + lo_o == 0:
@@ -615,10 +757,10 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
                     if base_fits and any_streamed and one_each:
                         # each memory holds one operand: its buffers, bytes and exposed reloads follow from
                         # its own level, so they are worked out once per operand and level and then combined
-                        _operand_options(o, tm, tn, tk, mm, nn, kk, cm, cn, ck, groups, a_tile_factor, w_tile_factor,
-                                         meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable, size,
-                                         streamed, a_pass_bytes, a_halo_bytes, a_cut_free, a_gemm_bytes, w_bytes,
-                                         meta_bytes, o_final_bytes, psum_bytes, bw, opt_ok, opt_dbl, opt_tr, opt_rl)
+                        _operand_options(o, tm, tn, tk, mm, nn, kk, cm, cn, ck, groups, a_tile_factor, a_cut_factor,
+                                         w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used,
+                                         usable, size, streamed, a_pass_bytes, a_cut_bytes, w_bytes, meta_bytes,
+                                         o_final_bytes, psum_bytes, bw, opt_ok, opt_dbl, opt_tr, opt_rl)
                         hi_a, hi_w, hi_o = 0, 0, 0     # the loops below are not needed
                         for la in range(LEVELS):
                             if not opt_ok[0, la]:
@@ -645,18 +787,20 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
                                         b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
                                         b_tr = (a, w, meta, out_wr, psum_rd)
                                         b_lv = (la, lw, lo)
+                    # (once a combination reaches the tile's bounds no later one ranks before it: stop)
                     for la in range(lo_a, hi_a):
-                        if not _level_useful(o, 0, la, cm, cn, ck):
+                        if not _level_useful(o, 0, la, cm, cn, ck) or (b_set and b_k1 == k1_lo and b_k2 == k2_lo):
                             continue
                         for lw in range(lo_w, hi_w):
-                            if not _level_useful(o, 1, lw, cm, cn, ck):
+                            if not _level_useful(o, 1, lw, cm, cn, ck) or (b_set and b_k1 == k1_lo and b_k2 == k2_lo):
                                 continue
                             for lo in range(lo_o, hi_o):
-                                if not _level_useful(o, 2, lo, cm, cn, ck):
+                                if not _level_useful(o, 2, lo, cm, cn, ck) or (
+                                        b_set and b_k1 == k1_lo and b_k2 == k2_lo):
                                     continue
                                 fa, fw, fmeta, fo = _footprints(o, tm, tn, tk, mm, nn, kk, ck, la, lw, lo,
-                                                                a_tile_factor, w_tile_factor, meta_tile_factor,
-                                                                acc_bytes, psum_on_chip)
+                                                                a_tile_factor, a_cut_factor, w_tile_factor,
+                                                                meta_tile_factor, acc_bytes, psum_on_chip)
                                 dbl, resident = True, 0
                                 if any_streamed:
                                     fits, dbl, resident = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, la,
@@ -665,8 +809,8 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
                                     fits = _fits(op_mem, used, usable, fa, fw, fmeta, fo)
                                 if base_fits and not fits:
                                     continue
-                                tr = _traffic(o, cm, cn, ck, la, lw, lo, a_pass_bytes, a_halo_bytes, a_cut_free,
-                                              a_gemm_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes)
+                                tr = _traffic(o, cm, cn, ck, la, lw, lo, a_pass_bytes, a_cut_bytes, w_bytes,
+                                              meta_bytes, o_final_bytes, psum_bytes)
                                 a, w, meta, out_wr, psum_rd = tr
                                 load = (a + w + meta + psum_rd) / bw
                                 write = out_wr / bw
@@ -690,13 +834,17 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_f
                     if base_fits:
                         s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
                         if f_i[o] < 0 or k1 < s1 or (k1 == s1 and (k2 < s2 or (
-                                k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and vol > f_vol[o]))))):
+                                k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and (
+                                    vol > f_vol[o] or (vol == f_vol[o] and i < f_i[o]))))))):
                             f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
+                            if not g_set or k1 < g_k1 or (k1 == g_k1 and k2 < g_k2):
+                                g_set, g_k1, g_k2 = True, k1, k2
                             f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
                             f_lv[o, 0], f_lv[o, 1], f_lv[o, 2] = b_lv
                         continue
                     s1, s2 = (x_dram[o], x_cyc[o]) if dram_first else (x_cyc[o], x_dram[o])
-                    if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and k2 < s2))):
+                    if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and (
+                            k2 < s2 or (k2 == s2 and i < x_i[o]))))):
                         x_i[o], x_cyc[o], x_dram[o], x_vol[o] = i, cyc, dram, vol
                         x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
     b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
@@ -735,9 +883,10 @@ def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, doub
     stream = DIMS.index(p.stream)
     if streamed is None:
         size, streamed = np.asarray(usable, dtype=np.float64), np.zeros(len(usable), dtype=np.bool_)
+    cut_bytes, cut_factor = a_cuts(p, tm_)
     o, im, jn, ik, ok, cyc, traffic, lv = _search(
-        tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), p.m, p.n, p.k, p.a_cut_free,
-        float(p.a_pass_bytes), float(p.a_halo_bytes), float(p.a_gemm_bytes), float(p.a_tile_factor), float(p.w_bytes),
+        tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), p.m, p.n, p.k, cut_bytes,
+        float(p.a_pass_bytes), cut_factor, float(p.a_tile_factor), float(p.w_bytes),
         float(p.meta_bytes), float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes),
         float(p.psum_bytes), float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable, bool(double_buffered),
         float(bw), float(prologue), float(epilogue), float(fold), np.asarray(size, dtype=np.float64),

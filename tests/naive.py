@@ -274,7 +274,7 @@ def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro
             s = idx[stream]
             options = []
             for levels in itertools.product(range(4), repeat=3):
-                a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck, levels)
+                a, w, meta, out_wr, psum_rd = dram_traffic(p, order, cm, cn, ck, levels, tm=tm)
                 fp = footprints(p, tm, tn, tk, ck, order, levels)
                 args = (float(compute[s]), float(port[s]), (a + w + meta + psum_rd) / bw, out_wr / bw, 0)
                 if any_streamed:
@@ -302,3 +302,45 @@ def mapper_search(p, tiles, compute, port, op_mem, used, usable, double, bw, pro
         if best is None or (cand[0], *(-x for x in rank(cand[4]))) > (best[0], *(-x for x in rank(best[4]))):
             best = cand
     return best
+
+
+def conv_tile_reads(out, inp, stride, span, pad, tile):
+    """Input pixels a 2-D conv's tiles read, one output pixel and kernel tap at a time: the output map
+    ``out`` (y, x) cut in ``tile`` (y, x) rectangles, each reading the box of real (not padding) input
+    rows and columns its outputs' taps touch (a DMA reads rows whole, so a strided 1x1 conv's skipped
+    rows and columns come with it, as the compulsory bytes count them); (the sum over tiles, the
+    largest tile's box)."""
+    total, largest = 0, 0
+    for y0 in range(0, out[0], tile[0]):
+        for x0 in range(0, out[1], tile[1]):
+            ys, xs = set(), set()
+            for oy in range(y0, min(y0 + tile[0], out[0])):
+                for ox in range(x0, min(x0 + tile[1], out[1])):
+                    for dy in range(span[0]):
+                        for dx in range(span[1]):
+                            iy, ix = oy * stride[0] - pad[0] + dy, ox * stride[1] - pad[1] + dx
+                            if 0 <= iy < inp[0] and 0 <= ix < inp[1]:
+                                ys.add(iy)
+                                xs.add(ix)
+            box = (max(ys) - min(ys) + 1) * (max(xs) - min(xs) + 1) if ys else 0
+            total, largest = total + box, max(largest, box)
+    return total, largest
+
+
+def best_conv_rectangle(out, inp, stride, span, pad, batch, count, most):
+    """Every grid of ``ny x nx == count`` tiles per image (each dimension in tiles of ``ceil(out / n)``)
+    whose tiles have at most ``most`` pixels and whose batch has as many tiles as the flat count
+    ``ceil(batch * pixels / (ty * tx))``: the fewest input pixels read (:func:`conv_tile_reads`), then
+    the larger tile, then the shorter; (reads, largest window) or None."""
+    best = None
+    for ny in range(1, out[0] + 1):
+        for nx in range(1, out[1] + 1):
+            ty, tx = -(-out[0] // ny), -(-out[1] // nx)
+            if (-(-out[0] // ty), -(-out[1] // tx)) != (ny, nx) or ny * nx != count or ty * tx > most:
+                continue
+            if -(-(batch * out[0] * out[1]) // (ty * tx)) != batch * count:
+                continue
+            reads, largest = conv_tile_reads(out, inp, stride, span, pad, (ty, tx))
+            if best is None or (reads, -ty * tx, ty) < best[0]:
+                best = ((reads, -ty * tx, ty), (reads, largest))
+    return None if best is None else best[1]

@@ -1,5 +1,6 @@
 """The fast engine's memory model: the mapper against an exhaustive loop-nest reference, and the
 properties a hardware person checks, on thousands of random layers and designs (hypothesis)."""
+import dataclasses
 import itertools
 import math
 
@@ -14,7 +15,7 @@ from simulator import plan_layer
 from simulator.dataflow import DATAFLOWS
 from simulator import engine
 from simulator.mapping import (ORDERS, MapProblem, _stationary, _streamed_fit, dram_traffic, footprints,
-                               pipeline_cycles, search, tile_candidates)
+                               m_tile_candidates, pipeline_cycles, search, tile_candidates)
 from workloads import NM, Layer, LayerKind, Unstructured, WeightLayout
 
 from . import naive
@@ -422,15 +423,26 @@ def test_compiled_search_equals_plain_python_many(m, n, k, stream, seed, double,
 def _check_search(m, n, k, stream, seed, double, n_mem, with_streamed, objective):
     rng = np.random.default_rng(seed)
     dims = [d for d in "mnk" if d != stream]
+    conv = ()
+    if stream == "m" and rng.integers(0, 2):      # a 2-D conv: m tiles are rectangles of its output
+        conv = _random_conv(rng)
+        m = conv[0] * conv[1] * conv[2]
     p = MapProblem(m=m, n=n, k=k, groups=int(rng.integers(1, 4)), stream=stream, row_dim=dims[0], col_dim=dims[1],
                    rows=4, cols=8, a_pass_bytes=float(rng.integers(0, 5000)), a_halo_bytes=float(rng.integers(0, 50)),
                    a_cut_free=int(rng.integers(0, 3)), a_gemm_bytes=float(rng.integers(0, 9000)),
                    a_tile_factor=float(rng.choice([0.5, 1.0, 2.0])), w_bytes=float(rng.integers(0, 9000)),
                    meta_bytes=float(rng.choice([0.0, 300.0])), w_tile_factor=1.0,
                    meta_tile_factor=float(rng.choice([0.0, 0.25])), o_final_bytes=float(rng.integers(1, 4000)),
-                   psum_bytes=float(rng.integers(1, 8000)), acc_bytes=4.0, psum_on_chip=bool(rng.integers(0, 2)))
+                   psum_bytes=float(rng.integers(1, 8000)), acc_bytes=4.0, psum_on_chip=bool(rng.integers(0, 2)),
+                   conv=conv)
+    if conv:     # a pass over the whole map reads it once; a tiled pass never less
+        b, oy, ox, iy, ix, sy, sx, ey, ex, py, px, px_bytes = conv[:12]
+        whole = naive.conv_tile_reads((oy, ox), (iy, ix), (sy, sx), (ey, ex), (py, px), (oy, ox))[0]
+        p = dataclasses.replace(p, a_pass_bytes=b * whole * px_bytes,
+                                a_gemm_bytes=max(p.a_gemm_bytes, b * whole * px_bytes))
     gran = {dims[0]: 4, dims[1]: 8, stream: 1}
     tiles = {d: tile_candidates(max(1, {"m": m, "n": n, "k": k}[d]), gran[d]) for d in "mnk"}
+    tiles["m"] = m_tile_candidates(p, gran["m"])
     ns = len(tiles[stream])
     compute = np.sort(rng.integers(1, 5000, ns))[::-1].astype(np.int64)   # ties and plateaus on purpose
     compute[rng.integers(0, ns, ns // 2)] = compute[0]
@@ -477,6 +489,63 @@ def test_plans_are_shared_by_equal_layers_and_returned_as_copies():
 
 
 # ------------------------------------------------------------------------- conv inputs from DRAM
+def _random_conv(rng):
+    """A random 2-D conv geometry as :class:`MapProblem` ``conv`` takes it (small: brute force reads it)."""
+    b, oy, ox = (int(x) for x in rng.integers(1, [3, 13, 13]))
+    sy, sx, ey, ex, py, px = (int(x) for x in rng.integers([1, 1, 1, 1, 0, 0], [3, 3, 5, 5, 3, 3]))
+    py, px = min(py, ey - 1), min(px, ex - 1)
+    # as PyTorch sizes it (out = floor((in + 2 pad - span) / stride) + 1): rows past the last window unread
+    iy = max(1, (oy - 1) * sy + ey - 2 * py + int(rng.integers(0, sy)))
+    ix = max(1, (ox - 1) * sx + ex - 2 * px + int(rng.integers(0, sx)))
+    return (b, oy, ox, iy, ix, sy, sx, ey, ex, py, px, float(rng.choice([1.0, 3.0, 64.0])), ey * ex)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**31 - 1))
+def test_conv_tiles_are_rectangles_read_once(seed):
+    """A 2-D conv's m tiles are rectangles of output rows x columns, each reading its input window
+    once (halos counted once per tile, padding not read): the mapper's closed form and its choice of
+    rectangle against a brute force over output pixels and kernel taps (tests/naive.py)."""
+    from simulator.mapping import _best_rectangle, a_cut
+    rng = np.random.default_rng(seed)
+    conv = _random_conv(rng)
+    b, oy, ox, iy, ix, sy, sx, ey, ex, py, px, px_bytes, kpos = conv
+    m = b * oy * ox
+    p = MapProblem(m=m, n=8, k=kpos * 4, groups=1, stream="m", row_dim="k", col_dim="n", rows=4, cols=4,
+                   a_pass_bytes=0.0, a_halo_bytes=0.0, a_cut_free=0, a_gemm_bytes=1e12, a_tile_factor=1.0, w_bytes=1.0,
+                   meta_bytes=0.0, w_tile_factor=1.0, meta_tile_factor=0.0, o_final_bytes=1.0, psum_bytes=1.0,
+                   acc_bytes=4.0, psum_on_chip=False, conv=conv)
+    whole = naive.conv_tile_reads((oy, ox), (iy, ix), (sy, sx), (ey, ex), (py, px), (oy, ox))[0]
+    p = dataclasses.replace(p, a_pass_bytes=b * whole * px_bytes)
+    for count in range(2, oy * ox + 1):
+        for most in (oy * ox, -(-oy * ox // count)):
+            want = naive.best_conv_rectangle((oy, ox), (iy, ix), (sy, sx), (ey, ex), (py, px), b, count, most)
+            got = _best_rectangle(conv, count, most)
+            assert (None if got is None else got[1:]) == want, (conv, count, most)
+    for tm in m_tile_candidates(p, 1):
+        tm = int(tm)
+        a, factor = a_cut(p, tm)
+        if tm % (oy * ox) == 0:
+            assert a == p.a_pass_bytes      # whole images: the map once
+            continue
+        rect = _best_rectangle(conv, -(-m // tm) // b, tm)
+        assert rect is not None and rect[0][0] * rect[0][1] == tm   # every candidate is a rectangle
+        reads, window = naive.conv_tile_reads((oy, ox), (iy, ix), (sy, sx), (ey, ex), (py, px), rect[0])
+        assert a == b * reads * px_bytes
+        assert factor == pytest.approx(min(1.0, window / tm / kpos) / min(1.0, whole / (oy * ox) / kpos))
+
+
+def test_conv_output_tiles_count_halos_once():
+    """ResNet-18's 56x56x64 3x3 conv on edge-npu, tiles of 196 output pixels: 14x14 rectangles read a
+    62x62 window sum (15 + 16 + 16 + 15 rows and columns), not 56 rows plus 2 halo rows at each of 15
+    cuts of a flat run (308,224 bytes), nor a flat run's partial rows."""
+    acc = accel.load("edge-npu")
+    plan = plan_layer(_conv(56, 64, 3, 1, 1), acc)
+    assert plan.mapping.tile_m == 196 and plan.mapping.levels[0] == 0
+    assert plan.dram_read_bytes[Operand.ACTIVATION] == 62 * 62 * 64
+
+
+# ------------------------------------------------------------------------- conv inputs from DRAM
 def _conv(h, c, k, stride, pad, n=64, batch=1):
     from workloads import ConvGeometry
     o = (h + 2 * pad - k) // stride + 1
@@ -513,3 +582,55 @@ def test_traced_and_saved_workloads_give_one_answer(tmp_path):
     acc = accel.load("edge-npu")
     one, two = simulate(wl, acc).layers, simulate(back, acc).layers
     assert list(one["cycles"]) == list(two["cycles"]) and list(one["dram_bytes"]) == list(two["dram_bytes"])
+
+
+def test_topology_csv_gives_the_traced_answer(tmp_path):
+    """`sparsim topology` then `simulate --workload`: a SCALE-Sim conv row's IFMAP includes its padding
+    (a stride-2 3x3 conv of a 56x56 map is written 57x57); import takes the padding back, so every layer
+    (stride-2 ones included) costs the same cycles and DRAM bytes as traced."""
+    from simulator import simulate
+    from workloads import Workload
+    from workloads.modelspec import trace_zoo
+    wl = trace_zoo("resnet18")
+    path = tmp_path / "r18.csv"
+    wl.to_scalesim_csv(path, fmt="conv")
+    back = Workload.from_scalesim_csv(path)
+    down = next(l for l in back.layers if l.name == "layer2.0.conv1")
+    assert (down.conv.input_size, down.conv.padding, down.conv.stride) == ((56, 56), (1, 1), (2, 2))
+    acc = accel.load("edge-npu")
+    one, two = simulate(wl, acc).layers, simulate(back, acc).layers
+    assert list(one["cycles"]) == list(two["cycles"]) and list(one["dram_bytes"]) == list(two["dram_bytes"])
+
+
+@pytest.mark.parametrize("ports", ["bandwidth", "single", "dual"])
+def test_port_model_conflict_stall(ports):
+    """`memories[i].ports`: an output buffer wide enough for a partial-sum row read and write in one
+    cycle (128 B a cycle, rows of 16 x 4 B). Bytes over bandwidth (the default, sparsim's model before
+    ports) and a read port beside a write port (dual) serve a partial-sum step in one cycle; one
+    read-write port (single) cannot read and write in the same cycle: two, a port-conflict stall."""
+    doc = {"name": "ports", "compute": {"rows": 16, "cols": 16, "dataflow": "ws", "clock_hz": 1e9,
+                                       "timing": {"model": "scalesim"}},
+           "memories": [{"name": "in", "size_bytes": 1 << 22, "read_bw_bytes_per_cycle": 64,
+                         "holds": ["activation", "weight"]},
+                        {"name": "out", "size_bytes": 1 << 22, "read_bw_bytes_per_cycle": 128,
+                         "holds": ["output"], "ports": ports}],
+           "dram": {"bandwidth_bytes_per_s": 1e12}}
+    acc = accel.build(doc)
+    assert acc.memories[1].ports is accel.Ports(ports)
+    layer = Layer(name="l", kind=LayerKind.LINEAR, m=4096, n=16, k=16 * 32)
+    plan = plan_layer(layer, acc)
+    steps = 32 * 4096                                   # k folds x streamed rows: one psum row written each
+    want = {"bandwidth": steps * 64 / 128 + 31 * 4096 * 64 / 128, "single": steps + 31 * 4096,
+            "dual": steps}[ports]
+    assert plan.sram_port_cycles == want
+    if ports == "single":
+        assert plan.cycles >= steps + 31 * 4096 > plan.compute_cycles     # the port is the bottleneck
+
+
+def test_port_model_key_is_checked():
+    doc = {"name": "ports", "compute": {"rows": 4, "cols": 4, "dataflow": "ws", "clock_hz": 1e9},
+           "memories": [{"name": "m", "size_bytes": 4096, "read_bw_bytes_per_cycle": 8,
+                         "holds": ["activation", "weight", "output"], "ports": "triple"}],
+           "dram": {"bandwidth_bytes_per_s": 1e9}}
+    with pytest.raises(accel.AccelConfigError, match=r"memories\[0\]\.ports: expected one of bandwidth, single, dual"):
+        accel.build(doc)

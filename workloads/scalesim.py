@@ -17,7 +17,11 @@ Export rules (the GEMM each row stands for is always the layer's own):
 * a layer with ``groups > 1`` becomes one row per group (``name.g0``, ``name.g1``, ...), since
   SCALE-Sim has no groups; names containing ``DP`` are rewritten so SCALE-Sim does not split them again.
 
-Import keeps the GEMM shape of every row; a ``DP`` row becomes one grouped layer. A row named as
+Import keeps the GEMM shape of every row; a ``DP`` row becomes one grouped layer. A conv row's IFMAP
+includes its padding, which the format does not state: import takes PyTorch's ``(F - 1) // 2`` per
+side (what every conv of the traced zoo uses), so that the padding is made on chip and a traced model
+and its exported topology give one answer (a stride-2 3x3 conv of a 56x56 map, written as 57x57, reads
+56x56 either way). A file whose convs pad otherwise is read with that assumption. A row named as
 the tracer names a GEMM of two activations (``....qk``, ``....av``, ``....bmm``, ``....matmul``,
 optionally followed by ``#2`` and a group suffix ``.g0``) comes back weightless, so a sparsity
 pattern leaves it dense, as it does in the traced workload.
@@ -93,6 +97,16 @@ def _int(cell: str, path, line: int, column: str) -> int:
     return v
 
 
+def _unpad(padded: int, kernel: int, stride: int):
+    """(padding per side, input size) of a padded IFMAP dimension, taking PyTorch's ``(kernel - 1) // 2``
+    padding (none for a window as wide as the map, as a GEMM row is written): the largest input whose
+    padded map gives the same outputs and whose last window ends in it or in its padding (a stride-2 3x3 conv's 57 -> 56 and padding 1, as the traced 56x56 map with
+    padding 1 is written)."""
+    pad = (kernel - 1) // 2 if kernel < padded else 0     # a window over the whole row (a GEMM row): none
+    size = padded - 2 * pad + min(stride - 1, pad)
+    return (pad, size) if size >= 1 else (0, padded)
+
+
 def from_csv(path):
     from .workload import Workload
     path = Path(path)
@@ -140,8 +154,9 @@ def from_csv(path):
             oh, ow = math.ceil((ih - fh + st) / st), math.ceil((iw - fw + st) / st)
             groups = ch if "DP" in name else 1
             cin_g = 1 if groups > 1 else ch
+            (ph, h), (pw, w) = _unpad(ih, fh, st), _unpad(iw, fw, st)
             conv = ConvGeometry(in_channels=ch, out_channels=nf * groups, kernel=(fh, fw), stride=(st, st),
-                                padding=(0, 0), dilation=(1, 1), groups=groups, input_size=(ih, iw),
+                                padding=(ph, pw), dilation=(1, 1), groups=groups, input_size=(h, w),
                                 output_size=(oh, ow))
             layer = Layer(name=name, kind=LayerKind.CONV2D, m=oh * ow, n=nf, k=fh * fw * cin_g, groups=groups,
                           op="scalesim.conv", conv=conv, weight_name=f"{name}.weight",
