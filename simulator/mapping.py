@@ -319,6 +319,8 @@ def _level_useful(order, operand, level, cm, cn, ck):
         return True
     if level == 1 and _whole(order, operand, 0, cm, cn, ck):
         return True      # the mapping's tile is all of it: a level above 0 holds it once (:func:`_held`)
+    if level == 1 and _stationary(order, cm, cn, ck) == (3 if operand == 2 else operand):
+        return True      # the stationary tile is held at level 0 only (:func:`_held`): level 1 differs
     d = _LOOPS[order, 3 - level]
     return _INDEXES[operand, d] and _count(d, cm, cn, ck) > 1
 

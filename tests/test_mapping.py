@@ -242,10 +242,12 @@ def _check_properties(shape, d):
 def _no_worse(base, grown, what):
     assert grown.cycles <= base.cycles, what
     # (streamed memories: or for fewer bytes of resident-tile reloads exposed to the array, or for
-    # overlap: a layer run single buffered in the whole memory, double buffered in the grown design)
+    # overlap: a layer run single buffered in the whole memory, double buffered in the grown design;
+    # or for another mode: with more bandwidth a 2:4 layer can run faster dense, as its metadata no
+    # longer pays for the MACs it skips, and dense moves more weight bytes)
     if (grown.compute_cycles >= base.compute_cycles and grown.sram_port_cycles >= base.sram_port_cycles
             and grown.extra.get("reload_bytes", 0.0) >= base.extra.get("reload_bytes", 0.0)
-            and not (grown.double_buffered and not base.double_buffered)):
+            and not (grown.double_buffered and not base.double_buffered) and grown.mode == base.mode):
         assert grown.dram_bytes <= base.dram_bytes * (1 + 1e-9), what
     else:
         TRADES.append((base.dram_bytes, grown.dram_bytes))
