@@ -188,8 +188,12 @@ class Session:
                               f"{'TPOT' if self.objective == 'tpot' else 'energy per token'} on {self.accel.name} "
                               f"at batch {self.batch})")
 
-    def sim(self, m) -> dict:
-        return simulate_pruned(m, self.accel, batch=self.batch, prompt=self.prompt, generate=self.generate)
+    def sim(self, m, outcome=None) -> dict:
+        """Simulate ``m``; ``outcome``: its :class:`search.llm.model.PruneOutcome` (weight bits and masks
+        of quantized layers)."""
+        return simulate_pruned(m, self.accel, batch=self.batch, prompt=self.prompt, generate=self.generate,
+                               weight_bits=outcome.bits if outcome else None,
+                               masks=outcome.masks if outcome else None)
 
     def load(self):
         import torch
@@ -235,8 +239,8 @@ class Session:
         kw = {} if ladder is None else {"ladder": ladder}
         key, scale = self.key, self.scale
 
-        def sim_in_table_units(m):
-            s = dict(self.sim(m))
+        def sim_in_table_units(m, outcome):
+            s = dict(self.sim(m, outcome))
             s["_real"] = dict(s)
             s[key] = s[key] * scale
             return s
@@ -261,6 +265,7 @@ class Session:
             "ratio": {"tpot": b["tpot_s"] / d["tpot_s"],
                       "energy_per_token": b["energy_per_token_pj"] / d["energy_per_token_pj"]},
             "patterns": self.costs.patterns(best.assignment),
+            "weight_bits": self.costs.weight_bits(best.assignment),
             "sparsity": sparsity_of(pruned),
             "candidates": [{"budget_fraction": c.budget_fraction, "proxy_nats": c.proxy,
                             "validation_perplexity": c.validation_ppl, "within_budget": c.within_budget,
@@ -291,33 +296,62 @@ def prune_llm(model: str, method: str, accel, objective: str = "tpot", budget: f
     s.seconds["allocation"] = time.perf_counter() - t1 - s.seconds.get("sensitivity", 0.0)
     report = s.report(budget, best, pruned, cands)
     report["seconds"]["total"] = time.perf_counter() - t0
-    return report, pruned, s.tokenizer, _masks(pruned, s.layers)
+    return report, pruned, s.tokenizer, _masks(pruned, s.layers, best.outcome)
 
 
-def _masks(model, layers) -> dict:
-    return {l.name: (l.weight_oi() != 0) for l in layers}
+def _masks(model, layers, outcome=None) -> dict:
+    """Every prunable layer's mask: the pruning mask where the layer was pruned (a quantized layer's
+    kept weight may round to zero), else its nonzeros."""
+    got = outcome.masks if outcome is not None else {}
+    return {l.name: got[l.name] if l.name in got else (l.weight_oi() != 0) for l in layers}
 
 
 # ------------------------------------------------------------------------------------------ saving
 def recipe_yaml(report: dict) -> str:
-    """An llmcompressor-style recipe: one modifier group per pattern, each targeting its layers by an
-    anchored regex. ``N:M`` -> ``mask_structure: "N:M"``, ``sparsity: 1 - N/M``; ``unstructured:D``
-    -> ``mask_structure: "0:0"``, ``sparsity: 1 - D``; dense layers are in no group."""
-    from workloads import NM, parse_pattern
+    """An llmcompressor recipe (the form ``llmcompressor.recipe.Recipe.create_instance`` parses; see
+    ``benchmarks/bench_llmcompressor.py``).
+
+    ``sparsity_stage``: one modifier group per sparsity pattern, each targeting its layers by an
+    anchored regex; ``N:M`` -> ``mask_structure: "N:M"``, ``sparsity: 1 - N/M``; ``unstructured:D`` ->
+    ``mask_structure: "0:0"``, ``sparsity: 1 - D``; dense layers are in no group.
+    ``quantization_stage`` (only when some layer is stored below 16 bits): a ``QuantizationModifier``
+    with one config group per bit width, weight-only symmetric integers with one scale per group of
+    :data:`search.llm.pruners.QUANT_GROUP` inputs (W8A16 / W4A16 in llmcompressor's terms)."""
+    from workloads import NM
+    from .pruners import QUANT_GROUP, parse_candidate
     modifier = {"wanda": "WandaPruningModifier", "sparsegpt": "SparseGPTModifier"}[report["method"]]
     groups: dict[str, list[str]] = {}
-    for layer, pat in report["patterns"].items():
-        if pat != "dense":
-            groups.setdefault(pat, []).append(layer)
-    lines = ["# per-layer sparsity chosen by sparsim prune (hardware-aware allocation); see docs/llm-pruning.md",
-             "sparsity_stage:"]
+    qgroups: dict[int, list[str]] = {}
+    for layer, cand in report["patterns"].items():
+        p, bits = parse_candidate(cand)
+        if p.density < 1.0:
+            groups.setdefault(str(p), []).append(layer)
+        if bits < 16:
+            qgroups.setdefault(bits, []).append(layer)
+
+    def target(l):
+        return f"        - \"re:^{l.replace('.', '[.]')}$\""
+    lines = ["# per-layer sparsity (and weight bits) chosen by sparsim prune (hardware-aware allocation); "
+             "see docs/llm-pruning.md"]
+    if groups:
+        lines.append("sparsity_stage:")
     for i, (pat, layers) in enumerate(sorted(groups.items())):
-        p = parse_pattern(pat)
+        p, _ = parse_candidate(pat)
         structure = f"{p.n}:{p.m}" if isinstance(p, NM) else "0:0"
-        sparsity = 1.0 - p.density
-        lines += [f"  group_{i}_modifiers:", f"    {modifier}:", f"      sparsity: {sparsity:.6g}",
+        lines += [f"  group_{i}_modifiers:", f"    {modifier}:", f"      sparsity: {1.0 - p.density:.6g}",
                   f"      mask_structure: \"{structure}\"", "      targets:"]
-        lines += [f"        - \"re:^{l.replace('.', '[.]')}$\"" for l in layers]
+        lines += [target(l) for l in layers]
+    if qgroups:
+        lines += ["quantization_stage:", "  quantization_modifiers:", "    QuantizationModifier:",
+                  "      config_groups:"]
+        for bits, layers in sorted(qgroups.items()):
+            lines += [f"        w{bits}:", "          targets:"]
+            lines += ["    " + target(l) for l in layers]
+            lines += ["          weights:", f"            num_bits: {bits}", "            type: int",
+                      "            symmetric: true", "            strategy: group",
+                      f"            group_size: {QUANT_GROUP}"]
+    if len(lines) == 1:
+        lines.append("{}")
     return "\n".join(lines) + "\n"
 
 
