@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,10 +91,23 @@ class _Resume:
 
 
 def sensitivity_table(model, layers: list[PrunableLayer], costs: DecodeCosts, method: str, calib: np.ndarray,
-                      sens_windows: np.ndarray, progress: bool = False) -> np.ndarray:
-    """``(L, C)`` loss rise (nats) of pruning one layer to one candidate; dense and disallowed: 0 / nan."""
+                      sens_windows: np.ndarray, progress: bool = False, stages=None) -> np.ndarray:
+    """``(L, C)`` loss rise (nats) of pruning one layer to one candidate; dense and disallowed: 0 / nan.
+    ``stages``: a :class:`search.llm.run.Stages` the calibration and the pairs are timed into."""
+    stages = stages or _no_stages
+    with stages("calibration statistics"):
+        stats = collect(model, layers, calib, hessian=method == "sparsegpt") if method != "magnitude" else {}
+    with stages("sensitivity pairs"):
+        return _pairs(model, layers, costs, method, stats, sens_windows, progress)
+
+
+@contextmanager
+def _no_stages(name):
+    yield
+
+
+def _pairs(model, layers, costs, method, stats, sens_windows, progress) -> np.ndarray:
     from tqdm.auto import tqdm
-    stats = collect(model, layers, calib, hessian=method == "sparsegpt") if method != "magnitude" else {}
     run = _Resume(model, sens_windows)
     base = run.loss(0)
     start = {l.name: run.block_of(l.block) for l in layers}
@@ -139,7 +153,7 @@ def knapsack(costs: DecodeCosts, sens: np.ndarray, objective: str, budget_abs: f
 
 def allocate(model, layers, costs: DecodeCosts, sens: np.ndarray, method: str, objective: str, budget_abs: float,
              calib: np.ndarray, val: np.ndarray, simulate, ladder=(1.0, 0.99, 0.98, 0.96, 0.93),
-             progress: bool = False):
+             progress: bool = False, stages=None):
     """Solve, prune and measure the candidates (see the module docstring). ``simulate(model, outcome)``
     returns the pruned model's ``{"tpot_s", "energy_per_token_pj"}`` on its real masks (``outcome``:
     the :class:`search.llm.model.PruneOutcome`, with the weight bits and masks).
@@ -159,13 +173,16 @@ def allocate(model, layers, costs: DecodeCosts, sens: np.ndarray, method: str, o
             continue
         seen.add(tuple(a))
         cands.append(Candidate(a, f, float(np.nansum(sens[np.arange(len(a)), a])), costs.total(a, objective)))
+    stages = stages or _no_stages
     best, best_model = None, None
     for cand in cands:
         m = copy.deepcopy(model)
-        cand.outcome = prune_model(m, costs.patterns(cand.assignment), method, calib, progress=progress)
+        with stages("candidate pruning"):
+            cand.outcome = prune_model(m, costs.patterns(cand.assignment), method, calib, progress=progress)
         cand.simulated = simulate(m, cand.outcome)
         cand.within_budget = cand.simulated[key] <= budget_abs * (1 + 1e-12)
-        cand.validation_ppl = perplexity(m, val)
+        with stages("validation perplexity"):
+            cand.validation_ppl = perplexity(m, val)
         if cand.within_budget and (best is None or cand.validation_ppl < best.validation_ppl):
             best, best_model = cand, m
     if best is None:
