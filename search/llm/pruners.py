@@ -137,15 +137,17 @@ def score_mask(scores: torch.Tensor, pattern: SparsityPattern, per_row: bool) ->
     return keep_top(scores, pattern.density, per_row)
 
 
-def magnitude(W: torch.Tensor, pattern: SparsityPattern):
-    mask = score_mask(W.abs(), pattern, per_row=False)
+def magnitude(W: torch.Tensor, pattern: SparsityPattern, per_row: bool = False):
+    """``per_row``: unstructured compares within each output row instead of the whole layer."""
+    mask = score_mask(W.abs(), pattern, per_row=per_row)
     return W * mask, mask
 
 
-def wanda(W: torch.Tensor, pattern: SparsityPattern, sq_norm: torch.Tensor):
-    """``sq_norm``: sum over calibration tokens of each input feature squared, shape ``(in,)``."""
+def wanda(W: torch.Tensor, pattern: SparsityPattern, sq_norm: torch.Tensor, per_row: bool = True):
+    """``sq_norm``: sum over calibration tokens of each input feature squared, shape ``(in,)``.
+    ``per_row``: unstructured compares within each output row (the paper's choice), else over the layer."""
     scores = W.abs() * torch.sqrt(sq_norm.to(W.dtype)).reshape(1, -1)
-    mask = score_mask(scores, pattern, per_row=True)
+    mask = score_mask(scores, pattern, per_row=per_row)
     return W * mask, mask
 
 
