@@ -228,31 +228,6 @@ def test_cli_digits_refuse_llm_flags(capsys):
     assert "--method applies to language models" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_cli_end_to_end_saved_folder_matches_report(tmp_path, capsys):
-    from transformers import AutoModelForCausalLM
-    from search.llm.costs import simulate_pruned
-    import accel
-    out, rep = tmp_path / "pruned", tmp_path / "r.json"
-    assert main(BASE + ["--method", "sparsegpt", "--budget", "0.8", "--calib-tokens", "512", "--eval-tokens",
-                        "1024", "--candidates", "dense,2:4,1:4", "--out", str(out), "--report", str(rep)]) == 0
-    r = json.loads(rep.read_text())
-    assert r["pruned"]["tpot_s"] <= 0.8 * r["dense"]["tpot_s"]
-    assert set(r["patterns"].values()) <= {"dense", "2:4", "1:4"} and len(r["candidates"]) >= 1
-    m = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
-    lm = code_lm.load(code_lm.TINY)
-    assert code_lm.perplexity(m, lm.windows("test", 1024)) == pytest.approx(r["pruned"]["test_perplexity"], rel=1e-6)
-    for l in prunable_layers(m):
-        assert float((l.module.weight == 0).float().mean()) == pytest.approx(r["sparsity"][l.name])
-    sim = simulate_pruned(m, accel.load("vegeta-flex"), batch=1, prompt=512, generate=128)
-    assert sim["tpot_s"] == r["pruned"]["tpot_s"]
-    assert sim["energy_per_token_pj"] == r["pruned"]["energy_per_token_pj"]
-    from safetensors.torch import load_file
-    masks = load_file(str(out / "masks.safetensors"))
-    assert set(masks) == {f"{l.name}.weight" for l in prunable_layers(m)}
-    assert "SparseGPTModifier" in (out / "recipe.yaml").read_text() or all(p == "dense" for p in r["patterns"].values())
-
-
 def test_collect_stops_early_with_the_same_statistics(tiny):
     """collect() ends each forward once its layers have their inputs; the statistics equal a full forward's."""
     calib = tiny.windows("train", 256)
@@ -374,7 +349,9 @@ def test_recipe_has_sparsity_groups_and_a_quantization_stage():
 @pytest.mark.slow
 def test_cli_hf_folder_end_to_end(tiny, tmp_path):
     """sparsim prune --model hf:<folder> on a real local checkpoint (code_lm_tiny saved with save_pretrained),
-    with weight-bit candidates: the saved folder's perplexity, sparsity and re-simulated TPOT equal the report."""
+    with weight-bit candidates: the saved folder loads with AutoModelForCausalLM; its perplexity, sparsity
+    and re-simulated TPOT and energy (its masks.safetensors and the report's bits) equal the report. (The
+    same run on --model code_lm_tiny is the slow block of docs/llm-pruning.md.)"""
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
@@ -385,18 +362,23 @@ def test_cli_hf_folder_end_to_end(tiny, tmp_path):
     tiny.tokenizer.save_pretrained(ckpt)
     out, rep = tmp_path / "pruned", tmp_path / "r.json"
     assert main(["prune", "--model", f"hf:{ckpt}", "--method", "sparsegpt", "--accel", "vegeta-cpu-l2",
-                 "--budget", "0.6", "--candidates", "dense,2:4,int8,2:4+int4", "--calib-tokens", "256",
+                 "--budget", "0.75", "--candidates", "dense,2:4,int8,2:4+int4", "--calib-tokens", "256",
                  "--eval-tokens", "512", "--out", str(out), "--report", str(rep)]) == 0
     r = json.loads(rep.read_text())
-    assert r["model"] == f"hf:{ckpt}" and r["pruned"]["tpot_s"] <= 0.6 * r["dense"]["tpot_s"]
-    assert any(b < 16 for b in r["weight_bits"].values())                  # 0.6 needs bits on this preset
+    assert r["model"] == f"hf:{ckpt}" and r["pruned"]["tpot_s"] <= 0.75 * r["dense"]["tpot_s"]
+    assert any(b < 16 for b in r["weight_bits"].values())                  # 0.75 needs bits here (uniform 2:4: 0.83, int8: 0.80)
     m = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     from search.llm.run import lm_source
     src = lm_source(f"hf:{ckpt}")
     _, _, tokens, _ = src.load(False)
     test = code_lm.eval_windows(tokens["test"], src.seq_len, 512)
     assert code_lm.perplexity(m, test) == pytest.approx(r["pruned"]["test_perplexity"], rel=1e-6)
+    for l in prunable_layers(m):
+        assert float((l.module.weight == 0).float().mean()) == pytest.approx(r["sparsity"][l.name])
     masks = {k[:-len(".weight")]: v.bool() for k, v in load_file(str(out / "masks.safetensors")).items()}
+    assert set(masks) == {l.name for l in prunable_layers(m)}
     sim = simulate_pruned(m, accel.load("vegeta-cpu-l2"), weight_bits=r["weight_bits"], masks=masks)
     assert sim["tpot_s"] == r["pruned"]["tpot_s"]
-    assert "QuantizationModifier" in (out / "recipe.yaml").read_text()
+    assert sim["energy_per_token_pj"] == r["pruned"]["energy_per_token_pj"]
+    recipe = (out / "recipe.yaml").read_text()
+    assert "SparseGPTModifier" in recipe and "QuantizationModifier" in recipe
