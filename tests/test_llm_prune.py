@@ -211,6 +211,8 @@ BASE = ["prune", "--model", "code_lm_tiny", "--accel", "vegeta-flex", "--method"
     (["--budget", "0.7", "--model", "hf:NOWHERE"], "--model hf:NOWHERE: no such folder"),
     (["--budget", "0.7", "--model", "hf:llama-3.2-1b"], "a built-in shape with seeded random weights"),
     (["--budget", "0.7", "--prompt", "0"], "--prompt 0: expected a positive integer"),
+    (["--budget", "0.7", "--threads", "0"], "--threads 0: expected a positive integer"),
+    (["--budget", "0.7", "--candidates", "dense,2:4+int3"], "--candidates 2:4+int3: weight bits must be int8 or int4"),
 ])
 def test_cli_refuses_before_any_training(extra, msg, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SPARSIM_CACHE", str(tmp_path / "cache"))
