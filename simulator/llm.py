@@ -35,15 +35,24 @@ Per output token: energy and DRAM bytes of the decode phase divided by ``B x G``
 ``B / mean TPOT`` (decode throughput). The decode **bound** is ``compute`` when the array's cycles
 exceed the DRAM time over the whole decode, else ``weights`` or ``KV``, whichever moves more bytes.
 
+The K/V projections' outputs, the new cache entries, are written to DRAM at the KV cache's bits
+(:func:`kv_output_columns`), not at the array's activation width.
+
+**On-chip residency** (``on_chip=True``, ``sparsim llm --on-chip``; off by default): what fits of
+the weights, then of the KV cache, stays in the weight buffer from one decode step to the next and
+is not read from DRAM again (policy: :class:`Residency`). Off, every step reads all of them from
+DRAM (the shipped presets' buffers hold under 1 % of a 1B model). It is off by default because it
+couples the layers: a layer's decode cost then depends on which other layers are pinned, and the
+per-layer tables of the searches need rows that do not.
+
 Not modelled (named, not silently zero): non-GEMM work (norms, softmax, rotary embeddings, the
-embedding lookup), weights or KV staying on chip across steps (every step reads them from DRAM:
-the models here are far larger than the buffers), and the KV write at the cache's bits (the
-``k_proj`` / ``v_proj`` outputs are written at the array's activation width).
+embedding lookup).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -138,6 +147,28 @@ def sum_max_affine(p: tuple[float, float], q: tuple[float, float], lo: int, hi: 
     return sum_affine(flat[0], flat[1], lo, cut) + sum_affine(steep[0], steep[1], cut + 1, hi)
 
 
+def sum_max_lines(lines, lo: int, hi: int) -> float:
+    """``sum(max(a + b L for (a, b) in lines) for L in lo..hi)``, exactly: the maximum of lines is
+    convex and piecewise affine; between consecutive crossing points one line is the largest, so
+    the range splits into runs, each an arithmetic series."""
+    if hi < lo:
+        return 0.0
+    cuts = {lo - 1, hi}
+    for i, (a0, a1) in enumerate(lines):
+        for b0, b1 in lines[i + 1:]:
+            if a1 != b1:
+                x = math.floor((b0 - a0) / (a1 - b1))
+                if lo <= x < hi:
+                    cuts.add(x)
+    total = 0.0
+    edges = sorted(cuts)
+    for a, b in zip(edges, edges[1:]):     # the run L = a+1 .. b
+        mid = (a + 1 + b) / 2.0
+        top = max(lines, key=lambda ln: ln[0] + ln[1] * mid)
+        total += sum_affine(top[0], top[1], a + 1, b)
+    return total
+
+
 # ------------------------------------------------------------------------------------ decode attention
 @dataclass(frozen=True)
 class KvModel:
@@ -151,30 +182,48 @@ class KvModel:
     energy: tuple[float, float]
     bw: float             # DRAM bytes per cycle
     static_pj_per_cycle: float
+    #: KV bytes of this block held on chip across steps (see :class:`Residency`): the first ones
+    #: of the cache, read from the buffer; only the rest, ``max(0, kv(L) - resident)``, streams
+    resident: float = 0.0
+    dram_pj_per_byte: float = 0.0
 
     def time(self) -> tuple[tuple[float, float], tuple[float, float]]:
-        """The two lines whose maximum is the cycles: compute, and DRAM bytes / bandwidth."""
+        """The compute line and the DRAM-time line with nothing of the cache on chip."""
         return self.compute, (self.dram[0] / self.bw, self.dram[1] / self.bw)
+
+    def _streamed(self) -> tuple[float, float]:
+        """``max(0, kv(L) - resident)`` is ``max`` of the line ``(-resident, kv slope)`` and 0."""
+        return (self.kv[0] - self.resident, self.kv[1])
 
     def at(self, kv_len: int) -> Cost:
         """The cost at one KV length."""
-        c, t = self.time()
-        cyc = max(c[0] + c[1] * kv_len, t[0] + t[1] * kv_len)
         f = lambda ab: ab[0] + ab[1] * kv_len  # noqa: E731
-        return Cost(cycles=cyc, compute_cycles=f(self.compute), dram_bytes=f(self.dram), kv_bytes=f(self.kv),
-                    energy_pj=f(self.energy) + self.static_pj_per_cycle * cyc, macs=f(self.macs))
+        kv = max(0.0, f(self._streamed()))
+        dram = self.dram[0] + kv
+        cyc = max(f(self.compute), dram / self.bw)
+        kept = f(self.kv) - kv           # read from the buffer, not from DRAM
+        return Cost(cycles=cyc, compute_cycles=f(self.compute), dram_bytes=dram, kv_bytes=kv,
+                    energy_pj=f(self.energy) - kept * self.dram_pj_per_byte + self.static_pj_per_cycle * cyc,
+                    macs=f(self.macs))
 
     def total(self, lo: int, hi: int) -> Cost:
-        """The cost summed over ``L = lo..hi``, exactly (see :func:`sum_max_affine`)."""
-        c, t = self.time()
-        cyc = sum_max_affine(c, t, lo, hi)
+        """The cost summed over ``L = lo..hi``, exactly (see :func:`sum_max_lines`): the time is the
+        maximum of the compute line, the DRAM time with nothing of the cache streamed (the query
+        and output) and with the streamed part."""
         s = lambda ab: sum_affine(ab[0], ab[1], lo, hi)  # noqa: E731
-        return Cost(cycles=cyc, compute_cycles=s(self.compute), dram_bytes=s(self.dram), kv_bytes=s(self.kv),
-                    energy_pj=s(self.energy) + self.static_pj_per_cycle * cyc, macs=s(self.macs))
+        st = self._streamed()
+        kv = sum_max_affine((0.0, 0.0), st, lo, hi)
+        q0 = self.dram[0] / self.bw
+        cyc = sum_max_lines([self.compute, (q0, 0.0), (q0 + st[0] / self.bw, st[1] / self.bw)], lo, hi)
+        kept = s(self.kv) - kv
+        return Cost(cycles=cyc, compute_cycles=s(self.compute), dram_bytes=self.dram[0] * (hi - lo + 1) + kv,
+                    kv_bytes=kv, energy_pj=s(self.energy) - kept * self.dram_pj_per_byte
+                    + self.static_pj_per_cycle * cyc, macs=s(self.macs))
 
 
-def kv_model(model: LlmModel, acc: Accelerator, batch: int) -> KvModel:
-    """The decode-attention model of one block of ``model`` at ``batch`` on ``acc`` (module docstring)."""
+def kv_model(model: LlmModel, acc: Accelerator, batch: int, resident: float = 0.0) -> KvModel:
+    """The decode-attention model of one block of ``model`` at ``batch`` on ``acc`` (module
+    docstring); ``resident``: the block's KV bytes held on chip (:class:`Residency`)."""
     s = model.shape
     comp = acc.compute
     r, c = comp.rows, comp.cols
@@ -204,15 +253,44 @@ def kv_model(model: LlmModel, acc: Accelerator, batch: int) -> KvModel:
     energy = (q_pj + qo * dram_pj, macs[1] * mac_pj + kv[1] * (kv_sram_pj + dram_pj))
     static = e.static_power_w / comp.clock_hz * 1e12
     return KvModel(compute=compute, dram=dram, kv=kv, macs=macs, energy=energy, bw=acc.dram_bytes_per_cycle,
-                   static_pj_per_cycle=static)
+                   static_pj_per_cycle=static, resident=float(resident), dram_pj_per_byte=dram_pj)
 
 
 # ------------------------------------------------------------------------------------ weight layers
-class _Rows:
-    """Engine rows of layers, cached by (layer object, m, phase) for one accelerator."""
+@dataclass(frozen=True)
+class Residency:
+    """What stays in the on-chip buffer from one decode step to the next.
 
-    def __init__(self, acc: Accelerator, model: LlmModel):
-        self.acc, self.model = acc, model
+    Policy: the buffer that holds the weights (and the KV cache, the right operand of decode
+    attention) keeps ``capacity_bytes`` of data across steps: its ``usable_bytes``, i.e. half of a
+    double-buffered memory, the other half being left to the tiles of what still streams (the whole
+    of a single-buffered one). The prefill reads every weight and writes the prompt's cache, so
+    the buffer is filled then. **Weights first**: the blocks' non-expert weight layers, in the
+    model's order, then the LM head, are pinned whole until the next one no longer fits, which
+    is pinned in part (a traced layer stands for all its blocks: a fraction of their bytes);
+    experts are not pinned (each step uses another subset). **Then the KV cache**, with what is
+    left, shared equally by the blocks: each block keeps the first ``kv_bytes / layers`` bytes of
+    its cache. A pinned byte is read from the buffer at every step instead of DRAM; new K/V
+    entries are still written through to DRAM. Weights come first because they are read at every
+    step and never move; the cache grows, so once it no longer fits its excess streams while the
+    weights stay.
+
+    ``pinned``: weight layer name -> the fraction of its bytes (over all its blocks) kept on chip."""
+
+    capacity_bytes: float
+    weight_bytes: float
+    kv_bytes: float
+    pinned: Mapping[str, float]
+
+
+class _Rows:
+    """Engine rows of layers, cached by (layer object, m, phase) for one accelerator; with
+    ``on_chip``, decode rows with the pinned part of their weights read from the buffer."""
+
+    def __init__(self, acc: Accelerator, model: LlmModel, on_chip: bool = False):
+        self.acc, self.model, self.on_chip = acc, model, on_chip
+        self.res: dict = {}
+        self.pinned_costs: dict = {}
         self.cache: dict = {}
         self.unfit: dict = {}        # names of the layers whose mapping did not fit, in order
         # the model's own layer objects: their mask statistics are computed once and shared
@@ -220,13 +298,17 @@ class _Rows:
         hw = acc.compute.sparse
         self.act = getattr(hw, "activation", None)
         self.act = getattr(self.act, "value", self.act) or "none"
+        self.kv_cols = {l.name: kv_output_columns(l, model.shape) for l in model.weight_layers()}
 
     def cost(self, layer: Layer, m: int, phase: Phase) -> tuple[Cost, dict]:
         key = (layer.name, int(m), phase)     # names are unique within a model
         got = self.cache.get(key)
         if got is None:
             src = self.templates.get(layer.name, layer)
-            ph = src.replace(m=int(m), phase=phase)
+            # the engine's plan depends on the phase only for convolutions and weight gradients: a
+            # prefill GEMM and a decode GEMM of the same rows are one problem, so they share one
+            # mapping search (the LM head runs B rows in both phases)
+            ph = src.replace(m=int(m), phase=Phase.DECODE)
             _share_stats(src, ph)
             density = 1.0
             if phase is Phase.DECODE and layer.kind is LayerKind.LINEAR and self.act != "none":
@@ -245,12 +327,94 @@ class _Rows:
                 row = {**row, "energy_mac_pj": row["energy_mac_pj"] - saved, "energy_pj": row["energy_pj"] - saved}
             is_kv = layer.kind is LayerKind.ATTENTION
             w = row["dram_weight_bytes"]
-            got = (Cost(cycles=float(row["cycles"]), compute_cycles=float(row["compute_cycles"]),
+            cost = Cost(cycles=float(row["cycles"]), compute_cycles=float(row["compute_cycles"]),
                         dram_bytes=float(row["dram_bytes"]), weight_bytes=0.0 if is_kv else float(w),
                         kv_bytes=float(w) if is_kv else 0.0, energy_pj=float(row["energy_pj"]),
-                        macs=float(row["macs"])), row)
+                        macs=float(row["macs"]))
+            n_kv = self.kv_cols.get(layer.name, 0)
+            if n_kv:
+                _write_kv_at_kv_bits(cost, int(m) * n_kv, self.acc, self.model.kv.bytes_per_value)
+            got = (cost, row)
             self.cache[key] = got
         return got
+
+
+    def residency(self, batch: int) -> Residency:
+        """The on-chip residency of a decode step at ``batch`` (:class:`Residency`)."""
+        got = self.res.get(batch)
+        if got is None:
+            model = self.model
+            cap = float(self.acc.memory_for(Operand.WEIGHT).usable_bytes) if self.on_chip else 0.0
+            left, pinned = cap, {}
+            head = {l.name for l in model.head}
+            for l in model.weight_layers():
+                if l.name in model.experts or left <= 0:
+                    continue
+                w = self.cost(l, batch, Phase.DECODE)[0].weight_bytes * (1.0 if l.name in head else model.scale)
+                if w > 0:
+                    f = min(1.0, left / w)
+                    pinned[l.name] = f
+                    left = max(0.0, left - f * w)
+            got = self.res[batch] = Residency(capacity_bytes=cap, weight_bytes=cap - left, kv_bytes=left,
+                                              pinned=pinned)
+        return got
+
+    def decode(self, layer: Layer, batch: int) -> Cost:
+        """A non-expert weight layer's decode step at ``batch`` with its pinned weights on chip: its
+        DRAM weight bytes (and their DRAM energy) shrink by the pinned fraction; a layer bound by its
+        DRAM traffic loses their time, never below its compute."""
+        key = (layer.name, batch)
+        got = self.pinned_costs.get(key)
+        if got is None:
+            raw = self.cost(layer, batch, Phase.DECODE)[0]
+            f = self.residency(batch).pinned.get(layer.name, 0.0)
+            got = raw
+            if f > 0:
+                kept = f * raw.weight_bytes
+                got = Cost().add(raw)
+                got.dram_bytes -= kept
+                got.weight_bytes -= kept
+                got.energy_pj -= kept * self.acc.dram.energy_pj_per_byte
+                if got.cycles > got.compute_cycles:
+                    got.cycles = max(got.compute_cycles, got.cycles - kept / self.acc.dram_bytes_per_cycle)
+            self.pinned_costs[key] = got
+        return got
+
+    def kv_resident(self, batch: int) -> float:
+        """KV bytes each block keeps on chip at ``batch``."""
+        return self.residency(batch).kv_bytes / self.model.shape.layers
+
+
+def kv_output_columns(layer: Layer, shape) -> int:
+    """How many of ``layer``'s output columns are new K and V entries of the cache: all of a
+    ``k_proj`` / ``v_proj``, the K and V part of a fused QKV projection (GPT-2's ``c_attn``,
+    ``qkv_proj``), none of any other layer."""
+    name = layer.name.rsplit(".", 1)[-1]
+    kv = shape.kv_heads * shape.head_dim
+    if name in ("k_proj", "v_proj") and layer.n == kv:
+        return kv
+    if name in ("c_attn", "qkv_proj", "query_key_value") and layer.n == (shape.heads + 2 * shape.kv_heads) * shape.head_dim:
+        return 2 * kv
+    return 0
+
+
+def _write_kv_at_kv_bits(cost: Cost, values: int, acc: Accelerator, kv_bytes: float) -> None:
+    """The K/V projection's ``values`` new cache entries leave for DRAM at the KV cache's bits, not
+    at the array's activation width (the engine writes every output at the latter): change the
+    DRAM bytes and their energy by the difference, count the write as KV traffic, and the time:
+    a layer bound by its DRAM traffic (``cycles > compute_cycles``) gains or loses those bytes'
+    time, never below its compute; a compute-bound one only if the new traffic no longer hides
+    under its compute."""
+    a_b = acc.compute.activation_bits / 8
+    delta = values * (kv_bytes - a_b)            # > 0 when the cache is wider than the activations
+    bw = acc.dram_bytes_per_cycle
+    cost.dram_bytes += delta
+    cost.kv_bytes += values * kv_bytes
+    cost.energy_pj += delta * acc.dram.energy_pj_per_byte
+    if cost.cycles > cost.compute_cycles:
+        cost.cycles = max(cost.compute_cycles, cost.cycles + delta / bw)
+    else:
+        cost.cycles = max(cost.cycles, cost.dram_bytes / bw)
 
 
 def _share_stats(template: Layer, new: Layer) -> None:
@@ -299,12 +463,13 @@ def _detail(phase: Phase, layer: Layer, cost: Cost, times: float, mode: str) -> 
 
 
 def decode_step_cost(model: LlmModel, acc: Accelerator, batch: int, kv_len: int, step: int = 0,
-                     rows: _Rows | None = None, detail: list | None = None) -> Cost:
+                     rows: _Rows | None = None, detail: list | None = None, on_chip: bool = False) -> Cost:
     """One decode step at KV length ``kv_len`` (``step``: 0-based, picks the MoE routing): the
-    reference the aggregate of :func:`decode_cost` is tested against."""
-    rows = rows or _Rows(acc, model)
+    reference the aggregate of :func:`decode_cost` is tested against. ``on_chip``: keep what fits
+    of the weights and the cache in the buffer across steps (:class:`Residency`)."""
+    rows = rows or _Rows(acc, model, on_chip)
     wl = model.decode_step(batch, kv_len, step)
-    km = kv_model(model, acc, batch)
+    km = kv_model(model, acc, batch, rows.kv_resident(batch))
     head = {l.name for l in model.head}
     total = Cost()
     for l in wl.layers:
@@ -317,6 +482,8 @@ def decode_step_cost(model: LlmModel, acc: Accelerator, batch: int, kv_len: int,
                     detail.append(_detail(Phase.DECODE, l.replace(name=l.name[:-3] + ".kv"), cost, times, "kv"))
             continue
         cost, row = rows.cost(l, l.m, Phase.DECODE)
+        if l.name not in model.experts:
+            cost = rows.decode(l, batch)
         total.add(cost, times)
         if detail is not None:
             detail.append(_detail(Phase.DECODE, l, cost, times, row.get("mode", "-")))
@@ -324,21 +491,21 @@ def decode_step_cost(model: LlmModel, acc: Accelerator, batch: int, kv_len: int,
 
 
 def decode_cost(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
-                rows: _Rows | None = None) -> Cost:
+                rows: _Rows | None = None, on_chip: bool = False) -> Cost:
     """All ``generate`` decode steps after a ``prompt``-token prefill, aggregated exactly: the
     weight layers of one step times the steps (experts: per step's routing), plus the attention
-    summed over ``L = prompt+1 .. prompt+generate`` in closed form."""
-    rows = rows or _Rows(acc, model)
+    summed over ``L = prompt+1 .. prompt+generate`` in closed form (with the cache's resident
+    part, :class:`Residency`, a maximum of three lines)."""
+    rows = rows or _Rows(acc, model, on_chip)
     total = Cost()
     head = {l.name for l in model.head}
     for l in model.weight_layers():
         if l.name in model.experts:
             continue
-        cost, _ = rows.cost(l, batch, Phase.DECODE)
-        total.add(cost, generate * (1.0 if l.name in head else model.scale))
+        total.add(rows.decode(l, batch), generate * (1.0 if l.name in head else model.scale))
     if model.experts:
         total.add(_expert_steps(model, rows, batch, generate))
-    attn = kv_model(model, acc, batch).total(prompt + 1, prompt + generate)
+    attn = kv_model(model, acc, batch, rows.kv_resident(batch)).total(prompt + 1, prompt + generate)
     return total.add(attn, len(model.blocks) * model.scale)
 
 
@@ -363,15 +530,97 @@ def _expert_steps(model: LlmModel, rows: _Rows, batch: int, generate: int) -> Co
     return total
 
 
+@dataclass(frozen=True)
+class ExpertLoad:
+    """How a routing spreads tokens over the experts of a MoE model, and what that costs (see
+    :func:`expert_load`). Per decode step (means over the ``generate`` steps, summed over the
+    model's MoE blocks, traced blocks scaled), and for the prefill:
+
+    * ``distinct``: experts that receive at least one token, per MoE block (mean over blocks);
+    * ``max_tokens``: tokens of the most-loaded expert, per MoE block (mean over blocks);
+    * ``weight_bytes``: the experts' weight bytes read from DRAM (each distinct expert's once);
+    * ``serial_s``: the experts' time on one accelerator, one expert after the other (what the
+      run's TPOT / TTFT contain);
+    * ``parallel_s``: the time when every expert has its own accelerator of this kind (expert
+      parallelism): per block, the slowest expert's time.
+    """
+
+    distinct: float
+    max_tokens: float
+    weight_bytes: float
+    serial_s: float
+    parallel_s: float
+    prefill_distinct: float
+    prefill_max_tokens: float
+    prefill_serial_s: float
+    prefill_parallel_s: float
+
+
+def expert_load(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> ExpertLoad:
+    """The experts' share of a run under ``model``'s routing (:class:`ExpertLoad`).
+
+    A decode step reads each expert's weights once if it receives any token, whatever the count
+    (the fast engine loads a layer's weights once for all its rows), so the experts' weight bytes
+    per step are exactly ``sum over distinct experts of its weight bytes``; a routing that spreads
+    tokens over more experts moves more bytes. ``uniform`` spreads them the most: the expected
+    number of distinct experts, ``sum_e 1 - P(e unpicked)``, is largest when every expert is as
+    likely as every other, so no skewed routing (``zipf:S``, a real router) moves more expert
+    weight bytes on one accelerator. What a skewed routing does cost more is the most-loaded
+    expert: its time bounds a step when experts run in parallel (``parallel_s``)."""
+    if not model.is_moe:
+        raise SimulationError(f"expert_load: model '{model.name}' has no experts")
+    check_run(batch, prompt, generate)
+    rows = _Rows(acc, model)
+    clock = acc.compute.clock_hz
+    acc_dec = {"distinct": 0.0, "max": 0.0, "bytes": 0.0, "serial": 0.0, "parallel": 0.0}
+    acc_pre = {"distinct": 0.0, "max": 0.0, "serial": 0.0, "parallel": 0.0}
+    moe_blocks = 0
+    for bi, block in enumerate(model.blocks):
+        by_expert: dict[int, list[Layer]] = {}
+        for l in block:
+            if l.name in model.experts:
+                by_expert.setdefault(model.experts[l.name], []).append(l)
+        if not by_expert:
+            continue
+        moe_blocks += 1
+
+        def one(counts, phase, out, with_bytes):
+            times = [0.0]
+            for e, layers in by_expert.items():
+                c = int(counts[e])
+                if not c:
+                    continue
+                costs = [rows.cost(l, c, phase)[0] for l in layers]
+                times.append(sum(x.cycles for x in costs))
+                if with_bytes:
+                    out["bytes"] += sum(x.weight_bytes for x in costs) * model.scale
+            out["distinct"] += float(np.count_nonzero(counts))
+            out["max"] += float(counts.max())
+            out["serial"] += sum(times) * model.scale
+            out["parallel"] += max(times) * model.scale
+
+        for s in range(generate):
+            one(model.expert_counts(bi, batch, s), Phase.DECODE, acc_dec, True)
+        one(model.expert_counts(bi, batch * prompt, 0), Phase.PREFILL, acc_pre, False)
+    g = float(generate)
+    return ExpertLoad(distinct=acc_dec["distinct"] / g / moe_blocks, max_tokens=acc_dec["max"] / g / moe_blocks,
+                      weight_bytes=acc_dec["bytes"] / g, serial_s=acc_dec["serial"] / g / clock,
+                      parallel_s=acc_dec["parallel"] / g / clock, prefill_distinct=acc_pre["distinct"] / moe_blocks,
+                      prefill_max_tokens=acc_pre["max"] / moe_blocks, prefill_serial_s=acc_pre["serial"] / clock,
+                      prefill_parallel_s=acc_pre["parallel"] / clock)
+
+
 def run_llm(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
-            detail: bool = False) -> LlmRun:
+            detail: bool = False, on_chip: bool = False) -> LlmRun:
     """Prefill + decode at one batch: TTFT, TPOT (mean, last), tokens/s, energy and DRAM bytes per
-    output token, the bound; ``detail``: per-layer rows of the prefill and of the last decode step."""
+    output token, the bound; ``detail``: per-layer rows of the prefill and of the last decode step;
+    ``on_chip``: what fits of the weights and the KV cache stays in the buffer across decode steps
+    (:class:`Residency`; False: every step reads all of them from DRAM)."""
     if not isinstance(acc, Accelerator):
         raise SimulationError(f"run_llm: expected an accel.Accelerator, got {type(acc).__name__}")
     check_run(batch, prompt, generate)
     _check(Workload(name=model.name, layers=model.blocks[0]), acc, "fast")
-    rows = _Rows(acc, model)
+    rows = _Rows(acc, model, on_chip)
     det: list | None = [] if detail else None
     pre = prefill_cost(model, acc, batch, prompt, rows, det)
     dec = decode_cost(model, acc, batch, prompt, generate, rows)
@@ -391,16 +640,19 @@ def run_llm(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate
                   bound=bound, prefill=pre, decode=dec, last_step=last, layers=det or [], unfit=tuple(rows.unfit))
 
 
-def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> list[dict]:
+def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
+                on_chip: bool = False) -> list[dict]:
     """Per weight layer of the model as it is (its masks and bits): what it adds to the run, as rows
     ``{name, block_scale, decode_s_per_token, decode_energy_j_per_token, decode_dram_bytes_per_token,
     prefill_s, prefill_energy_j}``. Layers are independent in the fast engine, so over every weight
     layer plus :func:`fixed_costs` these sum **exactly** to :func:`run_llm`'s TPOT (mean),
     energy per token, DRAM bytes per token and TTFT (``tests/test_llm.py`` checks it). For a
     (layer x pattern) table, sparsify the model per pattern and take each layer's row.
-    MoE expert layers: their decode cost summed over the steps' routing."""
+    MoE expert layers: their decode cost summed over the steps' routing. ``on_chip``
+    (:class:`Residency`): the sums stay exact, but a layer's row then depends on which other layers
+    are pinned, so rows of differently masked models no longer combine (the searches leave it off)."""
     check_run(batch, prompt, generate)
-    rows = _Rows(acc, model)
+    rows = _Rows(acc, model, on_chip)
     clock = acc.compute.clock_hz
     tokens = batch * generate
     head = {l.name for l in model.head}
@@ -420,7 +672,7 @@ def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, gene
                         dec.add(rows.cost(l, int(c[e]), Phase.DECODE)[0])
                 pre = rows.cost(l, int(pre_counts[e]), Phase.PREFILL)[0] if pre_counts[e] else Cost()
             else:
-                dec.add(rows.cost(l, batch, Phase.DECODE)[0], generate)
+                dec.add(rows.decode(l, batch), generate)
                 pre = rows.cost(l, batch if l.name in head else batch * prompt, Phase.PREFILL)[0]
             out.append({"name": l.name, "block_scale": times,
                         "decode_s_per_token": dec.cycles * times / generate / clock,
@@ -430,14 +682,15 @@ def layer_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, gene
     return out
 
 
-def fixed_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int) -> dict:
+def fixed_costs(model: LlmModel, acc: Accelerator, batch: int, prompt: int, generate: int,
+                on_chip: bool = False) -> dict:
     """What no weight layer's sparsity or bits change: attention (decode: the KV stream over all
     steps; prefill: its two GEMMs per block), in the units of :func:`layer_costs`."""
     check_run(batch, prompt, generate)
-    rows = _Rows(acc, model)
+    rows = _Rows(acc, model, on_chip)
     clock = acc.compute.clock_hz
     tokens = batch * generate
-    dec = kv_model(model, acc, batch).total(prompt + 1, prompt + generate)
+    dec = kv_model(model, acc, batch, rows.kv_resident(batch)).total(prompt + 1, prompt + generate)
     dec_times = len(model.blocks) * model.scale
     pre = Cost()
     for l in model.prefill(batch, prompt).layers:

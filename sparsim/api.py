@@ -107,7 +107,9 @@ def llm_model(spec, blocks: int | None = 1, seed: int = 0, sparsity=None, weight
     return model
 
 
-def run_llm(model, accel_or_name, batch: int, prompt: int, generate: int, detail: bool = False):
-    """Prefill + decode of an :func:`llm_model` at one batch; see :func:`simulator.llm.run_llm`."""
+def run_llm(model, accel_or_name, batch: int, prompt: int, generate: int, detail: bool = False,
+            on_chip: bool = False):
+    """Prefill + decode of an :func:`llm_model` at one batch; see :func:`simulator.llm.run_llm`
+    (``on_chip``: weights, then the KV cache, kept in the buffer across decode steps as they fit)."""
     from simulator.llm import run_llm as _run
-    return _run(model, accelerator(accel_or_name), batch, prompt, generate, detail=detail)
+    return _run(model, accelerator(accel_or_name), batch, prompt, generate, detail=detail, on_chip=on_chip)

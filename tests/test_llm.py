@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 
 import accel  # noqa: E402
 from simulator.llm import (decode_cost, decode_step_cost, fixed_costs, kv_model, layer_costs,  # noqa: E402
-                           prefill_cost, run_llm, sum_max_affine)
+                           prefill_cost, run_llm, sum_max_affine, sum_max_lines)
 from workloads import LayerKind, Phase, WorkloadError  # noqa: E402
 from workloads.hf import build_model, config_from_dict, from_model, load_llm  # noqa: E402
 from workloads.llm import LlmError  # noqa: E402
@@ -97,6 +97,9 @@ def test_sum_max_affine_matches_brute_force(rng):
         hi = lo + int(rng.integers(-2, 60))
         brute = sum(max(p[0] + p[1] * L, q[0] + q[1] * L) for L in range(lo, hi + 1))
         assert sum_max_affine(p, q, lo, hi) == pytest.approx(brute, rel=1e-9, abs=1e-9)
+        lines = [(float(rng.normal() * 50), float(rng.normal())) for _ in range(int(rng.integers(1, 5)))]
+        brute = sum(max(a + b * L for a, b in lines) for L in range(lo, hi + 1))
+        assert sum_max_lines(lines, lo, hi) == pytest.approx(brute, rel=1e-9, abs=1e-9)
 
 
 @pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5", "gpu-a100-2of4"])
@@ -144,6 +147,43 @@ def test_24_decode_speedup_is_the_byte_ratio_not_2x(mid):
     byte_ratio = dense.dram_bytes_per_token / sparse.dram_bytes_per_token
     assert speedup == pytest.approx(byte_ratio, rel=0.02)
     assert speedup < 1.9
+
+
+@pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5"])
+def test_kv_write_is_at_kv_bits(tiny, preset):
+    """Each new token's K and V leave the k_proj / v_proj for the cache at the KV bits, not at the
+    array's activation width (16 bits on vegeta, 8 on the NPU, whose 16-bit cache is the wider)."""
+    acc = accel.load(preset)
+    s = tiny.shape
+    B, P, G = 4, 32, 8
+    kv = s.kv_heads * s.head_dim
+    a_b = acc.compute.activation_bits / 8
+
+    def rows(m, fn):
+        d = []
+        fn(m, d)
+        return {r["name"]: r for r in d}
+    for bits in (16, 8, 4):
+        m = tiny.with_kv_bits(bits)
+        base = tiny.with_kv_bits(16)
+        for phase, fn, tokens in (
+                ("decode", lambda mm, d: decode_step_cost(mm, acc, B, P + 1, detail=d), B),
+                ("prefill", lambda mm, d: prefill_cost(mm, acc, B, P, detail=d), B * P)):
+            got, ref = rows(m, fn), rows(base, fn)
+            for name in ("model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj"):
+                diff = ref[name]["dram_bytes"] - got[name]["dram_bytes"]
+                assert diff == pytest.approx(tokens * kv * (2 - bits / 8), rel=1e-12), (phase, name, bits)
+            q = "model.layers.0.self_attn.q_proj"
+            assert got[q]["dram_bytes"] == ref[q]["dram_bytes"]
+    # the whole decode: reads (the KV model) and writes at the cache's bits
+    r16, r8 = run_llm(tiny, acc, B, P, G), run_llm(tiny.with_kv_bits(8), acc, B, P, G)
+    reads = (kv_model(tiny, acc, B).total(P + 1, P + G).dram_bytes
+             - kv_model(tiny.with_kv_bits(8), acc, B).total(P + 1, P + G).dram_bytes) * s.layers
+    writes = G * B * s.layers * 2 * kv * 1.0
+    assert r16.decode.dram_bytes - r8.decode.dram_bytes == pytest.approx(reads + writes, rel=1e-9)
+    assert r8.decode.kv_bytes == pytest.approx(kv_model(tiny.with_kv_bits(8), acc, B).total(P + 1, P + G).kv_bytes
+                                               * s.layers + writes, rel=1e-9)
+    assert a_b in (1.0, 2.0)
 
 
 def test_weight_bits_and_group_scales_in_bytes(tiny):
@@ -197,6 +237,57 @@ def test_prefill_nm_speedup_is_the_arrays(mid):
     assert sum(dense.values()) / sum(sparse.values()) == pytest.approx(2.0, rel=0.05)
 
 
+def _npu_with_weight_sram(size_bytes):
+    import dataclasses
+    acc = accel.load("edge-npu-lpddr5")
+    mems = tuple(dataclasses.replace(m, size_bytes=size_bytes) if m.name == "weight_sram" else m for m in acc.memories)
+    return dataclasses.replace(acc, memories=mems)
+
+
+def test_on_chip_residency_weights_first_then_kv(tiny):
+    """Residency across decode steps: half the double-buffered weight SRAM keeps weights first, then
+    the first KV entries of every block; only the rest streams. Exact aggregation across the step
+    where the cache outgrows the buffer; layer tables still sum to the run."""
+    from simulator.llm import Residency, _Rows
+    s = tiny.shape
+    B, G = 4, 32
+    kv_tok = s.kv_bytes_per_token(16) * B                 # cache bytes per key position, all blocks
+    off = _npu_with_weight_sram(8 << 20)
+    rows = _Rows(off, tiny, on_chip=True)
+    res = rows.residency(B)
+    assert isinstance(res, Residency) and res.capacity_bytes == 4 << 20
+    w_step = decode_cost(tiny, off, B, 16, 1).weight_bytes             # every weight byte of a step, from DRAM
+    assert res.weight_bytes == pytest.approx(w_step, rel=1e-12) and all(f == 1.0 for f in res.pinned.values())
+    assert res.kv_bytes == pytest.approx((4 << 20) - w_step, rel=1e-12)
+    cross = int(res.kv_bytes // kv_tok)                               # the last L whose cache fits
+    P = cross - G // 2
+    on = decode_cost(tiny, off, B, P, G, on_chip=True)
+    steps = [decode_step_cost(tiny, off, B, P + i, i - 1, on_chip=True) for i in range(1, G + 1)]
+    for k in ("cycles", "dram_bytes", "kv_bytes", "energy_pj", "weight_bytes"):
+        assert getattr(on, k) == pytest.approx(sum(getattr(c, k) for c in steps), rel=1e-9), k
+    assert on.weight_bytes == 0.0
+    writes = B * s.layers * 2 * s.kv_heads * s.head_dim * 2.0       # the new entries, written through
+    reads = [c.kv_bytes - writes for c in steps]
+    assert all(abs(r) < 1e-6 for r in reads[: G // 2]) and all(r > 0 for r in reads[G // 2 + 1:])
+    assert reads[-1] == pytest.approx((P + G) * kv_tok - res.kv_bytes, rel=1e-9)
+    plain = decode_cost(tiny, off, B, P, G)
+    assert plain.dram_bytes - on.dram_bytes == pytest.approx(G * w_step + sum(
+        min((P + i) * kv_tok, res.kv_bytes) for i in range(1, G + 1)), rel=1e-9)
+    assert on.cycles < plain.cycles and on.energy_pj < plain.energy_pj
+    run = run_llm(tiny, off, B, P, G, on_chip=True)
+    rows_ = layer_costs(tiny, off, B, P, G, on_chip=True)
+    fixed = fixed_costs(tiny, off, B, P, G, on_chip=True)
+    for key, attr in (("decode_s_per_token", "tpot_mean_s"), ("decode_dram_bytes_per_token", "dram_bytes_per_token")):
+        assert sum(r[key] for r in rows_) + fixed[key] == pytest.approx(getattr(run, attr), rel=1e-9)
+    # a buffer smaller than the weights: the first layers pinned (the last one in part), no KV kept
+    small = _npu_with_weight_sram(2 << 20)
+    r2 = _Rows(small, tiny, on_chip=True).residency(B)
+    assert r2.kv_bytes == 0 and r2.weight_bytes == 1 << 20 and 0 < min(r2.pinned.values()) < 1
+    d2 = decode_cost(tiny, small, B, 64, 8, on_chip=True)
+    assert d2.weight_bytes == pytest.approx(8 * (decode_cost(tiny, small, B, 64, 8).weight_bytes / 8 - (1 << 20)),
+                                            rel=1e-9)
+
+
 # --------------------------------------------------------------------------------------------- MoE
 def test_moe_real_routing_loads_only_routed_experts(tiny_moe):
     m = tiny_moe
@@ -241,6 +332,45 @@ def test_moe_routing_specs(tiny_moe, tmp_path):
         tiny_moe.with_routing("zipf:x")
     with pytest.raises(LlmError, match="no such file"):
         tiny_moe.with_routing("nope.txt")
+
+
+def test_moe_expert_bytes_are_distinct_experts_times_expert_bytes(tiny_moe):
+    """The distinct-expert law: a decode step reads each expert that receives a token once, so the
+    experts' DRAM weight bytes are (distinct experts) x (one expert's bytes), monotone in the distinct
+    experts whatever the routing; a skewed routing touches fewer experts (fewer bytes) but loads its
+    busiest expert more (its time bounds a step when experts run in parallel)."""
+    from simulator.llm import _Rows, expert_load
+    acc = accel.load("vegeta-cpu-l2")
+    rows = _Rows(acc, tiny_moe)
+    one = {e: 0.0 for e in range(tiny_moe.shape.experts)}
+    for l in tiny_moe.blocks[0]:
+        if l.name in tiny_moe.experts:
+            assert rows.cost(l, 1, Phase.DECODE)[0].weight_bytes == rows.cost(l, 7, Phase.DECODE)[0].weight_bytes
+            one[tiny_moe.experts[l.name]] += rows.cost(l, 1, Phase.DECODE)[0].weight_bytes
+    assert len(set(one.values())) == 1
+    per_expert = one[0]
+    blocks = len(tiny_moe.blocks)
+    points = []
+    for spec in ("real", "uniform", "zipf:1.2", "zipf:2"):
+        m = tiny_moe.with_routing(spec)
+        for b in (1, 4, 16):
+            ld = expert_load(m, acc, b, 16, 8)
+            distinct = sum(np.count_nonzero(m.expert_counts(bi, b, s)) for bi in range(blocks) for s in range(8)) / 8
+            assert ld.distinct * blocks == pytest.approx(distinct, rel=1e-12)
+            assert ld.weight_bytes == pytest.approx(distinct * per_expert * m.scale, rel=1e-12)
+            # the run's decode DRAM bytes contain exactly these expert bytes (the rest does not depend on routing)
+            dense_part = run_llm(m, acc, b, 16, 8).decode.weight_bytes / 8 - ld.weight_bytes
+            points.append((ld.distinct, ld.weight_bytes, dense_part, spec, b, ld))
+    assert len({round(p[2], 3) for p in points}) == 1
+    points.sort(key=lambda p: p[0])
+    assert all(a[1] < b[1] for a, b in zip(points, points[1:]) if a[0] < b[0])
+    by = {(p[3], p[4]): p[5] for p in points}
+    assert by["uniform", 1].weight_bytes == by["zipf:2", 1].weight_bytes          # batch 1: top-k experts each
+    for b in (4, 16):
+        u, z = by["uniform", b], by["zipf:2", b]
+        assert z.distinct < u.distinct and z.weight_bytes < u.weight_bytes
+        assert z.max_tokens > u.max_tokens
+        assert z.prefill_parallel_s > u.prefill_parallel_s
 
 
 # ---------------------------------------------------------------------------------------- activations
@@ -314,6 +444,15 @@ def test_cli_llm_rows_and_csv(tmp_path, capsys):
     assert [r["batch"] for r in rows] == ["1", "4"]
     assert set(rows[0]) >= {"ttft_s", "tpot_mean_s", "tpot_last_s", "tokens_per_s", "energy_per_token_j",
                             "dram_bytes_per_token", "bound"}
+    # --on-chip: the tiny model's weights stay in a large weight SRAM, so decode stops streaming them
+    argv = ["llm", "--model", f"hf:{d}", "--accel", "examples/llm/sram-npu.yaml", "--prompt", "32", "--generate", "8",
+            "--out", str(out)]
+    got = []
+    for extra in ([], ["--on-chip"]):
+        assert main(argv + extra) == 0
+        got.append(float(list(csv.DictReader(out.open()))[0]["dram_bytes_per_token"]))
+    capsys.readouterr()
+    assert got[1] < got[0] / 10
 
 
 @pytest.mark.parametrize("argv,message", [

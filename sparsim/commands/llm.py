@@ -33,6 +33,10 @@ def register(subparsers) -> None:
                                                          "rest are scaled from them)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the model's random weights and traced tokens "
                                                           "(default 0)")
+    sp.add_argument("--on-chip", action="store_true",
+                    help="keep what fits of the weights, then of the KV cache, in the weight buffer across decode "
+                         "steps (half of a double-buffered buffer; weights first); default: every step reads them "
+                         "from DRAM")
     sp.add_argument("--layers", action="store_true", help="also print per-layer detail (prefill and the last "
                                                           "decode step) per batch")
     sp.add_argument("--out", default=None, help="write the rows (.csv or .json)")
@@ -80,7 +84,8 @@ def cmd_llm(args) -> int:
     model = llm_model(args.model, blocks=args.blocks, seed=args.seed, sparsity=args.sparsity,
                       weight_bits=args.weight_bits, group_size=args.group_size, kv_bits=args.kv_bits,
                       act_sparsity=args.act_sparsity, moe_routing=args.moe_routing)
-    runs = [run_llm(model, acc, b, args.prompt, args.generate, detail=args.layers) for b in batches]
+    runs = [run_llm(model, acc, b, args.prompt, args.generate, detail=args.layers, on_chip=args.on_chip)
+            for b in batches]
     import sys
     print(format_llm_table(runs, model, acc))
     unfit = list(dict.fromkeys(n for r in runs for n in r.unfit))
