@@ -177,12 +177,10 @@ def main(argv=None) -> int:
     md = tables(results, args.eval_tokens)
     print(md)
     if args.docs:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from docs_out import DocsOut
-        out = DocsOut("wanda_study", f"python benchmarks/bench_wanda_study.py --seeds {args.seeds} "
-                                     f"--eval-tokens {args.eval_tokens} --docs")
-        out.text(md)
-        out.write()
+        from docs_out import DocsOut      # this script's folder is on sys.path
+        doc = DocsOut("wanda_study", f"python benchmarks/bench_wanda_study.py --seeds {args.seeds} --docs")
+        doc.text(md)
+        doc.write()
     return 0
 
 
