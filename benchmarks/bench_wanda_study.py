@@ -166,13 +166,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--eval-tokens", type=int, default=32768)
-    ap.add_argument("--json")
+    ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--from-json", help="comma-separated raw results of earlier runs: print their tables only")
     ap.add_argument("--docs", action="store_true", help="write docs/benchmarks/generated/wanda_study.md")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    results = [one_seed(int(s), args.eval_tokens, lambda *a: print(*a, file=sys.stderr, flush=True))
-               for s in args.seeds.split(",")]
-    if args.json:
+    if args.from_json:
+        results = sorted((r for f in args.from_json.split(",") for r in json.loads(Path(f).read_text())),
+                         key=lambda r: r["seed"])
+        args.seeds = ",".join(str(r["seed"]) for r in results)
+    else:
+        results = [one_seed(int(s), args.eval_tokens, lambda *a: print(*a, file=sys.stderr, flush=True))
+                   for s in args.seeds.split(",")]
+    if args.json and not args.from_json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     md = tables(results, args.eval_tokens)
     print(md)
