@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SearchError
+from .pruners import QUANT_GROUP
 
 #: The candidates the allocation chooses among by default (the issue's list; dense is always first).
 DEFAULT_CANDIDATES = ("dense", "2:4", "1:4", "2:8", "4:8", "unstructured:0.7", "unstructured:0.5",
@@ -128,7 +129,7 @@ def decode_costs(model, accelerator, layer_names, batch: int = 1, prompt: int = 
         p, bits = parsed[pat]
         lm = base if isinstance(p, Dense) else base.sparsify(p)
         if bits < 16:
-            lm = lm.with_weight_bits({n: bits for n in names})
+            lm = lm.with_weight_bits({n: bits for n in names}, group_size=QUANT_GROUP)
         rows = {r["name"]: r for r in layer_costs(lm, accelerator, batch, prompt, generate)}
         missing = [n for n in names if n not in rows]
         if missing:
@@ -162,7 +163,7 @@ def simulate_pruned(model, accelerator, batch: int = 1, prompt: int = 512, gener
     if low:
         if masks is None or any(n not in masks for n in low):
             raise SearchError("simulate: a layer stored below 16 bits needs its pruning mask")
-        lm = with_masks(lm, {n: masks[n] for n in low}).with_weight_bits(low)
+        lm = with_masks(lm, {n: masks[n] for n in low}).with_weight_bits(low, group_size=QUANT_GROUP)
     r = run_llm(lm, accelerator, batch, prompt, generate)
     return {"tpot_s": float(r.tpot_mean_s), "energy_per_token_pj": float(r.energy_per_token_j) * 1e12,
             "dram_bytes_per_token": float(r.dram_bytes_per_token), "ttft_s": float(r.ttft_s), "bound": r.bound,

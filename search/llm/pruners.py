@@ -36,9 +36,10 @@ from workloads import NM, Dense, SparsityPattern, Unstructured
 from ..errors import SearchError
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
-#: Inputs that share one quantization scale (per row): AWQ's and GQSA's default group, the one
-#: :func:`workloads.quant.weight_quant` costs.
-QUANT_GROUP = 128
+#: Inputs that share one quantization scale (per row), and the group size the cost tables use
+#: (:func:`workloads.quant.weight_quant`). 64, not AWQ's usual 128: llmcompressor (compressed-tensors)
+#: refuses a group size that does not divide a layer's input dimension, and code_lm's is 192.
+QUANT_GROUP = 64
 #: Weight bits a candidate may name (16: unquantized).
 CANDIDATE_BITS = (16, 8, 4)
 
