@@ -368,7 +368,7 @@ def test_cli_hf_folder_end_to_end(tiny, tmp_path):
                  "--eval-tokens", "512", "--out", str(out), "--report", str(rep)]) == 0
     r = json.loads(rep.read_text())
     assert r["model"] == f"hf:{ckpt}" and r["pruned"]["tpot_s"] <= 0.75 * r["dense"]["tpot_s"]
-    assert any(b < 16 for b in r["weight_bits"].values())                  # 0.75 needs bits here (uniform 2:4: 0.83, int8: 0.80)
+    assert any(b < 16 for b in r["weight_bits"].values())                  # 0.75 needs bits here (uniform 2:4: 0.83, int8: 0.81)
     m = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     from search.llm.run import lm_source
     src = lm_source(f"hf:{ckpt}")
