@@ -32,6 +32,14 @@ Layers that use one parameter (a tied head, a block called twice) are one decisi
 tied layers with different patterns. ``cost.pareto(proxy, metric)``: the complete exact front of
 (proxy, metric) (Nemhauser-Ullmann merge, ``search.knapsack.pareto_front``).
 
+``graph=search.channel_graph(model, inputs, workload)`` couples channel candidates along the model's
+channel dependency graph (:mod:`search.channels`, :mod:`search.coupling`): ``channel:D`` on a conv
+shrinks every layer that reads its channels, a residual group decides together; the tables are then
+conditioned on input channel densities (``cost.J`` combinations, ``cost.width = C * J`` columns,
+``cost.effective(pop)``, ``cost.table_eff(metric)``), ``choose`` is a MILP with linking variables,
+``cost.repair(pop)`` makes any population feasible, and ``shrink_model`` removes the channels
+from the PyTorch model (which then re-simulates to ``cost.totals``).
+
 ``importance={layer name: score}`` (broadcastable to ``(groups, k, n)``) picks masks on
 ``|W| * score`` instead of ``|W|`` (Wanda: ``score = ||x||`` per input feature).
 ``extra={layer name: patterns}`` adds candidates only that layer may take (columns after the
@@ -57,6 +65,7 @@ _EXPORTS = {
     "Problem": "algorithms", "nsga2": "algorithms", "random_search": "algorithms", "exact_front": "algorithms",
     "nondominated": "algorithms", "hypervolume": "algorithms",
     "SearchResult": "result", "FRONT_COLUMNS": "result", "run_search": "run",
+    "channel_graph": "channels", "ChannelGraph": "channels", "shrink_model": "channels",
 }
 
 __all__ = list(_EXPORTS)

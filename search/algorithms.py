@@ -30,7 +30,9 @@ class Problem:
         for c in costs[1:]:
             if not np.array_equal(c.allowed, self.cost.allowed):
                 raise SearchError("Problem: hardware points must share layers and candidates")
-        self.proxy = np.where(self.cost.allowed, proxy, 0.0)
+        cost = self.cost
+        # proxy (L, C), or (L, C * J) conditioned on input channel densities (coupled channel groups)
+        self.proxy = np.where(np.tile(cost.allowed, (1, cost.J)), cost._widen(proxy, "Problem: proxy"), 0.0)
         self.reference = reference or self.cost.dense_totals
         self.n_layers = len(self.cost.options)
         # one decision variable per parameter: layers that share a weight are one variable
@@ -44,16 +46,17 @@ class Problem:
         for v, o in enumerate(var_opts):
             self.lut[v, :len(o)] = o
             self.lut[v, len(o):] = o[-1]
-        L, C = self.cost.shape
-        # (H, L*C, 4): cycles, energy_pj, dram_bytes, proxy (the proxy is the same on every point)
+        L, W = self.cost.shape[0], self.cost.width
+        # (H, L*W, 4): cycles, energy_pj, dram_bytes, proxy (the proxy is the same on every point);
+        # W = C columns, times the input-density combinations when channel groups are coupled
         self.stacked = np.ascontiguousarray(np.stack(
-            [np.concatenate([c.stacked.reshape(L * C, -1), self.proxy.reshape(L * C, 1)], axis=1) for c in costs]))
+            [np.concatenate([c.stacked.reshape(L * W, -1), self.proxy.reshape(L * W, 1)], axis=1) for c in costs]))
 
     def decode(self, x: np.ndarray) -> np.ndarray:
         """Option positions ``(P, V [+1])`` (one per variable) -> ``(P, L [+1])``: candidate indices of
         every layer (tied layers take their variable's), then the hardware index."""
         x = np.clip(np.asarray(x, dtype=np.int64), 0, self.n_options - 1)
-        a = self.cost.expand(self.lut[np.arange(self.n_vars), x[:, :self.n_vars]])
+        a = self.cost.repair(self.cost.expand(self.lut[np.arange(self.n_vars), x[:, :self.n_vars]]))
         return np.concatenate([a, x[:, self.n_vars:]], axis=1) if len(self.costs) > 1 else a
 
     def encode(self, pop: np.ndarray) -> np.ndarray:
@@ -72,7 +75,7 @@ class Problem:
     def totals(self, pop: np.ndarray) -> np.ndarray:
         """``(P, 4)`` cycles, energy_pj, dram_bytes, proxy."""
         a, h = self.split(pop)
-        return gather_sum(self.stacked, a, h, self.cost.shape[1])
+        return gather_sum(self.stacked, self.cost.effective(a), h, self.cost.width)
 
     def objectives(self, pop: np.ndarray) -> np.ndarray:
         """``(P, 3)``: 1 - proxy, cycles / dense cycles, energy / dense energy (all minimized)."""
@@ -175,8 +178,12 @@ def exact_front(problem: Problem, metric: str = "cycles", points: int | None = 2
     each; duplicates once)."""
     out = []
     for h, cost in enumerate(problem.costs):
-        fc, _, A = cost.pareto(problem.proxy, metric)
-        if points is not None:
+        if cost.coupling is not None:     # coupled channel groups: the exact choice at each budget
+            budgets = ladder(*budget_range(cost, metric), points) if points is not None else None
+            A = cost.pareto(problem.proxy, metric, budgets)[2]
+        else:
+            fc, _, A = cost.pareto(problem.proxy, metric)
+        if points is not None and cost.coupling is None:
             idx = np.searchsorted(fc, ladder(*budget_range(cost, metric), points), side="right") - 1
             A = A[np.unique(idx[idx >= 0])]
         if len(problem.costs) > 1:
@@ -187,11 +194,7 @@ def exact_front(problem: Problem, metric: str = "cycles", points: int | None = 2
 
 def budget_range(cost: HardwareCost, metric: str = "cycles") -> tuple[float, float]:
     """From the cheapest assignment's total ``metric`` to the larger of dense's and the costliest's."""
-    t = cost.var_table(cost.table(metric))
-    allowed = cost.allowed[cost.leaders]
-    lo = cost.min_cost(metric)
-    hi = max(float(t[:, 0].sum()), float(np.where(allowed, t, -np.inf).max(axis=1).sum()))
-    return lo, hi
+    return cost.cost_range(metric)
 
 
 def ladder(lo: float, hi: float, points: int) -> np.ndarray:

@@ -22,6 +22,11 @@ from .masks import pick
 #: The cost metrics a table holds, in this order in ``HardwareCost.stacked``.
 METRICS = ("cycles", "energy_pj", "dram_bytes")
 
+#: Budgets at which the front of a model with coupled channel groups holds the exact choice, when
+#: :meth:`HardwareCost.pareto` is given none: 46 intervals, a multiple of 23, so the 24-budget
+#: ladder is among them.
+COUPLED_POINTS = 47
+
 
 def _simulate(workload: Workload, acc: Accelerator):
     from simulator import simulate
@@ -63,7 +68,8 @@ class HardwareCost:
     def __init__(self, workload: Workload, accelerator: Accelerator, candidates: Sequence = ("dense", "2:4", "1:4"),
                  pins: Iterable[str] = (), per_layer: Mapping[str, Iterable] | None = None,
                  importance: Mapping[str, np.ndarray] | None = None, progress: bool = False,
-                 masks_from: "HardwareCost | None" = None, extra: Mapping[str, Iterable] | None = None):
+                 masks_from: "HardwareCost | None" = None, extra: Mapping[str, Iterable] | None = None,
+                 graph=None):
         if not isinstance(workload, Workload):
             raise SearchError(f"HardwareCost: expected a workloads.Workload, got {type(workload).__name__}")
         if not isinstance(accelerator, Accelerator):
@@ -81,6 +87,13 @@ class HardwareCost:
             self.allowed = self._add_extra(extra, shared)
         self.candidate_names = [str(c) for c in self.candidates]
         self._tie(workload)
+        self.coupling = None
+        if graph is not None:
+            from .coupling import Coupling
+            cp = Coupling(self, graph)
+            self.coupling = cp if cp.active else None
+            self.uncoupled = {g: cp.reasons.get(g, grp.reason) for g, grp in enumerate(graph.groups)
+                              if g not in cp.groups}
         self.options = [np.flatnonzero(row) for row in self.allowed]
         self.importance = dict(importance or {})
         unknown = set(self.importance) - set(self.layer_names)
@@ -97,11 +110,19 @@ class HardwareCost:
                     or set(masks_from.importance) != set(self.importance)):
                 raise SearchError("HardwareCost: masks_from must have the same workload, candidates, pins "
                                   "and importance")
+            if (masks_from.coupling is None) != (self.coupling is None) or (
+                    self.coupling is not None and masks_from.coupling.graph is not self.coupling.graph):
+                raise SearchError("HardwareCost: masks_from must have the same channel graph")
             self._packed = masks_from._packed
+        #: combinations of input channel densities per layer (1 without coupling); the conditioned
+        #: tables are ``(L, width)``, column ``c + C * j`` (see :mod:`search.coupling`)
+        self.J = self.coupling.J if self.coupling is not None else 1
+        self.width = C * self.J
+        self._cond = np.zeros((L, self.width, len(METRICS)))
         self._build(progress)
-        self.stacked = np.stack([self.cycles.astype(np.float64), self.energy_pj, self.dram_bytes], axis=-1)
-        self._tables4 = np.concatenate([self.stacked.reshape(1, L * C, len(METRICS)), np.zeros((1, L * C, 1))],
-                                       axis=2)
+        self.stacked = self._cond
+        self._tables4 = np.concatenate([self.stacked.reshape(1, L * self.width, len(METRICS)),
+                                        np.zeros((1, L * self.width, 1))], axis=2)
         dense = np.zeros(L, dtype=np.int64)
         self.dense_totals = self.totals(dense)
 
@@ -246,15 +267,63 @@ class HardwareCost:
                 # this skips two layout copies per pair; the exactness test guards the equivalence
                 variants.append(layer.replace(name=f"{layer.name}#{c}", weight=None, weight_layout=WeightLayout.KN,
                                               mask=gm, pattern=self.candidates[c]))
+            cells = [(int(c), 0) for c in cs]
+            if self.coupling is not None:
+                variants, cells = self._coupled_variants(li, layer, cs, variants, cells)
             res = _simulate(self.workload.replace(layers=tuple(variants)), self.accelerator).layers
-            self.cycles[li] = self.energy_pj[li] = self.dram_bytes[li] = 0
-            self.cycles[li, cs] = res["cycles"].to_numpy(np.int64)
-            self.energy_pj[li, cs] = res["energy_pj"].to_numpy(np.float64)
-            self.dram_bytes[li, cs] = res["dram_bytes"].to_numpy(np.float64)
-            off = ~self.allowed[li]      # disallowed pairs cost what dense does
-            self.cycles[li, off] = self.cycles[li, 0]
-            self.energy_pj[li, off] = self.energy_pj[li, 0]
-            self.dram_bytes[li, off] = self.dram_bytes[li, 0]
+            cyc = res["cycles"].to_numpy(np.int64)
+            en = res["energy_pj"].to_numpy(np.float64)
+            dr = res["dram_bytes"].to_numpy(np.float64)
+            self._cond[li] = 0.0
+            for k, (c, j) in enumerate(cells):
+                self._cond[li, c + C * j] = (cyc[k], en[k], dr[k])
+            dense0 = self._cond[li, 0].copy()
+            for j in range(self.J):      # disallowed pairs (and combinations a layer lacks) cost what dense does
+                off = ~self.allowed[li] if j < self._n_combos(li) else np.ones(C, dtype=bool)
+                base_j = self._cond[li, C * j] if j < self._n_combos(li) else dense0
+                self._cond[li, C * j + np.flatnonzero(off)] = base_j
+            self.cycles[li] = np.rint(self._cond[li, :C, 0]).astype(np.int64)
+            self.energy_pj[li] = self._cond[li, :C, 1]
+            self.dram_bytes[li] = self._cond[li, :C, 2]
+
+    def _n_combos(self, li: int) -> int:
+        return int(self.coupling.n_combos[li]) if self.coupling is not None else 1
+
+    def _coupled_variants(self, li, layer, cs, variants, cells):
+        """Replace the variants the coupling shrinks (a producer's channel candidate, any input
+        combination but the first) and add one per further input combination."""
+        cp = self.coupling
+        scores = None
+        out_v, out_c = [], []
+        for j in range(self._n_combos(li)):
+            for k, c in enumerate(cs):
+                c = int(c)
+                if cp.keeps(li, c, j) is None:
+                    out_v.append(variants[k])
+                    out_c.append((c, j))
+                    continue
+                key = (li, c, j)
+                if key in self._packed:             # another hardware point picked it
+                    small, gm = self._small(li, c, j)
+                else:
+                    if scores is None:
+                        scores = self._score(li, layer)
+                    small, gm = cp.variant(li, c, j, scores)
+                    self._packed[key] = None if gm is None else np.packbits(gm.ravel())
+                out_v.append(small.replace(name=f"{layer.name}#{c}.{j}", mask=gm if gm is None else
+                                           small.with_gemm_mask(gm).mask, pattern=self.candidates[c]))
+                out_c.append((c, j))
+        return out_v, out_c
+
+    def _small(self, li: int, c: int, j: int):
+        """The shrunk layer of (layer, candidate, combination) and its GEMM mask (None: none)."""
+        ks = self.coupling.keeps(li, c, j)
+        from .channels import shrink_layer
+        small = shrink_layer(self.workload.layers[li].replace(mask=None, pattern=None), ks[0], ks[1], depthwise=ks[2])
+        packed = self._packed.get((li, c, j))
+        gm = None if packed is None else np.unpackbits(packed, count=int(np.prod(small.gemm_shape))).astype(
+            bool).reshape(small.gemm_shape)
+        return small, gm
 
     # ------------------------------------------------------------------------------------ masks
     def gemm_mask(self, li: int, c: int) -> np.ndarray | None:
@@ -293,7 +362,66 @@ class HardwareCost:
                 raise SearchError(f"assignment: layers {names} use one parameter "
                                   f"'{self.workload.layers[group[0]].weight_name}' and must take one pattern, got "
                                   f"{[self.candidate_names[c] for c in a[group]]}")
+        if self.coupling is not None:
+            self.coupling.check(a, self.layer_names)
         return a.astype(np.int64)
+
+    # ------------------------------------------------------------------------------------ coupling
+    def effective(self, population) -> np.ndarray:
+        """Columns of the conditioned ``(L, width)`` tables a ``(P, L)`` population reads: the
+        candidate itself without channel coupling, ``c + C * j`` with it (:mod:`search.coupling`)."""
+        pop = np.asarray(population, dtype=np.int64)
+        return pop if self.coupling is None else self.coupling.effective(pop)
+
+    def repair(self, population) -> np.ndarray:
+        """A population whose coupled channel groups decide together (their leader decides)."""
+        pop = np.asarray(population, dtype=np.int64)
+        return pop if self.coupling is None else self.coupling.repair(pop)
+
+    def kept_channels(self, assignment) -> dict:
+        """``{channel graph group: kept channel indices}`` of the coupled groups ``assignment`` prunes
+        (for :func:`search.channels.shrink_model`); empty without coupling."""
+        if self.coupling is None:
+            return {}
+        a = self.check_assignment(assignment)
+        cp = self.coupling
+        out = {}
+        for i, g in enumerate(cp.groups):
+            d = int(cp.lut[i, a[cp.leader[i]]])
+            if d:
+                out[g] = cp.kept(i, d)
+        return out
+
+    def cells(self, li: int):
+        """``(column, full-size GEMM mask or None)`` of every conditioned cell of layer ``li`` that
+        differs from its uncoupled candidate (a shrunk variant): the mask is False on the channels
+        that cell removes. Empty without coupling."""
+        if self.coupling is None:
+            return
+        C = self.allowed.shape[1]
+        layer = self.workload.layers[li]
+        for j in range(self._n_combos(li)):
+            for c in self.options[li]:
+                if self.coupling.keeps(li, int(c), j) is None:
+                    continue
+                full = self.coupling.full_mask(li, int(c), j, self._small(li, int(c), j)[1])
+                yield int(c) + C * j, layer.replace(mask=full).gemm_mask()
+
+    def table_eff(self, metric: str) -> np.ndarray:
+        """``metric`` over (layer, candidate + C * input combination): ``(L, width)``."""
+        if metric not in METRICS:
+            raise SearchError(f"metric: expected one of {METRICS}, got {metric!r}")
+        return self._cond[:, :, METRICS.index(metric)]
+
+    def _widen(self, table: np.ndarray, what: str) -> np.ndarray:
+        t = np.asarray(table, dtype=np.float64)
+        L, C = self.allowed.shape
+        if t.shape == (L, self.width):
+            return t
+        if t.shape == (L, C):
+            return np.tile(t, (1, self.J))
+        raise SearchError(f"{what}: table has shape {t.shape}, expected (layers, candidates) = {(L, C)}"
+                          + (f" or {(L, self.width)}" if self.J > 1 else ""))
 
     def evaluate(self, population) -> dict[str, np.ndarray]:
         """Totals of a population, ``population``: int ``(P, L)`` candidate indices.
@@ -304,21 +432,27 @@ class HardwareCost:
         """
         pop = np.asarray(population)
         L, C = self.allowed.shape
-        out = gather_sum(self._tables4, pop.reshape(-1, L), None, C)
+        out = gather_sum(self._tables4, self.effective(pop.reshape(-1, L)), None, self.width)
         return {"cycles": np.rint(out[:, 0]).astype(np.int64), "energy_pj": out[:, 1], "dram_bytes": out[:, 2]}
 
     def evaluate_table(self, table: np.ndarray, population) -> np.ndarray:
-        """Sum of any per-(layer, candidate) ``table`` (e.g. a proxy) over a ``(P, L)`` population."""
+        """Sum of any per-(layer, candidate) ``table`` (e.g. a proxy; ``(L, C)``, or ``(L, width)``
+        conditioned on the input channel densities) over a ``(P, L)`` population."""
         pop = np.asarray(population)
         L, C = self.allowed.shape
+        if self.J > 1 and np.shape(table) == (L, self.width):
+            return gather_sum(np.asarray(table, dtype=np.float64).reshape(1, L * self.width, 1),
+                              self.effective(pop.reshape(-1, L)), None, self.width)[:, 0]
         return gather_sum(np.asarray(table, dtype=np.float64).reshape(1, L * C, 1), pop.reshape(-1, L), None, C)[:, 0]
 
     def totals(self, assignment) -> dict:
         """Cycles, energy_pj, dram_bytes of one assignment (exact: integer cycles summed as integers)."""
         a = self.check_assignment(assignment)
         idx = np.arange(len(a))
-        return {"cycles": int(self.cycles[idx, a].sum()), "energy_pj": float(self.energy_pj[idx, a].sum()),
-                "dram_bytes": float(self.dram_bytes[idx, a].sum())}
+        e = self.effective(a[None])[0]
+        t = self._cond[idx, e]
+        return {"cycles": int(np.rint(t[:, 0]).astype(np.int64).sum()), "energy_pj": float(t[:, 1].sum()),
+                "dram_bytes": float(t[:, 2].sum())}
 
     def cost_of_mask(self, layer: str | int, mask: np.ndarray | None) -> dict:
         """Cycles, energy_pj and dram_bytes of one layer under an explicit ``mask`` (the parameter's
@@ -354,6 +488,9 @@ class HardwareCost:
 
     def min_cost(self, metric: str = "cycles") -> float:
         """The least total of ``metric`` any assignment reaches."""
+        if self.coupling is not None:
+            from .coupling import solve
+            return float(self.totals(solve(self, None, metric, None, sense=1))[metric])
         t = np.where(self.allowed[self.leaders], self.var_table(self.table(metric)), np.inf)
         return float(t.min(axis=1).sum())
 
@@ -375,7 +512,12 @@ class HardwareCost:
         if [l.name for l in wl.layers] != self.layer_names:
             raise SearchError(f"apply: workload '{wl.name}' does not have the layers the tables were built for")
         layers = []
+        combo = self.coupling.combo(a[None])[0] if self.coupling is not None else np.zeros(len(a), np.int64)
         for li, (layer, c) in enumerate(zip(wl.layers, a)):
+            if self.coupling is not None and self.coupling.keeps(li, int(c), int(combo[li])) is not None:
+                small, sgm = self._small(li, int(c), int(combo[li]))
+                layers.append(small if sgm is None else small.with_gemm_mask(sgm, self.candidates[c]))
+                continue
             gm = self.gemm_mask(li, int(c))
             if gm is None:
                 layers.append(layer.replace(mask=None, pattern=None) if layer.has_weight or layer.mask is not None
@@ -388,8 +530,14 @@ class HardwareCost:
         """``{parameter name: bool mask}`` in each parameter's shape, every weight layer (dense ones all True)."""
         a = self.check_assignment(assignment)
         out: dict[str, np.ndarray] = {}
+        combo = self.coupling.combo(a[None])[0] if self.coupling is not None else np.zeros(len(a), np.int64)
         for li, (layer, c) in enumerate(zip(self.workload.layers, a)):
             if not layer.weight_name:
+                continue
+            if self.coupling is not None and self.coupling.keeps(li, int(c), int(combo[li])) is not None:
+                # removed channels are False, in the producer's outputs and in every consumer's inputs
+                out[layer.weight_name] = self.coupling.full_mask(li, int(c), int(combo[li]),
+                                                                 self._small(li, int(c), int(combo[li]))[1])
                 continue
             m = self.mask(li, int(c))
             if m is None:
@@ -412,6 +560,8 @@ class HardwareCost:
         ``info``: a dict the exact method fills with ``optimal`` (False when HiGHS hit its time limit,
         :data:`search.knapsack.TIME_LIMIT`, before proving the answer optimal) and ``gap``."""
         from .knapsack import choose_exact, choose_greedy
+        if self.coupling is not None:
+            return self._choose_coupled(proxy, budget, metric, method, info)
         proxy = np.asarray(proxy, dtype=np.float64)
         if proxy.shape != self.allowed.shape:
             raise SearchError(f"choose: proxy table has shape {proxy.shape}, expected (layers, candidates) = "
@@ -429,10 +579,42 @@ class HardwareCost:
             return self.expand(choose_greedy(vp, vc, va, budget))
         raise SearchError(f"choose: method must be 'exact' or 'greedy', got {method!r}")
 
-    def pareto(self, proxy: np.ndarray, metric: str = "cycles") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _choose_coupled(self, proxy, budget, metric, method, info):
+        from .coupling import solve
+        value = np.where(np.tile(self.allowed, (1, self.J)), self._widen(proxy, "choose: proxy"), 0.0)
+        if method == "greedy":
+            raise SearchError("choose: the greedy method costs layers independently; with coupled channel "
+                              "groups use method='exact'")
+        if method != "exact":
+            raise SearchError(f"choose: method must be 'exact' or 'greedy', got {method!r}")
+        least = self.min_cost(metric)
+        if budget < least * (1 - 1e-12):
+            raise SearchError(f"budget {budget:,.0f} {metric} is below the cheapest assignment "
+                              f"({least:,.0f} {metric}, {least / self.dense_totals[metric]:.3f} x dense)")
+        return solve(self, value, metric, max(budget, least), info=info)
+
+    def cost_range(self, metric: str = "cycles") -> tuple[float, float]:
+        """The least total ``metric`` of any assignment and the larger of dense's and the most."""
+        if self.coupling is not None:
+            from .coupling import solve
+            hi = self.totals(solve(self, None, metric, None, sense=-1))[metric]
+            return self.min_cost(metric), max(float(self.dense_totals[metric]), float(hi))
+        t = self.var_table(self.table(metric))
+        allowed = self.allowed[self.leaders]
+        return self.min_cost(metric), max(float(t[:, 0].sum()), float(np.where(allowed, t, -np.inf).max(axis=1).sum()))
+
+    def pareto(self, proxy: np.ndarray, metric: str = "cycles", budgets=None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The complete exact front of (sum of ``proxy``, total ``metric``): every assignment no other
         beats in both, one per point (:func:`search.knapsack.pareto_front` over the variables).
-        Returns ``(metric totals, proxy totals, assignments (P, L))``, cheapest first."""
+        Returns ``(metric totals, proxy totals, assignments (P, L))``, cheapest first.
+
+        With coupled channel groups the costs are not a sum of independent per-variable columns, so
+        the front is the exact choice (:func:`search.coupling.solve`) at each of ``budgets``
+        (default: :data:`COUPLED_POINTS` evenly spaced over :meth:`cost_range`), its non-dominated
+        points: exact at those budgets, not complete between them."""
+        if self.coupling is not None:
+            return self._pareto_coupled(proxy, metric, budgets)
         from .knapsack import pareto_front
         proxy = np.asarray(proxy, dtype=np.float64)
         if proxy.shape != self.allowed.shape:
@@ -440,3 +622,23 @@ class HardwareCost:
         vp = self.var_table(np.where(self.allowed, proxy, 0.0))
         fc, fv, va = pareto_front(vp, self.var_table(self.table(metric)), self.allowed[self.leaders])
         return fc, fv, self.expand(va)
+
+    def _pareto_coupled(self, proxy, metric, budgets):
+        from .coupling import solve
+        value = np.where(np.tile(self.allowed, (1, self.J)), self._widen(proxy, "pareto: proxy"), 0.0)
+        if budgets is None:
+            lo, hi = self.cost_range(metric)
+            budgets = np.linspace(lo, hi, COUPLED_POINTS) * (1 + 1e-12)
+        least = self.min_cost(metric)
+        rows = {}
+        for b in np.asarray(budgets, dtype=np.float64):
+            if b < least * (1 - 1e-12):
+                continue
+            a = solve(self, value, metric, max(float(b), least))
+            rows[a.tobytes()] = a
+        A = np.array(list(rows.values()), dtype=np.int64).reshape(-1, len(self.layer_names))
+        fc = self.evaluate(A)[metric].astype(np.float64)
+        fv = self.evaluate_table(value, A)
+        keep = [i for i in range(len(A)) if not np.any((fc <= fc[i]) & (fv >= fv[i]) & ((fc < fc[i]) | (fv > fv[i])))]
+        keep = sorted(keep, key=lambda i: (fc[i], -fv[i]))
+        return fc[keep], fv[keep], A[keep]

@@ -195,3 +195,56 @@ def group_stats(v: np.ndarray, order: np.ndarray, n: int, m: int):
     _group_stats(np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(order, dtype=np.int64), int(n),
                  int(m), rem_top, rem_nth, cur)
     return rem_top, rem_nth, cur
+
+
+@jit
+def _pair_regroup(v, order, pairs, parts, n, m, gain, choice):
+    """For each pair of channel groups ``pairs[t] = (ga, gb)`` (group positions in ``order``), the
+    best of the re-partitions ``parts`` (rows of 2m pool positions: the first m form group a) of
+    their 2m channels, by the magnitude N:M keeps over every column: ``gain[t]`` over the current
+    split (``parts[0]``, the identity), ``choice[t]`` the row."""
+    q = v.shape[1]
+    n_parts = parts.shape[0]
+    pool = np.empty(2 * m, dtype=np.int64)
+    acc = np.empty(n_parts)
+    vals = np.empty(2 * m)
+    tmp = np.empty(m)
+    for t in range(pairs.shape[0]):
+        for i in range(m):
+            pool[i] = order[pairs[t, 0] * m + i]
+            pool[m + i] = order[pairs[t, 1] * m + i]
+        acc[:] = 0.0
+        for j in range(q):
+            for i in range(2 * m):
+                vals[i] = v[pool[i], j]
+            for p in range(n_parts):
+                s = 0.0
+                for side in range(2):
+                    for i in range(m):
+                        tmp[i] = vals[parts[p, side * m + i]]
+                    for a in range(n):            # partial selection: the n largest
+                        best = a
+                        for b in range(a + 1, m):
+                            if tmp[b] > tmp[best]:
+                                best = b
+                        x = tmp[a]
+                        tmp[a] = tmp[best]
+                        tmp[best] = x
+                        s += tmp[a]
+                acc[p] += s
+        bi = 0
+        for p in range(1, n_parts):
+            if acc[p] > acc[bi] + 1e-12:
+                bi = p
+        gain[t] = acc[bi] - acc[0]
+        choice[t] = bi
+
+
+def pair_regroup(v: np.ndarray, order: np.ndarray, pairs: np.ndarray, parts: np.ndarray, n: int, m: int):
+    """``(gain (T,), choice (T,))`` of :func:`_pair_regroup` (checked, typed arrays)."""
+    pairs = np.ascontiguousarray(pairs, dtype=np.int64).reshape(-1, 2)
+    gain = np.zeros(len(pairs))
+    choice = np.zeros(len(pairs), dtype=np.int64)
+    _pair_regroup(np.ascontiguousarray(v, dtype=np.float64), np.ascontiguousarray(order, dtype=np.int64), pairs,
+                  np.ascontiguousarray(parts, dtype=np.int64), int(n), int(m), gain, choice)
+    return gain, choice

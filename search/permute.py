@@ -160,8 +160,62 @@ def _local_search(v, order, n, m, gains_fn, value_fn, rounds, rng, kick):
     return best, done
 
 
+#: Largest M the pair re-grouping polishes with: its C(2M-1, M-1) splits of two groups are 35 at M = 4.
+MAX_REGROUP_M = 4
+#: Groups per window of the pair re-grouping on a wide layer (all pairs inside each window).
+REGROUP_WINDOW = 8
+
+
+def _splits(m: int) -> np.ndarray:
+    """Every way to split 2m pooled channels into two groups of m (the group holding pool position
+    0 first), the current split first: ``C(2m - 1, m - 1)`` rows of 2m pool positions."""
+    import itertools
+    rows = []
+    for rest in itertools.combinations(range(1, 2 * m), m - 1):
+        a = (0,) + rest
+        rows.append(a + tuple(i for i in range(2 * m) if i not in a))
+    return np.array(rows, dtype=np.int64)
+
+
+def _regroup(v, order, n, m, rng, sweeps: int):
+    """Polish ``order`` by bounded exhaustive search over pairs of groups, in the spirit of NVIDIA
+    ASP's exhaustive search over small sets of stripe groups: for each pair, the best of all the
+    splits of its 2m channels (a swap search sees only m^2 of them); the best non-overlapping
+    improvements are applied, and sweeps repeat until none improves. A layer of more than
+    ``REGROUP_WINDOW`` groups pairs groups inside random windows of that many (new each sweep)."""
+    from .kernels import pair_regroup
+    order = order.copy()
+    g = len(order) // m
+    parts = _splits(m)
+    for _ in range(sweeps):
+        if g <= REGROUP_WINDOW:
+            wins = [np.arange(g)]
+        else:
+            perm = rng.permutation(g)
+            wins = [perm[i:i + REGROUP_WINDOW] for i in range(0, g, REGROUP_WINDOW)]
+        pairs = np.array([(w[i], w[j]) for w in wins for i in range(len(w)) for j in range(i + 1, len(w))],
+                         dtype=np.int64).reshape(-1, 2)
+        gain, choice = pair_regroup(v, order, pairs, parts, n, m)
+        used = set()
+        moved = 0
+        for t in np.argsort(-gain, kind="stable"):
+            if gain[t] <= 1e-12:
+                break
+            ga, gb = int(pairs[t, 0]), int(pairs[t, 1])
+            if ga in used or gb in used:
+                continue
+            used.update((ga, gb))
+            pool = np.concatenate([order[ga * m:(ga + 1) * m], order[gb * m:(gb + 1) * m]])
+            new = pool[parts[choice[t]]]
+            order[ga * m:(ga + 1) * m], order[gb * m:(gb + 1) * m] = new[:m], new[m:]
+            moved += 1
+        if not moved and g <= REGROUP_WINDOW:
+            break
+    return order
+
+
 def permute_magnitude(gemm_w: np.ndarray, channels: int, n: int, m: int, rounds: int = 20, seed: int = 0,
-                      sample: int = 32) -> Permutation:
+                      sample: int = 32, regroup: bool = False) -> Permutation:
     """Input-channel order that maximizes the magnitude N:M keeps (see module docstring). Layers with
     more than ``2 * sample`` channels evaluate, each round, the swaps inside random windows of
     ``sample`` channels (every channel is in one window; a new partition each round), all pairs
@@ -186,6 +240,8 @@ def permute_magnitude(gemm_w: np.ndarray, channels: int, n: int, m: int, rounds:
         return _swap_gains(v, o, n, m, windows=perm[: channels // w * w].reshape(-1, w))
     best, r = _local_search(v, ident.copy(), n, m, gains,
                             lambda o: _retained(v, o, n, m), rounds, rng, kick=max(2, channels // (4 * m)))
+    if regroup and m <= MAX_REGROUP_M:
+        best = _regroup(v, best, n, m, rng, sweeps=rounds)
     cur_lost = total - _retained(v, best, n, m)
     if not cur_lost < base_lost:          # never keep an order that retains no more than the identity
         best, cur_lost = ident, base_lost

@@ -94,7 +94,23 @@ class Proxy:
         return out
 
     def table(self, cost: HardwareCost) -> np.ndarray:
-        """``(L, C)`` proxy table over ``cost``'s candidates and masks (disallowed pairs: -inf)."""
+        """``(L, C)`` proxy table over ``cost``'s candidates and masks (disallowed pairs: -inf); with
+        coupled channel groups ``(L, C * J)``: column ``c + C * j`` scores the layer's full-size mask
+        with the input channels combination ``j`` removes set False (a consumer loses what its
+        producers' channel pruning removes, as the pruned model does)."""
+        L, C = cost.shape
+        t = self._table(cost)
+        if cost.coupling is None:
+            return t
+        out = np.tile(t, (1, cost.J))
+        for li in range(L):
+            if self.workload.layers[li].weight is None or li in self._repeat:
+                continue
+            for col, gm in cost.cells(li):
+                out[li, col] = self.of_mask(li, gm)
+        return out
+
+    def _table(self, cost: HardwareCost) -> np.ndarray:
         L, C = cost.shape
         t = np.full((L, C), -np.inf)
         for li, layer in enumerate(self.workload.layers):

@@ -237,6 +237,18 @@ def prune_model(model: torch.nn.Module, example_inputs, data, accelerator, budge
         sparsifier.step()                                                                  # the search
         patterns = sparsifier.patterns()
         perms = {}
+        chosen_cost, chosen = sparsifier.last
+        kept = chosen_cost.kept_channels(chosen)      # coupled channel groups the choice prunes
+        if kept and (permute or finetune == "srste"):
+            # both re-pick masks layer by layer, which would bring back the channels a producer's
+            # channel pruning removed from its readers' inputs
+            import warnings
+            warnings.warn(f"prune: channel groups are pruned with their readers; "
+                          f"{'--permute is skipped' if permute else ''}"
+                          f"{' and ' if permute and finetune == 'srste' else ''}"
+                          f"{'SR-STE fine-tuning keeps the chosen masks fixed' if finetune == 'srste' else ''}",
+                          stacklevel=2)
+            permute, finetune = False, "fixed"
         if permute:
             masks, perms = _permute_for_patterns(net, sparsifier, patterns, permute_rounds, seed)
         else:
@@ -259,7 +271,13 @@ def prune_model(model: torch.nn.Module, example_inputs, data, accelerator, budge
         finally:
             if bar:
                 bar.close()
-        pruned_sim = _simulate_model(net, example_inputs, acc, name)
+        if kept:    # the channels go from the model itself: it runs, and is simulated, smaller
+            import copy
+            from .channels import shrink_model
+            pruned_sim = _simulate_model(shrink_model(copy.deepcopy(net), chosen_cost.coupling.graph, kept),
+                                         example_inputs, acc, name)
+        else:
+            pruned_sim = _simulate_model(net, example_inputs, acc, name)
         metric_after = float(evaluate(net, test_part))
     dt, pt = dense_sim.totals, pruned_sim.totals
     layer_names = {g: g.rsplit(".", 1)[0] for g in patterns}
@@ -269,6 +287,9 @@ def prune_model(model: torch.nn.Module, example_inputs, data, accelerator, budge
         "seed": seed, "epochs": epochs, "finetune": finetune, "permute": bool(permute), "proxy": proxy,
         "metric": metric_name, "dense_accuracy": dense_metric, "accuracy": metric_after,
         "dense_cycles": int(dt["cycles"]), "cycles": int(pt["cycles"]),
+        "chosen_cycles": int(chosen_cost.totals(chosen)["cycles"]),
+        "channel_groups_removed": {chosen_cost.layer_names[chosen_cost.coupling.graph.groups[g].producers[0]]:
+                                   f"{len(k)} of {chosen_cost.coupling.graph.groups[g].size}" for g, k in kept.items()},
         "dense_energy_pj": float(dt["energy_pj"]), "energy_pj": float(pt["energy_pj"]),
         "patterns": {layer_names[k]: v for k, v in patterns.items()},
         "modes": dict(zip(pruned_sim.layers["name"], pruned_sim.layers["mode"])),

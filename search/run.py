@@ -14,7 +14,7 @@ from .algorithms import (Problem, enumerate_all, exact_front, hypervolume, nondo
                          space_size)
 from .calibration import Calibration, capture
 from .candidates import DEFAULT_CANDIDATES, parse_candidates, parse_pins
-from .cost import HardwareCost
+from .cost import COUPLED_POINTS, HardwareCost
 from .errors import SearchError, positive
 from .joint import grid, parse_joint
 from .proxies import PROXIES, Proxy
@@ -70,6 +70,14 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
         allocs = bl.allocation_patterns(workload, pins, baseline_density)
     extra = bl.allocation_extras(allocs, workload) if allocs else None
 
+    # channel candidates shrink their consumers along the model's channel dependency graph (needs
+    # the model itself; a model torch.fx cannot trace keeps the uncoupled costs, and info says why)
+    graph = None
+    if _has_channel(cands, per_layer):
+        graph, info_coupling = _channel_graph(model, inputs, workload)
+    else:
+        info_coupling = None
+
     # hardware points (one, or a grid), one cost table each; masks are picked once and shared
     axes = parse_joint(joint)
     points = grid(accelerator, axes) if axes else [({}, accelerator, "")]
@@ -80,7 +88,7 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     for p, a in feasible:
         key = tuple(sorted((k, str(v)) for k, v in p.items()))
         costs[key] = HardwareCost(workload, a, cands, pins=pins, per_layer=per_layer, importance=importance,
-                                  progress=progress, masks_from=first, extra=extra)
+                                  progress=progress, masks_from=first, extra=extra, graph=graph)
         first = first or costs[key]
     t_tables = time.perf_counter() - t0
     keys = list(costs)
@@ -95,6 +103,9 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
 
     info = {"model": workload.name, "accelerator": accelerator.name, "dense": dense_ref, "metric": metric,
             "evals": evals, "seed": seed, "candidates": [str(c) for c in cands], "pins": pins}
+    if info_coupling is not None:
+        info["channel_coupling"] = info_coupling if first.coupling is None else \
+            f"{len(first.coupling.groups)} channel groups coupled to their consumers"
     random_df = None
     if objective == "pareto":
         # The exact 2-objective fronts (proxy vs cycles, proxy vs energy) at EXACT_POINTS budgets each,
@@ -102,7 +113,9 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
         # can be worse than the exact choice at those budgets. NSGA-II then searches the 3-objective
         # space from them and the uniform assignments (the rest of its first population is random).
         seeds = _uniform_seeds(problem, allocs)
-        exact = np.concatenate([exact_front(problem, m, EXACT_POINTS) for m in ("cycles", "energy_pj")])
+        # (coupled channel groups: the exact MILP per budget, at COUPLED_POINTS budgets, not EXACT_POINTS)
+        npts = EXACT_POINTS if first.coupling is None else COUPLED_POINTS
+        exact = np.concatenate([exact_front(problem, m, npts) for m in ("cycles", "energy_pj")])
         at_budget = None
         if budget is not None:
             at_budget = _budgeted(problem, metric, budget * dense_ref[metric], budget)[0]
@@ -144,7 +157,8 @@ def run_search(workload: Workload, accelerator: Accelerator, objective: str = "p
     rows = []
     if baselines:       # on the accelerator the user named (its own table when the search is joint)
         base_cost = ref_cost or HardwareCost(workload, accelerator, cands, pins=pins, per_layer=per_layer,
-                                             importance=importance, masks_from=first, extra=extra)
+                                             importance=importance, masks_from=first, extra=extra,
+                                             graph=graph)
         rows = _baselines(base_cost, ptable, prox, accelerator, dense_ref, baseline_density,
                           allocs if importance is None else None)
     t_base = time.perf_counter() - t0 - t_tables - t_proxy - t_search
@@ -173,7 +187,7 @@ def _baselines(cost: HardwareCost, ptable, prox: Proxy, accelerator, dense_ref, 
         if pattern in cost.candidate_names and cost.allowed[prunable, cost.candidate_names.index(pattern)].all():
             a = cost.uniform(pattern)
             t = cost.totals(a)
-            rows.append(row(name, float(ptable[np.arange(len(a)), a].sum()), t["cycles"], t["energy_pj"],
+            rows.append(row(name, float(cost.evaluate_table(ptable, a[None])[0]), t["cycles"], t["energy_pj"],
                             t["dram_bytes"]))
             continue
         wl = bl.uniform(cost, pattern)
@@ -183,13 +197,30 @@ def _baselines(cost: HardwareCost, ptable, prox: Proxy, accelerator, dense_ref, 
         for name, pats in allocs.items():
             a = bl.allocation_assignment(cost, pats)
             t = cost.totals(a)
-            rows.append(row(name, float(ptable[np.arange(len(a)), a].sum()), t["cycles"], t["energy_pj"],
+            rows.append(row(name, float(cost.evaluate_table(ptable, a[None])[0]), t["cycles"], t["energy_pj"],
                             t["dram_bytes"]))
         return rows
     for name, wl in bl.allocations(cost, density).items():
         r = simulate(wl, accelerator).totals
         rows.append(row(name, prox.of_workload(wl), r["cycles"], r["energy_pj"], r["dram_bytes"]))
     return rows
+
+
+def _has_channel(cands, per_layer) -> bool:
+    from workloads import Channel
+    pats = list(cands) + [p for v in (per_layer or {}).values() for p in parse_candidates(v)]
+    return any(isinstance(p, Channel) for p in pats)
+
+
+def _channel_graph(model, inputs, workload):
+    """``(graph or None, why not)``: the channel dependency graph when the model is at hand."""
+    from .channels import channel_graph
+    if model is None or inputs is None:
+        return None, "not modelled: the search was given a workload without its model"
+    try:
+        return channel_graph(model, inputs, workload), "no channel group could be coupled"
+    except SearchError as e:
+        return None, f"not modelled: {e}"
 
 
 def _uniform_seeds(problem: Problem, allocs=None) -> np.ndarray:
@@ -221,17 +252,21 @@ def _budgeted(problem: Problem, metric, limit: float, frac: float):
         least = min(least, lo)
         if lo > limit * (1 + 1e-12):
             continue
-        fc, fv, A = cost.pareto(problem.proxy, metric)
-        i = int(np.searchsorted(fc, limit * (1 + 1e-12), side="right")) - 1
-        while i > 0 and cost.totals(A[i])[metric] > limit * (1 + 1e-9):   # float sums in another order
-            i -= 1
-        a = A[i]
-        score = (float(fv[i]), -cost.totals(a)[metric])
+        if cost.coupling is not None:         # coupled channel groups: the exact MILP at this budget
+            a = cost.choose(problem.proxy, limit * (1 + 1e-12), metric=metric)
+            v = float(cost.evaluate_table(problem.proxy, a[None])[0])
+        else:
+            fc, fv, A = cost.pareto(problem.proxy, metric)
+            i = int(np.searchsorted(fc, limit * (1 + 1e-12), side="right")) - 1
+            while i > 0 and cost.totals(A[i])[metric] > limit * (1 + 1e-9):   # float sums in another order
+                i -= 1
+            a, v = A[i], float(fv[i])
+        score = (v, -cost.totals(a)[metric])
         if best is None or score > best[0]:
             best = (score, np.concatenate([a, [h]]) if len(problem.costs) > 1 else a)
         try:
             g = cost.choose(problem.proxy, limit * (1 + 1e-12), metric=metric, method="greedy")
-            gv = float(problem.proxy[np.arange(len(g)), g].sum())
+            gv = float(cost.evaluate_table(problem.proxy, g[None])[0])
             greedy_best = gv if greedy_best is None else max(greedy_best, gv)
         except SearchError:
             pass

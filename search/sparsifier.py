@@ -47,7 +47,9 @@ def retained_magnitude(cost) -> np.ndarray:
     ``c``'s mask drops (0 for dense, higher is better). Each layer counts once, whatever its size, so
     a small layer is not pruned away because it holds few weights."""
     L, C = cost.allowed.shape
-    out = np.zeros((L, C))
+    # coupled channel groups (``cost.J > 1``): a consumer also loses what its producers' channel
+    # pruning removes, in the conditioned columns ``c + C * j`` (:meth:`HardwareCost.cells`)
+    out = np.zeros((L, C * cost.J))
     for li, layer in enumerate(cost.workload.layers):
         w = layer.gemm_weight()
         if w is None:
@@ -57,7 +59,9 @@ def retained_magnitude(cost) -> np.ndarray:
         for c in cost.options[li]:
             gm = cost.gemm_mask(li, int(c))
             if gm is not None:
-                out[li, c] = -float(e[~gm].sum()) / total
+                out[li, c + C * np.arange(cost.J)] = -float(e[~gm].sum()) / total
+        for col, gm in cost.cells(li):
+            out[li, col] = -float(e[~gm].sum()) / total
     return out
 
 
@@ -208,12 +212,41 @@ class HardwareAwareSparsifier(BaseSparsifier):
                                   f"weight?)")
             self._layer_of[fqn] = layers[0]      # the first use; the cost tables tie the others to it
             self._uses[fqn] = layers
+        self._graph = self._channel_graph(model, config)
         self.skipped = skipped_tensors(model, self._workload) if default else {}
         if self.skipped:
             import warnings
             warnings.warn("HardwareAwareSparsifier: no mask can be put on " + ", ".join(
                 f"{k} ({v})" for k, v in self.skipped.items()) + "; these layers stay dense", stacklevel=2)
         super().prepare(model, [dict(e) for e in config])
+
+    def _channel_graph(self, model, config):
+        """The channel dependency graph when a channel candidate is possible (None otherwise), with
+        every group whose producers or readers are not all configured made unprunable: their masks
+        must remove the channels from every layer that reads them. A model ``torch.fx`` cannot trace
+        keeps uncoupled channel costs, with a warning."""
+        from workloads import Channel
+        from .channels import channel_graph
+        pats = list(self.candidates) + [p for e in config for p in
+                                        ([e["pattern"]] if "pattern" in e else []) + list(e.get("candidates", []))]
+        if not any(isinstance(parse_pattern(p), Channel) for p in pats):
+            return None
+        try:
+            graph = channel_graph(model, self.example_inputs, self._workload)
+        except SearchError as e:
+            import warnings
+            warnings.warn(f"HardwareAwareSparsifier: channel candidates are costed without coupling: {e}",
+                          stacklevel=3)
+            return None
+        import dataclasses
+        configured = {name for e in config for name in self._uses.get(e["tensor_fqn"], [])}
+        names = [l.name for l in self._workload.layers]
+        for g, grp in enumerate(graph.groups):
+            outside = [names[li] for li in grp.producers + grp.consumers if names[li] not in configured]
+            if grp.prunable and outside:
+                graph.groups[g] = dataclasses.replace(grp, prunable=False, reason=f"layer '{outside[0]}' is not "
+                                                      f"configured in the sparsifier (it would keep the channels)")
+        return graph
 
     def _check_entry(self, model, i, entry):
         if not isinstance(entry, dict) or not isinstance(entry.get("tensor_fqn"), str):
@@ -286,7 +319,7 @@ class HardwareAwareSparsifier(BaseSparsifier):
                 per_layer[name] = list(g["candidates"])
         cands = list(self.candidates) + [p for p in fixed.values() if p not in self.candidates]
         cost = HardwareCost(wl, self.accelerator, candidates=cands, pins=pins, per_layer=per_layer,
-                            progress=self.progress)
+                            progress=self.progress, graph=getattr(self, "_graph", None))
         for name, p in fixed.items():       # a pinned pattern is the only choice (not "it or dense")
             cost.restrict(name, [cost.candidate_names.index(p)])
         return cost
@@ -308,9 +341,10 @@ class HardwareAwareSparsifier(BaseSparsifier):
                 raise
             a = cost.check_assignment(a)
             self.last = (cost, a)
+            full = cost.masks(a) if cost.coupling is not None else None    # removed channels in readers too
             for g in self.groups:
                 li = cost.layer_names.index(self._layer_of[g["tensor_fqn"]])
-                m = cost.mask(li, int(a[li]))
+                m = full[cost.workload.layers[li].weight_name] if full is not None else cost.mask(li, int(a[li]))
                 mask = _mask_of(g["module"], g["tensor_name"])
                 if m is None:
                     mask.fill_(True)

@@ -13,7 +13,8 @@ def base_doc():
 
 def test_every_preset_loads_and_cites_a_source():
     assert set(accel.presets.names()) == {"tpu-like", "sparse-tc-2of4", "vegeta-flex", "sat-vcu1525", "edge-npu",
-                                          "gpu-a100-2of4", "edge-npu-lpddr5", "vegeta-cpu-l2"}
+                                          "gpu-a100-2of4", "edge-npu-lpddr5", "vegeta-cpu-l2", "gpu-h100-2of4",
+                                          "gpu-h100-2of4-fp8", "gpu-rtx4090-2of4"}
     for name in accel.presets.names():
         a = accel.load(name)
         assert a.name == name and a.source and a.description

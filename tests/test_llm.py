@@ -129,7 +129,8 @@ def test_decode_aggregate_across_the_compute_memory_crossing(tiny):
     assert crossing.at(hi).cycles == crossing.at(hi).compute_cycles      # compute-bound above
 
 
-@pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5", "gpu-a100-2of4"])
+@pytest.mark.parametrize("preset", ["vegeta-cpu-l2", "edge-npu-lpddr5", "gpu-a100-2of4", "gpu-h100-2of4",
+                                    "gpu-h100-2of4-fp8", "gpu-rtx4090-2of4"])
 def test_batch1_decode_is_memory_bound_on_llm_presets(mid, preset):
     acc = accel.load(preset)
     for pattern in ("dense", "2:4"):
@@ -637,3 +638,57 @@ def test_moe_layer_costs_sum_and_aggregate(tiny_moe):
         assert sum(r[key] for r in rows) + fixed[key] == pytest.approx(getattr(run, attr), rel=1e-12), key
     steps = [decode_step_cost(m, acc, B, P + i, i - 1) for i in range(1, G + 1)]
     assert decode_cost(m, acc, B, P, G).cycles == pytest.approx(sum(s.cycles for s in steps), rel=1e-12)
+
+
+def test_published_table_rows_are_computed(mid):
+    """benchmarks/bench_llm.py part 9 (published 2:4 figures): sparsim's speed-up is the ratio of two
+    sparsim runs, the roofline bound comes from the config (its parameter count equals the traced
+    layers'), the gap and its explanation follow the numbers, and the serving batch fills 90 % of the
+    memory. Run on a small model, so nothing in a row can be a typed number."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    try:
+        import bench_llm as b
+    finally:
+        sys.path.pop(0)
+    s = mid.shape
+    # the config's linear weights = the traced block's layers x the blocks they stand for; head = vocab x hidden
+    lin, head = b._linear_params(s)
+    traced = sum(l.k * l.n for blk in mid.blocks for l in blk) * mid.scale
+    assert lin == pytest.approx(traced) and head == sum(l.k * l.n for l in mid.head)
+    assert b._bits_per_weight(16, "2:4") == 9 and b._bits_per_weight(8, "2:4") == 5 and b._bits_per_weight(8, "dense") == 8
+    h100, fp8 = accel.load("gpu-h100-2of4"), accel.load("gpu-h100-2of4-fp8")
+    # both H100 presets run at the datasheet's peaks: 989.4 BF16 and 1,978.9 FP8 dense TFLOPS, 3.35 TB/s
+    for acc, tflops in ((h100, 989.4), (fp8, 1978.9)):
+        c = acc.compute
+        assert 2 * c.rows * c.cols * c.clock_hz / 1e12 == pytest.approx(tflops, rel=1e-4)
+        assert acc.dram.bandwidth_bytes_per_s == 3.35e12
+
+    dec = b.Figure("t", "src", "gpu", 1.5, "claim", "decode", b.Variant("gpu-h100-2of4"),
+                   b.Variant("gpu-h100-2of4", "2:4"), 64, 8, why="WHY")
+    row = b.published_row(dec, mid)
+    r0, r1 = run_llm(mid, h100, 1, 64, 8), run_llm(mid.sparsify("2:4"), h100, 1, 64, 8)
+    assert row["sparsim"] == pytest.approx(r0.tpot_mean_s / r1.tpot_mean_s, rel=1e-12)
+    kv = s.kv_bytes_per_token(16) * np.arange(64, 72).mean()
+    want = (16 * (lin + head) / 8 + kv) / ((9 * lin + 16 * head) / 8 + kv)     # batch-1 decode: bytes ratio
+    assert row["bound"] == pytest.approx(want, rel=1e-9)
+    assert row["sparsim"] == pytest.approx(row["bound"], rel=0.03)          # memory-bound: sparsim on the roofline
+    assert row["gap"] == pytest.approx(row["sparsim"] / 1.5 - 1)
+    assert row["why"] == ("WHY" if abs(row["gap"]) > 0.15 else "within 15 %")
+    same = b.published_row(b.Figure(**{**dec.__dict__, "published": row["sparsim"]}), mid)
+    assert same["gap"] == pytest.approx(0, abs=1e-12) and same["why"] == "within 15 %"
+
+    lin_fig = b.Figure("t", "src", "gpu", 1.22, "claim", "linear", b.Variant("gpu-h100-2of4-fp8"),
+                       b.Variant("gpu-h100-2of4-fp8", "2:4"), 1024, 1, why="WHY")
+    row = b.published_row(lin_fig, mid)
+    assert row["bound"] == pytest.approx(2.0)                               # compute-bound: the array's 2x
+    assert row["sparsim"] == pytest.approx(b.linear_seconds(mid, fp8, 1024)
+                                           / b.linear_seconds(mid.sparsify("2:4"), fp8, 1024), rel=1e-12)
+    assert 1.5 < row["sparsim"] <= row["bound"] + 1e-9 and row["why"] == "WHY"       # never above the roofline
+
+    v = b.Variant("gpu-h100-2of4")
+    n = b.serving_batch(s, h100, v, 512, 512, 2e9)
+    w = (16 * (lin + head) / 8) + 2 * head
+    per_seq = s.kv_bytes_per_token(16) * 1024
+    assert n * per_seq <= 0.9 * 2e9 - w < (n + 1) * per_seq

@@ -401,3 +401,32 @@ def test_exact_choice_does_not_depend_on_the_cost_unit():
     a_ns = choose_exact(value, cost * 1e9, allowed, budget * 1e9)
     assert cost[np.arange(6), a_s].sum() <= budget
     assert value[np.arange(6), a_s].sum() == value[np.arange(6), a_ns].sum()
+
+
+def test_pair_regroup_kernel_equals_brute_force_and_regroup_never_loses():
+    """The bounded exhaustive pair search (ASP-style): the kernel's best split of two groups equals a
+    brute-force search over every split, and polishing an order never lowers what N:M keeps."""
+    import itertools
+    from search.kernels import pair_regroup
+    from search.permute import _regroup, _retained, _splits, permute_magnitude
+    rng = np.random.default_rng(5)
+    v, order = np.abs(rng.standard_normal((16, 7))), rng.permutation(16)
+    parts = _splits(4)
+    assert len(parts) == 35 and list(parts[0]) == list(range(8))
+    pairs = np.array([(0, 1), (2, 3), (1, 3)])
+    for n in (1, 2):
+        gain, choice = pair_regroup(v, order, pairs, parts, n, 4)
+        for t, (ga, gb) in enumerate(pairs):
+            pool = np.concatenate([order[ga * 4:ga * 4 + 4], order[gb * 4:gb * 4 + 4]])
+
+            def keep(a):
+                b = [c for c in pool if c not in a]
+                return sum(np.sort(v[list(s)], axis=0)[-n:].sum() for s in (a, b))
+            best = max(keep(a) for a in itertools.combinations(pool, 4))
+            assert gain[t] == pytest.approx(best - keep(tuple(pool[:4])), abs=1e-9)
+        polished = _regroup(v, order, n, 4, rng, sweeps=5)
+        assert sorted(polished) == list(range(16))
+        assert _retained(v, polished, n, 4) >= _retained(v, order, n, 4) - 1e-12
+    w = np.abs(rng.standard_normal((1, 32, 5)))
+    assert permute_magnitude(w, 32, 2, 4, rounds=4, regroup=True).found <= \
+        permute_magnitude(w, 32, 2, 4, rounds=4).found + 1e-9

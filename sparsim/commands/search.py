@@ -114,8 +114,12 @@ def cmd_search(args) -> int:
         proof = "" if info.get("exact_optimal", True) else (
             f" (not proven optimal: HiGHS stopped after {TIME_LIMIT:g} s, at most {info['exact_gap']:.2%} below "
             f"the optimum)")
+        greedy = info["greedy_proxy"]
+        greedy = f"{greedy:.4f}" if greedy == greedy else "- (not for coupled channel costs)"
         print(f"budget {res.budget:g} x dense {info['metric']}: exact proxy {front['proxy'].iloc[0]:.4f}{proof}, "
-              f"greedy {info['greedy_proxy']:.4f}")
+              f"greedy {greedy}")
+    if "channel_coupling" in info:
+        print(f"channel candidates: {info['channel_coupling']}")
     if res.infeasible is not None:
         for _, r in res.infeasible.iterrows():
             print("infeasible: " + ", ".join(f"{a}={r[a]}" for a in res.hardware_axes) + f": {r['reason']}")
