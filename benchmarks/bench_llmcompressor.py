@@ -120,6 +120,7 @@ def methods_part(args) -> None:
 
 def recipe_part(folder: Path, calib_tokens: int) -> None:
     """llmcompressor applies the recipe sparsim wrote; per-layer sparsity of both, masks' agreement."""
+    import copy
     import json
 
     import numpy as np
@@ -148,9 +149,15 @@ def recipe_part(folder: Path, calib_tokens: int) -> None:
         say("Modifiers llmcompressor parsed from the recipe:\n")
         for p in parsed:
             say(f"- `{p}`")
-        theirs = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+        from safetensors.torch import load_file
+        theirs = copy.deepcopy(lm.model)          # the dense model with llmcompressor's Linear weights
+        got = load_file(str(out / "linear_weights.safetensors"))
+        with torch.no_grad():
+            for name, mod in theirs.named_modules():
+                if f"{name}.weight" in got and isinstance(mod, torch.nn.Linear):
+                    mod.weight.copy_(got[f"{name}.weight"])
         ours = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        say("\n| layer | sparsim pattern | sparsim sparsity | llmcompressor sparsity | masks agree |")
+        say("\n| layer | sparsim pattern | sparsim zeros | llmcompressor zeros | zero masks agree |")
         say("| --- | --- | --- | --- | --- |")
         agree = total = 0
         for a, b in zip(prunable_layers(ours), prunable_layers(theirs)):

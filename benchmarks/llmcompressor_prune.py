@@ -39,6 +39,23 @@ def main():
         recipe = cls(sparsity=0.5, mask_structure=arg, targets=["Linear"], ignore=["re:.*lm_head"], **kw)
     oneshot(model=model, dataset=ds, recipe=recipe, num_calibration_samples=len(calib),
             max_seq_length=calib.shape[1])
+    if method == "recipe":
+        # the Linear weights as the model computes with them (quantized layers: dequantized through
+        # their scales), so a venv without compressed-tensors can load them into the dense model
+        from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+        from safetensors.torch import save_file
+        import os
+        os.makedirs(out_dir, exist_ok=True)
+        weights = {}
+        for name, mod in model.named_modules():
+            if isinstance(mod, torch.nn.Linear):
+                w = mod.weight.detach()
+                scheme = getattr(mod, "quantization_scheme", None)
+                if scheme is not None and scheme.weights is not None and hasattr(mod, "weight_scale"):
+                    w = fake_quantize(w, mod.weight_scale, getattr(mod, "weight_zero_point", None), scheme.weights)
+                weights[f"{name}.weight"] = w.float().contiguous()
+        save_file(weights, os.path.join(out_dir, "linear_weights.safetensors"))
+        return
     model.save_pretrained(out_dir, save_compressed=False)
 
 
