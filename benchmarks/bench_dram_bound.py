@@ -370,4 +370,5 @@ def main():
           " objective may move more bytes than the bound)")
 
 if __name__ == "__main__":
-    main()
+    from docs_out import run_recorded
+    run_recorded("dram_bound", "bench_dram_bound.py", main)

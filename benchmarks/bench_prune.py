@@ -435,4 +435,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from docs_out import run_recorded
+    run_recorded("prune", "bench_prune.py", main)

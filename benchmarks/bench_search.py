@@ -233,10 +233,15 @@ def exact(models=("resnet50", "bert_base", "mobilenet_v2"), presets=("vegeta-fle
             print(f"{name:13s} on {preset:15s}: table == simulate for {n_ok}/3 random assignments")
 
 
-if __name__ == "__main__":
+def main():
     parts = sys.argv[1:] or ["speed", "budget", "quality", "exact"]
     for part in parts:
         print(f"-- {part}", flush=True)
         {"speed": speed, "budget": budget_resnet18, "quality": quality, "exact": exact,
          "quality-unseeded": lambda: quality(seed_baselines=False),
          "quality-nm": lambda: quality(cands=["dense", "2:4", "1:4", "2:8"], seed_baselines=False)}[part]()
+
+
+if __name__ == "__main__":
+    from docs_out import run_recorded
+    run_recorded("search", "bench_search.py", main)

@@ -183,4 +183,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    from docs_out import run_recorded
+    run_recorded("sweep", "bench_sweep.py", main)

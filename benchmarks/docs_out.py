@@ -11,13 +11,20 @@ from a run (CI does not run benchmarks), so a number on the site is always the o
     out = DocsOut("published", "python benchmarks/bench_published.py")
     out.table(["design", "speed-up"], [["VEGETA 2:4", "1.40x"]])
     out.write()
+
+A script that prints fixed-width text runs under ``with out.capture(): main()`` instead: what it prints
+becomes a text block of the page, named by :func:`page_name` after its arguments.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import io
 import os
 import platform
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +61,9 @@ def commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        # the generated pages themselves do not count: a re-run changes them before they are committed
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!docs/benchmarks/generated"], cwd=ROOT,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return (sha or "unknown") + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -69,6 +78,29 @@ def md_table(header, rows) -> str:
     return "\n".join(lines)
 
 
+def page_name(name: str, argv=None) -> str:
+    """The generated page's name for a run with these arguments: ``bench_prune.py --full --part acc``
+    writes ``prune-full-part-acc.md``, the default run ``prune.md`` (a partial run never overwrites the
+    page of the run the docs include)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    parts = [re.sub(r"[^A-Za-z0-9.]+", "-", a).strip("-") for a in args]
+    return "-".join([name] + [p for p in parts if p])
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for s in self.streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self):
+        for s in self.streams:
+            s.flush()
+
+
 class DocsOut:
     """Collects one benchmark's Markdown and writes it to ``docs/benchmarks/generated/<name>.md``."""
 
@@ -77,6 +109,7 @@ class DocsOut:
         self.folder = Path(folder) if folder is not None else GENERATED
         self.parts: list[str] = []
         self.started = _dt.datetime.now(_dt.timezone.utc)
+        self.commit = commit()            # the code measured: the tree as the run starts, not as it ends
 
     def text(self, markdown: str) -> None:
         self.parts.append(markdown.strip("\n"))
@@ -89,6 +122,21 @@ class DocsOut:
         if echo:
             print(md, flush=True)
         return md
+
+    @contextlib.contextmanager
+    def capture(self):
+        """Everything printed to standard output inside the ``with`` block (still printed) becomes one
+        ```` ```text ```` block of the page: for scripts whose tables are fixed-width text."""
+        buf = io.StringIO()
+        real = sys.stdout
+        sys.stdout = _Tee(real, buf)
+        try:
+            yield buf
+        finally:
+            sys.stdout = real
+            text = buf.getvalue().rstrip()
+            if text:
+                self.parts.append(f"```text\n{text}\n```")
 
     def figure(self, fig, filename: str, alt: str) -> Path:
         """Save a matplotlib figure as ``<folder>/<filename>`` (PNG) and include it."""
@@ -108,7 +156,7 @@ class DocsOut:
     def header(self) -> str:
         when = self.started.strftime("%Y-%m-%d %H:%M UTC")
         took = (_dt.datetime.now(_dt.timezone.utc) - self.started).total_seconds()
-        return (f"<small>Measured by `{self.command}` on {when} ({took:.0f} s), commit {commit()}; "
+        return (f"<small>Measured by `{self.command}` on {when} ({took:.0f} s), commit {self.commit}; "
                 f"{machine()}.</small>")
 
     def write(self) -> Path:
@@ -119,3 +167,13 @@ class DocsOut:
         path.write_text(body + "\n")
         print(f"wrote {path}")
         return path
+
+
+def run_recorded(name: str, script: str, main, argv=None) -> Path:
+    """Run ``main()`` (a script's entry point that prints its tables) and write what it printed to
+    ``generated/<page_name(name, argv)>.md``, headed by the command, date and machine."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    out = DocsOut(page_name(name, args), " ".join(["python", f"benchmarks/{script}", *args]))
+    with out.capture():
+        main()
+    return out.write()

@@ -19,7 +19,10 @@ The convention every page follows (docs/contributing-docs.md states it for write
   ``<!-- norun: reason -->`` for the few commands a test cannot run (``make test`` itself);
 * the blocks of one page run in order in one scratch folder that holds links to the repository's
   top-level files and folders (so ``examples/...`` resolves and what a command writes stays out of
-  the tree); a slow block runs alone in a folder of its own, so it must not need an earlier block.
+  the tree); a slow block runs alone in a folder of its own, so it must not need an earlier block;
+* a block that only runs benchmark scripts (``python benchmarks/bench_x.py``) is a benchmark: it runs
+  under ``pytest -m bench`` (``make bench``), not in ``make test``; its numbers belong in the files
+  the script writes for the docs, which the page includes.
 
 A block that includes a file (``--8<-- "examples/x.py"``, as the site's snippets extension does)
 runs the file. Other fences (```` ```yaml ````, ```` ```text ````, plain ```` ``` ````) are shown, not run.
@@ -57,6 +60,18 @@ class Block:
     slow: bool = False
     norun: str | None = None  # the reason given, when the block is not run
     tolerance: float | None = None  # relative, for numbers in shown output
+
+    @property
+    def bench(self) -> bool:
+        """A console block whose every command runs a benchmark script (``python benchmarks/bench_*.py``):
+        a benchmark, run by ``make bench`` (pytest ``-m bench``), not by ``make test``."""
+        if self.lang != "console" or self.norun:
+            return False
+        try:
+            cmds = commands(self)
+        except DocFormatError:
+            return False
+        return all(re.match(r"python3? benchmarks/bench_\w+\.py\b", c.cmd) for c in cmds)
 
     @property
     def where(self) -> str:
@@ -288,15 +303,16 @@ def run_block(block: Block, cwd: Path, timeout: float = 900) -> int:
 
 
 def summary(root: Path = ROOT) -> dict:
-    """Per page: (blocks run fast, blocks run slow, blocks not run, commands run)."""
+    """Per page: (blocks run fast, blocks run slow, benchmark blocks, blocks not run, commands run)."""
     out = {}
     for page in doc_pages(root):
         bl = blocks(page)
         if not bl:
             continue
         n_cmd = sum(len(commands(b)) if b.lang == "console" else 1 for b in bl if not b.norun)
-        out[str(page.relative_to(root))] = (sum(1 for b in bl if not b.slow and not b.norun),
-                                            sum(1 for b in bl if b.slow and not b.norun),
+        out[str(page.relative_to(root))] = (sum(1 for b in bl if not b.slow and not b.norun and not b.bench),
+                                            sum(1 for b in bl if b.slow and not b.norun and not b.bench),
+                                            sum(1 for b in bl if b.bench),
                                             sum(1 for b in bl if b.norun), n_cmd)
     return out
 
@@ -304,8 +320,8 @@ def summary(root: Path = ROOT) -> dict:
 if __name__ == "__main__":
     s = summary()
     w = max(map(len, s)) if s else 10
-    print(f"{'page':{w}s}  fast  slow  norun  commands")
-    for k, (f, sl, nr, nc) in s.items():
-        print(f"{k:{w}s}  {f:4d}  {sl:4d}  {nr:5d}  {nc:8d}")
-    tot = [sum(v[i] for v in s.values()) for i in range(4)]
-    print(f"{'total':{w}s}  {tot[0]:4d}  {tot[1]:4d}  {tot[2]:5d}  {tot[3]:8d}")
+    print(f"{'page':{w}s}  fast  slow  bench  norun  commands")
+    for k, (f, sl, be, nr, nc) in s.items():
+        print(f"{k:{w}s}  {f:4d}  {sl:4d}  {be:5d}  {nr:5d}  {nc:8d}")
+    tot = [sum(v[i] for v in s.values()) for i in range(5)]
+    print(f"{'total':{w}s}  {tot[0]:4d}  {tot[1]:4d}  {tot[2]:5d}  {tot[3]:5d}  {tot[4]:8d}")

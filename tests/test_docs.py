@@ -8,36 +8,54 @@ run concurrently, one per core: the work is in the subprocesses the blocks start
 from __future__ import annotations
 
 import os
+import re
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from tests import docblocks as db
 
 _PAGES = db.doc_pages()
-_FAST = [(p, [b for b in db.blocks(p) if not b.slow and not b.norun]) for p in _PAGES]
+_FAST = [(p, [b for b in db.blocks(p) if not b.slow and not b.norun and not b.bench]) for p in _PAGES]
 _FAST = [(p, bl) for p, bl in _FAST if bl]
-_SLOW = [b for p in _PAGES for b in db.blocks(p) if b.slow and not b.norun]
+_SLOW = [b for p in _PAGES for b in db.blocks(p) if b.slow and not b.norun and not b.bench]
+_BENCH = [b for p in _PAGES for b in db.blocks(p) if b.bench]
 
 
 def _id(p):
     return str(p.relative_to(db.ROOT))
 
 
+#: under pytest-xdist (`make test` runs `-n 2`) the workers share the pages out, one test at a time;
+#: without it the selected pages run concurrently in one fixture, one per core
+_XDIST = "PYTEST_XDIST_WORKER" in os.environ
+_FAST_BY_ID = {_id(p): bl for p, bl in _FAST}
+_SLOW_BY_ID = {b.where: [b] for b in _SLOW}
+
+
+def _run_job(key, blocks, tmp_root):
+    """Run ``blocks`` in order in one scratch folder; the exception (reported by the job's test) or None."""
+    cwd = db.scratch_dir(tmp_root / f"job{abs(hash(key))}" / "run")
+    t0 = time.perf_counter()
+    try:
+        for b in blocks:
+            db.run_block(b, cwd)
+    except Exception as e:            # noqa: BLE001 - reported by the test of this job
+        return e
+    finally:
+        if os.environ.get("SPARSIM_DOCS_TIMES"):   # profiling: one line per job, seconds of wall time
+            with open(os.environ["SPARSIM_DOCS_TIMES"], "a") as f:
+                f.write(f"{time.perf_counter() - t0:8.1f} s  {key}\n")
+    return None
+
+
 def _run_all(jobs, tmp_root):
     """Run ``{id: [blocks]}`` concurrently, one job per core (the work is in subprocesses, so threads
-    suffice); the blocks of one job run in order in one scratch folder. Returns ``{id: exception or None}``."""
-    def one(item):
-        key, blocks = item
-        cwd = db.scratch_dir(tmp_root / f"job{abs(hash(key))}" / "run")
-        try:
-            for b in blocks:
-                db.run_block(b, cwd)
-        except Exception as e:            # noqa: BLE001 - reported by the test of this job
-            return key, e
-        return key, None
+    suffice). Returns ``{id: exception or None}``."""
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        return dict(pool.map(one, jobs.items()))
+        return dict(zip(jobs, pool.map(lambda kv: _run_job(*kv, tmp_root), jobs.items())))
 
 
 def _selected(request, name):
@@ -47,30 +65,56 @@ def _selected(request, name):
 
 @pytest.fixture(scope="module")
 def fast_results(request, tmp_path_factory):
+    if _XDIST:
+        return None
     ids = set(_selected(request, "test_page_blocks"))
-    return _run_all({_id(p): bl for p, bl in _FAST if _id(p) in ids}, tmp_path_factory.mktemp("docs-fast"))
+    return _run_all({k: bl for k, bl in _FAST_BY_ID.items() if k in ids}, tmp_path_factory.mktemp("docs-fast"))
 
 
 @pytest.fixture(scope="module")
 def slow_results(request, tmp_path_factory):
+    if _XDIST:
+        return None
     ids = set(_selected(request, "test_slow_block"))
-    return _run_all({b.where: [b] for b in _SLOW if b.where in ids}, tmp_path_factory.mktemp("docs-slow"))
+    return _run_all({k: bl for k, bl in _SLOW_BY_ID.items() if k in ids}, tmp_path_factory.mktemp("docs-slow"))
+
+
+def _outcome(results, key, jobs, tmp_path):
+    return results[key] if results is not None else _run_job(key, jobs[key], tmp_path)
 
 
 @pytest.mark.parametrize("page", [p for p, _ in _FAST], ids=[_id(p) for p, _ in _FAST])
-def test_page_blocks(page, fast_results):
-    """The page's fast blocks, in order (all selected pages run at once, one per core)."""
-    err = fast_results[_id(page)]
+def test_page_blocks(page, fast_results, tmp_path):
+    """The page's fast blocks, in order (without xdist all selected pages run at once, one per core)."""
+    err = _outcome(fast_results, _id(page), _FAST_BY_ID, tmp_path)
     if err is not None:
         raise err
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", _SLOW, ids=[b.where for b in _SLOW])
-def test_slow_block(block, slow_results):
-    err = slow_results[block.where]
+def test_slow_block(block, slow_results, tmp_path):
+    err = _outcome(slow_results, block.where, _SLOW_BY_ID, tmp_path)
     if err is not None:
         raise err
+
+
+@pytest.mark.slow
+@pytest.mark.bench
+@pytest.mark.parametrize("block", _BENCH, ids=[b.where for b in _BENCH])
+def test_benchmark_block(block, tmp_path):
+    """A benchmark a page shows (``make bench`` runs these; ``make test`` leaves benchmarks out)."""
+    err = _run_job(block.where, [block], tmp_path)
+    if err is not None:
+        raise err
+
+
+def test_benchmark_blocks_name_scripts_that_exist():
+    """``make test`` does not run the benchmark blocks, but the scripts they name must exist."""
+    for b in _BENCH:
+        for c in db.commands(b):
+            script = c.cmd.split()[1]
+            assert (db.ROOT / script).is_file(), f"{b.where}: {script} does not exist"
 
 
 def test_pages_follow_the_convention():
@@ -206,3 +250,93 @@ def test_markers_and_format_errors(tmp_path):
     page.write_text("```console\n$ echo a \\\n   b\nalso shown\n```\n")
     (c,) = db.commands(db.blocks(page)[0])
     assert c.cmd == "echo a  b" and c.expected == ("also shown",) and c.line == 2
+
+
+# ------------------------------------------------------------------------------------------ benchmark pages
+def test_a_printing_benchmark_writes_its_page(tmp_path, capsys, monkeypatch):
+    """What a benchmark prints under DocsOut.capture() is still printed and becomes a text block of its
+    generated page, named after its arguments and headed by the command, date and machine."""
+    import sys
+    monkeypatch.syspath_prepend(str(db.ROOT / "benchmarks"))
+    import docs_out
+    assert docs_out.page_name("prune", []) == "prune"
+    assert docs_out.page_name("prune", ["--full", "--part", "acc"]) == "prune-full-part-acc"
+    assert docs_out.page_name("search", ["speed"]) == "search-speed"
+    monkeypatch.setattr(docs_out, "GENERATED", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["bench_x.py", "--full"])
+    path = docs_out.run_recorded("x", "bench_x.py", lambda: print("design  cycles\nvegeta  1,234"))
+    assert path == tmp_path / "x-full.md"
+    assert "design  cycles\nvegeta  1,234" in capsys.readouterr().out
+    text = path.read_text()
+    assert "Measured by `python benchmarks/bench_x.py --full` on " in text and " cores" in text
+    assert text.rstrip().endswith("```text\ndesign  cycles\nvegeta  1,234\n```")
+
+
+_GENERATED = db.ROOT / "docs" / "benchmarks" / "generated"
+#: a table cell holding only a number (with its unit, a share, a speed-up or a spread): a measured figure
+_NUMBER_CELL = re.compile(r"[-+−~≈]?\d[\d,]*(?:\.\d+)?\s*(?:x|%|s|ms|min|[kMG]i?B|[kMG]|pJ|uJ|µJ)?"
+                          r"(?:\s*±\s*\d[\d,]*(?:\.\d+)?\s*(?:x|%)?)?")
+
+
+def _included(page):
+    return re.findall(r'^\s*-{2}8<-{2}\s+"([^"/]+\.md)"\s*$', page.read_text(), re.M)
+
+
+def test_benchmark_pages_take_their_numbers_from_generated_includes():
+    """A benchmark page quotes no measured number of its own: no table cell that is a number, and no
+    commit named as where a figure came from, outside the files `make bench` writes (and includes)."""
+    bad = []
+    for page in sorted((db.ROOT / "docs" / "benchmarks").glob("*.md")):
+        fenced = False
+        for i, line in enumerate(page.read_text().splitlines(), 1):
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            if fenced:
+                continue
+            if re.search(r"\bcommit [0-9a-f]{7,40}\b", line):
+                bad.append(f"{page.name}:{i}: names a commit as the source of a figure")
+            if line.lstrip().startswith("|"):
+                cells = [c.strip().strip("*`").strip() for c in line.strip().strip("|").split("|")]
+                nums = [c for c in cells if _NUMBER_CELL.fullmatch(c)]
+                if nums:
+                    bad.append(f"{page.name}:{i}: table cell {nums[0]!r} typed into the page")
+    assert not bad, "measured numbers belong in docs/benchmarks/generated/ (benchmarks/docs_out.py):\n" + "\n".join(bad)
+
+
+def test_make_bench_writes_every_included_page():
+    """Every generated file a page includes is written by a script that `make bench` runs (through
+    benchmarks/run_all.py or a page's benchmark block), through benchmarks/docs_out.py, and nothing in
+    generated/ is left unused."""
+    run_all = (db.ROOT / "benchmarks" / "run_all.py").read_text()
+    on_their_own = set(re.findall(r'"(bench_\w+\.py)"', run_all.split("ON_THEIR_OWN", 1)[1].split("\n", 1)[0]))
+    # `make bench` also runs the benchmark blocks of the pages (pytest -m bench)
+    on_their_own -= {Path(c.cmd.split()[1]).name for b in _BENCH for c in db.commands(b)}
+    writers = {}
+    for script in sorted((db.ROOT / "benchmarks").glob("bench_*.py")):
+        for name in re.findall(r'(?:DocsOut|run_recorded)\(\s*"([\w-]+)"', script.read_text()):
+            writers[name] = script.name
+    pages = db.doc_pages()
+    included = {f for p in pages for f in _included(p)}
+    problems = []
+    for f in sorted(included):
+        name = f[:-3]
+        if name not in writers:
+            problems.append(f"{f}: no benchmark writes it")
+        elif writers[name] in on_their_own and name not in NOT_IN_MAKE_BENCH:
+            problems.append(f"{f}: written by {writers[name]}, which `make bench` does not run")
+        elif not (_GENERATED / f).is_file():
+            problems.append(f"{f}: not written yet (run {writers[name]})")
+        elif not (_GENERATED / f).read_text().startswith("<!-- written by") and name not in NOT_IN_MAKE_BENCH:
+            problems.append(f"{f}: not the output of a run (no docs_out header)")
+    text = "\n".join(p.read_text() for p in pages) + "\n".join((_GENERATED / f).read_text() for f in included
+                                                            if (_GENERATED / f).is_file())
+    for f in sorted(_GENERATED.iterdir()):
+        if f.name not in included and f"generated/{f.name}" not in text:
+            problems.append(f"generated/{f.name}: included by no page")
+    assert not problems, "\n".join(problems)
+
+
+#: included pages that `make bench` does not rewrite, each with the reason
+NOT_IN_MAKE_BENCH = {
+    "scalesim": "bench_scalesim.py installs SCALE-Sim into its own venv and runs for many minutes (run it alone)",
+}
