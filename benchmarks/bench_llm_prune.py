@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import statistics
 import sys
@@ -53,7 +54,7 @@ def one_seed(seed: int, accel_name: str, calib_tokens: int, eval_tokens: int, la
     from workloads import code_lm
 
     out: dict = {"seed": seed}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     acc = accel.load(accel_name)
     s = Session("code_lm", "sparsegpt", acc, objective="tpot", batch=1, prompt=512, generate=128,
                 calib_tokens=calib_tokens, eval_tokens=eval_tokens, seed=seed)
@@ -70,12 +71,12 @@ def one_seed(seed: int, accel_name: str, calib_tokens: int, eval_tokens: int, la
     for pat in ("2:4", "unstructured:0.5"):
         for meth in ("magnitude", "wanda", "sparsegpt"):
             m = copy.deepcopy(s.model)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             prune_model(m, pat, meth, s.calib)
-            dt = time.perf_counter() - t
-            pr[(pat, meth)] = {"ppl": s.perplexity(m), "seconds": dt, "model": m}
-            log(f"  {pat} {meth}: ppl {pr[(pat, meth)]['ppl']:.3f} ({dt:.1f} s)")
-    out["uniform"] = {f"{p}|{m}": {"ppl": v["ppl"], "seconds": v["seconds"]} for (p, m), v in pr.items()}
+            dt, dc = time.perf_counter() - t, time.process_time() - c
+            pr[(pat, meth)] = {"ppl": s.perplexity(m), "seconds": dt, "cpu_seconds": dc, "model": m}
+            log(f"  {pat} {meth}: ppl {pr[(pat, meth)]['ppl']:.3f} ({dt:.1f} s wall, {dc:.1f} s CPU)")
+    out["uniform"] = {f"{p}|{m}": {k: v[k] for k in ("ppl", "seconds", "cpu_seconds")} for (p, m), v in pr.items()}
 
     # 3. equal TPOT: the budget uniform 2:4 meets
     sims = {meth: s.sim(pr[("2:4", meth)]["model"]) for meth in ("wanda", "sparsegpt")}
@@ -111,7 +112,7 @@ def one_seed(seed: int, accel_name: str, calib_tokens: int, eval_tokens: int, la
                                           "val_ppl": best.validation_ppl,
                                           "candidates": [(c.budget_fraction, c.validation_ppl, c.within_budget)
                                                          for c in cands]}
-    out["alloc_seconds"] = {"sensitivity": s.seconds.get("sensitivity"), "allocation": time.perf_counter() - t}
+    out["alloc_seconds"] = {"allocation_with_sensitivities": time.perf_counter() - t}
     out["equal_tpot"] = rows
     for k, v in rows.items():
         log(f"  {k}: ppl {v['ppl']:.3f}, TPOT {v['tpot_s'] * 1e6:.3f} us ({v['tpot_s'] / budget:.4f} x budget)")
@@ -134,7 +135,9 @@ def one_seed(seed: int, accel_name: str, calib_tokens: int, eval_tokens: int, la
     out["reach"] = {"ladder": reach, "target_ppl": target,
                     "tpot_s": min(x["tpot_s"] for x in ok) if ok else None}
     out["seconds"] = time.perf_counter() - t0
-    out["session_seconds"] = dict(s.seconds)
+    out["cpu_seconds"] = time.process_time() - c0
+    out["stages"] = s.stages.as_dict()
+    out["load_average"] = list(os.getloadavg())
     return out
 
 
@@ -159,10 +162,12 @@ def tables(results, accel_name, calib_tokens, eval_tokens) -> str:
                     if vals["sparsegpt"][i] <= vals["wanda"][i] <= vals["magnitude"][i])
         L.append(f"| {pat} | {ms([r['model']['test_ppl'] for r in results])} | {ms(vals['magnitude'])} | "
                  f"{ms(vals['wanda'])} | {ms(vals['sparsegpt'])} | {holds} of {len(results)} seeds |")
-    L.append("\n| prune every layer at 2:4 | Wanda s | SparseGPT s |")
+    L.append("\n| prune every layer at 2:4 (calibration and pruning, 1 torch thread) | Wanda s | SparseGPT s |")
     L.append("| --- | --- | --- |")
     L.append(f"| wall time | {ms([r['uniform']['2:4|wanda']['seconds'] for r in results])} | "
              f"{ms([r['uniform']['2:4|sparsegpt']['seconds'] for r in results])} |")
+    L.append(f"| CPU time | {ms([r['uniform']['2:4|wanda'].get('cpu_seconds', float('nan')) for r in results])} | "
+             f"{ms([r['uniform']['2:4|sparsegpt'].get('cpu_seconds', float('nan')) for r in results])} |")
     d = results[0]["dense_sim"]
     L.append(f"\n### Equal decode TPOT on {accel_name} (batch 1, prompt 512, 128 generated; dense "
              f"{d['tpot_s'] * 1e6:.2f} us/token, bound: {d['bound']}): budget = uniform 2:4's TPOT\n")
@@ -178,45 +183,77 @@ def tables(results, accel_name, calib_tokens, eval_tokens) -> str:
                    and r["equal_tpot"][n]["ppl"] < r["equal_tpot"]["uniform 2:4 SparseGPT"]["ppl"])
         L.append(f"| {n} | {ms(ppl, '{:.3f}')} | {ms(tp)} | {ms(rel, '{:.4f}')} | {wins} of {len(results)} |")
     L.append("\n### Lowest TPOT of the hardware-aware allocation at or below uniform 2:4 SparseGPT's perplexity\n")
-    L.append("| seed | uniform 2:4 TPOT us | its perplexity | hardware-aware TPOT us | TPOT ratio | ladder (fraction: ppl) |")
+    L.append("The equal-TPOT allocation above counts as the ladder's 1.00 point; a ladder point that stops with "
+             "an error is named with it.\n")
+    L.append("| seed | uniform 2:4 TPOT us | its perplexity | hardware-aware TPOT us | TPOT ratio | "
+             "ladder (fraction: ppl) |")
     L.append("| --- | --- | --- | --- | --- | --- |")
     for r in results:
-        t = r["reach"]["tpot_s"]
-        lad = ", ".join(f"{x['fraction']:.2f}: {x['ppl']:.2f}" if "ppl" in x else f"{x['fraction']:.2f}: -"
-                        for x in r["reach"]["ladder"])
+        hw = r["equal_tpot"]["hardware-aware (SparseGPT)"]
+        pts = [{"fraction": 1.0, "ppl": hw["ppl"], "tpot_s": hw["tpot_s"]}] + r["reach"]["ladder"]
+        ok = [x["tpot_s"] for x in pts if "ppl" in x and x["ppl"] <= r["reach"]["target_ppl"]]
+        t = min(ok) if ok else None
+        lad = ", ".join(f"{x['fraction']:.2f}: {x['ppl']:.3f}" if "ppl" in x else f"{x['fraction']:.2f}: {x['error']}"
+                        for x in pts)
         L.append(f"| {r['seed']} | {r['budget_tpot_s'] * 1e6:.3f} | {r['reach']['target_ppl']:.3f} | "
-                 f"{t * 1e6:.3f} | {t / r['budget_tpot_s']:.4f} | {lad} |" if t else
-                 f"| {r['seed']} | {r['budget_tpot_s'] * 1e6:.3f} | {r['reach']['target_ppl']:.3f} | - | - | {lad} |")
+                 + (f"{t * 1e6:.3f} | {t / r['budget_tpot_s']:.4f}" if t else "- | -") + f" | {lad} |")
     L.append("\n### Hardware-aware allocations chosen (seed: layer patterns, block by block)\n")
     for r in results:
         pats = r["equal_tpot"]["hardware-aware (SparseGPT)"]["patterns"]
         short = "; ".join(f"{k.replace('model.layers.', 'L').replace('self_attn.', '').replace('mlp.', '')}={v}"
                           for k, v in pats.items())
         L.append(f"- seed {r['seed']}: {short}")
-    L.append("\n| seed | sensitivities s | allocation s (5 candidates, perplexity in the loop) | whole seed s |")
-    L.append("| --- | --- | --- | --- |")
-    for r in results:
-        a = r["alloc_seconds"]
-        L.append(f"| {r['seed']} | {a['sensitivity']:.0f} | {a['allocation']:.0f} | {r['seconds']:.0f} |")
+    L.append("\n### Where the time goes (each seed's Session: every allocation of the seed, summed; 1 torch thread)\n")
+    stages = list(dict.fromkeys(k for r in results for k in r.get("stages", {})))
+    L.append("| stage | " + " | ".join(f"seed {r['seed']} wall s / CPU s" for r in results) + " |")
+    L.append("| --- |" + " --- |" * len(results))
+    for k in stages:
+        cells = [(f"{r['stages'][k]['wall_s']:.1f} / {r['stages'][k]['cpu_s']:.1f}" if k in r.get("stages", {})
+                  else "-") for r in results]
+        L.append(f"| {k} | " + " | ".join(cells) + " |")
+    L.append("| whole seed (all of the above tables) | " + " | ".join(
+        f"{r['seconds']:.0f} / {r.get('cpu_seconds', float('nan')):.0f}" for r in results) + " |")
+    L.append("| load average (1, 5, 15 min) at the end | " + " | ".join(
+        " / ".join(f"{x:.1f}" for x in r.get("load_average", [])) for r in results) + " |")
     return "\n".join(L)
 
 
 def main(argv=None) -> int:
+    import torch
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--accel", default="vegeta-cpu-l2")
     ap.add_argument("--calib-tokens", type=int, default=8192)
     ap.add_argument("--eval-tokens", type=int, default=65536)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--from-json", help="comma-separated raw results (--json of earlier runs, one seed or more "
+                                        "each): print the tables of all of them, measure nothing")
+    ap.add_argument("--docs", action="store_true", help="write the tables to docs/benchmarks/generated/llm_prune.md")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     ladder = (0.94, 0.88, 0.82, 0.76)
     results = []
-    for seed in [int(x) for x in args.seeds.split(",")]:
-        results.append(one_seed(seed, args.accel, args.calib_tokens, args.eval_tokens, ladder,
-                                lambda *a: print(*a, file=sys.stderr, flush=True)))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
-    print(tables(results, args.accel, args.calib_tokens, args.eval_tokens))
+    if args.from_json:
+        for f in args.from_json.split(","):
+            results += json.loads(Path(f).read_text())
+        results.sort(key=lambda r: r["seed"])
+    else:
+        for seed in [int(x) for x in args.seeds.split(",")]:
+            results.append(one_seed(seed, args.accel, args.calib_tokens, args.eval_tokens, ladder,
+                                    lambda *a: print(*a, file=sys.stderr, flush=True)))
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    md = tables(results, args.accel, args.calib_tokens, args.eval_tokens)
+    print(md)
+    if args.docs:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from docs_out import DocsOut
+        out = DocsOut("llm_prune", f"python benchmarks/bench_llm_prune.py --seeds "
+                                   f"{','.join(str(r['seed']) for r in results)} --calib-tokens {args.calib_tokens} "
+                                   f"--eval-tokens {args.eval_tokens}")
+        out.text(md)
+        out.write()
     return 0
 
 

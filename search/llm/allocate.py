@@ -18,17 +18,18 @@ from __future__ import annotations
 
 import copy
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from workloads import Dense, parse_pattern
+from workloads import Dense
 
 from ..errors import SearchError
 from .costs import DecodeCosts
 from .model import PrunableLayer, blocks, collect, prune_model
-from .pruners import check_pattern, prune_weight
+from .pruners import check_pattern, parse_candidate, prune_weight
 
 
 def mean_loss(model, windows: np.ndarray, batch: int = 16) -> float:
@@ -90,10 +91,23 @@ class _Resume:
 
 
 def sensitivity_table(model, layers: list[PrunableLayer], costs: DecodeCosts, method: str, calib: np.ndarray,
-                      sens_windows: np.ndarray, progress: bool = False) -> np.ndarray:
-    """``(L, C)`` loss rise (nats) of pruning one layer to one candidate; dense and disallowed: 0 / nan."""
+                      sens_windows: np.ndarray, progress: bool = False, stages=None) -> np.ndarray:
+    """``(L, C)`` loss rise (nats) of pruning one layer to one candidate; dense and disallowed: 0 / nan.
+    ``stages``: a :class:`search.llm.run.Stages` the calibration and the pairs are timed into."""
+    stages = stages or _no_stages
+    with stages("calibration statistics"):
+        stats = collect(model, layers, calib, hessian=method == "sparsegpt") if method != "magnitude" else {}
+    with stages("sensitivity pairs"):
+        return _pairs(model, layers, costs, method, stats, sens_windows, progress)
+
+
+@contextmanager
+def _no_stages(name):
+    yield
+
+
+def _pairs(model, layers, costs, method, stats, sens_windows, progress) -> np.ndarray:
     from tqdm.auto import tqdm
-    stats = collect(model, layers, calib, hessian=method == "sparsegpt") if method != "magnitude" else {}
     run = _Resume(model, sens_windows)
     base = run.loss(0)
     start = {l.name: run.block_of(l.block) for l in layers}
@@ -104,9 +118,9 @@ def sensitivity_table(model, layers: list[PrunableLayer], costs: DecodeCosts, me
     bar = tqdm(todo, desc="layer sensitivity", unit="pair", disable=not progress, leave=False)
     for li, c in bar:
         layer = layers[li]
-        pat = parse_pattern(costs.candidates[c])
+        pat, bits = parse_candidate(costs.candidates[c])
         w0 = layer.weight_oi().float().clone()
-        w, _ = prune_weight(w0, pat, method, stats.get(layer.name))
+        w, _ = prune_weight(w0, pat, method, stats.get(layer.name), bits=bits)
         layer.set_weight_oi(w)
         try:
             out[li, c] = run.loss(start[layer.name]) - base
@@ -124,6 +138,7 @@ class Candidate:
     validation_ppl: float = math.nan
     simulated: dict = field(default_factory=dict)
     within_budget: bool = False
+    outcome: object = None           # the PruneOutcome (masks, weight bits) once pruned
 
 
 def knapsack(costs: DecodeCosts, sens: np.ndarray, objective: str, budget_abs: float) -> np.ndarray:
@@ -138,9 +153,10 @@ def knapsack(costs: DecodeCosts, sens: np.ndarray, objective: str, budget_abs: f
 
 def allocate(model, layers, costs: DecodeCosts, sens: np.ndarray, method: str, objective: str, budget_abs: float,
              calib: np.ndarray, val: np.ndarray, simulate, ladder=(1.0, 0.99, 0.98, 0.96, 0.93),
-             progress: bool = False):
-    """Solve, prune and measure the candidates (see the module docstring). ``simulate(model)``
-    returns the pruned model's ``{"tpot_s", "energy_per_token_pj"}`` on its real masks.
+             progress: bool = False, stages=None):
+    """Solve, prune and measure the candidates (see the module docstring). ``simulate(model, outcome)``
+    returns the pruned model's ``{"tpot_s", "energy_per_token_pj"}`` on its real masks (``outcome``:
+    the :class:`search.llm.model.PruneOutcome`, with the weight bits and masks).
 
     Returns ``(best Candidate, its pruned model, every Candidate)``."""
     from workloads.code_lm import perplexity
@@ -157,13 +173,16 @@ def allocate(model, layers, costs: DecodeCosts, sens: np.ndarray, method: str, o
             continue
         seen.add(tuple(a))
         cands.append(Candidate(a, f, float(np.nansum(sens[np.arange(len(a)), a])), costs.total(a, objective)))
+    stages = stages or _no_stages
     best, best_model = None, None
     for cand in cands:
         m = copy.deepcopy(model)
-        prune_model(m, costs.patterns(cand.assignment), method, calib, progress=progress)
-        cand.simulated = simulate(m)
+        with stages("candidate pruning"):
+            cand.outcome = prune_model(m, costs.patterns(cand.assignment), method, calib, progress=progress)
+        cand.simulated = simulate(m, cand.outcome)
         cand.within_budget = cand.simulated[key] <= budget_abs * (1 + 1e-12)
-        cand.validation_ppl = perplexity(m, val)
+        with stages("validation perplexity"):
+            cand.validation_ppl = perplexity(m, val)
         if cand.within_budget and (best is None or cand.validation_ppl < best.validation_ppl):
             best, best_model = cand, m
     if best is None:
@@ -242,16 +261,14 @@ def equal_budget(make, simulate, key: str, budget_abs: float, lo: float = 0.02, 
 
 
 def check_candidates(layers, candidates) -> list:
-    """Parse and check the candidate patterns against every layer (N:M's M must divide each input dim)."""
+    """Parse and check the candidates (``PATTERN[+intB]``) against every layer (N:M's M must divide
+    each input dimension); ``[(pattern, bits)]``, dense first."""
     pats = []
     for c in candidates:
-        try:
-            p = parse_pattern(c)
-        except ValueError as e:
-            raise SearchError(f"--candidates: {e}") from None
+        p, bits = parse_candidate(c)
         for l in layers:
-            check_pattern(p, l.in_features, f"--candidates {p}: layer {l.name} ({l.out_features}x{l.in_features})")
-        pats.append(p)
-    if not any(isinstance(p, Dense) for p in pats):
-        pats.insert(0, Dense())
+            check_pattern(p, l.in_features, f"--candidates {c}: layer {l.name} ({l.out_features}x{l.in_features})")
+        pats.append((p, bits))
+    if not any(isinstance(p, Dense) and b == 16 for p, b in pats):
+        pats.insert(0, (Dense(), 16))
     return pats

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SearchError
+from .pruners import QUANT_GROUP
 
 #: The candidates the allocation chooses among by default (the issue's list; dense is always first).
 DEFAULT_CANDIDATES = ("dense", "2:4", "1:4", "2:8", "4:8", "unstructured:0.7", "unstructured:0.5",
@@ -67,12 +68,33 @@ class DecodeCosts:
     def patterns(self, assignment) -> dict:
         return {n: self.candidates[int(c)] for n, c in zip(self.layer_names, assignment)}
 
+    def weight_bits(self, assignment) -> dict:
+        """``{layer: weight bits}`` of an assignment (16: not quantized)."""
+        from .pruners import parse_candidate
+        return {n: parse_candidate(p)[1] for n, p in self.patterns(assignment).items()}
+
 
 def as_llm(model, seed: int = 0):
     """``model`` (an in-memory ``transformers`` causal LM) as an :class:`workloads.llm.LlmModel`,
     every block traced (its exact zeros are its masks)."""
     from workloads.hf import from_model
     return from_model(model, blocks=None, seed=seed, record_inputs=False)
+
+
+def with_masks(lm, masks: dict):
+    """``lm`` with the named layers' masks replaced by ``masks`` (``(out, in)`` bool, torch or NumPy);
+    an all-kept mask is dense."""
+    import dataclasses
+
+    def one(l):
+        m = masks.get(l.name)
+        if m is None:
+            return l
+        a = np.asarray(m.cpu().numpy() if hasattr(m, "cpu") else m, dtype=bool)
+        if a.shape != tuple(l.weight.shape):
+            a = a.T
+        return l.replace(mask=None if a.all() else a)
+    return dataclasses.replace(lm, blocks=tuple(tuple(one(l) for l in b) for b in lm.blocks))
 
 
 SOURCE = "simulator.llm (issue 21): decode TPOT mean over the generated tokens, KV cache read per step"
@@ -89,18 +111,25 @@ def decode_costs(model, accelerator, layer_names, batch: int = 1, prompt: int = 
     (attention over the KV cache), which no pattern changes."""
     from tqdm.auto import tqdm
     from simulator.llm import fixed_costs, layer_costs
-    from workloads import parse_pattern
+    from workloads import Dense
+    from .pruners import candidate_name, parse_candidate
     base = as_llm(model)
     names = list(layer_names)
-    cands = [str(parse_pattern(c)) for c in candidates]
-    if "dense" in cands:
-        cands.remove("dense")
-    cands = ["dense"] + cands
+    parsed = {}
+    for c in candidates:
+        p, bits = parse_candidate(c)
+        parsed.setdefault(candidate_name(p, bits), (p, bits))
+    parsed.pop("dense", None)
+    cands = ["dense"] + list(parsed)
+    parsed["dense"] = (Dense(), 16)
     L, C = len(names), len(cands)
     tpot, energy = np.zeros((L, C)), np.zeros((L, C))
     head_t = head_e = 0.0
     for c, pat in enumerate(tqdm(cands, desc="cost tables", unit="pattern", disable=not progress, leave=False)):
-        lm = base if pat == "dense" else base.sparsify(pat)
+        p, bits = parsed[pat]
+        lm = base if isinstance(p, Dense) else base.sparsify(p)
+        if bits < 16:
+            lm = lm.with_weight_bits({n: bits for n in names}, group_size=QUANT_GROUP)
         rows = {r["name"]: r for r in layer_costs(lm, accelerator, batch, prompt, generate)}
         missing = [n for n in names if n not in rows]
         if missing:
@@ -120,11 +149,22 @@ def decode_costs(model, accelerator, layer_names, batch: int = 1, prompt: int = 
                        source=SOURCE, batch=batch, context=prompt)
 
 
-def simulate_pruned(model, accelerator, batch: int = 1, prompt: int = 512, generate: int = 128) -> dict:
+def simulate_pruned(model, accelerator, batch: int = 1, prompt: int = 512, generate: int = 128,
+                    weight_bits: dict | None = None, masks: dict | None = None) -> dict:
     """Decode TPOT (mean), energy and DRAM bytes per output token of ``model`` as it is (its exact
-    zeros are its masks): :func:`simulator.llm.run_llm`."""
+    zeros are its masks): :func:`simulator.llm.run_llm`. ``weight_bits``: ``{layer: bits}`` of the
+    layers stored below 16 bits (a pruned model's report has it; the weights themselves hold the
+    dequantized values, so the bits cannot be read from them). A quantized layer's mask is its
+    pruning mask from ``masks`` (``{layer: (out, in) bool}``, e.g. ``masks.safetensors``), not its
+    exact zeros: a kept weight that rounds to zero is still a stored value."""
     from simulator.llm import run_llm
-    r = run_llm(as_llm(model), accelerator, batch, prompt, generate)
+    lm = as_llm(model)
+    low = {n: int(b) for n, b in (weight_bits or {}).items() if int(b) < 16}
+    if low:
+        if masks is None or any(n not in masks for n in low):
+            raise SearchError("simulate: a layer stored below 16 bits needs its pruning mask")
+        lm = with_masks(lm, {n: masks[n] for n in low}).with_weight_bits(low, group_size=QUANT_GROUP)
+    r = run_llm(lm, accelerator, batch, prompt, generate)
     return {"tpot_s": float(r.tpot_mean_s), "energy_per_token_pj": float(r.energy_per_token_j) * 1e12,
             "dram_bytes_per_token": float(r.dram_bytes_per_token), "ttft_s": float(r.ttft_s), "bound": r.bound,
             "source": SOURCE}

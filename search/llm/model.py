@@ -19,10 +19,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from workloads import Dense, SparsityPattern, parse_pattern
+from workloads import Dense, SparsityPattern
 
 from ..errors import SearchError
-from .pruners import METHODS, check_pattern, prune_weight
+from .pruners import METHODS, candidate_name, check_pattern, parse_candidate, prune_weight
 
 DEFAULT_SKIP = ("lm_head",)
 
@@ -107,35 +107,57 @@ class InputStats:
         return torch.sqrt(self.sq_norm)
 
 
+def _stats_hook(stats: dict, memo: dict):
+    """A forward hook factory adding a layer's inputs to ``stats[name]``. Layers fed the same tensor
+    (a block's q/k/v projections, gate/up) share one computation through ``memo`` (cleared per batch)."""
+    def hook(name):
+        def fn(mod, inp, out):
+            t = inp[0]
+            s = stats[name]
+            got = memo.get(id(t))
+            if got is None or got[0] is not t or (s.xtx is not None and got[2] is None):
+                x = t.detach().reshape(-1, t.shape[-1]).double()
+                got = (t, (x * x).sum(0), x.t() @ x if s.xtx is not None else None, x.shape[0])
+                memo[id(t)] = got
+            s.sq_norm += got[1]
+            if s.xtx is not None:
+                s.xtx += got[2]
+            s.n += got[3]
+        return fn
+    return hook
+
+
+def _new_stats(layers: list[PrunableLayer], hessian: bool) -> dict[str, InputStats]:
+    return {l.name: InputStats(torch.zeros(l.in_features, dtype=torch.float64),
+                               torch.zeros(l.in_features, l.in_features, dtype=torch.float64) if hessian else None)
+            for l in layers}
+
+
 def collect(model: nn.Module, layers: list[PrunableLayer], windows: np.ndarray, hessian: bool,
             batch: int = 8) -> dict[str, InputStats]:
     """Run ``windows`` (``(W, T+1)`` token windows; the first T tokens are fed) through ``model``
-    and accumulate each layer's :class:`InputStats`."""
-    stats = {l.name: InputStats(torch.zeros(l.in_features, dtype=torch.float64),
-                                torch.zeros(l.in_features, l.in_features, dtype=torch.float64) if hessian else None)
-             for l in layers}
-    hooks = []
+    and accumulate each layer's :class:`InputStats`. Each forward stops once every layer has its inputs."""
+    stats = _new_stats(layers, hessian)
+    memo: dict = {}
     seen: set = set()
+    make = _stats_hook(stats, memo)
 
     def hook(name):
+        add = make(name)
+
         def fn(mod, inp, out):
-            x = inp[0].detach().reshape(-1, inp[0].shape[-1]).double()
-            s = stats[name]
-            s.sq_norm += (x * x).sum(0)
-            if s.xtx is not None:
-                s.xtx += x.t() @ x
-            s.n += x.shape[0]
+            add(mod, inp, out)
             seen.add(name)
             if len(seen) == len(stats):      # every layer has its inputs: the rest of the forward is not needed
                 raise _Stop
         return fn
-    for l in layers:
-        hooks.append(l.module.register_forward_hook(hook(l.name)))
+    hooks = [l.module.register_forward_hook(hook(l.name)) for l in layers]
     kw = {"use_cache": False} if hasattr(model, "config") else {}     # a transformers model: no KV cache
     try:
         with torch.no_grad():
             for i in range(0, len(windows), batch):
                 seen.clear()
+                memo.clear()
                 try:
                     model(input_ids=torch.from_numpy(np.ascontiguousarray(windows[i:i + batch, :-1])), **kw)
                 except _Stop:
@@ -143,7 +165,75 @@ def collect(model: nn.Module, layers: list[PrunableLayer], windows: np.ndarray, 
     finally:
         for h in hooks:
             h.remove()
+    memo.clear()
     return stats
+
+
+class BlockRunner:
+    """A decoder stack run one block at a time on captured inputs, as the SparseGPT and Wanda
+    reference codes do: the inputs of the first block are captured once (embedding, rotary position
+    embeddings, masks), then block ``i`` runs on block ``i - 1``'s outputs. Pruning a block and
+    running it again gives the next block its pruned inputs without re-running the blocks before.
+    Only models whose blocks are ``model.layers`` (LLaMA, Mistral, Qwen, ...) run this way
+    (:attr:`ok`); others are collected by full forwards (:func:`collect`)."""
+
+    def __init__(self, model: nn.Module, windows: np.ndarray, batch: int = 8):
+        inner = getattr(model, "model", None)
+        self.blocks = getattr(inner, "layers", None)
+        self.ok = isinstance(self.blocks, nn.ModuleList) and len(self.blocks) > 0 and hasattr(model, "config")
+        self.index = {}
+        self.h: list = []          # per batch: hidden states entering the next block to run
+        self.extra: list = []      # per batch: (other positional args, kwargs) every block receives
+        if not self.ok:
+            return
+        names = {id(m): n for n, m in model.named_modules()}
+        self.index = {names[id(b)]: i for i, b in enumerate(self.blocks)}
+
+        def grab(mod, args, kwargs):
+            kw = dict(kwargs)
+            h = args[0] if args else kw.pop("hidden_states")
+            self.h.append(h)
+            self.extra.append((tuple(args[1:]), kw))
+            raise _Stop
+        hook = self.blocks[0].register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                for i in range(0, len(windows), batch):
+                    try:
+                        model(input_ids=torch.from_numpy(np.ascontiguousarray(windows[i:i + batch, :-1])),
+                              use_cache=False)
+                    except _Stop:
+                        pass
+        finally:
+            hook.remove()
+
+    def stats(self, i: int, layers: list[PrunableLayer], hessian: bool) -> dict[str, InputStats]:
+        """Block ``i``'s layers' input statistics on the current inputs (block ``i`` as it is now)."""
+        stats = _new_stats(layers, hessian)
+        memo: dict = {}
+        make = _stats_hook(stats, memo)
+        hooks = [l.module.register_forward_hook(make(l.name)) for l in layers]
+        try:
+            self._run(i, keep=False, memo=memo)
+        finally:
+            for h in hooks:
+                h.remove()
+        return stats
+
+    def advance(self, i: int) -> None:
+        """Run block ``i`` (as it is now) on the current inputs; its outputs become the next inputs."""
+        self._run(i, keep=True)
+
+    def _run(self, i: int, keep: bool, memo: dict | None = None) -> None:
+        with torch.no_grad():
+            for b, (h, (args, kw)) in enumerate(zip(self.h, self.extra)):
+                if memo is not None:
+                    memo.clear()
+                out = self.blocks[i](h, *args, **kw)
+                if keep:
+                    self.h[b] = out[0] if isinstance(out, tuple) else out
+        if memo is not None:
+            memo.clear()
 
 
 class _Stop(Exception):
@@ -151,63 +241,92 @@ class _Stop(Exception):
 
 
 # ----------------------------------------------------------------------------------- whole model
-def as_pattern(p, where: str) -> SparsityPattern:
+def as_candidate(p, where: str) -> tuple[SparsityPattern, int]:
+    """A pattern, or a candidate text (``2:4``, ``int8``, ``2:4+int4``), as ``(pattern, weight bits)``."""
     if isinstance(p, SparsityPattern):
-        return p
-    try:
-        return parse_pattern(p)
-    except ValueError as e:
-        raise SearchError(f"{where}: {e}") from None
+        return p, 16
+    return parse_candidate(p, where)
 
 
-def resolve_patterns(layers: list[PrunableLayer], patterns) -> dict[str, SparsityPattern]:
-    """``patterns``: one pattern for every layer, or ``{layer name: pattern}`` (missing layers dense)."""
+def resolve_candidates(layers: list[PrunableLayer], patterns) -> dict[str, tuple[SparsityPattern, int]]:
+    """``patterns``: one candidate for every layer, or ``{layer name: candidate}`` (missing layers
+    dense); each as ``(pattern, weight bits)``."""
     names = {l.name for l in layers}
     if isinstance(patterns, Mapping):
         unknown = sorted(set(patterns) - names)
         if unknown:
             raise SearchError(f"patterns: no prunable layer named {unknown[0]!r}")
-        out = {l.name: as_pattern(patterns.get(l.name, "dense"), f"layer {l.name}") for l in layers}
+        out = {l.name: as_candidate(patterns.get(l.name, "dense"), f"layer {l.name}") for l in layers}
     else:
-        p = as_pattern(patterns, "pattern")
+        p = as_candidate(patterns, "pattern")
         out = {l.name: p for l in layers}
     for l in layers:
-        check_pattern(out[l.name], l.in_features, f"layer {l.name} ({l.out_features}x{l.in_features})")
+        check_pattern(out[l.name][0], l.in_features, f"layer {l.name} ({l.out_features}x{l.in_features})")
     return out
+
+
+def resolve_patterns(layers: list[PrunableLayer], patterns) -> dict[str, SparsityPattern]:
+    """The patterns of :func:`resolve_candidates` (without the weight bits)."""
+    return {n: p for n, (p, _) in resolve_candidates(layers, patterns).items()}
 
 
 @dataclass
 class PruneOutcome:
     masks: dict[str, torch.Tensor] = field(default_factory=dict)     # (out, in) bool, per pruned layer
-    patterns: dict[str, str] = field(default_factory=dict)
+    patterns: dict[str, str] = field(default_factory=dict)           # candidate text, e.g. 2:4+int4
+    bits: dict[str, int] = field(default_factory=dict)               # weight bits (16: not quantized)
 
 
 def prune_model(model: nn.Module, patterns, method: str, calib: np.ndarray | None, skip=DEFAULT_SKIP,
                 progress: bool = False, batch: int = 8,
-                on_block: Callable[[int, int], None] | None = None) -> PruneOutcome:
-    """Prune ``model`` in place, one-shot: each layer to its pattern by ``method`` (magnitude, wanda,
-    sparsegpt), sequentially over blocks with calibration windows ``calib`` (see :func:`collect`)."""
+                on_block: Callable[[int, int], None] | None = None, blockwise: bool = True) -> PruneOutcome:
+    """Prune ``model`` in place, one-shot: each layer to its candidate (a pattern, ``intB`` or
+    ``PATTERN+intB``) by ``method`` (magnitude, wanda, sparsegpt), sequentially over blocks with
+    calibration windows ``calib``: by a :class:`BlockRunner` where the model allows it (and
+    ``blockwise``), else by full forwards that stop at the block (:func:`collect`); both give the same
+    statistics."""
     from tqdm.auto import tqdm
     if method not in METHODS:
         raise SearchError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
     layers = require_layers(model, "prune")
-    pats = resolve_patterns(layers, patterns)
+    cands = resolve_candidates(layers, patterns)
     if method != "magnitude" and (calib is None or len(calib) == 0):
         raise SearchError(f"--method {method}: needs calibration windows")
     out = PruneOutcome()
-    todo = [b for b in blocks(layers) if any(not isinstance(pats[l.name], Dense) for l in b)]
+
+    def untouched(l):
+        p, bits = cands[l.name]
+        return isinstance(p, Dense) and bits >= 16
+    todo = [b for b in blocks(layers) if any(not untouched(l) for l in b)]
     bar = tqdm(total=sum(len(b) for b in todo), desc=f"pruning ({method})", unit="layer", disable=not progress,
                leave=False)
-    for bi, blk in enumerate(todo):
-        blk = [l for l in blk if not isinstance(pats[l.name], Dense)]
-        stats = collect(model, blk, calib, hessian=method == "sparsegpt", batch=batch) if method != "magnitude" \
-            else {}
+    runner = BlockRunner(model, calib, batch) if method != "magnitude" and blockwise else None
+    if runner is not None and runner.ok and not all(b[0].block in runner.index for b in todo):
+        runner = None
+    done = 0          # blocks of runner.blocks already run
+
+    def prune_block(blk, stats):
         for l in blk:
-            w, m = prune_weight(l.weight_oi().float(), pats[l.name], method, stats.get(l.name))
+            p, bits = cands[l.name]
+            w, m = prune_weight(l.weight_oi().float(), p, method, stats.get(l.name), bits=bits)
             l.set_weight_oi(w.to(l.module.weight.dtype))
             out.masks[l.name] = m
-            out.patterns[l.name] = str(pats[l.name])
+            out.patterns[l.name] = candidate_name(p, bits)
+            out.bits[l.name] = bits
             bar.update(1)
+    for bi, blk in enumerate(todo):
+        blk = [l for l in blk if not untouched(l)]
+        if method == "magnitude":
+            stats = {}
+        elif runner is not None and runner.ok:
+            i = runner.index[blk[0].block]
+            while done < i:                  # blocks before it, as they are now (pruned or dense)
+                runner.advance(done)
+                done += 1
+            stats = runner.stats(i, blk, hessian=method == "sparsegpt")
+        else:
+            stats = collect(model, blk, calib, hessian=method == "sparsegpt", batch=batch)
+        prune_block(blk, stats)
         if on_block:
             on_block(bi, len(todo))
     bar.close()

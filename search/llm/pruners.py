@@ -17,6 +17,15 @@ returns ``(new weight, mask)`` with zeros in place.
   the upper Cholesky factor of ``H⁻¹``; masks chosen by ``w² / [H⁻¹]_jj²`` (unstructured: per column
   block, "adaptive mask selection"; N:M: per group of M columns) and the pruning error of each
   column spread onto the columns not yet processed.
+
+A candidate may also store its kept weights at fewer bits (``int8``, ``int4``, ``2:4+int4``; see
+:func:`parse_candidate`): symmetric round-to-nearest integers with one scale per row and group of
+:data:`QUANT_GROUP` inputs (:func:`fake_quant`; the storage :func:`workloads.quant.weight_quant`
+costs). SparseGPT quantizes inside its update, as its paper's joint sparsify-and-quantize variant
+(and GPTQ) do, so each column's rounding error is spread onto the columns not yet processed; Wanda
+and magnitude round after pruning. The weights stay float tensors holding the dequantized values
+("fake quantization"): a ``transformers`` folder keeps them as they are, and the bits go into the
+report and the recipe.
 """
 from __future__ import annotations
 
@@ -27,6 +36,65 @@ from workloads import NM, Dense, SparsityPattern, Unstructured
 from ..errors import SearchError
 
 METHODS = ("magnitude", "wanda", "sparsegpt")
+#: Inputs that share one quantization scale (per row), and the group size the cost tables use
+#: (:func:`workloads.quant.weight_quant`). 64, not AWQ's usual 128: llmcompressor (compressed-tensors)
+#: refuses a group size that does not divide a layer's input dimension, and code_lm's is 192.
+QUANT_GROUP = 64
+#: Weight bits a candidate may name (16: unquantized).
+CANDIDATE_BITS = (16, 8, 4)
+
+
+def parse_candidate(text, where: str = "--candidates") -> tuple[SparsityPattern, int]:
+    """``PATTERN``, ``intB`` (dense at B bits) or ``PATTERN+intB`` -> ``(pattern, bits)`` (bits 16:
+    unquantized). ``B`` is 8 or 4."""
+    from workloads import parse_pattern
+    if isinstance(text, SparsityPattern):
+        return text, 16
+    t = str(text).strip()
+    head, plus, tail = t.partition("+")
+    if not plus and head.startswith("int"):
+        head, tail, plus = "dense", head, "+"
+    bits = 16
+    if plus:
+        if not tail.startswith("int") or not tail[3:].isdigit() or int(tail[3:]) not in CANDIDATE_BITS[1:]:
+            raise SearchError(f"{where} {t}: weight bits must be int8 or int4 (as in 2:4+int4), got {tail!r}")
+        bits = int(tail[3:])
+    try:
+        return parse_pattern(head), bits
+    except ValueError as e:
+        raise SearchError(f"{where} {t}: {e}") from None
+
+
+def candidate_name(pattern: SparsityPattern, bits: int = 16) -> str:
+    """The canonical text of a candidate: ``str(pattern)``, ``intB`` or ``PATTERN+intB``."""
+    if bits == 16:
+        return str(pattern)
+    return f"int{bits}" if isinstance(pattern, Dense) else f"{pattern}+int{bits}"
+
+
+def quant_scales(W: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-(row, column) scales of symmetric ``bits``-bit integers: each row's group of
+    :data:`QUANT_GROUP` columns shares ``max |w| / (2^(bits-1) - 1)`` (1 where the group is all zero)."""
+    rows, cols = W.shape
+    qmax = 2 ** (bits - 1) - 1
+    out = torch.empty_like(W)
+    for g in range(0, cols, QUANT_GROUP):
+        s = W[:, g:g + QUANT_GROUP].abs().amax(dim=1, keepdim=True) / qmax
+        out[:, g:g + QUANT_GROUP] = torch.where(s > 0, s, torch.ones_like(s))
+    return out
+
+
+def _round(w: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor:
+    qmax = 2 ** (bits - 1) - 1
+    return torch.clamp(torch.round(w / scale), -qmax - 1, qmax) * scale
+
+
+def fake_quant(W: torch.Tensor, bits: int) -> torch.Tensor:
+    """``W`` rounded to symmetric ``bits``-bit integers with per-(row, group) scales, dequantized;
+    zeros stay zero. ``bits`` 16: ``W`` unchanged."""
+    if bits >= 16:
+        return W
+    return _round(W, quant_scales(W, bits), bits)
 
 
 def check_pattern(pattern: SparsityPattern, in_features: int, where: str) -> None:
@@ -70,22 +138,26 @@ def score_mask(scores: torch.Tensor, pattern: SparsityPattern, per_row: bool) ->
     return keep_top(scores, pattern.density, per_row)
 
 
-def magnitude(W: torch.Tensor, pattern: SparsityPattern):
-    mask = score_mask(W.abs(), pattern, per_row=False)
+def magnitude(W: torch.Tensor, pattern: SparsityPattern, per_row: bool = False):
+    """``per_row``: unstructured compares within each output row instead of the whole layer."""
+    mask = score_mask(W.abs(), pattern, per_row=per_row)
     return W * mask, mask
 
 
-def wanda(W: torch.Tensor, pattern: SparsityPattern, sq_norm: torch.Tensor):
-    """``sq_norm``: sum over calibration tokens of each input feature squared, shape ``(in,)``."""
+def wanda(W: torch.Tensor, pattern: SparsityPattern, sq_norm: torch.Tensor, per_row: bool = True):
+    """``sq_norm``: sum over calibration tokens of each input feature squared, shape ``(in,)``.
+    ``per_row``: unstructured compares within each output row (the paper's choice), else over the layer."""
     scores = W.abs() * torch.sqrt(sq_norm.to(W.dtype)).reshape(1, -1)
-    mask = score_mask(scores, pattern, per_row=True)
+    mask = score_mask(scores, pattern, per_row=per_row)
     return W * mask, mask
 
 
 def sparsegpt(W: torch.Tensor, pattern: SparsityPattern, H: torch.Tensor, blocksize: int = 128,
-              percdamp: float = 0.01):
-    """``H``: the calibration Hessian ``2 X Xᵀ / n`` of the layer's inputs, ``(in, in)``."""
-    if isinstance(pattern, Dense):
+              percdamp: float = 0.01, bits: int = 16):
+    """``H``: the calibration Hessian ``2 X Xᵀ / n`` of the layer's inputs, ``(in, in)``. ``bits`` < 16:
+    the kept weights are also rounded (scales per row and group of :data:`QUANT_GROUP`, taken from the
+    updated weights when the group starts, as GPTQ does), inside the update."""
+    if isinstance(pattern, Dense) and bits >= 16:
         return W.clone(), torch.ones_like(W, dtype=torch.bool)
     W = W.clone().double()
     H = H.clone().double()
@@ -104,6 +176,10 @@ def sparsegpt(W: torch.Tensor, pattern: SparsityPattern, H: torch.Tensor, blocks
     nm = isinstance(pattern, NM)
     if nm and blocksize % pattern.m:
         blocksize = max(pattern.m, blocksize - blocksize % pattern.m)
+    quant = bits < 16
+    if quant and QUANT_GROUP % blocksize and blocksize % QUANT_GROUP:
+        blocksize = QUANT_GROUP
+    scale = None
     mask = torch.ones_like(W, dtype=torch.bool)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
@@ -112,7 +188,7 @@ def sparsegpt(W: torch.Tensor, pattern: SparsityPattern, H: torch.Tensor, blocks
         Err1 = torch.zeros_like(W1)
         Hinv1 = Hinv[i1:i2, i1:i2]
         d = torch.diag(Hinv1)
-        if not nm:
+        if isinstance(pattern, Unstructured):
             # adaptive mask selection: the block's (rows x width) smallest w² / d² go
             keep = keep_top(W1 ** 2 / d.reshape(1, -1) ** 2, pattern.density, per_row=False)
         else:
@@ -123,6 +199,12 @@ def sparsegpt(W: torch.Tensor, pattern: SparsityPattern, H: torch.Tensor, blocks
                 tmp = W1[:, i:i + pattern.m] ** 2 / d[i:i + pattern.m].reshape(1, -1) ** 2
                 keep[:, i:i + pattern.m] = keep_nm(tmp, pattern.n, pattern.m)
             q = w * keep[:, i]
+            if quant:
+                if (i1 + i) % QUANT_GROUP == 0:
+                    g = W[:, i1 + i:i1 + i + QUANT_GROUP].clone()
+                    g[:, :min(QUANT_GROUP, i2 - i1 - i)] = W1[:, i:i + QUANT_GROUP]
+                    scale = quant_scales(g, bits)[:, 0]
+                q = _round(q, scale, bits)
             Q1[:, i] = q
             err = (w - q) / d[i]
             W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
@@ -133,12 +215,15 @@ def sparsegpt(W: torch.Tensor, pattern: SparsityPattern, H: torch.Tensor, blocks
     return W.float() * mask, mask
 
 
-def prune_weight(W: torch.Tensor, pattern: SparsityPattern, method: str, stats=None):
-    """Dispatch: ``stats`` is the layer's :class:`search.llm.calib.InputStats` (None for magnitude)."""
-    if method == "magnitude":
-        return magnitude(W, pattern)
-    if method == "wanda":
-        return wanda(W, pattern, stats.sq_norm)
+def prune_weight(W: torch.Tensor, pattern: SparsityPattern, method: str, stats=None, bits: int = 16):
+    """Dispatch: ``stats`` is the layer's :class:`search.llm.model.InputStats` (None for magnitude);
+    ``bits`` < 16 also rounds the kept weights (see the module docstring)."""
     if method == "sparsegpt":
-        return sparsegpt(W, pattern, stats.hessian())
-    raise SearchError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+        return sparsegpt(W, pattern, stats.hessian(), bits=bits)
+    if method == "magnitude":
+        w, m = magnitude(W, pattern)
+    elif method == "wanda":
+        w, m = wanda(W, pattern, stats.sq_norm)
+    else:
+        raise SearchError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
+    return fake_quant(w, bits), m

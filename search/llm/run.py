@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def _hf_source(spec: str, seed: int, seq_len: int) -> LMSource:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         shape = AutoModelForCausalLM.from_config(config).eval()
+    # windows no longer than the positions the model was made for
+    seq_len = min(seq_len, int(getattr(config, "max_position_embeddings", seq_len) or seq_len))
 
     def load(progress):
         from transformers import AutoTokenizer
@@ -92,10 +95,17 @@ def _hf_source(spec: str, seed: int, seq_len: int) -> LMSource:
 
 
 def _encode(tok, texts) -> np.ndarray:
+    """``texts`` joined by the tokenizer's end-of-sequence token, as one stream (a fast tokenizer's
+    Rust backend encodes the files in one batch)."""
     eos = tok.eos_token_id if tok.eos_token_id is not None else 0
+    backend = getattr(tok, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode_batch"):
+        ids = [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+    else:
+        ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
     out = []
-    for t in texts:
-        out.append(np.asarray(tok(t)["input_ids"], dtype=np.int64))
+    for i in ids:
+        out.append(np.asarray(i, dtype=np.int64))
         out.append(np.array([eos], dtype=np.int64))
     return np.concatenate(out)
 
@@ -149,6 +159,42 @@ def check_args(method, objective, budget, batch, prompt, calib_tokens, seq_len, 
         raise SearchError(f"--calib-tokens {calib_tokens}: expected at least one window of {seq_len} tokens")
 
 
+class Stages:
+    """Wall and CPU seconds (``time.process_time``: every thread of this process) per named stage,
+    summed over repeats: ``with stages("calibration"): ...``."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - t
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c
+
+    def as_dict(self) -> dict:
+        return {k: {"wall_s": self.wall[k], "cpu_s": self.cpu[k]} for k in self.wall}
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run with ``n`` torch threads (None: as they are), restored afterwards."""
+    import torch
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class Session:
     """One model on one accelerator at one (batch, prompt, generate): the checks and cost tables
     (:meth:`__init__`, before any training), then the model and its windows (:meth:`load`), the
@@ -161,7 +207,7 @@ class Session:
                  sens_tokens: int = SENS_TOKENS, progress: bool = False, budget: float = 1.0):
         from .allocate import check_candidates
         from .model import require_layers
-        t0 = time.perf_counter()
+        self.stages = Stages()
         self.spec, self.method, self.accel, self.objective = model, method, accel, objective
         self.batch, self.prompt, self.generate, self.seed = batch, prompt, generate, seed
         self.calib_tokens, self.calib_file, self.eval_tokens, self.sens_tokens = calib_tokens, calib_file, \
@@ -173,12 +219,12 @@ class Session:
         layers_shape = require_layers(self.src.shape_model, f"--model {model}")
         check_candidates(layers_shape, candidates)
         # the cost tables, on the model's shape (seeded weights): the budget is checked on them
-        self.costs = decode_costs(self.src.shape_model, accel, [l.name for l in layers_shape], batch=batch,
-                                  prompt=prompt, generate=generate, candidates=candidates, progress=progress)
+        with self.stages("cost tables"):
+            self.costs = decode_costs(self.src.shape_model, accel, [l.name for l in layers_shape], batch=batch,
+                                      prompt=prompt, generate=generate, candidates=candidates, progress=progress)
         self.check_budget(budget)
         self.key = "tpot_s" if objective == "tpot" else "energy_per_token_pj"
         self.sens = None
-        self.seconds = {"tables": time.perf_counter() - t0}
 
     def check_budget(self, budget: float) -> None:
         dense_t = self.costs.total(self.costs.dense(), self.objective)
@@ -188,15 +234,19 @@ class Session:
                               f"{'TPOT' if self.objective == 'tpot' else 'energy per token'} on {self.accel.name} "
                               f"at batch {self.batch})")
 
-    def sim(self, m) -> dict:
-        return simulate_pruned(m, self.accel, batch=self.batch, prompt=self.prompt, generate=self.generate)
+    def sim(self, m, outcome=None) -> dict:
+        """Simulate ``m``; ``outcome``: its :class:`search.llm.model.PruneOutcome` (weight bits and masks
+        of quantized layers)."""
+        return simulate_pruned(m, self.accel, batch=self.batch, prompt=self.prompt, generate=self.generate,
+                               weight_bits=outcome.bits if outcome else None,
+                               masks=outcome.masks if outcome else None)
 
     def load(self):
         import torch
         from workloads import code_lm
         from .model import require_layers
-        t0 = time.perf_counter()
-        self.model, self.tokenizer, tokens, self.extra = self.src.load(self.progress)
+        with self.stages("model load"):
+            self.model, self.tokenizer, tokens, self.extra = self.src.load(self.progress)
         self.layers = require_layers(self.model, f"--model {self.spec}")
         if self.calib_file:
             stream, self.calib_source = calib_tokens_from_file(self.calib_file, self.tokenizer), self.calib_file
@@ -208,24 +258,23 @@ class Session:
         self.test = code_lm.eval_windows(tokens["test"], seq, self.eval_tokens)
         self.sens_windows = self.calib[:max(1, self.sens_tokens // seq)]
         torch.manual_seed(self.seed)
-        self.dense_sim = self.sim(self.model)
+        with self.stages("simulate"):
+            self.dense_sim = self.sim(self.model)
         self.dense_ppl = self.perplexity(self.model)
         # table units (the shape model's) per unit of the real model's simulation
         self.scale = self.costs.total(self.costs.dense(), self.objective) / self.dense_sim[self.key]
-        self.seconds["load_and_dense"] = time.perf_counter() - t0
         return self
 
     def perplexity(self, m, split: str = "test") -> float:
         from workloads import code_lm
-        return code_lm.perplexity(m, self.test if split == "test" else self.val, progress=self.progress)
+        with self.stages(f"{split} perplexity"):
+            return code_lm.perplexity(m, self.test if split == "test" else self.val, progress=self.progress)
 
     def sensitivities(self):
         from .allocate import sensitivity_table
         if self.sens is None:
-            t0 = time.perf_counter()
             self.sens = sensitivity_table(self.model, self.layers, self.costs, self.method, self.calib,
-                                          self.sens_windows, progress=self.progress)
-            self.seconds["sensitivity"] = time.perf_counter() - t0
+                                          self.sens_windows, progress=self.progress, stages=self.stages)
         return self.sens
 
     def allocate(self, budget_abs: float, ladder=None):
@@ -235,14 +284,15 @@ class Session:
         kw = {} if ladder is None else {"ladder": ladder}
         key, scale = self.key, self.scale
 
-        def sim_in_table_units(m):
-            s = dict(self.sim(m))
+        def sim_in_table_units(m, outcome):
+            with self.stages("simulate"):
+                s = dict(self.sim(m, outcome))
             s["_real"] = dict(s)
             s[key] = s[key] * scale
             return s
         best, pruned, cands = allocate(self.model, self.layers, self.costs, self.sensitivities(), self.method,
                                        self.objective, budget_abs * scale, self.calib, self.val, sim_in_table_units,
-                                       progress=self.progress, **kw)
+                                       progress=self.progress, stages=self.stages, **kw)
         for c in cands:
             c.simulated = c.simulated["_real"]
         return best, pruned, cands
@@ -261,12 +311,13 @@ class Session:
             "ratio": {"tpot": b["tpot_s"] / d["tpot_s"],
                       "energy_per_token": b["energy_per_token_pj"] / d["energy_per_token_pj"]},
             "patterns": self.costs.patterns(best.assignment),
+            "weight_bits": self.costs.weight_bits(best.assignment),
             "sparsity": sparsity_of(pruned),
             "candidates": [{"budget_fraction": c.budget_fraction, "proxy_nats": c.proxy,
                             "validation_perplexity": c.validation_ppl, "within_budget": c.within_budget,
                             **{k: c.simulated[k] for k in _SIM_KEYS}, "patterns": self.costs.patterns(c.assignment)}
                            for c in cands],
-            "seconds": dict(self.seconds),
+            "seconds": self.stages.as_dict(),
             **self.extra,
         }
 
@@ -277,47 +328,76 @@ _SIM_KEYS = ("tpot_s", "energy_per_token_pj", "dram_bytes_per_token", "bound")
 def prune_llm(model: str, method: str, accel, objective: str = "tpot", budget: float = 0.7, batch: int = 1,
               prompt: int = 512, generate: int = 128, calib_tokens: int = 8192, calib_file: str | None = None,
               candidates=DEFAULT_CANDIDATES, seed: int = 0, eval_tokens: int = 65536,
-              sens_tokens: int = SENS_TOKENS, progress: bool = False):
+              sens_tokens: int = SENS_TOKENS, progress: bool = False, threads: int | None = 1):
     """Hardware-aware one-shot pruning of a causal LM within ``budget`` x the dense model's decode
     TPOT (or energy per token); returns ``(report dict, pruned model, tokenizer, masks)``. See
-    ``docs/llm-pruning.md``."""
-    t0 = time.perf_counter()
-    s = Session(model, method, accel, objective=objective, batch=batch, prompt=prompt, generate=generate,
-                calib_tokens=calib_tokens, calib_file=calib_file, candidates=candidates, seed=seed,
-                eval_tokens=eval_tokens, sens_tokens=sens_tokens, progress=progress, budget=budget)
-    s.load()
-    t1 = time.perf_counter()
-    best, pruned, cands = s.allocate(budget * s.dense_sim[s.key])
-    s.seconds["allocation"] = time.perf_counter() - t1 - s.seconds.get("sensitivity", 0.0)
-    report = s.report(budget, best, pruned, cands)
-    report["seconds"]["total"] = time.perf_counter() - t0
-    return report, pruned, s.tokenizer, _masks(pruned, s.layers)
+    ``docs/llm-pruning.md``. ``threads``: torch threads while it runs (None: leave as they are)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch_threads(threads):
+        s = Session(model, method, accel, objective=objective, batch=batch, prompt=prompt, generate=generate,
+                    calib_tokens=calib_tokens, calib_file=calib_file, candidates=candidates, seed=seed,
+                    eval_tokens=eval_tokens, sens_tokens=sens_tokens, progress=progress, budget=budget)
+        s.load()
+        best, pruned, cands = s.allocate(budget * s.dense_sim[s.key])
+        report = s.report(budget, best, pruned, cands)
+    report["seconds"]["total"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    report["threads"] = threads
+    return report, pruned, s.tokenizer, _masks(pruned, s.layers, best.outcome)
 
 
-def _masks(model, layers) -> dict:
-    return {l.name: (l.weight_oi() != 0) for l in layers}
+def _masks(model, layers, outcome=None) -> dict:
+    """Every prunable layer's mask: the pruning mask where the layer was pruned (a quantized layer's
+    kept weight may round to zero), else its nonzeros."""
+    got = outcome.masks if outcome is not None else {}
+    return {l.name: got[l.name] if l.name in got else (l.weight_oi() != 0) for l in layers}
 
 
 # ------------------------------------------------------------------------------------------ saving
 def recipe_yaml(report: dict) -> str:
-    """An llmcompressor-style recipe: one modifier group per pattern, each targeting its layers by an
-    anchored regex. ``N:M`` -> ``mask_structure: "N:M"``, ``sparsity: 1 - N/M``; ``unstructured:D``
-    -> ``mask_structure: "0:0"``, ``sparsity: 1 - D``; dense layers are in no group."""
-    from workloads import NM, parse_pattern
+    """An llmcompressor recipe (the form ``llmcompressor.recipe.Recipe.create_instance`` parses; see
+    ``benchmarks/bench_llmcompressor.py``).
+
+    ``sparsity_stage``: one modifier group per sparsity pattern, each targeting its layers by an
+    anchored regex; ``N:M`` -> ``mask_structure: "N:M"``, ``sparsity: 1 - N/M``; ``unstructured:D`` ->
+    ``mask_structure: "0:0"``, ``sparsity: 1 - D``; dense layers are in no group.
+    ``quantization_stage`` (only when some layer is stored below 16 bits): a ``QuantizationModifier``
+    with one config group per bit width, weight-only symmetric integers with one scale per group of
+    :data:`search.llm.pruners.QUANT_GROUP` inputs (W8A16 / W4A16 in llmcompressor's terms)."""
+    from workloads import NM
+    from .pruners import QUANT_GROUP, parse_candidate
     modifier = {"wanda": "WandaPruningModifier", "sparsegpt": "SparseGPTModifier"}[report["method"]]
     groups: dict[str, list[str]] = {}
-    for layer, pat in report["patterns"].items():
-        if pat != "dense":
-            groups.setdefault(pat, []).append(layer)
-    lines = ["# per-layer sparsity chosen by sparsim prune (hardware-aware allocation); see docs/llm-pruning.md",
-             "sparsity_stage:"]
+    qgroups: dict[int, list[str]] = {}
+    for layer, cand in report["patterns"].items():
+        p, bits = parse_candidate(cand)
+        if p.density < 1.0:
+            groups.setdefault(str(p), []).append(layer)
+        if bits < 16:
+            qgroups.setdefault(bits, []).append(layer)
+
+    def target(l):
+        return f"        - \"re:^{l.replace('.', '[.]')}$\""
+    lines = ["# per-layer sparsity (and weight bits) chosen by sparsim prune (hardware-aware allocation); "
+             "see docs/llm-pruning.md"]
+    if groups:
+        lines.append("sparsity_stage:")
     for i, (pat, layers) in enumerate(sorted(groups.items())):
-        p = parse_pattern(pat)
+        p, _ = parse_candidate(pat)
         structure = f"{p.n}:{p.m}" if isinstance(p, NM) else "0:0"
-        sparsity = 1.0 - p.density
-        lines += [f"  group_{i}_modifiers:", f"    {modifier}:", f"      sparsity: {sparsity:.6g}",
+        lines += [f"  group_{i}_modifiers:", f"    {modifier}:", f"      sparsity: {1.0 - p.density:.6g}",
                   f"      mask_structure: \"{structure}\"", "      targets:"]
-        lines += [f"        - \"re:^{l.replace('.', '[.]')}$\"" for l in layers]
+        lines += [target(l) for l in layers]
+    if qgroups:
+        lines += ["quantization_stage:", "  quantization_modifiers:", "    QuantizationModifier:",
+                  "      config_groups:"]
+        for bits, layers in sorted(qgroups.items()):
+            lines += [f"        w{bits}:", "          targets:"]
+            lines += ["    " + target(l) for l in layers]
+            lines += ["          weights:", f"            num_bits: {bits}", "            type: int",
+                      "            symmetric: true", "            strategy: group",
+                      f"            group_size: {QUANT_GROUP}"]
+    if len(lines) == 1:
+        lines.append("{}")
     return "\n".join(lines) + "\n"
 
 
