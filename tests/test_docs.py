@@ -339,4 +339,8 @@ def test_make_bench_writes_every_included_page():
 #: included pages that `make bench` does not rewrite, each with the reason
 NOT_IN_MAKE_BENCH = {
     "scalesim": "bench_scalesim.py installs SCALE-Sim into its own venv and runs for many minutes (run it alone)",
+    "llm_prune": "bench_llm_prune.py trains code_lm and evaluates it for about 30 minutes a seed, one process per "
+                 "seed; docs/llm-pruning.md gives the commands that wrote the page",
+    "llmcompressor": "bench_llmcompressor.py installs llmcompressor into its own venv (run it alone; "
+                     "docs/llm-pruning.md gives the command)",
 }
