@@ -218,8 +218,9 @@ for item in spec["layers"]:
 '''
 
 
-def run_zigzag(acc, layers, lpf: int, opt: str) -> dict:
-    """ZigZag's results per layer, from the cache or a run in its own venv."""
+def run_zigzag(acc, layers, lpf: int, opt: str, fresh: bool = False) -> dict:
+    """ZigZag's results per layer, from the cache or a run in its own venv (``fresh``: run every
+    layer again, so that both tools' times come from the same run on the same machine)."""
     RUN.mkdir(exist_ok=True)
     hw, mp = zigzag_hardware(acc), zigzag_mapping(acc)
     import yaml
@@ -232,7 +233,7 @@ def run_zigzag(acc, layers, lpf: int, opt: str) -> dict:
         layer = zigzag_layer(0, name, kind, shape, acc)
         key = hashlib.sha256(json.dumps([ZIGZAG, hw, mp, layer, lpf, opt], sort_keys=True).encode()).hexdigest()[:16]
         keys[name] = key
-        if key not in cache:
+        if fresh or key not in cache:
             todo.append({"key": key, "layer": layer})
     if todo:
         py = ensure_zigzag()
@@ -308,6 +309,8 @@ def main(argv=None):
                     help="a --json of another sparsim run (PYTHONPATH=<older tree>): before and after columns")
     ap.add_argument("--docs", action="store_true",
                     help="also write docs/benchmarks/generated/zigzag.md (the table and every preset's geomean)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="run ZigZag again on every layer instead of taking its cached results (times side by side)")
     ap.add_argument("--every-preset", action="store_true",
                     help="sparsim alone: DRAM bytes over compulsory on the layer set, per preset (no ZigZag)")
     args = ap.parse_args(argv)
@@ -321,7 +324,7 @@ def main(argv=None):
     layers = [x for x in LAYERS if not args.layers or x[0] in args.layers.split(",")]
     if not args.every_preset:
         acc = accel.load(args.preset)
-        z = run_zigzag(acc, layers, args.lpf, args.opt)
+        z = run_zigzag(acc, layers, args.lpf, args.opt, args.fresh)
         s = run_sparsim(acc, layers)
         print(f"sparsim ({Path(sys.modules['simulator'].__file__).parent.parent}) vs {ZIGZAG} (LOMA lpf {args.lpf}, "
               f"opt={args.opt}) on {args.preset}\n")

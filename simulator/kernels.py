@@ -147,6 +147,7 @@ def _double_buffered_runs(values, counts, reps, r, c, load_per_row, stream_per_r
     first = True
     done = 0                                   # folds run so far
     bw, be, be2 = 0.0, 0.0, 0.0               # state at the end of the previous repetition
+    cw, ce, ce2 = 0.0, 0.0, 0.0               # and of the one before it
     rep = 0
     while rep < reps:
         for i in range(values.shape[0]):
@@ -191,6 +192,17 @@ def _double_buffered_runs(values, counts, reps, r, c, load_per_row, stream_per_r
                 e += d * k
                 e2 += d * k
                 rep = reps
+            elif rep >= 3 and reps - rep >= 2:
+                # a period of two repetitions (a repetition of an odd number of folds alternates the
+                # two weight banks): the same shift every two
+                d2 = _uniform(w, e, e2, cw, ce, ce2)
+                if not np.isnan(d2):
+                    k = (reps - rep) // 2
+                    w += d2 * k
+                    e += d2 * k
+                    e2 += d2 * k
+                    rep += 2 * k
+        cw, ce, ce2 = bw, be, be2
         bw, be, be2 = w, e, e2
     if done == 0:
         return 0.0

@@ -230,9 +230,18 @@ def a_cut(p: MapProblem, tm: int):
 
 
 def a_cuts(p: MapProblem, tiles_m) -> tuple:
-    """:func:`a_cut` for every tile size of m in ``tiles_m``, as two float arrays (bytes, factor)."""
-    got = np.array([a_cut(p, int(t)) for t in tiles_m], dtype=np.float64).reshape(-1, 2)
-    return np.ascontiguousarray(got[:, 0]), np.ascontiguousarray(got[:, 1])
+    """:func:`a_cut` for every tile size of m in ``tiles_m``, as two float arrays (bytes, factor),
+    read-only and cached (one hash of ``p`` per call, not one per tile)."""
+    return _a_cuts(p, tuple(int(t) for t in tiles_m))
+
+
+@lru_cache(maxsize=4096)
+def _a_cuts(p: MapProblem, tiles_m: tuple) -> tuple:
+    got = np.array([a_cut(p, t) for t in tiles_m], dtype=np.float64).reshape(-1, 2)
+    out = np.ascontiguousarray(got[:, 0]), np.ascontiguousarray(got[:, 1])
+    for x in out:
+        x.flags.writeable = False
+    return out
 
 
 def m_tile_candidates(p: MapProblem, granule: int) -> np.ndarray:
@@ -454,7 +463,13 @@ def _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, la, lw, lo, op_m
     the held tiles (:func:`_held`) once and the others twice within all of it (the held tiles are
     then single: their reloads are exposed), then every tile once within all of it (then the layer
     runs single buffered)."""
-    held_ops = _held(order, cm, cn, ck, groups, la, lw, lo)
+    return _buffers_fit(_held(order, cm, cn, ck, groups, la, lw, lo), fa, fw, fmeta, fo, op_mem, used, usable, size,
+                        streamed)
+
+
+@jit
+def _buffers_fit(held_ops, fa, fw, fmeta, fo, op_mem, used, usable, size, streamed):
+    """:func:`_streamed_fit` with the held operands given (bits 0..3, :func:`_held`)."""
     fp = (fa, fw, fmeta, fo)
     fits, double, resident = True, True, 0
     for j in range(usable.shape[0]):
@@ -551,82 +566,123 @@ def _max_level(order, operand, tm, tn, tk, m, n, k, cm, cn, ck, a_tile_factor, a
 
 
 @jit
-def _operand_options(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, a_tile_factor, a_cut_factor, w_tile_factor,
-                     meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable, size, streamed, a_pass_bytes,
-                     a_cut_bytes, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw, ok, dbl, tr, rl):
-    """With each memory holding one operand (:func:`_separate`): per operand (0 A, 1 W with its
-    metadata, 2 output) and useful level, whether its tiles fit its memory (``ok``), whether that
-    memory double buffers (``dbl``), its DRAM traffic (``tr``, in :func:`_traffic`'s five slots, the
-    others zero) and its exposed reload cycles (``rl``): what :func:`_streamed_fit`,
-    :func:`_traffic` and :func:`_reload_cycles` give for it, the other operands taking no room."""
-    stat = _stationary(order, cm, cn, ck)
-    every = stat < 0 and groups == 1
+def _alone(u, hold, bits, j, usable, size, streamed):
+    """:func:`_buffers_fit` of memory ``j`` holding ``u`` bytes of one operand's tiles (the others
+    there taking no room; ``bits``: its operand bits, ``hold``: whether it is held once)."""
+    if u <= usable[j]:
+        return True, True, 0
+    if not streamed[j]:
+        return False, True, 0
+    if 2.0 * u - (u if hold else 0.0) <= size[j]:
+        return True, True, bits if hold else 0
+    if u <= size[j]:
+        return True, False, 0
+    return False, True, 0
+
+
+def _static_table():
+    """Per order, operand (0 A, 1 W, 2 output), level and which loops run more than once (bit 0 m,
+    bit 1 n, bit 2 k): whether the level is useful (:func:`_level_useful`), whether the operand is
+    fetched again under an outer loop (:func:`_refetch`), whether a streamed memory holds it once
+    (:func:`_held`, without its every-loop-once case) and whether the level's tile takes in each
+    dimension (:func:`_inside`). These depend on nothing else, so the search looks them up."""
+    g = globals()
+    kernels = {name: g[name] for name in ("_count", "_inside", "_whole", "_stationary", "_refetch", "_level_useful")}
+    g.update({name: f.py_func for name, f in kernels.items()})     # plain Python: nothing compiles at import
+    try:
+        return _static_rows()
+    finally:
+        g.update(kernels)
+
+
+def _static_rows():
+    n_o = _LOOPS.shape[0]
+    out = np.zeros((n_o, 3, LEVELS, 8, 6), dtype=np.bool_)
+    for o in range(n_o):
+        for pat in range(8):
+            cm, cn, ck = 1 + (pat & 1), 1 + ((pat >> 1) & 1), 1 + ((pat >> 2) & 1)
+            stat = _stationary(o, cm, cn, ck)
+            for x in range(3):
+                for level in range(LEVELS):
+                    whole = level > 0 and _whole(o, x, level, cm, cn, ck)
+                    out[o, x, level, pat] = (
+                        _level_useful(o, x, level, cm, cn, ck), _refetch(o, x, cm, cn, ck, level),
+                        (level == 0 and stat == (3 if x == 2 else x)) or whole,
+                        _inside(o, 0, level), _inside(o, 1, level), _inside(o, 2, level))
+    out.flags.writeable = False
+    return out
+
+
+_STATIC = _static_table()
+
+
+@jit
+def _tile_table(tm, tn, tk, m, n, k, ck, a_tile_factor, a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
+                psum_on_chip, op_mem, usable, size, streamed, fp, ok, dbl, res):
+    """What an operand's tile costs in buffer for each way a level can take in the two dimensions that
+    index it (whatever the order): ``fp[x, q]`` its bytes as :func:`_footprints` gives them (A's,
+    q = m inside + 2 k inside; W's and the metadata's, q = k inside + 2 n inside; the output's,
+    q = m inside + 2 n inside) and, for each ``h`` (held once or not), ``ok``/``dbl``/``res[x, q, h]``:
+    :func:`_buffers_fit` of those tiles alone (the other operands taking no room)."""
+    for q in range(4):
+        i1, i2 = (q & 1) == 1, (q & 2) == 2
+        fa = (m if i1 else tm) * (k if i2 else tk) * (a_tile_factor if i1 else a_cut_factor)
+        wk = k if i1 else tk
+        wn = n if i2 else tn
+        fw, fmeta = wk * wn * w_tile_factor, wk * wn * meta_tile_factor
+        fo = (m if i1 else tm) * (n if i2 else tn) * acc_bytes if (psum_on_chip or ck > 1) else 0.0
+        fp[0, q, 0], fp[1, q, 0], fp[1, q, 1], fp[2, q, 0] = fa, fw, fmeta, fo
+        for h in range(2):
+            hold = h == 1
+            ok[0, q, h], dbl[0, q, h], res[0, q, h] = _alone(fa, hold, 1, op_mem[0], usable, size, streamed)
+            if op_mem[1] == op_mem[2]:
+                f, d, r = _alone(fw + fmeta, hold, 6, op_mem[1], usable, size, streamed)
+            else:
+                f, d, r = _alone(fw, hold, 2, op_mem[1], usable, size, streamed)
+                f2, d2, r2 = _alone(fmeta, hold, 4, op_mem[2], usable, size, streamed)
+                f, d, r = f and f2, d and d2, r | r2
+            ok[1, q, h], dbl[1, q, h], res[1, q, h] = f, d, r
+            ok[2, q, h], dbl[2, q, h], res[2, q, h] = _alone(fo, hold, 8, op_mem[3], usable, size, streamed)
+
+
+@jit
+def _level_table(order, cm, cn, ck, groups, a_pass_bytes, a_cut_bytes, w_bytes, meta_bytes, o_final_bytes,
+                 psum_bytes, p_fp, p_ok, p_dbl, p_res, use, fp, held, tr, ok, dbl, res):
+    """Per operand (0 A, 1 W with its metadata, 2 output) and level, what the search combines: whether
+    the level is useful (``use``, :func:`_level_useful`), its tiles' bytes (``fp[x, level]``: A's;
+    W's and the metadata's; the output's, as :func:`_footprints`), the operands a streamed memory
+    holds once (``held``, its bits of :func:`_held`) and its DRAM traffic (``tr``, its slots of
+    :func:`_traffic`), each by the same operations as those functions (:data:`_STATIC` gives their
+    loop logic, :func:`_tile_table` (``p_*``) the tile's bytes and buffers). Each depends on the
+    operand's own level only, so a combination of levels costs lookups. ``ok``, ``dbl``, ``res``:
+    :func:`_buffers_fit` of the operand's tiles alone (the others taking no room): a level that does
+    not fit alone fits in no combination, and when each memory holds one operand
+    (:func:`_separate`) a combination's buffers are these combined (all fit, all double buffered,
+    the resident operands together)."""
+    pat = (1 if cm > 1 else 0) + (2 if cn > 1 else 0) + (4 if ck > 1 else 0)
+    every = pat == 0 and groups == 1
     for x in range(3):
         for level in range(LEVELS):
-            ok[x, level] = False
-            if not _level_useful(order, x, level, cm, cn, ck):
+            st = _STATIC[order, x, level, pat]
+            use[x, level] = st[0]
+            if not st[0]:
                 continue
-            # this operand's tiles (the metadata's beside the weight's) and whether a streamed memory
-            # holds them once (as _held says)
+            refetch, h, in_m, in_n, in_k = st[1], 1 if (st[2] or every) else 0, st[3], st[4], st[5]
             if x == 0:
-                cut = not _inside(order, 0, level)
-                f1 = (tm if cut else m) * (k if _inside(order, 2, level) else tk) * (a_cut_factor if cut else a_tile_factor)
-                f2 = 0.0
-                held = every or (level == 0 and stat == 0) or (level > 0 and _whole(order, 0, level, cm, cn, ck))
-                j1, j2 = op_mem[0], op_mem[0]
+                q = (1 if in_m else 0) + (2 if in_k else 0)
+                a = a_pass_bytes if in_m else a_cut_bytes
+                fp[0, level, 0], held[0, level], tr[0, level, 0] = p_fp[0, q, 0], h, a * (cn if refetch else 1)
             elif x == 1:
-                e = (k if _inside(order, 2, level) else tk) * (n if _inside(order, 1, level) else tn)
-                f1, f2 = e * w_tile_factor, e * meta_tile_factor
-                held = every or (level == 0 and stat == 1) or (level > 0 and _whole(order, 1, level, cm, cn, ck))
-                j1, j2 = op_mem[1], op_mem[2]
+                q = (1 if in_k else 0) + (2 if in_n else 0)
+                mult = cm if refetch else 1
+                fp[1, level, 0], fp[1, level, 1], held[1, level] = p_fp[1, q, 0], p_fp[1, q, 1], 6 * h
+                tr[1, level, 1], tr[1, level, 2] = w_bytes * mult, meta_bytes * mult
             else:
-                f1 = ((m if _inside(order, 0, level) else tm) * (n if _inside(order, 1, level) else tn) * acc_bytes
-                      if (psum_on_chip or ck > 1) else 0.0)
-                f2 = 0.0
-                held = every or (level == 0 and stat == 3) or (level > 0 and _whole(order, 2, level, cm, cn, ck))
-                j1, j2 = op_mem[3], op_mem[3]
-            fits, double, res1, res2 = True, True, False, False
-            for jj in range(2 if j2 != j1 else 1):
-                j = j1 if jj == 0 else j2
-                u = (f1 + f2) if j1 == j2 else (f1 if jj == 0 else f2)
-                if u <= usable[j]:
-                    continue
-                if not streamed[j]:
-                    fits = False
-                elif held and u <= size[j]:
-                    # held once (2u - u), the others' tiles take no room here
-                    res1, res2 = res1 or j == j1, res2 or j == j2
-                elif not held and 2.0 * u <= size[j]:
-                    pass                # (cannot happen: 2u <= size means u fits half of it)
-                elif u <= size[j]:
-                    double = False
-                else:
-                    fits = False
-            if not fits:
-                continue
-            ok[x, level], dbl[x, level] = True, double
-            for q in range(5):
-                tr[x, level, q] = 0.0
-            rl[x, level] = 0.0
-            if x == 0:
-                a = a_pass_bytes if _inside(order, 0, level) else a_cut_bytes
-                a = a * (cn if _refetch(order, 0, cm, cn, ck, level) else 1)
-                tr[x, level, 0] = a
-                if res1 and double:
-                    r = groups * (1 if level > 0 else cm * ck)
-                    rl[x, level] = (r - 1) / r * a / bw
-            elif x == 1:
-                mult = cm if _refetch(order, 1, cm, cn, ck, level) else 1
-                tr[x, level, 1], tr[x, level, 2] = w_bytes * mult, meta_bytes * mult
-                if (res1 or res2) and double:
-                    r = groups * (1 if level > 0 else ck * cn)
-                    rl[x, level] = (r - 1) / r * ((w_bytes if res1 else 0.0) + (meta_bytes if res2 else 0.0)) * mult / bw
-            else:
-                spill = max(ck - 1, 0) if _refetch(order, 2, cm, cn, ck, level) else 0
-                tr[x, level, 3], tr[x, level, 4] = o_final_bytes + spill * psum_bytes, spill * psum_bytes
-                if res1 and double:
-                    r = groups * (1 if level > 0 else cm * cn)
-                    rl[x, level] = (r - 1) / r * (o_final_bytes + spill * psum_bytes) / bw
+                q = (1 if in_m else 0) + (2 if in_n else 0)
+                spill = max(ck - 1, 0) if refetch else 0
+                fp[2, level, 0], held[2, level] = p_fp[2, q, 0], 8 * h
+                tr[2, level, 3], tr[2, level, 4] = o_final_bytes + spill * psum_bytes, spill * psum_bytes
+            ok[x, level], dbl[x, level], res[x, level] = p_ok[x, q, h], p_dbl[x, q, h], p_res[x, q, h]
 
 
 @jit
@@ -635,11 +691,18 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
             prologue, epilogue, fold, size, streamed, groups, dram_first):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
-    the chosen mapping's :func:`dram_traffic`, and its operands' levels). One pass over the tile
-    grid; per tile and order, every combination of the operands' levels (each the mapping's tile or
-    one that takes in more of the innermost loops, up to the whole operand) that fits; each order
-    keeps its own best. ``dram_first``: rank DRAM bytes before cycles (``mapper.objective: dram``);
-    otherwise cycles before DRAM bytes. Ties: the lower levels (less buffer)."""
+    the chosen mapping's :func:`dram_traffic`, and its operands' levels). Per tile and order, every
+    combination of the operands' levels (each the mapping's tile or one that takes in more of the
+    innermost loops, up to the whole operand) that fits; each order keeps its own best.
+    ``dram_first``: rank DRAM bytes before cycles (``mapper.objective: dram``); otherwise cycles
+    before DRAM bytes. Ties: the lower levels (less buffer).
+
+    Exact shortcuts (the result is the full search's, :func:`tests.naive.mapper_search`): the tiles
+    that do not fit are costed only when no tile fits in any order (a second pass; one that fits
+    always wins); a tile is skipped when lower bounds of its cycles and DRAM bytes rank it after the
+    best mapping found (of its order, or of an order that wins a tie against it); the levels' tiles,
+    held operands and traffic are worked out once per operand and level (:func:`_level_table`) and
+    combined by lookups; combinations stop once one reaches the tile's bounds."""
     n_mem = usable.shape[0]
     any_streamed = False
     for j in range(n_mem):
@@ -647,18 +710,27 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
             any_streamed = True
     n_tm, n_tn, n_tk = tiles_m.shape[0], tiles_n.shape[0], tiles_k.shape[0]
     mm, nn, kk = max(1, m), max(1, n), max(1, k)
+    t_use = np.zeros((3, LEVELS), dtype=np.bool_)       # per operand and level (see _level_table)
+    t_fp = np.zeros((3, LEVELS, 2))
+    t_held = np.zeros((3, LEVELS), dtype=np.int64)
+    t_tr = np.zeros((3, LEVELS, 5))
+    t_ok = np.zeros((3, LEVELS), dtype=np.bool_)
+    t_dbl = np.zeros((3, LEVELS), dtype=np.bool_)
+    t_res = np.zeros((3, LEVELS), dtype=np.int64)
+    p_fp = np.zeros((3, 4, 2))                            # per tile (see _tile_table)
+    p_ok = np.zeros((3, 4, 2), dtype=np.bool_)
+    p_dbl = np.zeros((3, 4, 2), dtype=np.bool_)
+    p_res = np.zeros((3, 4, 2), dtype=np.int64)
     one_each = _separate(op_mem, used)
     separate = not any_streamed and one_each
-    opt_ok = np.zeros((3, LEVELS), dtype=np.bool_)       # per operand and level (see _operand_options)
-    opt_dbl = np.zeros((3, LEVELS), dtype=np.bool_)
-    opt_tr = np.zeros((3, LEVELS, 5))
-    opt_rl = np.zeros((3, LEVELS))
     # per order: fitting: fewest (cycles, DRAM bytes, compute cycles), then the largest tile;
     # none fits: the smallest tile, then fewest (cycles, DRAM bytes). Ties: the first in grid order.
     # With dram_first, (DRAM bytes, cycles) in both places.
     n_o = _LOOPS.shape[0]
     f_i = np.full(n_o, -1, dtype=np.int64)
-    g_set, g_k1, g_k2 = False, 0.0, 0.0     # the best (k1, k2) that fits over all orders so far
+    # the best (k1, k2) that fits over all orders so far, and the first order that has it (an order
+    # after it wins nothing by equalling it: across orders a tie goes to the first)
+    g_set, g_k1, g_k2, g_o = False, 0.0, 0.0, 0
     f_cyc = np.zeros(n_o)
     f_dram = np.zeros(n_o)
     f_comp = np.zeros(n_o)
@@ -671,135 +743,104 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     x_vol = np.zeros(n_o, dtype=np.int64)
     x_tr = np.zeros((n_o, 5))
     # lower bounds of any mapping's DRAM time and bytes (every operand at least once, A at its
-    # cheapest pass), for pruning: a tile whose bounds already lose to an order's best is not costed
+    # cheapest pass), for pruning: a tile whose bounds already lose to an order's best is not costed.
+    # (A mapping's cycles and bytes come from the same operations on inputs no smaller, so they are
+    # never below these bounds, not even by rounding.)
     a_lo = a_pass_bytes
     for im in range(n_tm):
         a_lo = min(a_lo, a_cut_m[im])
     l_min, w_min = (a_lo + w_bytes + meta_bytes) / bw, o_final_bytes / bw
     t_min = l_min + w_min
     d_min = a_lo + w_bytes + meta_bytes + o_final_bytes
-    # the grid is walked from the largest tiles down (the best mapping is often a large one, and then
+    # pass 0: the tiles that fit; pass 1 (only when none fits in any order): the tiles that do not.
+    # The grid is walked from the largest tiles down (the best mapping is often a large one, and then
     # most others are pruned); ties go to the first in grid order, as the order of the walk does not
-    for im in range(n_tm - 1, -1, -1):
-        tm = tiles_m[im]
-        cm = -(-mm // tm)
-        a_cut_bytes, a_cut_factor = a_cut_m[im], a_cut_factor_m[im]
-        for jn in range(n_tn - 1, -1, -1):
-            tn = tiles_n[jn]
-            cn = -(-nn // tn)
-            for ik in range(n_tk - 1, -1, -1):
-                tk = tiles_k[ik]
-                ck = -(-kk // tk)
-                s = im if stream == 0 else (jn if stream == 1 else ik)
-                comp = compute_s[s]
-                vol = tm * tn * tk
-                i = (im * n_tn + jn) * n_tk + ik
-                # the fewest cycles any mapping of this tile can take (see _pipeline_cycles and
-                # _streamed_cycles, each term at its least)
-                c_lo = max(comp, port[s])
-                cyc_lo = l_min + c_lo + w_min
-                if double_buffered:
-                    cyc_lo = min(cyc_lo, max(min(prologue, l_min) + c_lo + min(epilogue, w_min),
-                                             t_min + min(fold, t_min)))
-                k1_lo, k2_lo = (d_min, cyc_lo) if dram_first else (cyc_lo, d_min)
-                if g_set and (k1_lo > g_k1 * (1.0 + 1e-9) or (k1_lo == g_k1 and k2_lo > g_k2 * (1.0 + 1e-9))):
-                    continue     # ranks after a mapping of some order that fits: in no order can it win
-                # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
-                fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
-                                                    a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
-                                                    psum_on_chip)
-                fits0 = _fits(op_mem, used, usable, fa0, fw0, fmeta0, fo0)
-                for o in range(n_o):
-                    base_fits = fits0
-                    if o >= 3 and not (fits0 or any_streamed):
-                        continue     # nothing but the tile: the same as one of the first three orders
-                    if f_i[o] >= 0:
-                        # a mapping that fits is known (so one that does not fit no longer counts): skip
-                        # the tile when even its bounds rank after it
-                        s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
-                        if k1_lo > s1 * (1.0 + 1e-9) or (k1_lo == s1 and (k2_lo > s2 * (1.0 + 1e-9) or (
-                                k2_lo == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
-                                    vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
-                            continue
-                    if any_streamed and not base_fits:
-                        fa, fw, fmeta, fo = fa0, fw0, fmeta0, fo0
-                        base_fits, _, _ = _streamed_fit(o, cm, cn, ck, groups, fa, fw, fmeta, fo, 0, 0, 0, op_mem,
-                                                        used, usable, size, streamed)
-                    if not base_fits and f_i[o] >= 0:
+    for phase in range(2):
+        if phase == 1 and g_set:
+            break
+        for im in range(n_tm - 1, -1, -1):
+            tm = tiles_m[im]
+            cm = -(-mm // tm)
+            a_cut_bytes, a_cut_factor = a_cut_m[im], a_cut_factor_m[im]
+            for jn in range(n_tn - 1, -1, -1):
+                tn = tiles_n[jn]
+                cn = -(-nn // tn)
+                for ik in range(n_tk - 1, -1, -1):
+                    tk = tiles_k[ik]
+                    ck = -(-kk // tk)
+                    s = im if stream == 0 else (jn if stream == 1 else ik)
+                    comp = compute_s[s]
+                    vol = tm * tn * tk
+                    i = (im * n_tn + jn) * n_tk + ik
+                    # the fewest cycles any mapping of this tile can take (see _pipeline_cycles and
+                    # _streamed_cycles, each term at its least)
+                    c_lo = max(comp, port[s])
+                    cyc_lo = l_min + c_lo + w_min
+                    if double_buffered:
+                        cyc_lo = min(cyc_lo, max(min(prologue, l_min) + c_lo + min(epilogue, w_min),
+                                                 t_min + min(fold, t_min)))
+                    k1_lo, k2_lo = (d_min, cyc_lo) if dram_first else (cyc_lo, d_min)
+                    if g_set and (k1_lo > g_k1 or (k1_lo == g_k1 and k2_lo > g_k2)):
+                        continue     # ranks after a mapping of some order that fits: in no order can it win
+                    # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
+                    fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
+                                                        a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
+                                                        psum_on_chip)
+                    fits0 = _fits(op_mem, used, usable, fa0, fw0, fmeta0, fo0)
+                    if phase == 1 and fits0:
                         continue
-                    # the levels to try: a tile that does not fit takes in nothing more; with each
-                    # memory holding one operand and no streamed memory, each operand's highest level
-                    # that fits is the best (fewer fetches, and time falls with the bytes)
-                    lo_a, lo_w, lo_o, hi_a, hi_w, hi_o = 0, 0, 0, 1, 1, 1
-                    if base_fits and separate:
-                        lo_a = _max_level(o, 0, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor, w_tile_factor,
-                                          meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
-                        lo_w = _max_level(o, 1, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor, w_tile_factor,
-                                          meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
-                        lo_o = _max_level(o, 2, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor, w_tile_factor,
-                                          meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable)
-                        hi_a, hi_w, hi_o = lo_a + 1, lo_w + 1, lo_o + 1
-                        if o >= 3 and lo_a + lo_w + lo_o == 0:
-                            continue     # as above
-                    elif base_fits:
-                        hi_a, hi_w, hi_o = LEVELS, LEVELS, LEVELS
-                    b_set, b_k1, b_k2 = False, 0.0, 0.0
-                    b_cyc, b_dram = 0.0, 0.0
-                    b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
-                    b_lv = (0, 0, 0)
-                    if o >= 3 and not separate:
-                        # with every operand at level 0 an order past the first three is one of them
-                        useful = False
-                        for x in range(3):
-                            for level in range(1, LEVELS):
-                                if _level_useful(o, x, level, cm, cn, ck):
-                                    useful = True
-                        if not useful:
-                            continue
-                    if base_fits and any_streamed and one_each:
-                        # each memory holds one operand: its buffers, bytes and exposed reloads follow from
-                        # its own level, so they are worked out once per operand and level and then combined
-                        _operand_options(o, tm, tn, tk, mm, nn, kk, cm, cn, ck, groups, a_tile_factor, a_cut_factor,
-                                         w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used,
-                                         usable, size, streamed, a_pass_bytes, a_cut_bytes, w_bytes, meta_bytes,
-                                         o_final_bytes, psum_bytes, bw, opt_ok, opt_dbl, opt_tr, opt_rl)
-                        hi_a, hi_w, hi_o = 0, 0, 0     # the loops below are not needed
-                        for la in range(LEVELS):
-                            if not opt_ok[0, la]:
+                    tile_done = False     # _tile_table worked out for this tile
+                    for o in range(n_o):
+                        base_fits = fits0
+                        if o >= 3 and not (fits0 or any_streamed):
+                            continue     # nothing but the tile: the same as one of the first three orders
+                        if g_set and o > g_o and (k1_lo > g_k1 or (k1_lo == g_k1 and k2_lo >= g_k2)):
+                            continue     # at best a tie with an earlier order, which wins it
+                        if f_i[o] >= 0:
+                            # a mapping that fits is known: skip the tile when even its bounds rank after it
+                            s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
+                            if k1_lo > s1 or (k1_lo == s1 and (k2_lo > s2 or (
+                                    k2_lo == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
+                                        vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
                                 continue
-                            for lw in range(LEVELS):
-                                if not opt_ok[1, lw]:
-                                    continue
-                                for lo in range(LEVELS):
-                                    if not opt_ok[2, lo]:
-                                        continue
-                                    a, w, meta = opt_tr[0, la, 0], opt_tr[1, lw, 1], opt_tr[1, lw, 2]
-                                    out_wr, psum_rd = opt_tr[2, lo, 3], opt_tr[2, lo, 4]
-                                    load = (a + w + meta + psum_rd) / bw
-                                    write = out_wr / bw
-                                    if opt_dbl[0, la] and opt_dbl[1, lw] and opt_dbl[2, lo] and double_buffered:
-                                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
-                                                               opt_rl[0, la] + opt_rl[1, lw] + opt_rl[2, lo])
-                                    else:
-                                        cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue,
-                                                               fold)
-                                    dram = a + w + meta + psum_rd + out_wr
-                                    k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
-                                    if not b_set or k1 < b_k1 or (k1 == b_k1 and k2 < b_k2):
-                                        b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
-                                        b_tr = (a, w, meta, out_wr, psum_rd)
-                                        b_lv = (la, lw, lo)
-                    # (once a combination reaches the tile's bounds no later one ranks before it: stop)
-                    for la in range(lo_a, hi_a):
-                        if not _level_useful(o, 0, la, cm, cn, ck) or (b_set and b_k1 == k1_lo and b_k2 == k2_lo):
+                        if any_streamed and not base_fits:
+                            base_fits, _, _ = _streamed_fit(o, cm, cn, ck, groups, fa0, fw0, fmeta0, fo0, 0, 0, 0,
+                                                            op_mem, used, usable, size, streamed)
+                        if base_fits != (phase == 0):
                             continue
-                        for lw in range(lo_w, hi_w):
-                            if not _level_useful(o, 1, lw, cm, cn, ck) or (b_set and b_k1 == k1_lo and b_k2 == k2_lo):
-                                continue
-                            for lo in range(lo_o, hi_o):
-                                if not _level_useful(o, 2, lo, cm, cn, ck) or (
-                                        b_set and b_k1 == k1_lo and b_k2 == k2_lo):
+                        b_set, b_k1, b_k2 = False, 0.0, 0.0
+                        b_cyc, b_dram = 0.0, 0.0
+                        b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
+                        b_lv = (0, 0, 0)
+                        if separate or not base_fits:
+                            # each memory holds one operand and none is streamed: each operand's highest
+                            # level that fits is the best (fewer fetches, and time falls with the bytes);
+                            # a tile that does not fit takes in nothing more
+                            lo_a, lo_w, lo_o = 0, 0, 0
+                            if base_fits:
+                                lo_a = _max_level(o, 0, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor,
+                                                  w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip, op_mem,
+                                                  used, usable)
+                                lo_w = _max_level(o, 1, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor,
+                                                  w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip, op_mem,
+                                                  used, usable)
+                                lo_o = _max_level(o, 2, tm, tn, tk, mm, nn, kk, cm, cn, ck, a_tile_factor, a_cut_factor,
+                                                  w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip, op_mem,
+                                                  used, usable)
+                                if o >= 3 and lo_a + lo_w + lo_o == 0:
+                                    continue     # as above
+                            elif o >= 3:
+                                # with every operand at level 0 an order past the first three is one of them
+                                useful = False
+                                for x in range(3):
+                                    for level in range(1, LEVELS):
+                                        if _level_useful(o, x, level, cm, cn, ck):
+                                            useful = True
+                                if not useful:
                                     continue
+                            la, lw, lo = lo_a, lo_w, lo_o
+                            if (_level_useful(o, 0, la, cm, cn, ck) and _level_useful(o, 1, lw, cm, cn, ck)
+                                    and _level_useful(o, 2, lo, cm, cn, ck)):
                                 fa, fw, fmeta, fo = _footprints(o, tm, tn, tk, mm, nn, kk, ck, la, lw, lo,
                                                                 a_tile_factor, a_cut_factor, w_tile_factor,
                                                                 meta_tile_factor, acc_bytes, psum_on_chip)
@@ -809,46 +850,145 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                                                         lw, lo, op_mem, used, usable, size, streamed)
                                 else:
                                     fits = _fits(op_mem, used, usable, fa, fw, fmeta, fo)
-                                if base_fits and not fits:
-                                    continue
-                                tr = _traffic(o, cm, cn, ck, la, lw, lo, a_pass_bytes, a_cut_bytes, w_bytes,
-                                              meta_bytes, o_final_bytes, psum_bytes)
-                                a, w, meta, out_wr, psum_rd = tr
-                                load = (a + w + meta + psum_rd) / bw
-                                write = out_wr / bw
-                                if not any_streamed:
-                                    cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue,
-                                                           epilogue, fold)
-                                elif dbl and double_buffered:
-                                    cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
-                                                           _reload_cycles(resident, o, groups, cm, cn, ck, la, lw, lo, a,
-                                                                          w, meta, out_wr, bw))
-                                else:
-                                    cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue,
-                                                           fold)
-                                dram = a + w + meta + psum_rd + out_wr
-                                k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
-                                if not b_set or k1 < b_k1 or (k1 == b_k1 and k2 < b_k2):
+                                if fits or not base_fits:
+                                    tr = _traffic(o, cm, cn, ck, la, lw, lo, a_pass_bytes, a_cut_bytes, w_bytes,
+                                                  meta_bytes, o_final_bytes, psum_bytes)
+                                    a, w, meta, out_wr, psum_rd = tr
+                                    load = (a + w + meta + psum_rd) / bw
+                                    write = out_wr / bw
+                                    if not any_streamed:
+                                        cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue,
+                                                               epilogue, fold)
+                                    elif dbl and double_buffered:
+                                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
+                                                               _reload_cycles(resident, o, groups, cm, cn, ck, la, lw,
+                                                                              lo, a, w, meta, out_wr, bw))
+                                    else:
+                                        cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue,
+                                                               fold)
+                                    dram = a + w + meta + psum_rd + out_wr
+                                    k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
                                     b_set, b_k1, b_k2, b_cyc, b_dram, b_tr = True, k1, k2, cyc, dram, tr
                                     b_lv = (la, lw, lo)
-                    cyc, dram, k1, k2 = b_cyc, b_dram, b_k1, b_k2
-                    a, w, meta, out_wr, psum_rd = b_tr
-                    if base_fits:
-                        s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
-                        if f_i[o] < 0 or k1 < s1 or (k1 == s1 and (k2 < s2 or (
-                                k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and (
-                                    vol > f_vol[o] or (vol == f_vol[o] and i < f_i[o]))))))):
-                            f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
-                            if not g_set or k1 < g_k1 or (k1 == g_k1 and k2 < g_k2):
-                                g_set, g_k1, g_k2 = True, k1, k2
-                            f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
-                            f_lv[o, 0], f_lv[o, 1], f_lv[o, 2] = b_lv
-                        continue
-                    s1, s2 = (x_dram[o], x_cyc[o]) if dram_first else (x_cyc[o], x_dram[o])
-                    if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and (
-                            k2 < s2 or (k2 == s2 and i < x_i[o]))))):
-                        x_i[o], x_cyc[o], x_dram[o], x_vol[o] = i, cyc, dram, vol
-                        x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
+                        else:
+                            if not tile_done:
+                                _tile_table(tm, tn, tk, mm, nn, kk, ck, a_tile_factor, a_cut_factor, w_tile_factor,
+                                            meta_tile_factor, acc_bytes, psum_on_chip, op_mem, usable, size,
+                                            streamed, p_fp, p_ok, p_dbl, p_res)
+                                tile_done = True
+                            _level_table(o, cm, cn, ck, groups, a_pass_bytes, a_cut_bytes, w_bytes, meta_bytes,
+                                         o_final_bytes, psum_bytes, p_fp, p_ok, p_dbl, p_res, t_use, t_fp, t_held,
+                                         t_tr, t_ok, t_dbl, t_res)
+                            if o >= 3:
+                                # with every operand at level 0 an order past the first three is one of them
+                                useful = False
+                                for x in range(3):
+                                    for level in range(1, LEVELS):
+                                        if t_use[x, level]:
+                                            useful = True
+                                if not useful:
+                                    continue
+                            # tighter bounds for this order: each operand's least traffic over its levels
+                            # that fit alone (every combination moves at least that much)
+                            a_m, w_m, meta_m, out_m, ps_m = np.inf, np.inf, np.inf, np.inf, np.inf
+                            for level in range(LEVELS):
+                                if t_use[0, level] and t_ok[0, level]:
+                                    a_m = min(a_m, t_tr[0, level, 0])
+                                if t_use[1, level] and t_ok[1, level]:
+                                    w_m, meta_m = min(w_m, t_tr[1, level, 1]), min(meta_m, t_tr[1, level, 2])
+                                if t_use[2, level] and t_ok[2, level]:
+                                    out_m, ps_m = min(out_m, t_tr[2, level, 3]), min(ps_m, t_tr[2, level, 4])
+                            if a_m == np.inf or w_m == np.inf or out_m == np.inf:
+                                continue     # an operand fits at no level
+                            load_lb = (a_m + w_m + meta_m + ps_m) / bw
+                            write_lb = out_m / bw
+                            cyc_lb = load_lb + c_lo + write_lb
+                            if double_buffered:
+                                t_lb = load_lb + write_lb
+                                cyc_lb = min(cyc_lb, max(min(prologue, load_lb) + c_lo + min(epilogue, write_lb),
+                                                         t_lb + min(fold, t_lb)))
+                            d_lb = a_m + w_m + meta_m + ps_m + out_m
+                            k1_t, k2_t = (d_lb, cyc_lb) if dram_first else (cyc_lb, d_lb)
+                            if g_set and (k1_t > g_k1 or (k1_t == g_k1 and (
+                                    k2_t > g_k2 or (k2_t == g_k2 and o > g_o)))):
+                                continue
+                            if f_i[o] >= 0:
+                                s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
+                                if k1_t > s1 or (k1_t == s1 and (k2_t > s2 or (
+                                        k2_t == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
+                                            vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
+                                    continue
+                            # (once a combination reaches these bounds no later one ranks before it: stop)
+                            # (a level whose tiles do not fit alone fits in no combination)
+                            for la in range(LEVELS):
+                                if not (t_use[0, la] and t_ok[0, la]) or (b_set and b_k1 == k1_t and b_k2 == k2_t):
+                                    continue
+                                for lw in range(LEVELS):
+                                    if not (t_use[1, lw] and t_ok[1, lw]) or (
+                                            b_set and b_k1 == k1_t and b_k2 == k2_t):
+                                        continue
+                                    for lo in range(LEVELS):
+                                        if not (t_use[2, lo] and t_ok[2, lo]) or (
+                                                b_set and b_k1 == k1_t and b_k2 == k2_t):
+                                            continue
+                                        dbl, resident = True, 0
+                                        if one_each:
+                                            # each memory's buffers follow from its one operand's level
+                                            dbl = t_dbl[0, la] and t_dbl[1, lw] and t_dbl[2, lo]
+                                            resident = t_res[0, la] | t_res[1, lw] | t_res[2, lo]
+                                        else:
+                                            fa, fw, fmeta = t_fp[0, la, 0], t_fp[1, lw, 0], t_fp[1, lw, 1]
+                                            fo = t_fp[2, lo, 0]
+                                            if any_streamed:
+                                                fits, dbl, resident = _buffers_fit(
+                                                    t_held[0, la] | t_held[1, lw] | t_held[2, lo], fa, fw, fmeta, fo,
+                                                    op_mem, used, usable, size, streamed)
+                                            else:
+                                                fits = _fits(op_mem, used, usable, fa, fw, fmeta, fo)
+                                            if not fits:
+                                                continue
+                                        a, w, meta = t_tr[0, la, 0], t_tr[1, lw, 1], t_tr[1, lw, 2]
+                                        out_wr, psum_rd = t_tr[2, lo, 3], t_tr[2, lo, 4]
+                                        load = (a + w + meta + psum_rd) / bw
+                                        write = out_wr / bw
+                                        if not any_streamed:
+                                            cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered,
+                                                                   prologue, epilogue, fold)
+                                        elif dbl and double_buffered:
+                                            cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
+                                                                   _reload_cycles(resident, o, groups, cm, cn, ck, la,
+                                                                                  lw, lo, a, w, meta, out_wr, bw))
+                                        else:
+                                            cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue,
+                                                                   epilogue, fold)
+                                        dram = a + w + meta + psum_rd + out_wr
+                                        k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
+                                        if not b_set or k1 < b_k1 or (k1 == b_k1 and k2 < b_k2):
+                                            b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
+                                            b_tr = (a, w, meta, out_wr, psum_rd)
+                                            b_lv = (la, lw, lo)
+                        if not b_set:
+                            continue
+                        cyc, dram, k1, k2 = b_cyc, b_dram, b_k1, b_k2
+                        a, w, meta, out_wr, psum_rd = b_tr
+                        if base_fits:
+                            s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
+                            if f_i[o] < 0 or k1 < s1 or (k1 == s1 and (k2 < s2 or (
+                                    k2 == s2 and (comp < f_comp[o] or (comp == f_comp[o] and (
+                                        vol > f_vol[o] or (vol == f_vol[o] and i < f_i[o]))))))):
+                                f_i[o], f_cyc[o], f_dram[o], f_comp[o], f_vol[o] = i, cyc, dram, comp, vol
+                                if not g_set or k1 < g_k1 or (k1 == g_k1 and k2 < g_k2):
+                                    g_set, g_k1, g_k2, g_o = True, k1, k2, o
+                                elif k1 == g_k1 and k2 == g_k2 and o < g_o:
+                                    g_o = o
+                                f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
+                                f_lv[o, 0], f_lv[o, 1], f_lv[o, 2] = b_lv
+                            continue
+                        s1, s2 = (x_dram[o], x_cyc[o]) if dram_first else (x_cyc[o], x_dram[o])
+                        if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and (
+                                k2 < s2 or (k2 == s2 and i < x_i[o]))))):
+                            x_i[o], x_cyc[o], x_dram[o], x_vol[o] = i, cyc, dram, vol
+                            x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
     b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
     b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
     b_lv = (0, 0, 0)

@@ -110,6 +110,15 @@ def test_run_length_rtl_schedule_equals_the_fold_by_fold_recurrence():
             double_buffered_cycles(seq, r, c, lp, sp, fe), rel=1e-12, abs=1e-6)
     # a huge stream is costed without enumerating its folds
     assert double_buffered_runs(np.array([32.0]), np.array([1 << 40]), 3, 32, 32) > 3 * (1 << 45)
+    # one fold per repetition (an LLM decode GEMV: each weight tile streams one row) alternates the two
+    # weight banks: a period of two repetitions, extrapolated exactly, odd and even counts alike
+    for reps in (2001, 2002):
+        for lp, fe in ((1.0, 0.0), (2.0, 3.0)):
+            assert double_buffered_runs(np.array([1.0]), np.array([1]), reps, 16, 16, lp, 1.0, fe) == pytest.approx(
+                double_buffered_cycles(np.ones(reps), 16, 16, lp, 1.0, fe), rel=1e-12, abs=1e-6)
+    got = double_buffered_runs(np.array([1.0]), np.array([1]), 1 << 40, 16, 16)
+    assert got == pytest.approx(double_buffered_runs(np.array([1.0]), np.array([1]), 1 << 20, 16, 16) * (1 << 20),
+                                rel=1e-3)
 
 
 def test_cocotb_runner_import_prints_no_warning():
