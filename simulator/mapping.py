@@ -686,6 +686,28 @@ def _level_table(order, cm, cn, ck, groups, a_pass_bytes, a_cut_bytes, w_bytes, 
 
 
 @jit
+def _tile_bound(outer, a_t, cm, cn, ck, whole_a, whole_w, whole_o, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw,
+                c_lo, double_buffered, prologue, epilogue, fold):
+    """The fewest (cycles, DRAM bytes) of any mapping of a tile whose order's outermost loop is
+    ``outer`` (0 m, 1 n, 2 k): the operand that loop does not index (W, A, the output) is fetched again
+    on its every trip unless the whole of it fits its memory (``whole_*``); the others move once, A
+    at ``a_t`` (its cheapest pass); the array takes ``c_lo``. The same operations as
+    :func:`_traffic` and the pipeline formulas, on inputs no larger."""
+    a = a_t * (cn if (outer == 1 and not whole_a) else 1)
+    w_mult = cm if (outer == 0 and not whole_w) else 1
+    w, meta = w_bytes * w_mult, meta_bytes * w_mult
+    spill = max(ck - 1, 0) if (outer == 2 and not whole_o) else 0
+    out_wr, psum_rd = o_final_bytes + spill * psum_bytes, spill * psum_bytes
+    load = (a + w + meta + psum_rd) / bw
+    write = out_wr / bw
+    cyc = load + c_lo + write
+    if double_buffered:
+        transfer = load + write
+        cyc = min(cyc, max(min(prologue, load) + c_lo + min(epilogue, write), transfer + min(fold, transfer)))
+    return cyc, a + w + meta + psum_rd + out_wr
+
+
+@jit
 def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m, a_pass_bytes,
             a_cut_factor_m, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
@@ -742,16 +764,22 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     x_dram = np.zeros(n_o)
     x_vol = np.zeros(n_o, dtype=np.int64)
     x_tr = np.zeros((n_o, 5))
-    # lower bounds of any mapping's DRAM time and bytes (every operand at least once, A at its
-    # cheapest pass), for pruning: a tile whose bounds already lose to an order's best is not costed.
-    # (A mapping's cycles and bytes come from the same operations on inputs no smaller, so they are
-    # never below these bounds, not even by rounding.)
-    a_lo = a_pass_bytes
-    for im in range(n_tm):
-        a_lo = min(a_lo, a_cut_m[im])
-    l_min, w_min = (a_lo + w_bytes + meta_bytes) / bw, o_final_bytes / bw
-    t_min = l_min + w_min
-    d_min = a_lo + w_bytes + meta_bytes + o_final_bytes
+    # lower bounds for pruning: a tile whose bounds already lose to an order's best is not costed. The
+    # operand that the order's outermost loop does not index is fetched again on its every trip
+    # unless its level is the whole operand (:func:`_refetch`), which needs the whole operand to fit
+    # its memory (alone, held once); every other operand moves at least once (A at its cheapest pass).
+    # A mapping's cycles and bytes come from the same operations on inputs no smaller, so they are
+    # never below these bounds, not even by rounding.
+    fw_whole, fmeta_whole = kk * nn * w_tile_factor, kk * nn * meta_tile_factor
+    whole_a = _alone(mm * kk * a_tile_factor, True, 1, op_mem[0], usable, size, streamed)[0]
+    if op_mem[1] == op_mem[2]:
+        whole_w = _alone(fw_whole + fmeta_whole, True, 6, op_mem[1], usable, size, streamed)[0]
+    else:
+        whole_w = (_alone(fw_whole, True, 2, op_mem[1], usable, size, streamed)[0]
+                   and _alone(fmeta_whole, True, 4, op_mem[2], usable, size, streamed)[0])
+    whole_o = _alone(mm * nn * acc_bytes, True, 8, op_mem[3], usable, size, streamed)[0]
+    b_k1s, b_k2s = np.zeros(3), np.zeros(3)      # per outermost loop (0 m, 1 n, 2 k), this tile's bounds
+    base_known = np.full(16, -1, dtype=np.int64)
     # pass 0: the tiles that fit; pass 1 (only when none fits in any order): the tiles that do not.
     # The grid is walked from the largest tiles down (the best mapping is often a large one, and then
     # most others are pruned); ties go to the first in grid order, as the order of the walk does not
@@ -772,14 +800,19 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                     comp = compute_s[s]
                     vol = tm * tn * tk
                     i = (im * n_tn + jn) * n_tk + ik
-                    # the fewest cycles any mapping of this tile can take (see _pipeline_cycles and
-                    # _streamed_cycles, each term at its least)
+                    # the fewest cycles and DRAM bytes any mapping of this tile can take, per outermost
+                    # loop (see _pipeline_cycles and _streamed_cycles, each term at its least), and over all
                     c_lo = max(comp, port[s])
-                    cyc_lo = l_min + c_lo + w_min
-                    if double_buffered:
-                        cyc_lo = min(cyc_lo, max(min(prologue, l_min) + c_lo + min(epilogue, w_min),
-                                                 t_min + min(fold, t_min)))
-                    k1_lo, k2_lo = (d_min, cyc_lo) if dram_first else (cyc_lo, d_min)
+                    a_t = min(a_pass_bytes, a_cut_bytes)
+                    for c in range(3):
+                        cyc_c, dram_c = _tile_bound(c, a_t, cm, cn, ck, whole_a, whole_w, whole_o, w_bytes, meta_bytes,
+                                                    o_final_bytes, psum_bytes, bw, c_lo, double_buffered, prologue,
+                                                    epilogue, fold)
+                        b_k1s[c], b_k2s[c] = (dram_c, cyc_c) if dram_first else (cyc_c, dram_c)
+                    k1_lo, k2_lo = b_k1s[0], b_k2s[0]
+                    for c in range(1, 3):
+                        if b_k1s[c] < k1_lo or (b_k1s[c] == k1_lo and b_k2s[c] < k2_lo):
+                            k1_lo, k2_lo = b_k1s[c], b_k2s[c]
                     if g_set and (k1_lo > g_k1 or (k1_lo == g_k1 and k2_lo > g_k2)):
                         continue     # ranks after a mapping of some order that fits: in no order can it win
                     # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
@@ -790,22 +823,29 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                     if phase == 1 and fits0:
                         continue
                     tile_done = False     # _tile_table worked out for this tile
+                    base_known[:] = -1    # per set of held operands (_held's bits): do the level-0 tiles fit?
                     for o in range(n_o):
                         base_fits = fits0
                         if o >= 3 and not (fits0 or any_streamed):
                             continue     # nothing but the tile: the same as one of the first three orders
-                        if g_set and o > g_o and (k1_lo > g_k1 or (k1_lo == g_k1 and k2_lo >= g_k2)):
-                            continue     # at best a tie with an earlier order, which wins it
+                        k1_o, k2_o = b_k1s[_LOOPS[o, 0]], b_k2s[_LOOPS[o, 0]]
+                        if phase == 0 and g_set and (k1_o > g_k1 or (k1_o == g_k1 and (
+                                k2_o > g_k2 or (k2_o == g_k2 and o > g_o)))):
+                            continue     # ranks after the best so far, or at best ties it and an earlier order wins
                         if f_i[o] >= 0:
                             # a mapping that fits is known: skip the tile when even its bounds rank after it
                             s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
-                            if k1_lo > s1 or (k1_lo == s1 and (k2_lo > s2 or (
-                                    k2_lo == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
+                            if k1_o > s1 or (k1_o == s1 and (k2_o > s2 or (
+                                    k2_o == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
                                         vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
                                 continue
                         if any_streamed and not base_fits:
-                            base_fits, _, _ = _streamed_fit(o, cm, cn, ck, groups, fa0, fw0, fmeta0, fo0, 0, 0, 0,
-                                                            op_mem, used, usable, size, streamed)
+                            # (the tiles at level 0 differ between orders only in the operand held once)
+                            h0 = _held(o, cm, cn, ck, groups, 0, 0, 0)
+                            if base_known[h0] < 0:
+                                base_known[h0] = 1 if _buffers_fit(h0, fa0, fw0, fmeta0, fo0, op_mem, used, usable,
+                                                                   size, streamed)[0] else 0
+                            base_fits = base_known[h0] == 1
                         if base_fits != (phase == 0):
                             continue
                         b_set, b_k1, b_k2 = False, 0.0, 0.0
