@@ -1,6 +1,9 @@
 """sparsim against ZigZag (KU Leuven's design-space explorer), side by side, on one design and one layer set.
 
 Run: .venv/bin/python benchmarks/bench_zigzag.py [--lpf 6] [--opt energy] [--layers NAME,...] [--json OUT]
+     .venv/bin/python benchmarks/bench_zigzag.py --fresh --docs --before benchmarks/zigzag_before_0f8682b.json
+         (what docs/benchmarks/generated/zigzag.md holds: ZigZag run again beside sparsim, and sparsim
+         before issue 24's memory model, at 0f8682b)
 
 It installs ``zigzag-dse==3.9.1`` into ``benchmarks/.zigzag-venv`` on first use (as
 bench_scalesim.py does for SCALE-Sim), describes the ``edge-npu`` preset to ZigZag (a 16 x 16
@@ -343,7 +346,15 @@ def main(argv=None):
     if args.json:
         from sparsim._io import check_writable
         check_writable(args.json, "--json", (".json",))
-    before = json.loads(Path(args.before).read_text())["sparsim"] if args.before else None
+    before = None
+    if args.before:
+        try:
+            before = json.loads(Path(args.before).read_text())["sparsim"]
+            for name, _, _ in LAYERS:
+                if name in before:
+                    float(before[name]["dram_bytes"]) / float(before[name]["compulsory_bytes"])
+        except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as e:
+            ap.error(f"--before {args.before}: not a --json of this script ({type(e).__name__}: {e})")
     out = DocsOut("zigzag", "python benchmarks/bench_zigzag.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     layers = [x for x in LAYERS if not args.layers or x[0] in args.layers.split(",")]
     if not args.every_preset:
