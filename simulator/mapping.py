@@ -74,7 +74,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, jit_inline
 from .kernels import double_buffered_runs
 
 # outer > inner. With one tile for every operand the innermost loop alone decides the reuse and the
@@ -685,6 +685,19 @@ def _level_table(order, cm, cn, ck, groups, a_pass_bytes, a_cut_bytes, w_bytes, 
             ok[x, level], dbl[x, level], res[x, level] = p_ok[x, q, h], p_dbl[x, q, h], p_res[x, q, h]
 
 
+@jit_inline
+def _cannot_win(k1, k2, later, comp, vol, i, g_set, g_k1, g_k2, f_i, s1, s2, f_comp, f_vol):
+    """Do lower bounds ``(k1, k2)`` of a tile's mappings in an order (its compute cycles, volume and
+    grid index given) rank it after the best mapping that fits of any order, ``(g_k1, g_k2)`` (or at
+    best tie it, when an earlier order holds it: ``later``; across orders a tie goes to the first), or
+    after its own order's best ``(s1, s2)`` (``f_i`` its grid index, -1 for none) with the tie-breaks
+    (fewer compute cycles, the larger tile, the first in grid order)?"""
+    if g_set and (k1 > g_k1 or (k1 == g_k1 and (k2 > g_k2 or (k2 == g_k2 and later)))):
+        return True
+    return f_i >= 0 and (k1 > s1 or (k1 == s1 and (k2 > s2 or (k2 == s2 and (comp > f_comp or (comp == f_comp and (
+        vol < f_vol or (vol == f_vol and i > f_i))))))))
+
+
 @jit
 def _tile_bound(outer, a_t, cm, cn, ck, whole_a, whole_w, whole_o, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw,
                 c_lo, double_buffered, prologue, epilogue, fold):
@@ -828,17 +841,10 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                         base_fits = fits0
                         if o >= 3 and not (fits0 or any_streamed):
                             continue     # nothing but the tile: the same as one of the first three orders
-                        k1_o, k2_o = b_k1s[_LOOPS[o, 0]], b_k2s[_LOOPS[o, 0]]
-                        if phase == 0 and g_set and (k1_o > g_k1 or (k1_o == g_k1 and (
-                                k2_o > g_k2 or (k2_o == g_k2 and o > g_o)))):
-                            continue     # ranks after the best so far, or at best ties it and an earlier order wins
-                        if f_i[o] >= 0:
-                            # a mapping that fits is known: skip the tile when even its bounds rank after it
-                            s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
-                            if k1_o > s1 or (k1_o == s1 and (k2_o > s2 or (
-                                    k2_o == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
-                                        vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
-                                continue
+                        s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
+                        if _cannot_win(b_k1s[_LOOPS[o, 0]], b_k2s[_LOOPS[o, 0]], o > g_o, comp, vol, i, g_set, g_k1,
+                                       g_k2, f_i[o], s1, s2, f_comp[o], f_vol[o]):
+                            continue
                         if any_streamed and not base_fits:
                             # (the tiles at level 0 differ between orders only in the operand held once)
                             h0 = _held(o, cm, cn, ck, groups, 0, 0, 0)
@@ -949,15 +955,9 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                                          t_lb + min(fold, t_lb)))
                             d_lb = a_m + w_m + meta_m + ps_m + out_m
                             k1_t, k2_t = (d_lb, cyc_lb) if dram_first else (cyc_lb, d_lb)
-                            if g_set and (k1_t > g_k1 or (k1_t == g_k1 and (
-                                    k2_t > g_k2 or (k2_t == g_k2 and o > g_o)))):
+                            if _cannot_win(k1_t, k2_t, o > g_o, comp, vol, i, g_set, g_k1, g_k2, f_i[o], s1, s2,
+                                           f_comp[o], f_vol[o]):
                                 continue
-                            if f_i[o] >= 0:
-                                s1, s2 = (f_dram[o], f_cyc[o]) if dram_first else (f_cyc[o], f_dram[o])
-                                if k1_t > s1 or (k1_t == s1 and (k2_t > s2 or (
-                                        k2_t == s2 and (comp > f_comp[o] or (comp == f_comp[o] and (
-                                            vol < f_vol[o] or (vol == f_vol[o] and i > f_i[o]))))))):
-                                    continue
                             # (once a combination reaches these bounds no later one ranks before it: stop)
                             # (a level whose tiles do not fit alone fits in no combination)
                             for la in range(LEVELS):
