@@ -1,7 +1,7 @@
 """BERT-base batch 8 on vegeta-flex: how few DRAM bytes can any schedule move with that preset's
 on-chip capacity (1 MiB: ifmap 512 KiB, filter 256 KiB, ofmap 256 KiB)?
 
-Run: .venv/bin/python benchmarks/bench_dram_bound.py   (about a minute; also in `make bench`)
+Run: .venv/bin/python benchmarks/bench_dram_bound.py   (minutes: part 3 walks every tile size of every layer; also in `make bench`)
 
 Three parts, all against the compulsory bytes (every input and weight read once, every output
 written once, layer by layer: 660.6 MB; the issue's goal is 1.5x that):
