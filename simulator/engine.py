@@ -61,8 +61,8 @@ from .limits import check_workload
 from .lru import Lru
 from .maskcache import mask_entry
 from .kernels import _double_buffered_runs
-from .mapping import (DIMS, ORDERS, MapProblem, Mapping, _footprints, _reload_cycles, _search, _streamed_fit, a_cut,
-                      a_cuts, m_tile_candidates, tile_candidates)
+from .mapping import (DIMS, ORDERS, MapProblem, Mapping, _search, _streamed_use, a_cut, a_cuts, m_tile_candidates,
+                      tile_candidates)
 
 _OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
 
@@ -567,14 +567,12 @@ def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p:
     resident operand (an :class:`accel.Operand`, or None)."""
     mp = mapping
     la, lw, lo = mp.levels
-    fp = _footprints(order, mp.tile_m, mp.tile_n, mp.tile_k, max(1, p.m), max(1, p.n), max(1, p.k), mp.count_k, la, lw,
-                     lo, float(p.a_tile_factor), float(a_cut(p, mp.tile_m)[1]), float(p.w_tile_factor),
-                     float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip))
-    _, double, resident = _streamed_fit(order, mp.count_m, mp.count_n, mp.count_k, mp.groups, *fp, la, lw, lo,
-                                        ls.op_mem, ls.used, ls.usable, ls.size, ls.streamed)
-    double = bool(double and ls.double)
-    reload = float(_reload_cycles(resident, order, mp.groups, mp.count_m, mp.count_n, mp.count_k, la, lw, lo,
-                                  *traffic, ls.bw))
+    double, reload, resident = _streamed_use(
+        order, mp.tile_m, mp.tile_n, mp.tile_k, max(1, p.m), max(1, p.n), max(1, p.k), mp.count_m, mp.count_n,
+        mp.count_k, mp.groups, la, lw, lo, float(p.a_tile_factor), float(a_cut(p, mp.tile_m)[1]), float(p.w_tile_factor),
+        float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip), ls.op_mem, ls.used, ls.usable, ls.size,
+        ls.streamed, *(float(x) for x in traffic), float(ls.bw))
+    double, reload = bool(double and ls.double), float(reload)
     if not double or reload <= 0.0:
         return double, 0.0, None
     return double, reload, next(op for bit, op in ((1, Operand.ACTIVATION), (8, Operand.OUTPUT),

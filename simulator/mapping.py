@@ -232,12 +232,13 @@ def a_cut(p: MapProblem, tm: int):
 def a_cuts(p: MapProblem, tiles_m) -> tuple:
     """:func:`a_cut` for every tile size of m in ``tiles_m``, as two float arrays (bytes, factor),
     read-only and cached (one hash of ``p`` per call, not one per tile)."""
-    return _a_cuts(p, tuple(int(t) for t in tiles_m))
+    tiles_m = np.ascontiguousarray(tiles_m, dtype=np.int64)
+    return _a_cuts(p, tiles_m.tobytes())
 
 
 @lru_cache(maxsize=4096)
-def _a_cuts(p: MapProblem, tiles_m: tuple) -> tuple:
-    got = np.array([a_cut(p, t) for t in tiles_m], dtype=np.float64).reshape(-1, 2)
+def _a_cuts(p: MapProblem, tiles_m: bytes) -> tuple:
+    got = np.array([a_cut(p, int(t)) for t in np.frombuffer(tiles_m, dtype=np.int64)], dtype=np.float64).reshape(-1, 2)
     out = np.ascontiguousarray(got[:, 0]), np.ascontiguousarray(got[:, 1])
     for x in out:
         x.flags.writeable = False
@@ -494,6 +495,20 @@ def _buffers_fit(held_ops, fa, fw, fmeta, fo, op_mem, used, usable, size, stream
         else:
             fits = False
     return fits, double, resident
+
+
+@jit
+def _streamed_use(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, la, lw, lo, a_tile_factor, a_cut_factor, w_tile_factor,
+                  meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable, size, streamed, a, w, meta, out_wr,
+                  bw):
+    """How a mapping uses ``streamed`` memories, in one compiled call: (double buffered, the array
+    cycles its resident tiles' reloads take, the resident operands' bits): :func:`_footprints`,
+    :func:`_streamed_fit` and :func:`_reload_cycles` in turn."""
+    fa, fw, fmeta, fo = _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, a_cut_factor,
+                                    w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip)
+    _, double, resident = _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, la, lw, lo, op_mem, used, usable,
+                                        size, streamed)
+    return double, _reload_cycles(resident, order, groups, cm, cn, ck, la, lw, lo, a, w, meta, out_wr, bw), resident
 
 
 @jit
@@ -837,6 +852,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                         continue
                     tile_done = False     # _tile_table worked out for this tile
                     base_known[:] = -1    # per set of held operands (_held's bits): do the level-0 tiles fit?
+                    pat = (1 if cm > 1 else 0) + (2 if cn > 1 else 0) + (4 if ck > 1 else 0)
                     for o in range(n_o):
                         base_fits = fits0
                         if o >= 3 and not (fits0 or any_streamed):
@@ -847,7 +863,9 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                             continue
                         if any_streamed and not base_fits:
                             # (the tiles at level 0 differ between orders only in the operand held once)
-                            h0 = _held(o, cm, cn, ck, groups, 0, 0, 0)
+                            h0 = 15 if (pat == 0 and groups == 1) else (
+                                (1 if _STATIC[o, 0, 0, pat, 2] else 0) | (6 if _STATIC[o, 1, 0, pat, 2] else 0)
+                                | (8 if _STATIC[o, 2, 0, pat, 2] else 0))     # _held at level 0
                             if base_known[h0] < 0:
                                 base_known[h0] = 1 if _buffers_fit(h0, fa0, fw0, fmeta0, fo0, op_mem, used, usable,
                                                                    size, streamed)[0] else 0
