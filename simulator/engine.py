@@ -61,8 +61,7 @@ from .limits import check_workload
 from .lru import Lru
 from .maskcache import mask_entry
 from .kernels import _double_buffered_runs
-from .mapping import (DIMS, ORDERS, MapProblem, Mapping, _search, _streamed_use, a_cut, a_cuts, m_tile_candidates,
-                      tile_candidates)
+from .mapping import DIMS, ORDERS, MapProblem, Mapping, _search, a_cuts, m_tile_candidates, tile_candidates
 
 _OPS = (Operand.ACTIVATION, Operand.WEIGHT, Operand.METADATA, Operand.OUTPUT)
 
@@ -305,7 +304,8 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
 
     Returns (order, tile indices m/n/k, fits, pipeline cycles, DRAM traffic (a, w, meta, out_wr,
     psum_rd), and for the chosen stream tile: compute cycles, folds, activation / weight /
-    metadata reads, port cycles; partial-sum writes and reads)."""
+    metadata reads, port cycles; partial-sum writes and reads; the mapping's operand levels and its
+    use of ``streamed`` memories, as :func:`simulator.mapping._search` returns them)."""
     tiles = tiles_m if stream_dim == 0 else (tiles_n if stream_dim == 1 else tiles_k)
     folds, fold_sum, chunks, weight_folds, longest = _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim,
                                                                  r, c, preload_rows, overhead, tiles)
@@ -375,14 +375,14 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                     v = v + rd + wr if ports[j] == 1 else max(v + rd, wr)
             port[i] = max(port[i], v)
     one_fold = compute[nt - 1] / max(1, folds[nt - 1])
-    o, im, jn, ik, ok, cyc, tr, lv = _search(tiles_m, tiles_n, tiles_k, stream_dim, compute, port, m_rows, n, k,
+    o, im, jn, ik, ok, cyc, tr, lv, use = _search(tiles_m, tiles_n, tiles_k, stream_dim, compute, port, m_rows, n, k,
                                          a_cut_m, a_pass_bytes, a_cut_factor_m, a_tile_factor, w_bytes,
                                          meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes, psum_bytes,
                                          acc_b, psum_on_chip, op_mem, used, usable, double_buffered, bw, prologue,
                                          epilogue, one_fold, size, streamed, groups, dram_first)
     j = im if stream_dim == 0 else (jn if stream_dim == 1 else ik)
     return (o, im, jn, ik, ok, cyc, tr, compute[j], folds[j], a_rd[j], w_rd[j], meta_rd[j], port[j], psum_w,
-            psum_r, lv)
+            psum_r, lv, use)
 
 
 # ------------------------------------------------------------------------------------------- plan
@@ -520,7 +520,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
             float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
             ls.streamed, ls.g, ls.dram_first)
-    o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r, lv = got
+    o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r, lv, use = got
     a, w, meta, out_wr, psum_rd = traffic
     compute_cycles = int(compute_j)
     cycles = max(int(math.floor(cyc + 0.5)), compute_cycles)
@@ -546,7 +546,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
         executed = m_rows * int((cand.kprime * ncols).sum())
         double, extra = ls.double, {"n": cand.n, "m": cand.m}
         if ls.streamed.any():
-            double, reload, resident = _streamed_buffers(mapping, o, (a, w, meta, out_wr), ls, p)
+            double, reload, resident = _streamed_buffers(use, ls)
             # the resident tiles' exposed reloads, for the event engine and the tests
             extra.update(reload_cycles=reload, reload_bytes=reload * ls.bw, reload_operand=resident)
         return LayerPlan(
@@ -560,19 +560,12 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     return cycles, dram, make
 
 
-def _streamed_buffers(mapping: Mapping, order: int, traffic, ls: _LayerSetup, p: MapProblem):
-    """For a design with ``double_buffered: streamed`` memories, how the chosen mapping uses them
-    (the mapper's own rule, :func:`simulator.mapping._streamed_fit`): whether the layer runs double
-    buffered, the array cycles the resident tiles' reloads take (0 when none is held once), and the
-    resident operand (an :class:`accel.Operand`, or None)."""
-    mp = mapping
-    la, lw, lo = mp.levels
-    double, reload, resident = _streamed_use(
-        order, mp.tile_m, mp.tile_n, mp.tile_k, max(1, p.m), max(1, p.n), max(1, p.k), mp.count_m, mp.count_n,
-        mp.count_k, mp.groups, la, lw, lo, float(p.a_tile_factor), float(a_cut(p, mp.tile_m)[1]), float(p.w_tile_factor),
-        float(p.meta_tile_factor), float(p.acc_bytes), bool(p.psum_on_chip), ls.op_mem, ls.used, ls.usable, ls.size,
-        ls.streamed, *(float(x) for x in traffic), float(ls.bw))
-    double, reload = bool(double and ls.double), float(reload)
+def _streamed_buffers(use, ls: _LayerSetup):
+    """For a design with ``double_buffered: streamed`` memories, how the chosen mapping uses them (the
+    search's own account, :func:`simulator.mapping._search`): whether the layer runs double buffered,
+    the array cycles the resident tiles' reloads take (0 when none is held once), and the resident
+    operand (an :class:`accel.Operand`, or None)."""
+    double, resident, reload = bool(use[0]) and ls.double, int(use[1]), float(use[2])
     if not double or reload <= 0.0:
         return double, 0.0, None
     return double, reload, next(op for bit, op in ((1, Operand.ACTIVATION), (8, Operand.OUTPUT),

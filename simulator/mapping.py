@@ -498,20 +498,6 @@ def _buffers_fit(held_ops, fa, fw, fmeta, fo, op_mem, used, usable, size, stream
 
 
 @jit
-def _streamed_use(order, tm, tn, tk, m, n, k, cm, cn, ck, groups, la, lw, lo, a_tile_factor, a_cut_factor, w_tile_factor,
-                  meta_tile_factor, acc_bytes, psum_on_chip, op_mem, used, usable, size, streamed, a, w, meta, out_wr,
-                  bw):
-    """How a mapping uses ``streamed`` memories, in one compiled call: (double buffered, the array
-    cycles its resident tiles' reloads take, the resident operands' bits): :func:`_footprints`,
-    :func:`_streamed_fit` and :func:`_reload_cycles` in turn."""
-    fa, fw, fmeta, fo = _footprints(order, tm, tn, tk, m, n, k, ck, la, lw, lo, a_tile_factor, a_cut_factor,
-                                    w_tile_factor, meta_tile_factor, acc_bytes, psum_on_chip)
-    _, double, resident = _streamed_fit(order, cm, cn, ck, groups, fa, fw, fmeta, fo, la, lw, lo, op_mem, used, usable,
-                                        size, streamed)
-    return double, _reload_cycles(resident, order, groups, cm, cn, ck, la, lw, lo, a, w, meta, out_wr, bw), resident
-
-
-@jit
 def _reload_cycles(resident, order, groups, cm, cn, ck, la, lw, lo, a, w, meta, out_wr, bw):
     """Array cycles lost to the resident tiles' reloads: per operand held once, all but the first of
     its ``R`` distinct tiles wait for their own DRAM transfer (loads; the output's: the write-back
@@ -741,9 +727,12 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
             prologue, epilogue, fold, size, streamed, groups, dram_first):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
-    the chosen mapping's :func:`dram_traffic`, and its operands' levels). Per tile and order, every
-    combination of the operands' levels (each the mapping's tile or one that takes in more of the
-    innermost loops, up to the whole operand) that fits; each order keeps its own best.
+    the chosen mapping's :func:`dram_traffic`, its operands' levels, and how it uses ``streamed``
+    memories: (1.0 when double buffered else 0.0, the resident operands' bits, the reload cycles
+    when the layer runs double buffered, else 0), as :func:`_streamed_fit` and
+    :func:`_reload_cycles` give them). Per tile and order, every combination of the operands'
+    levels (each the mapping's tile or one that takes in more of the innermost loops, up to the
+    whole operand) that fits; each order keeps its own best.
     ``dram_first``: rank DRAM bytes before cycles (``mapper.objective: dram``); otherwise cycles
     before DRAM bytes. Ties: the lower levels (less buffer).
 
@@ -787,6 +776,8 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     f_vol = np.zeros(n_o, dtype=np.int64)
     f_tr = np.zeros((n_o, 5))
     f_lv = np.zeros((n_o, 3), dtype=np.int64)
+    f_use = np.zeros((n_o, 3))       # the buffers' use: double buffered, resident bits, reload cycles
+    x_use = np.zeros((n_o, 3))
     x_i = np.full(n_o, -1, dtype=np.int64)
     x_cyc = np.zeros(n_o)
     x_dram = np.zeros(n_o)
@@ -876,6 +867,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                         b_cyc, b_dram = 0.0, 0.0
                         b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
                         b_lv = (0, 0, 0)
+                        b_use = (1.0, 0.0, 0.0)
                         if separate or not base_fits:
                             # each memory holds one operand and none is streamed: each operand's highest
                             # level that fits is the best (fewer fetches, and time falls with the bytes);
@@ -920,13 +912,14 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                     a, w, meta, out_wr, psum_rd = tr
                                     load = (a + w + meta + psum_rd) / bw
                                     write = out_wr / bw
+                                    rl = 0.0
                                     if not any_streamed:
                                         cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered, prologue,
                                                                epilogue, fold)
                                     elif dbl and double_buffered:
-                                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
-                                                               _reload_cycles(resident, o, groups, cm, cn, ck, la, lw,
-                                                                              lo, a, w, meta, out_wr, bw))
+                                        rl = _reload_cycles(resident, o, groups, cm, cn, ck, la, lw, lo, a, w, meta,
+                                                            out_wr, bw)
+                                        cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold, rl)
                                     else:
                                         cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue, epilogue,
                                                                fold)
@@ -934,6 +927,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                     k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
                                     b_set, b_k1, b_k2, b_cyc, b_dram, b_tr = True, k1, k2, cyc, dram, tr
                                     b_lv = (la, lw, lo)
+                                    b_use = (1.0 if dbl else 0.0, float(resident), rl)
                         else:
                             if not tile_done:
                                 _tile_table(tm, tn, tk, mm, nn, kk, ck, a_tile_factor, a_cut_factor, w_tile_factor,
@@ -1009,13 +1003,15 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                         out_wr, psum_rd = t_tr[2, lo, 3], t_tr[2, lo, 4]
                                         load = (a + w + meta + psum_rd) / bw
                                         write = out_wr / bw
+                                        rl = 0.0
                                         if not any_streamed:
                                             cyc = _pipeline_cycles(comp, port[s], load, write, double_buffered,
                                                                    prologue, epilogue, fold)
                                         elif dbl and double_buffered:
+                                            rl = _reload_cycles(resident, o, groups, cm, cn, ck, la, lw, lo, a, w, meta,
+                                                                out_wr, bw)
                                             cyc = _streamed_cycles(comp, port[s], load, write, prologue, epilogue, fold,
-                                                                   _reload_cycles(resident, o, groups, cm, cn, ck, la,
-                                                                                  lw, lo, a, w, meta, out_wr, bw))
+                                                                   rl)
                                         else:
                                             cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue,
                                                                    epilogue, fold)
@@ -1025,6 +1021,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                             b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
                                             b_tr = (a, w, meta, out_wr, psum_rd)
                                             b_lv = (la, lw, lo)
+                                            b_use = (1.0 if dbl else 0.0, float(resident), rl)
                         if not b_set:
                             continue
                         cyc, dram, k1, k2 = b_cyc, b_dram, b_k1, b_k2
@@ -1041,15 +1038,18 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                     g_o = o
                                 f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4] = a, w, meta, out_wr, psum_rd
                                 f_lv[o, 0], f_lv[o, 1], f_lv[o, 2] = b_lv
+                                f_use[o, 0], f_use[o, 1], f_use[o, 2] = b_use
                             continue
                         s1, s2 = (x_dram[o], x_cyc[o]) if dram_first else (x_cyc[o], x_dram[o])
                         if x_i[o] < 0 or vol < x_vol[o] or (vol == x_vol[o] and (k1 < s1 or (k1 == s1 and (
                                 k2 < s2 or (k2 == s2 and i < x_i[o]))))):
                             x_i[o], x_cyc[o], x_dram[o], x_vol[o] = i, cyc, dram, vol
                             x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4] = a, w, meta, out_wr, psum_rd
+                            x_use[o, 0], x_use[o, 1], x_use[o, 2] = b_use
     b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_dram = -1, 0, 0, 0, False, 0.0, 0.0
     b_tr = (0.0, 0.0, 0.0, 0.0, 0.0)
     b_lv = (0, 0, 0)
+    b_use = (1.0, 0.0, 0.0)
     for o in range(n_o):
         lv = (0, 0, 0)
         if f_i[o] < 0 and x_i[o] < 0:
@@ -1058,14 +1058,16 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
             i, ok, cyc, dram = f_i[o], True, f_cyc[o], f_dram[o]
             tr = (f_tr[o, 0], f_tr[o, 1], f_tr[o, 2], f_tr[o, 3], f_tr[o, 4])
             lv = (f_lv[o, 0], f_lv[o, 1], f_lv[o, 2])
+            use = (f_use[o, 0], f_use[o, 1], f_use[o, 2])
         else:
             i, ok, cyc, dram = x_i[o], False, x_cyc[o], x_dram[o]
             tr = (x_tr[o, 0], x_tr[o, 1], x_tr[o, 2], x_tr[o, 3], x_tr[o, 4])
+            use = (x_use[o, 0], x_use[o, 1], x_use[o, 2])
         k1, k2, s1, s2 = (dram, cyc, b_dram, b_cyc) if dram_first else (cyc, dram, b_cyc, b_dram)
         if b_o < 0 or (ok and not b_ok) or (ok == b_ok and (k1 < s1 or (k1 == s1 and k2 < s2))):
             b_o, b_im, b_in, b_ik = o, i // (n_tn * n_tk), (i // n_tk) % n_tn, i % n_tk
-            b_ok, b_cyc, b_dram, b_tr, b_lv = ok, cyc, dram, tr, lv
-    return b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_tr, b_lv
+            b_ok, b_cyc, b_dram, b_tr, b_lv, b_use = ok, cyc, dram, tr, lv, use
+    return b_o, b_im, b_in, b_ik, b_ok, b_cyc, b_tr, b_lv, b_use
 
 
 def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, double_buffered: bool, bw: float,
@@ -1084,7 +1086,7 @@ def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, doub
     if streamed is None:
         size, streamed = np.asarray(usable, dtype=np.float64), np.zeros(len(usable), dtype=np.bool_)
     cut_bytes, cut_factor = a_cuts(p, tm_)
-    o, im, jn, ik, ok, cyc, traffic, lv = _search(
+    o, im, jn, ik, ok, cyc, traffic, lv, _ = _search(
         tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), p.m, p.n, p.k, cut_bytes,
         float(p.a_pass_bytes), cut_factor, float(p.a_tile_factor), float(p.w_bytes),
         float(p.meta_bytes), float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes),
