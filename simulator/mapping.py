@@ -581,6 +581,16 @@ def _alone(u, hold, bits, j, usable, size, streamed):
     return False, True, 0
 
 
+@jit_inline
+def _weight_alone(fw, fmeta, hold, op_mem, usable, size, streamed):
+    """:func:`_alone` for the weight's tiles and its metadata's, in one memory or two."""
+    if op_mem[1] == op_mem[2]:
+        return _alone(fw + fmeta, hold, 6, op_mem[1], usable, size, streamed)
+    f, d, r = _alone(fw, hold, 2, op_mem[1], usable, size, streamed)
+    f2, d2, r2 = _alone(fmeta, hold, 4, op_mem[2], usable, size, streamed)
+    return f and f2, d and d2, r | r2
+
+
 def _static_table():
     """Per order, operand (0 A, 1 W, 2 output), level and which loops run more than once (bit 0 m,
     bit 1 n, bit 2 k): whether the level is useful (:func:`_level_useful`), whether the operand is
@@ -636,13 +646,7 @@ def _tile_table(tm, tn, tk, m, n, k, ck, a_tile_factor, a_cut_factor, w_tile_fac
         for h in range(2):
             hold = h == 1
             ok[0, q, h], dbl[0, q, h], res[0, q, h] = _alone(fa, hold, 1, op_mem[0], usable, size, streamed)
-            if op_mem[1] == op_mem[2]:
-                f, d, r = _alone(fw + fmeta, hold, 6, op_mem[1], usable, size, streamed)
-            else:
-                f, d, r = _alone(fw, hold, 2, op_mem[1], usable, size, streamed)
-                f2, d2, r2 = _alone(fmeta, hold, 4, op_mem[2], usable, size, streamed)
-                f, d, r = f and f2, d and d2, r | r2
-            ok[1, q, h], dbl[1, q, h], res[1, q, h] = f, d, r
+            ok[1, q, h], dbl[1, q, h], res[1, q, h] = _weight_alone(fw, fmeta, hold, op_mem, usable, size, streamed)
             ok[2, q, h], dbl[2, q, h], res[2, q, h] = _alone(fo, hold, 8, op_mem[3], usable, size, streamed)
 
 
@@ -791,11 +795,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     # never below these bounds, not even by rounding.
     fw_whole, fmeta_whole = kk * nn * w_tile_factor, kk * nn * meta_tile_factor
     whole_a = _alone(mm * kk * a_tile_factor, True, 1, op_mem[0], usable, size, streamed)[0]
-    if op_mem[1] == op_mem[2]:
-        whole_w = _alone(fw_whole + fmeta_whole, True, 6, op_mem[1], usable, size, streamed)[0]
-    else:
-        whole_w = (_alone(fw_whole, True, 2, op_mem[1], usable, size, streamed)[0]
-                   and _alone(fmeta_whole, True, 4, op_mem[2], usable, size, streamed)[0])
+    whole_w = _weight_alone(fw_whole, fmeta_whole, True, op_mem, usable, size, streamed)[0]
     whole_o = _alone(mm * nn * acc_bytes, True, 8, op_mem[3], usable, size, streamed)[0]
     b_k1s, b_k2s = np.zeros(3), np.zeros(3)      # per outermost loop (0 m, 1 n, 2 k), this tile's bounds
     base_known = np.full(16, -1, dtype=np.int64)
