@@ -145,16 +145,23 @@ def _conv_sizes(layer: Layer, a_b: float):
     c = layer.conv
     if c is None:
         return None
+    return _conv_geometry(c, int(_fwd_m(layer)), float(a_b))
+
+
+@lru_cache(maxsize=4096)
+def _conv_geometry(c, fwd_m: int, a_b: float):
+    """:func:`_conv_sizes` of a conv ``c`` whose forward GEMM has ``fwd_m`` rows (kept per shape: a
+    network repeats its convs, and every design plans them again)."""
     used = [max(0, min((int(o) - 1) * int(s) + (int(k) - 1) * int(d) + 1, int(p) + int(i)) - int(p))
             for i, p, k, s, d, o in zip(c.input_size, c.padding, c.kernel, c.stride, c.dilation, c.output_size)]
     out_px = max(1, math.prod(c.output_size))
-    batch = max(1, -(-_fwd_m(layer) // out_px))
+    batch = max(1, -(-fwd_m // out_px))
     fmap = batch * c.in_channels * math.prod(used)
     halo_rows = max(0, (int(c.kernel[0]) - 1) * int(c.dilation[0]) + 1 - int(c.stride[0]))
     halo = halo_rows * math.prod(used[1:]) * c.in_channels * a_b
-    factor = min(1.0, (batch * math.prod(used) / _fwd_m(layer)) / max(1, math.prod(c.kernel)))
+    factor = min(1.0, (batch * math.prod(used) / fwd_m) / max(1, math.prod(c.kernel)))
     geo = ()
-    if len(c.output_size) == 2 and batch * out_px == _fwd_m(layer):
+    if len(c.output_size) == 2 and batch * out_px == fwd_m:
         geo = (batch, *map(int, c.output_size), *map(int, c.input_size), *map(int, c.stride),
                *((int(k) - 1) * int(d) + 1 for k, d in zip(c.kernel, c.dilation)), *map(int, c.padding),
                c.in_channels * a_b, max(1, math.prod(c.kernel)))

@@ -599,7 +599,8 @@ def _static_table():
     dimension (:func:`_inside`). These depend on nothing else, so the search looks them up."""
     g = globals()
     kernels = {name: g[name] for name in ("_count", "_inside", "_whole", "_stationary", "_refetch", "_level_useful")}
-    g.update({name: f.py_func for name, f in kernels.items()})     # plain Python: nothing compiles at import
+    g.update({name: getattr(f, "py_func", f) for name, f in kernels.items()})   # plain Python: nothing compiles
+    # at import (under NUMBA_DISABLE_JIT=1 the kernels are plain functions already)
     try:
         return _static_rows()
     finally:
@@ -703,19 +704,13 @@ def _cannot_win(k1, k2, later, comp, vol, i, g_set, g_k1, g_k2, f_i, s1, s2, f_c
         vol < f_vol or (vol == f_vol and i > f_i))))))))
 
 
-@jit
-def _tile_bound(outer, a_t, cm, cn, ck, whole_a, whole_w, whole_o, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw,
-                c_lo, double_buffered, prologue, epilogue, fold):
-    """The fewest (cycles, DRAM bytes) of any mapping of a tile whose order's outermost loop is
-    ``outer`` (0 m, 1 n, 2 k): the operand that loop does not index (W, A, the output) is fetched again
-    on its every trip unless the whole of it fits its memory (``whole_*``); the others move once, A
-    at ``a_t`` (its cheapest pass); the array takes ``c_lo``. The same operations as
-    :func:`_traffic` and the pipeline formulas, on inputs no larger."""
-    a = a_t * (cn if (outer == 1 and not whole_a) else 1)
-    w_mult = cm if (outer == 0 and not whole_w) else 1
-    w, meta = w_bytes * w_mult, meta_bytes * w_mult
-    spill = max(ck - 1, 0) if (outer == 2 and not whole_o) else 0
-    out_wr, psum_rd = o_final_bytes + spill * psum_bytes, spill * psum_bytes
+@jit_inline
+def _bound(a, w, meta, out_wr, psum_rd, bw, c_lo, double_buffered, prologue, epilogue, fold):
+    """The fewest (cycles, DRAM bytes) of a mapping that moves these DRAM bytes with the array taking
+    ``c_lo``: its bytes exactly, and its cycles at their least over how it may run (the pipeline
+    formulas with no reload, single buffered or double). The same operations as the search's own
+    costing, and non-decreasing in each input, so bytes no larger than a mapping's give no more than
+    its cycles, not even by rounding."""
     load = (a + w + meta + psum_rd) / bw
     write = out_wr / bw
     cyc = load + c_lo + write
@@ -723,6 +718,32 @@ def _tile_bound(outer, a_t, cm, cn, ck, whole_a, whole_w, whole_o, w_bytes, meta
         transfer = load + write
         cyc = min(cyc, max(min(prologue, load) + c_lo + min(epilogue, write), transfer + min(fold, transfer)))
     return cyc, a + w + meta + psum_rd + out_wr
+
+
+@jit_inline
+def _pruned(cyc, dram, dram_first, b_set, b_k1, b_k2, later, comp, vol, i, g_set, g_k1, g_k2, f_i, s1, s2, f_comp,
+            f_vol):
+    """Can no combination of levels whose least (cycles, DRAM bytes) are ``(cyc, dram)`` (:func:`_bound`)
+    be chosen: none ranks strictly before the tile's best so far ``(b_k1, b_k2)``, or none can win
+    against the orders' bests (:func:`_cannot_win`)?"""
+    k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
+    if b_set and (k1 > b_k1 or (k1 == b_k1 and k2 >= b_k2)):
+        return True
+    return _cannot_win(k1, k2, later, comp, vol, i, g_set, g_k1, g_k2, f_i, s1, s2, f_comp, f_vol)
+
+
+@jit
+def _tile_bound(outer, a_t, cm, cn, ck, whole_a, whole_w, whole_o, w_bytes, meta_bytes, o_final_bytes, psum_bytes, bw,
+                c_lo, double_buffered, prologue, epilogue, fold):
+    """The fewest (cycles, DRAM bytes) of any mapping of a tile whose order's outermost loop is
+    ``outer`` (0 m, 1 n, 2 k): the operand that loop does not index (W, A, the output) is fetched again
+    on its every trip unless the whole of it fits its memory (``whole_*``); the others move once, A
+    at ``a_t`` (its cheapest pass); the array takes ``c_lo`` (:func:`_bound`)."""
+    a = a_t * (cn if (outer == 1 and not whole_a) else 1)
+    w_mult = cm if (outer == 0 and not whole_w) else 1
+    spill = max(ck - 1, 0) if (outer == 2 and not whole_o) else 0
+    return _bound(a, w_bytes * w_mult, meta_bytes * w_mult, o_final_bytes + spill * psum_bytes, spill * psum_bytes,
+                  bw, c_lo, double_buffered, prologue, epilogue, fold)
 
 
 @jit
@@ -958,30 +979,44 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                     out_m, ps_m = min(out_m, t_tr[2, level, 3]), min(ps_m, t_tr[2, level, 4])
                             if a_m == np.inf or w_m == np.inf or out_m == np.inf:
                                 continue     # an operand fits at no level
-                            load_lb = (a_m + w_m + meta_m + ps_m) / bw
-                            write_lb = out_m / bw
-                            cyc_lb = load_lb + c_lo + write_lb
-                            if double_buffered:
-                                t_lb = load_lb + write_lb
-                                cyc_lb = min(cyc_lb, max(min(prologue, load_lb) + c_lo + min(epilogue, write_lb),
-                                                         t_lb + min(fold, t_lb)))
-                            d_lb = a_m + w_m + meta_m + ps_m + out_m
+                            cyc_lb, d_lb = _bound(a_m, w_m, meta_m, out_m, ps_m, bw, c_lo, double_buffered, prologue,
+                                                  epilogue, fold)
                             k1_t, k2_t = (d_lb, cyc_lb) if dram_first else (cyc_lb, d_lb)
                             if _cannot_win(k1_t, k2_t, o > g_o, comp, vol, i, g_set, g_k1, g_k2, f_i[o], s1, s2,
                                            f_comp[o], f_vol[o]):
                                 continue
-                            # (once a combination reaches these bounds no later one ranks before it: stop)
+                            # branch and bound over the levels: each operand's level fixed in turn, the others
+                            # at their least traffic, bound what the combinations below can take; a bound that
+                            # cannot rank before this tile's best so far (ties go to the lower levels, met
+                            # first) or cannot win against the orders' bests (_cannot_win) is not followed.
                             # (a level whose tiles do not fit alone fits in no combination)
+                            later = o > g_o
                             for la in range(LEVELS):
-                                if not (t_use[0, la] and t_ok[0, la]) or (b_set and b_k1 == k1_t and b_k2 == k2_t):
+                                if not (t_use[0, la] and t_ok[0, la]):
+                                    continue
+                                a = t_tr[0, la, 0]
+                                cyc_l, d_l = _bound(a, w_m, meta_m, out_m, ps_m, bw, c_lo, double_buffered, prologue,
+                                                    epilogue, fold)
+                                if _pruned(cyc_l, d_l, dram_first, b_set, b_k1, b_k2, later, comp, vol, i, g_set, g_k1,
+                                           g_k2, f_i[o], s1, s2, f_comp[o], f_vol[o]):
                                     continue
                                 for lw in range(LEVELS):
-                                    if not (t_use[1, lw] and t_ok[1, lw]) or (
-                                            b_set and b_k1 == k1_t and b_k2 == k2_t):
+                                    if not (t_use[1, lw] and t_ok[1, lw]):
+                                        continue
+                                    w, meta = t_tr[1, lw, 1], t_tr[1, lw, 2]
+                                    cyc_l, d_l = _bound(a, w, meta, out_m, ps_m, bw, c_lo, double_buffered, prologue,
+                                                        epilogue, fold)
+                                    if _pruned(cyc_l, d_l, dram_first, b_set, b_k1, b_k2, later, comp, vol, i, g_set,
+                                               g_k1, g_k2, f_i[o], s1, s2, f_comp[o], f_vol[o]):
                                         continue
                                     for lo in range(LEVELS):
-                                        if not (t_use[2, lo] and t_ok[2, lo]) or (
-                                                b_set and b_k1 == k1_t and b_k2 == k2_t):
+                                        if not (t_use[2, lo] and t_ok[2, lo]):
+                                            continue
+                                        out_wr, psum_rd = t_tr[2, lo, 3], t_tr[2, lo, 4]
+                                        cyc_l, d_l = _bound(a, w, meta, out_wr, psum_rd, bw, c_lo, double_buffered,
+                                                            prologue, epilogue, fold)
+                                        if _pruned(cyc_l, d_l, dram_first, b_set, b_k1, b_k2, later, comp, vol, i,
+                                                   g_set, g_k1, g_k2, f_i[o], s1, s2, f_comp[o], f_vol[o]):
                                             continue
                                         dbl, resident = True, 0
                                         if one_each:
@@ -999,8 +1034,6 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                                 fits = _fits(op_mem, used, usable, fa, fw, fmeta, fo)
                                             if not fits:
                                                 continue
-                                        a, w, meta = t_tr[0, la, 0], t_tr[1, lw, 1], t_tr[1, lw, 2]
-                                        out_wr, psum_rd = t_tr[2, lo, 3], t_tr[2, lo, 4]
                                         load = (a + w + meta + psum_rd) / bw
                                         write = out_wr / bw
                                         rl = 0.0
