@@ -660,3 +660,21 @@ def test_port_model_key_is_checked():
            "dram": {"bandwidth_bytes_per_s": 1e9}}
     with pytest.raises(accel.AccelConfigError, match=r"memories\[0\]\.ports: expected one of bandwidth, single, dual"):
         accel.build(doc)
+
+
+def test_the_mapper_runs_as_plain_python_under_numba_disable_jit():
+    """NUMBA_DISABLE_JIT=1 (stepping through the kernels in a debugger) plans a layer as the compiled
+    kernels do; the static loop table used to need the compiled kernels' ``py_func`` at import."""
+    import json
+    import os
+    import subprocess
+    import sys
+    code = ("import json, accel; from simulator import plan_layer; from tests.test_mapping import layer_of; "
+            "p = plan_layer(layer_of(96, 80, 144, seed=3), accel.load('sparse-tc-2of4')); "
+            "print(json.dumps([str(p.mapping), p.cycles, p.dram_bytes]))")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    p = plan_layer(layer_of(96, 80, 144, seed=3), accel.load("sparse-tc-2of4"))
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [str(p.mapping), p.cycles, p.dram_bytes]
