@@ -982,7 +982,8 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                             cyc_lb, d_lb = _bound(a_m, w_m, meta_m, out_m, ps_m, bw, c_lo, double_buffered, prologue,
                                                   epilogue, fold)
                             k1_t, k2_t = (d_lb, cyc_lb) if dram_first else (cyc_lb, d_lb)
-                            if _cannot_win(k1_t, k2_t, o > g_o, comp, vol, i, g_set, g_k1, g_k2, f_i[o], s1, s2,
+                            later = o > g_o
+                            if _cannot_win(k1_t, k2_t, later, comp, vol, i, g_set, g_k1, g_k2, f_i[o], s1, s2,
                                            f_comp[o], f_vol[o]):
                                 continue
                             # branch and bound over the levels: each operand's level fixed in turn, the others
@@ -990,7 +991,6 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                             # cannot rank before this tile's best so far (ties go to the lower levels, met
                             # first) or cannot win against the orders' bests (_cannot_win) is not followed.
                             # (a level whose tiles do not fit alone fits in no combination)
-                            later = o > g_o
                             for la in range(LEVELS):
                                 if not (t_use[0, la] and t_ok[0, la]):
                                     continue
@@ -1048,7 +1048,7 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                         else:
                                             cyc = _pipeline_cycles(comp, port[s], load, write, False, prologue,
                                                                    epilogue, fold)
-                                        dram = a + w + meta + psum_rd + out_wr
+                                        dram = d_l     # (_bound: the same sum)
                                         k1, k2 = (dram, cyc) if dram_first else (cyc, dram)
                                         if not b_set or k1 < b_k1 or (k1 == b_k1 and k2 < b_k2):
                                             b_set, b_k1, b_k2, b_cyc, b_dram = True, k1, k2, cyc, dram
