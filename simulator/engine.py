@@ -302,7 +302,7 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                meta_vals, w_fold_mult, psum_stream_bytes, acc_b, op_mem, used, usable, read_bw, write_bw, ports,
                double_buffered, bw, prologue, epilogue, n, k, a_cut_m, a_pass_bytes, a_cut_factor_m,
                a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes,
-               psum_bytes, psum_on_chip, size, streamed, groups, dram_first):
+               psum_bytes, psum_on_chip, size, streamed, groups, dram_first, cut):
     """One mode of one layer, everything that varies with the stream tile size in one compiled call:
     per stream tile candidate the folds and compute cycles (:func:`_fold_tiles`; the ``rtl`` rule,
     or the fold sum minus one plus ``latency``), the array's buffer reads (activation, weight,
@@ -312,7 +312,9 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
     Returns (order, tile indices m/n/k, fits, pipeline cycles, DRAM traffic (a, w, meta, out_wr,
     psum_rd), and for the chosen stream tile: compute cycles, folds, activation / weight /
     metadata reads, port cycles; partial-sum writes and reads; the mapping's operand levels and its
-    use of ``streamed`` memories, as :func:`simulator.mapping._search` returns them)."""
+    use of ``streamed`` memories, as :func:`simulator.mapping._search` returns them). ``cut``: the
+    rank another mode reaches (:func:`simulator.mapping._search`; order -1: this mode loses to it,
+    -2: call again with no ``cut``)."""
     tiles = tiles_m if stream_dim == 0 else (tiles_n if stream_dim == 1 else tiles_k)
     folds, fold_sum, chunks, weight_folds, longest = _fold_tiles(kprime, ncols, m_rows, row_dim, col_dim, stream_dim,
                                                                  r, c, preload_rows, overhead, tiles)
@@ -386,7 +388,7 @@ def _mode_cost(kprime, ncols, m_rows, row_dim, col_dim, stream_dim, r, c, preloa
                                          a_cut_m, a_pass_bytes, a_cut_factor_m, a_tile_factor, w_bytes,
                                          meta_bytes, w_tile_factor, meta_tile_factor, o_final_bytes, psum_bytes,
                                          acc_b, psum_on_chip, op_mem, used, usable, double_buffered, bw, prologue,
-                                         epilogue, one_fold, size, streamed, groups, dram_first)
+                                         epilogue, one_fold, size, streamed, groups, dram_first, cut)
     j = im if stream_dim == 0 else (jn if stream_dim == 1 else ik)
     return (o, im, jn, ik, ok, cyc, tr, compute[j], folds[j], a_rd[j], w_rd[j], meta_rd[j], port[j], psum_w,
             psum_r, lv, use)
@@ -489,12 +491,16 @@ def _map_problem(layer: Layer, dmap: DataflowMap, cand: _Candidate, ls: _LayerSe
         psum_on_chip=(dmap.rows == "k" or dmap.cols == "k") and kp_max > comp.rows, conv=geo)
 
 
-def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup, costs: dict):
+def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls: _LayerSetup, costs: dict,
+               best=None):
     """``(cycles, DRAM bytes, make)`` of ``layer`` in mode ``cand`` with its best mapping, where
     ``make()`` builds its :class:`LayerPlan` (only the chosen mode's is built). ``costs``: the
     layer's :func:`_mode_cost` results so far, by what they depend on of the mode (its compressed
     reduction, stored slots and metadata bits): a 2:4 mask costs the same in 1:4 and 2:4 modes of
-    passes hardware, and is costed once."""
+    passes hardware, and is costed once. ``best``: the rank (cycles, DRAM bytes; with
+    ``mapper.objective: dram`` the other way round) another mode of the layer reaches, or None;
+    returns None when this mode's rank is sure to be worse (its search skips what cannot beat it).
+    The cost of a mode that loses is kept too: any later rank to beat is no worse than ``best``."""
     comp = ls.comp
     m_rows, a_b, w_b, acc_b = ls.m_rows, ls.a_b, ls.w_b, ls.acc_b
     p = _map_problem(layer, dmap, cand, ls)
@@ -513,7 +519,10 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     row_dim, col_dim, stream_dim = ls.dims
     sig = (cand.kprime.dtype.str, cand.kprime.shape, cand.kprime.tobytes(), cand.stored_slots, meta_tile_factor)
     got = costs.get(sig)
-    if got is None:
+    # the other mode's rank in the search's terms: its cycles plus one half (cycles that round to
+    # more), or its DRAM bytes (see mapping._search)
+    cut = math.inf if best is None else (float(best[0]) if ls.dram_first else best[0] + 0.5)
+    while got is None:
         cut_bytes, cut_factor = a_cuts(p, tm_)
         got = costs[sig] = _mode_cost(
             np.ascontiguousarray(cand.kprime, dtype=np.int64), np.ascontiguousarray(ncols, dtype=np.int64), m_rows,
@@ -526,7 +535,11 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
             float(ls.epilogue), ls.n_max, kp_max, cut_bytes, float(p.a_pass_bytes), cut_factor,
             float(p.a_tile_factor), float(p.w_bytes), float(meta_bytes), float(w_b),
             float(meta_tile_factor), float(p.o_final_bytes), float(p.psum_bytes), bool(p.psum_on_chip), ls.size,
-            ls.streamed, ls.g, ls.dram_first)
+            ls.streamed, ls.g, ls.dram_first, cut)
+        if got[0] == -2:     # nothing costed fits: search again in full
+            got, cut = None, math.inf
+    if got[0] == -1:
+        return None
     o, im, jn, ik, ok, cyc, traffic, compute_j, folds_j, a_rd, w_rd, meta_rd, port, psum_w, psum_r, lv, use = got
     a, w, meta, out_wr, psum_rd = traffic
     compute_cycles = int(compute_j)
@@ -623,12 +636,23 @@ def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> L
     best = _PLANS.get(key)
     if best is None:
         ls = _LayerSetup(layer, acc, dmap, ncols, live_n)
-        chosen, costs = None, {}
-        for cand in cands:
-            cycles, dram, make = _mode_plan(layer, dmap, cand, ncols, nnz, ls, costs)
+        costs, got, low = {}, [None] * len(cands), None
+        # the sparse modes first (they usually win), so that the searches of the modes that lose
+        # stop early (_mode_plan's best); which mode is chosen does not depend on this order
+        for i in (*range(1, len(cands)), 0):
+            r = _mode_plan(layer, dmap, cands[i], ncols, nnz, ls, costs, low)
+            if r is not None:
+                cycles, dram, make = r
+                rank = (dram, cycles) if ls.dram_first else (cycles, dram)
+                got[i] = (rank, make)
+                low = rank if low is None or rank < low else low
+        chosen = None
+        for cand, r in zip(cands, got):
+            if r is None:
+                continue     # its rank is above another's
             # the fewest cycles, then DRAM bytes (mapper.objective: dram: the other way round);
             # ties: dense first (no metadata), then the mode with fewer passes (larger N)
-            rank = (dram, cycles) if ls.dram_first else (cycles, dram)
+            rank, make = r
             if chosen is None or rank < chosen[0] or (rank == chosen[0] and 0 < chosen[1] < cand.n):
                 chosen = (rank, cand.n, make)
         best = chosen[2]()

@@ -69,6 +69,7 @@ the first that fits of: halves (as ``true``, nothing exposed), this split, the w
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -76,6 +77,7 @@ import numpy as np
 
 from ._jit import jit, jit_inline
 from .kernels import double_buffered_runs
+from .lru import Lru
 
 # outer > inner. With one tile for every operand the innermost loop alone decides the reuse and the
 # first three orders are all that differ; with each operand's own level (how many of the innermost
@@ -231,18 +233,23 @@ def a_cut(p: MapProblem, tm: int):
 
 def a_cuts(p: MapProblem, tiles_m) -> tuple:
     """:func:`a_cut` for every tile size of m in ``tiles_m``, as two float arrays (bytes, factor),
-    read-only and cached (one hash of ``p`` per call, not one per tile)."""
+    read-only and cached by what :func:`a_cut` reads of ``p`` (a short key: a plan misses the cache
+    of its whole problem, whose hash and comparison cost more than these)."""
     tiles_m = np.ascontiguousarray(tiles_m, dtype=np.int64)
-    return _a_cuts(p, tiles_m.tobytes())
+    key = (p.m, p.conv, p.a_pass_bytes, p.a_halo_bytes, p.a_cut_free, p.a_gemm_bytes, p.a_tile_factor,
+           tiles_m.tobytes())
+    return _A_CUTS.get_or_make(key, lambda: _a_cuts(p, tiles_m))
 
 
-@lru_cache(maxsize=4096)
-def _a_cuts(p: MapProblem, tiles_m: bytes) -> tuple:
-    got = np.array([a_cut(p, int(t)) for t in np.frombuffer(tiles_m, dtype=np.int64)], dtype=np.float64).reshape(-1, 2)
+def _a_cuts(p: MapProblem, tiles_m: np.ndarray) -> tuple:
+    got = np.array([a_cut(p, int(t)) for t in tiles_m], dtype=np.float64).reshape(-1, 2)
     out = np.ascontiguousarray(got[:, 0]), np.ascontiguousarray(got[:, 1])
     for x in out:
         x.flags.writeable = False
     return out
+
+
+_A_CUTS = Lru(4096)
 
 
 def m_tile_candidates(p: MapProblem, granule: int) -> np.ndarray:
@@ -705,6 +712,12 @@ def _cannot_win(k1, k2, later, comp, vol, i, g_set, g_k1, g_k2, f_i, s1, s2, f_c
 
 
 @jit_inline
+def _over(k1, cut, dram_first):
+    """Does a first key of ``k1`` rank after another mode's ``cut`` (see :func:`_search`)?"""
+    return k1 > cut if dram_first else k1 >= cut
+
+
+@jit_inline
 def _bound(a, w, meta, out_wr, psum_rd, bw, c_lo, double_buffered, prologue, epilogue, fold):
     """The fewest (cycles, DRAM bytes) of a mapping that moves these DRAM bytes with the array taking
     ``c_lo``: its bytes exactly, and its cycles at their least over how it may run (the pipeline
@@ -750,7 +763,7 @@ def _tile_bound(outer, a_t, cm, cn, ck, whole_a, whole_w, whole_o, w_bytes, meta
 def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m, a_pass_bytes,
             a_cut_factor_m, a_tile_factor, w_bytes, meta_bytes, w_tile_factor, meta_tile_factor,
             o_final_bytes, psum_bytes, acc_bytes, psum_on_chip, op_mem, used, usable, double_buffered, bw,
-            prologue, epilogue, fold, size, streamed, groups, dram_first):
+            prologue, epilogue, fold, size, streamed, groups, dram_first, cut=np.inf):
     """The mapper's search (see :func:`search`); returns (order, tile indices m/n/k, fits, cycles,
     the chosen mapping's :func:`dram_traffic`, its operands' levels, and how it uses ``streamed``
     memories: (1.0 when double buffered else 0.0, the resident operands' bits, the reload cycles
@@ -766,7 +779,16 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     always wins); a tile is skipped when lower bounds of its cycles and DRAM bytes rank it after the
     best mapping found (of its order, or of an order that wins a tie against it); the levels' tiles,
     held operands and traffic are worked out once per operand and level (:func:`_level_table`) and
-    combined by lookups; combinations stop once one reaches the tile's bounds."""
+    combined by lookups; combinations are searched by branch and bound (:func:`_bound`).
+
+    ``cut``: a rank another mode of the layer already reaches (the engine's mode choice,
+    :func:`simulator.engine._shared_plan`), in the search's terms: a tile that fits is skipped when its
+    bound's first key is at least ``cut`` (cycles; ``cut`` is the other mode's cycles plus 0.5, so
+    these cycles round to more) or above it (``dram_first``). When that skips any tile, order -1
+    means that no mapping of this mode can rank as well as the other mode (a tile fits, and every one
+    that fits was skipped), and order -2 that the search must run again without ``cut`` (no tile
+    that was costed fits, and whether a skipped one does is not known); otherwise the result is the
+    full search's whenever its rank is no worse than ``cut``."""
     n_mem = usable.shape[0]
     any_streamed = False
     for j in range(n_mem):
@@ -820,12 +842,18 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
     whole_o = _alone(mm * nn * acc_bytes, True, 8, op_mem[3], usable, size, streamed)[0]
     b_k1s, b_k2s = np.zeros(3), np.zeros(3)      # per outermost loop (0 m, 1 n, 2 k), this tile's bounds
     base_known = np.full(16, -1, dtype=np.int64)
+    # something skipped for ``cut``; one of the tiles skipped fits at level 0 (whatever the order)
+    cut_any, cut_fit = False, False
     # pass 0: the tiles that fit; pass 1 (only when none fits in any order): the tiles that do not.
     # The grid is walked from the largest tiles down (the best mapping is often a large one, and then
     # most others are pruned); ties go to the first in grid order, as the order of the walk does not
     for phase in range(2):
         if phase == 1 and g_set:
             break
+        if phase == 1 and cut_any:
+            # nothing that fits ranks as well as ``cut`` (one fits, and every one was skipped for it),
+            # or whether a tile skipped fits is not known
+            return (-1 if cut_fit else -2), 0, 0, 0, False, 0.0, (0.0, 0.0, 0.0, 0.0, 0.0), (0, 0, 0), (1.0, 0.0, 0.0)
         for im in range(n_tm - 1, -1, -1):
             tm = tiles_m[im]
             cm = -(-mm // tm)
@@ -855,6 +883,16 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                             k1_lo, k2_lo = b_k1s[c], b_k2s[c]
                     if g_set and (k1_lo > g_k1 or (k1_lo == g_k1 and k2_lo > g_k2)):
                         continue     # ranks after a mapping of some order that fits: in no order can it win
+                    if phase == 0 and _over(k1_lo, cut, dram_first):
+                        # ranks after the other mode: skipped, noting whether it fits (its tiles at level 0
+                        # fit whatever the order: then a mapping of this mode fits, and loses)
+                        cut_any = True
+                        if not cut_fit:
+                            fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
+                                                                a_cut_factor, w_tile_factor, meta_tile_factor,
+                                                                acc_bytes, psum_on_chip)
+                            cut_fit = _fits(op_mem, used, usable, fa0, fw0, fmeta0, fo0)
+                        continue
                     # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
                     fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
                                                         a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
@@ -883,6 +921,9 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                                                    size, streamed)[0] else 0
                             base_fits = base_known[h0] == 1
                         if base_fits != (phase == 0):
+                            continue
+                        if phase == 0 and _over(b_k1s[_LOOPS[o, 0]], cut, dram_first):
+                            cut_any, cut_fit = True, cut_fit or fits0
                             continue
                         b_set, b_k1, b_k2 = False, 0.0, 0.0
                         b_cyc, b_dram = 0.0, 0.0
@@ -986,6 +1027,9 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                             if _cannot_win(k1_t, k2_t, later, comp, vol, i, g_set, g_k1, g_k2, f_i[o], s1, s2,
                                            f_comp[o], f_vol[o]):
                                 continue
+                            if _over(k1_t, cut, dram_first):
+                                cut_any, cut_fit = True, cut_fit or fits0
+                                continue
                             # branch and bound over the levels: each operand's level fixed in turn, the others
                             # at their least traffic, bound what the combinations below can take; a bound that
                             # cannot rank before this tile's best so far (ties go to the lower levels, met
@@ -997,6 +1041,9 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                 a = t_tr[0, la, 0]
                                 cyc_l, d_l = _bound(a, w_m, meta_m, out_m, ps_m, bw, c_lo, double_buffered, prologue,
                                                     epilogue, fold)
+                                if _over(d_l if dram_first else cyc_l, cut, dram_first):
+                                    cut_any, cut_fit = True, cut_fit or fits0
+                                    continue
                                 if _pruned(cyc_l, d_l, dram_first, b_set, b_k1, b_k2, later, comp, vol, i, g_set, g_k1,
                                            g_k2, f_i[o], s1, s2, f_comp[o], f_vol[o]):
                                     continue
@@ -1006,6 +1053,9 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                     w, meta = t_tr[1, lw, 1], t_tr[1, lw, 2]
                                     cyc_l, d_l = _bound(a, w, meta, out_m, ps_m, bw, c_lo, double_buffered, prologue,
                                                         epilogue, fold)
+                                    if _over(d_l if dram_first else cyc_l, cut, dram_first):
+                                        cut_any, cut_fit = True, cut_fit or fits0
+                                        continue
                                     if _pruned(cyc_l, d_l, dram_first, b_set, b_k1, b_k2, later, comp, vol, i, g_set,
                                                g_k1, g_k2, f_i[o], s1, s2, f_comp[o], f_vol[o]):
                                         continue
@@ -1015,6 +1065,9 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                                         out_wr, psum_rd = t_tr[2, lo, 3], t_tr[2, lo, 4]
                                         cyc_l, d_l = _bound(a, w, meta, out_wr, psum_rd, bw, c_lo, double_buffered,
                                                             prologue, epilogue, fold)
+                                        if _over(d_l if dram_first else cyc_l, cut, dram_first):
+                                            cut_any, cut_fit = True, cut_fit or fits0
+                                            continue
                                         if _pruned(cyc_l, d_l, dram_first, b_set, b_k1, b_k2, later, comp, vol, i,
                                                    g_set, g_k1, g_k2, f_i[o], s1, s2, f_comp[o], f_vol[o]):
                                             continue
@@ -1104,7 +1157,8 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
 
 
 def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, double_buffered: bool, bw: float,
-           prologue: float, epilogue: float, fold: float, size=None, streamed=None, objective: str = "cycles"):
+           prologue: float, epilogue: float, fold: float, size=None, streamed=None, objective: str = "cycles",
+           cut: float = math.inf):
     """The best mapping of ``p`` over the grid ``tiles[m] x tiles[n] x tiles[k]``, every order in
     :data:`ORDERS` and every level of each operand: the fewest pipeline cycles among the mappings
     that fit, then the fewest DRAM bytes (``objective="dram"``: the fewest DRAM bytes, then cycles),
@@ -1113,19 +1167,27 @@ def search(p: MapProblem, tiles: dict, compute, port, op_mem, used, usable, doub
     ``op_mem``: the memory index holding activation, weight, metadata, output; ``used``/``usable``
     per memory, ``size``/``streamed`` its whole bytes and whether it is ``double_buffered: streamed``
     (default: none is). Returns ``(Mapping, cycles, (a, w, meta, out_wr, psum_rd), index of the stream
-    tile)``."""
+    tile)``. ``cut``: a first key (cycles, or DRAM bytes with ``objective="dram"``) to beat; then the
+    result is the full search's when that ranks before ``cut`` (cycles below it, DRAM bytes no more),
+    else a mapping that ranks no better or None when no mapping that fits does (:func:`_search`)."""
     tm_, tn_, tk_ = tiles["m"], tiles["n"], tiles["k"]
     stream = DIMS.index(p.stream)
     if streamed is None:
         size, streamed = np.asarray(usable, dtype=np.float64), np.zeros(len(usable), dtype=np.bool_)
     cut_bytes, cut_factor = a_cuts(p, tm_)
-    o, im, jn, ik, ok, cyc, traffic, lv, _ = _search(
-        tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), p.m, p.n, p.k, cut_bytes,
-        float(p.a_pass_bytes), cut_factor, float(p.a_tile_factor), float(p.w_bytes),
-        float(p.meta_bytes), float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes),
-        float(p.psum_bytes), float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable, bool(double_buffered),
-        float(bw), float(prologue), float(epilogue), float(fold), np.asarray(size, dtype=np.float64),
-        np.asarray(streamed, dtype=np.bool_), p.groups, objective == "dram")
+    o = -2
+    while o == -2:     # (-2: the search must run again without ``cut``)
+        o, im, jn, ik, ok, cyc, traffic, lv, _ = _search(
+            tm_, tn_, tk_, stream, compute.astype(np.float64), port.astype(np.float64), p.m, p.n, p.k, cut_bytes,
+            float(p.a_pass_bytes), cut_factor, float(p.a_tile_factor), float(p.w_bytes),
+            float(p.meta_bytes), float(p.w_tile_factor), float(p.meta_tile_factor), float(p.o_final_bytes),
+            float(p.psum_bytes), float(p.acc_bytes), bool(p.psum_on_chip), op_mem, used, usable,
+            bool(double_buffered), float(bw), float(prologue), float(epilogue), float(fold),
+            np.asarray(size, dtype=np.float64), np.asarray(streamed, dtype=np.bool_), p.groups, objective == "dram",
+            float(cut))
+        cut = math.inf
+    if o == -1:
+        return None
     tm, tn, tk = int(tm_[im]), int(tn_[jn]), int(tk_[ik])
     mapping = Mapping(order=ORDERS[o], tile_m=tm, tile_n=tn, tile_k=tk, count_m=-(-max(1, p.m) // tm),
                       count_n=-(-max(1, p.n) // tn), count_k=-(-max(1, p.k) // tk), groups=p.groups, fits=bool(ok),

@@ -316,6 +316,53 @@ def test_streamed_buffering_properties_many(shape, d):
     _check_streamed(shape, d)
 
 
+def _every_mode_costed(layer, acc):
+    """The engine's plan of ``layer`` with every mode's search run in full (no ``best`` to beat), then
+    the engine's rule: the fewest (cycles, DRAM bytes), or (DRAM bytes, cycles); ties: dense, then
+    the larger N, then the first."""
+    dmap = DATAFLOWS[acc.compute.dataflow]
+    cands, ncols, live_n, nnz, _ = engine._candidates(layer, acc, dmap)
+    ls = engine._LayerSetup(layer, acc, dmap, ncols, live_n)
+    chosen = None
+    for cand in cands:
+        cycles, dram, make = engine._mode_plan(layer, dmap, cand, ncols, nnz, ls, {})
+        rank = (dram, cycles) if ls.dram_first else (cycles, dram)
+        if chosen is None or rank < chosen[0] or (rank == chosen[0] and 0 < chosen[1] < cand.n):
+            chosen = (rank, cand.n, make)
+    return chosen[2]()
+
+
+@settings(max_examples=400, **PROPERTY_SETTINGS)
+@given(any_layers, designs, st.sampled_from(["cycles", "dram"]), st.sampled_from([True, "streamed"]))
+def test_modes_that_lose_stop_early_and_the_choice_is_every_modes(shape, d, objective, double):
+    """The engine costs the sparse modes first and stops the search of a mode as soon as it cannot
+    rank as well as a mode already costed (mapping._search's ``cut``); the plan is the one every
+    mode's full search gives."""
+    layer, _ = _masked(shape)
+    acc = _make(d, objective=objective, double=double)
+    engine._PLANS.clear()
+    assert plan_layer(layer, acc) == _every_mode_costed(layer, acc)
+
+
+def test_a_mode_that_fits_nowhere_is_searched_again_in_full(monkeypatch):
+    """When no tile that was costed fits and some were skipped for the other mode's rank, whether a
+    skipped one fits is not known: the mode's search runs again without the cut (order -2)."""
+    orders = []
+
+    def spy(*args, _cost=engine._mode_cost):
+        got = _cost(*args)
+        orders.append((args[-1] < math.inf, int(got[0])))
+        return got
+
+    monkeypatch.setattr(engine, "_mode_cost", spy)
+    acc = design(rows=4, cols=4, dataflow="os", sizes=(64, 64, 64), modes=("dense", "2:4"))
+    layer = layer_of(64, 32, 128).sparsify(NM(2, 4))
+    engine._PLANS.clear()
+    plan = plan_layer(layer, acc)
+    assert (True, -2) in orders and not plan.mapping.fits
+    assert plan == _every_mode_costed(layer, acc)
+
+
 def pool(db, objective="cycles"):
     """vegeta-flex's array with a 1 MiB pool holding every operand."""
     return accel.build({
@@ -490,6 +537,17 @@ def _check_search(m, n, k, stream, seed, double, n_mem, with_streamed, objective
     assert (mapping.order, mapping.fits, mapping.tile_m, mapping.tile_n, mapping.tile_k) == \
         (order, ok, *(int(tiles[d][i]) for d, i in zip("mnk", idx)))
     assert cyc == r_cyc and traffic == pick[6] and j == idx["mnk".index(stream)]
+    # another mode's first key to beat (the engine's mode choice): below, at and above this one's
+    a, w, meta, out_wr, psum_rd = traffic
+    key = a + w + meta + psum_rd + out_wr if objective == "dram" else cyc
+    for cut in (0.0, key * 0.5, key - 0.5, key, key + 0.5, key * 2 + 1):
+        got = search(p, tiles, compute, port, *args, objective=objective, cut=cut)
+        if not ok or (key <= cut if objective == "dram" else key < cut):
+            assert got == (mapping, cyc, traffic, j)      # nothing fits, or it ranks before the cut: the same
+        elif got is not None:                            # else it loses: None, or a mapping that fits, no better
+            g_a, g_w, g_meta, g_out, g_ps = got[2]
+            g_key = g_a + g_w + g_meta + g_ps + g_out if objective == "dram" else got[1]
+            assert got[0].fits and (g_key > cut if objective == "dram" else g_key >= cut)
 
 
 def test_plans_are_shared_by_equal_layers_and_returned_as_copies():
