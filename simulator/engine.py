@@ -73,6 +73,11 @@ class _Candidate:
     m: int                 # M of the mode (0 for dense)
     kprime: np.ndarray     # (groups, blocks) compressed reduction length
     stored_slots: int      # weight values stored (kept slots, over all live columns)
+    # worked out once per mask (_candidates_of): the longest compressed reduction, the MACs per row
+    # (kprime x live columns, summed), and what a mode's cost depends on of kprime (_mode_plan)
+    kp_max: int = 0
+    executed_k: int = 0
+    sig: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,12 @@ def _candidates_of(masks, sparse, bw: int):
         h.update(f"|{c.label}|{c.stored_slots}|{c.kprime.shape}|".encode())
         h.update(np.ascontiguousarray(c.kprime, dtype=np.int64).tobytes())
     stats = (nnz, h.digest())
-    return cands, ncols, live_n, nnz, stats
+    for c in cands:
+        c.kp_max, c.executed_k = int(c.kprime.max(initial=0)), int((c.kprime * ncols).sum())
+        c.sig = (c.kprime.dtype.str, c.kprime.shape, c.kprime.tobytes(), c.stored_slots)
+    # live columns over all groups, the most in a group, live blocks over all groups (_LayerSetup)
+    sums = (int(live_n.sum()), int(live_n.max(initial=0)), int((ncols > 0).sum()))
+    return cands, ncols, live_n, nnz, stats, sums
 
 
 # ------------------------------------------------------------------------------------------ timing
@@ -416,7 +426,7 @@ def _buffers(memories: tuple):
     streamed = np.array([mem.streamed for mem in memories], dtype=np.bool_)
     ports = np.array([_PORTS.index(mem.ports) for mem in memories], dtype=np.int64)
     return (mems, all(mem.double_buffered for mem in memories), op_mem, used, usable, read_bw, write_bw, size,
-            streamed, ports)
+            streamed, ports, bool(streamed.any()))
 
 
 class _LayerSetup:
@@ -425,9 +435,10 @@ class _LayerSetup:
     __slots__ = ("comp", "names", "g", "k", "m_rows", "a_b", "w_b", "acc_b", "live_cols", "n_max", "conv", "mems",
                  "double", "op_mem", "used", "usable", "read_bw", "write_bw", "bw", "epilogue", "dims", "a_total",
                  "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full", "size", "streamed",
-                 "dram_first", "ports")
+                 "dram_first", "ports", "any_streamed")
 
-    def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n):
+    def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n, sums=None):
+        """``sums``: :func:`_candidates`' sums of ``ncols`` and ``live_n`` (worked out here when None)."""
         comp = self.comp = acc.compute
         self.names = [mem.name for mem in acc.memories]
         self.g, self.k, _ = layer.gemm_shape
@@ -438,17 +449,17 @@ class _LayerSetup:
         self.w_b = comp.weight_bits / 8 if layer.quant is None else layer.quant.bytes_per_value
         acc_b = comp.accumulator_bits / 8
         self.acc_b = acc_b
-        self.live_cols = int(live_n.sum())
-        self.n_max = int(live_n.max(initial=0))
+        if sums is None:
+            sums = (int(live_n.sum()), int(live_n.max(initial=0)), int((ncols > 0).sum()))
+        self.live_cols, self.n_max, live_blocks = sums
         self.conv = _conv_sizes(layer, a_b)
         (self.mems, self.double, self.op_mem, self.used, self.usable, self.read_bw,
-         self.write_bw, self.size, self.streamed, self.ports) = _buffers(acc.memories)
+         self.write_bw, self.size, self.streamed, self.ports, self.any_streamed) = _buffers(acc.memories)
         self.bw = acc.dram_bytes_per_cycle
         self.epilogue = comp.rows * comp.cols * comp.accumulator_bits / 8 / self.bw
         self.dims = (DIMS.index(dmap.rows), DIMS.index(dmap.cols), DIMS.index(dmap.stream))
         self.a_total = m_rows * self.k * self.g * a_b
-        blocks = (ncols > 0).sum(axis=1)
-        self.a_fold_bytes = float((blocks * m_rows * self.k * a_b).sum())
+        self.a_fold_bytes = float(live_blocks * m_rows * self.k * a_b)
         m_tile = comp.rows if dmap.rows == "m" else comp.cols
         self.w_fold_mult = float(-(-m_rows // m_tile))
         self.psum_stream_bytes = m_rows * self.live_cols * acc_b
@@ -466,7 +477,7 @@ def _map_problem(layer: Layer, dmap: DataflowMap, cand: _Candidate, ls: _LayerSe
     comp = ls.comp
     m_rows, k, a_b, w_b, acc_b = ls.m_rows, ls.k, ls.a_b, ls.w_b, ls.acc_b
     live_cols = ls.live_cols
-    kp_max = int(cand.kprime.max(initial=0))
+    kp_max = cand.kp_max
     a_gemm = m_rows * k * ls.g * a_b if live_cols and kp_max else 0.0   # no live column: nothing is read
     a_pass, halo, factor, cut_free, geo = a_gemm, 0.0, 1.0, 0, ()
     o_final = m_rows * live_cols * a_b
@@ -517,7 +528,7 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
     prologue = min(comp.rows, ls.full[dmap.rows]) * min(comp.cols, ls.full[dmap.cols]) * stat_b / ls.bw
     timing = ls.timing
     row_dim, col_dim, stream_dim = ls.dims
-    sig = (cand.kprime.dtype.str, cand.kprime.shape, cand.kprime.tobytes(), cand.stored_slots, meta_tile_factor)
+    sig = (*cand.sig, meta_tile_factor)
     got = costs.get(sig)
     # the other mode's rank in the search's terms: its cycles plus one half (cycles that round to
     # more), or its DRAM bytes (see mapping._search)
@@ -563,9 +574,9 @@ def _mode_plan(layer: Layer, dmap: DataflowMap, cand: _Candidate, ncols, nnz, ls
         wr[mems[Operand.METADATA].name] += meta
         rd[mems[Operand.OUTPUT].name] += psum_r + out_wr
         wr[mems[Operand.OUTPUT].name] += psum_w + psum_rd
-        executed = m_rows * int((cand.kprime * ncols).sum())
+        executed = m_rows * cand.executed_k
         double, extra = ls.double, {"n": cand.n, "m": cand.m}
-        if ls.streamed.any():
+        if ls.any_streamed:
             double, reload, resident = _streamed_buffers(use, ls)
             # the resident tiles' exposed reloads, for the event engine and the tests
             extra.update(reload_cycles=reload, reload_bytes=reload * ls.bw, reload_operand=resident)
@@ -630,12 +641,12 @@ class _Hashed:
 
 def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> LayerPlan:
     """The plan of ``layer`` as kept in :data:`_PLANS` (shared: callers must not change it)."""
-    cands, ncols, live_n, nnz, stats = _candidates(layer, acc, dmap)
+    cands, ncols, live_n, nnz, stats, sums = _candidates(layer, acc, dmap)
     key = (design, int(layer.m), int(layer.n), int(layer.k), int(layer.groups), layer.phase, layer.conv, stats,
            layer.quant)
     best = _PLANS.get(key)
     if best is None:
-        ls = _LayerSetup(layer, acc, dmap, ncols, live_n)
+        ls = _LayerSetup(layer, acc, dmap, ncols, live_n, sums)
         costs, got, low = {}, [None] * len(cands), None
         # the sparse modes first (they usually win), so that the searches of the modes that lose
         # stop early (_mode_plan's best); which mode is chosen does not depend on this order

@@ -321,7 +321,7 @@ def _every_mode_costed(layer, acc):
     the engine's rule: the fewest (cycles, DRAM bytes), or (DRAM bytes, cycles); ties: dense, then
     the larger N, then the first."""
     dmap = DATAFLOWS[acc.compute.dataflow]
-    cands, ncols, live_n, nnz, _ = engine._candidates(layer, acc, dmap)
+    cands, ncols, live_n, nnz = engine._candidates(layer, acc, dmap)[:4]
     ls = engine._LayerSetup(layer, acc, dmap, ncols, live_n)
     chosen = None
     for cand in cands:
