@@ -82,9 +82,9 @@ def _problem(layer, acc):
     """The engine's view of ``layer`` in dense mode (its MapProblem) and the operand -> memory map.
     (Engine internals, read only; if they are renamed, only this function changes.)"""
     dmap = engine.DATAFLOWS[acc.compute.dataflow]
-    cands, ncols, live_n = engine._candidates(layer, acc, dmap)[:3]
+    cands, *_, sums = engine._candidates(layer, acc, dmap)
     cand = next(c for c in cands if c.n == 0)
-    p = engine._map_problem(layer, dmap, cand, engine._LayerSetup(layer, acc, dmap, ncols, live_n))
+    p = engine._map_problem(layer, dmap, cand, engine._LayerSetup(layer, acc, dmap, sums))
     gran = {dmap.rows: acc.compute.rows, dmap.cols: acc.compute.cols, dmap.stream: 1}
     return p, gran, {op: acc.memory_for(op) for op in _OPS}
 

@@ -437,8 +437,8 @@ class _LayerSetup:
                  "a_fold_bytes", "w_fold_mult", "psum_stream_bytes", "timing", "rtl", "full", "size", "streamed",
                  "dram_first", "ports", "any_streamed")
 
-    def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, ncols, live_n, sums=None):
-        """``sums``: :func:`_candidates`' sums of ``ncols`` and ``live_n`` (worked out here when None)."""
+    def __init__(self, layer: Layer, acc: Accelerator, dmap: DataflowMap, sums):
+        """``sums``: :func:`_candidates`' live columns, widest group and live blocks."""
         comp = self.comp = acc.compute
         self.names = [mem.name for mem in acc.memories]
         self.g, self.k, _ = layer.gemm_shape
@@ -449,8 +449,6 @@ class _LayerSetup:
         self.w_b = comp.weight_bits / 8 if layer.quant is None else layer.quant.bytes_per_value
         acc_b = comp.accumulator_bits / 8
         self.acc_b = acc_b
-        if sums is None:
-            sums = (int(live_n.sum()), int(live_n.max(initial=0)), int((ncols > 0).sum()))
         self.live_cols, self.n_max, live_blocks = sums
         self.conv = _conv_sizes(layer, a_b)
         (self.mems, self.double, self.op_mem, self.used, self.usable, self.read_bw,
@@ -641,12 +639,12 @@ class _Hashed:
 
 def _shared_plan(layer: Layer, acc: Accelerator, dmap: DataflowMap, design) -> LayerPlan:
     """The plan of ``layer`` as kept in :data:`_PLANS` (shared: callers must not change it)."""
-    cands, ncols, live_n, nnz, stats, sums = _candidates(layer, acc, dmap)
+    cands, ncols, _, nnz, stats, sums = _candidates(layer, acc, dmap)
     key = (design, int(layer.m), int(layer.n), int(layer.k), int(layer.groups), layer.phase, layer.conv, stats,
            layer.quant)
     best = _PLANS.get(key)
     if best is None:
-        ls = _LayerSetup(layer, acc, dmap, ncols, live_n, sums)
+        ls = _LayerSetup(layer, acc, dmap, sums)
         costs, got, low = {}, [None] * len(cands), None
         # the sparse modes first (they usually win), so that the searches of the modes that lose
         # stop early (_mode_plan's best); which mode is chosen does not depend on this order

@@ -883,21 +883,16 @@ def _search(tiles_m, tiles_n, tiles_k, stream, compute_s, port, m, n, k, a_cut_m
                             k1_lo, k2_lo = b_k1s[c], b_k2s[c]
                     if g_set and (k1_lo > g_k1 or (k1_lo == g_k1 and k2_lo > g_k2)):
                         continue     # ranks after a mapping of some order that fits: in no order can it win
-                    if phase == 0 and _over(k1_lo, cut, dram_first):
-                        # ranks after the other mode: skipped, noting whether it fits (its tiles at level 0
-                        # fit whatever the order: then a mapping of this mode fits, and loses)
-                        cut_any = True
-                        if not cut_fit:
-                            fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
-                                                                a_cut_factor, w_tile_factor, meta_tile_factor,
-                                                                acc_bytes, psum_on_chip)
-                            cut_fit = _fits(op_mem, used, usable, fa0, fw0, fmeta0, fo0)
-                        continue
                     # the mapping's own tiles (level 0 for every operand, whatever the order) decide whether it fits
                     fa0, fw0, fmeta0, fo0 = _footprints(0, tm, tn, tk, mm, nn, kk, ck, 0, 0, 0, a_tile_factor,
                                                         a_cut_factor, w_tile_factor, meta_tile_factor, acc_bytes,
                                                         psum_on_chip)
                     fits0 = _fits(op_mem, used, usable, fa0, fw0, fmeta0, fo0)
+                    if phase == 0 and _over(k1_lo, cut, dram_first):
+                        # ranks after the other mode: skipped, noting whether it fits (its tiles at level 0
+                        # fit whatever the order: then a mapping of this mode fits, and loses)
+                        cut_any, cut_fit = True, cut_fit or fits0
+                        continue
                     if phase == 1 and fits0:
                         continue
                     tile_done = False     # _tile_table worked out for this tile

@@ -321,8 +321,8 @@ def _every_mode_costed(layer, acc):
     the engine's rule: the fewest (cycles, DRAM bytes), or (DRAM bytes, cycles); ties: dense, then
     the larger N, then the first."""
     dmap = DATAFLOWS[acc.compute.dataflow]
-    cands, ncols, live_n, nnz = engine._candidates(layer, acc, dmap)[:4]
-    ls = engine._LayerSetup(layer, acc, dmap, ncols, live_n)
+    cands, ncols, _, nnz, _, sums = engine._candidates(layer, acc, dmap)
+    ls = engine._LayerSetup(layer, acc, dmap, sums)
     chosen = None
     for cand in cands:
         cycles, dram, make = engine._mode_plan(layer, dmap, cand, ncols, nnz, ls, {})
@@ -380,8 +380,8 @@ def test_streamed_pool_holds_the_stationary_tile_once():
     layer = Layer(name="q", kind=LayerKind.LINEAR, m=1024, n=768, k=768)
     acc = pool("streamed")
     dmap = DATAFLOWS[acc.compute.dataflow]
-    cands, ncols, live_n = engine._candidates(layer, acc, dmap)[:3]
-    ls = engine._LayerSetup(layer, acc, dmap, ncols, live_n)
+    cands, *_, sums = engine._candidates(layer, acc, dmap)
+    ls = engine._LayerSetup(layer, acc, dmap, sums)
     p = engine._map_problem(layer, dmap, cands[0], ls)
     fp = footprints(p, 512, 32, 768, 1)
     # A (index 0) is stationary: n is the innermost loop with more than one trip
